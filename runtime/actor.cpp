@@ -1,0 +1,515 @@
+#include "runtime/actor.hpp"
+
+#include "runtime/atoms.hpp"
+#include "runtime/log.hpp"
+#include "runtime/simulation.hpp"
+
+#include <caf/io/middleman.hpp>
+#include <caf/io/middleman_actor.hpp>
+
+#include <algorithm>
+#include <cstring>
+
+namespace tessera {
+
+using base = caf::event_based_actor;
+
+Actor::Actor(caf::actor_config& cfg, ActorInit init)
+    : base(cfg), node_(init.node), address_(node_->address_of(init.name)) {
+  node_->bind(init.name, caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()}));
+  attach_functor(
+      [node = node_, name = init.name, who = base::address()] { node->unbind(name, who); });
+}
+
+Actor::~Actor() = default;
+
+caf::behavior Actor::make_behavior() {
+  set_down_handler([this](caf::down_msg& msg) {
+    on_down(msg);
+    flush();
+  });
+  set_default_handler(caf::drop);
+  on_start();
+  flush();
+  node_->inflight().fetch_sub(1, std::memory_order_relaxed);  // counted by Node::spawn
+  auto done = [this](bool counted) {
+    flush();
+    if (counted)
+      node_->inflight().fetch_sub(1, std::memory_order_relaxed);
+  };
+  return {
+      [this, done](const Envelope& env) {
+        on_envelope(env);
+        done(env.counted);
+      },
+      [this, done](const EnvelopeBatch& batch) {
+        on_batch(batch);
+        done(false);
+      },
+      [this, done](const TimerFired& t) {
+        on_timer(t);
+        done(true);
+      },
+      [this, done](relay_atom, Envelope& env) {
+        bool counted = env.counted;
+        env.counted = false;
+        route(std::move(env));
+        done(counted);
+      },
+      [this, done](deferred_atom) {
+        run_deferred();
+        done(true);
+      },
+      [this, done](exited_atom, int pid, int exit_code, int term_signal) {
+        auto it = processes_.find(pid);
+        if (it != processes_.end()) {
+          auto fn = std::move(it->second);
+          processes_.erase(it);
+          fn(ProcessExit{pid, exit_code, term_signal});
+        }
+        done(false);
+      },
+  };
+}
+
+void Actor::register_handler(uint64_t type_id, std::string type_name, Handler h) {
+  node_->stats().name_type(type_id, std::move(type_name));
+  handlers_[type_id] = std::move(h);
+}
+
+TypeCounters& Actor::counters(uint64_t type_id) {
+  auto it = counters_.find(type_id);
+  if (it == counters_.end())
+    it = counters_.emplace(type_id, &node_->stats().for_type(type_id)).first;
+  return *it->second;
+}
+
+capnp::ReaderOptions Actor::reader_options() const {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = node_->config().traversal_limit_words;
+  options.nestingLimit = static_cast<int>(node_->config().nesting_limit);
+  return options;
+}
+
+// -- receiving ---------------------------------------------------------------
+
+void Actor::on_envelope(const Envelope& env) {
+  deliver(env);
+}
+
+void Actor::on_batch(const EnvelopeBatch& batch) {
+  for (auto& env : batch.items)
+    deliver(env);
+}
+
+void Actor::deliver(const Envelope& env) {
+  if (env.filtered || node_->filters().empty()) {
+    accept(env);
+    return;
+  }
+  auto action = node_->filters().evaluate(env);
+  switch (action.kind) {
+    case FilterAction::pass:
+      accept(env);
+      break;
+    case FilterAction::drop:
+      break;
+    case FilterAction::delay: {
+      Envelope later = env;
+      later.filtered = true;
+      later.counted = false;
+      after(action.delay_by, [this, later] { accept(later); });
+      break;
+    }
+    case FilterAction::duplicate:
+      for (uint32_t i = 0; i < action.copies; ++i)
+        accept(env);
+      break;
+  }
+}
+
+bool Actor::check_payload(const Envelope& env) {
+  if (env.reply_to != 0 && env.error_code != 0)
+    return true;  // an error reply carries no payload
+  auto size = env.payload.size_bytes();
+  Reject reason;
+  if (size > node_->config().message_bytes_max || !env.payload.materialised())
+    reason = Reject::oversized;
+  else if (size == 0 || size % sizeof(capnp::word) != 0)
+    reason = Reject::truncated;
+  else
+    return true;
+  node_->stats().reject(reason, env, address_);
+  if (env.request_id != 0)
+    reply_error(env, reason == Reject::oversized ? Errc::oversized : Errc::truncated);
+  return false;
+}
+
+void Actor::report_decode_failure(const Envelope& env, const char* what) {
+  // Cap'n Proto reports both its traversal and nesting limits as "limit"
+  // failures; anything else is a malformed message.
+  bool limit = std::strstr(what, "traversal limit") || std::strstr(what, "deeply-nested");
+  auto reason = limit ? Reject::traversal_limit : Reject::malformed;
+  node_->stats().reject(reason, env, address_, what);
+  if (env.request_id != 0 && env.reply_to == 0)
+    reply_error(env, limit ? Errc::traversal_limit : Errc::malformed);
+}
+
+void Actor::accept(const Envelope& env) {
+  learn_sender(env);
+  if (!check_payload(env))
+    return;
+  if (env.reply_to != 0) {
+    accept_reply(env);
+    return;
+  }
+  auto it = handlers_.find(env.type_id);
+  if (it == handlers_.end()) {
+    node_->stats().reject(Reject::unhandled_type, env, address_);
+    if (env.request_id != 0)
+      reply_error(env, Errc::unhandled_type);
+    return;
+  }
+  guarded(env, [&] {
+    if (it->second(env))
+      counters(env.type_id).received.fetch_add(1, std::memory_order_relaxed);
+  });
+}
+
+// A handler that throws (a Cap'n Proto read past a limit, a bug) costs the
+// message, not the actor: it is counted and logged like any rejection.
+void Actor::guarded(const Envelope& env, const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    node_->stats().reject(Reject::handler_error, env, address_, e.what());
+  } catch (const kj::Exception& e) {
+    node_->stats().reject(Reject::handler_error, env, address_, e.getDescription().cStr());
+  }
+}
+
+void Actor::accept_reply(const Envelope& env) {
+  auto it = pending_.find(env.reply_to);
+  if (it == pending_.end() || it->second.target != env.sender) {
+    log().debug("{}: dropping reply {} from {} (late or unexpected)", address_.to_string(),
+                env.reply_to, env.sender.to_string());
+    return;
+  }
+  auto pending = std::move(it->second);
+  pending_.erase(it);
+  cancel(pending.timer);
+  if (env.error_code != 0) {
+    pending.on_error(
+        make_error(static_cast<Errc>(env.error_code), "reported by " + env.sender.to_string()));
+    return;
+  }
+  counters(env.type_id).received.fetch_add(1, std::memory_order_relaxed);
+  guarded(env, [&] { pending.on_reply(env); });
+}
+
+// Remembers the handle a remote sender's message came from, so replies travel
+// back over the same connection without a lookup.
+void Actor::learn_sender(const Envelope& env) {
+  if (env.sender.empty() || node_->is_local(env.sender) || peers_.count(env.sender))
+    return;
+  if (auto src = current_sender())
+    on_resolved(env.sender, src);
+}
+
+// -- sending -----------------------------------------------------------------
+
+void Actor::send(const Address& to, const Outgoing& msg) {
+  route(Envelope{msg.type_id, address_, to, 0, 0, 0, msg.payload});
+}
+
+void Actor::route(Envelope env) {
+  counters(env.type_id).sent.fetch_add(1, std::memory_order_relaxed);
+  if (node_->is_local(env.receiver)) {
+    auto target = node_->lookup_local(env.receiver.name);
+    if (!target) {
+      node_->stats().reject(Reject::unknown_receiver, env, env.receiver);
+      if (env.request_id != 0)
+        defer([this, id = env.request_id, to = env.receiver] {
+          auto it = pending_.find(id);
+          if (it == pending_.end())
+            return;
+          auto p = std::move(it->second);
+          pending_.erase(it);
+          cancel(p.timer);
+          p.on_error(make_error(Errc::unknown_actor, to.to_string()));
+        });
+      return;
+    }
+    env.counted = true;
+    node_->inflight().fetch_add(1, std::memory_order_relaxed);
+    base::send(target, std::move(env));
+    return;
+  }
+  if (auto it = peers_.find(env.receiver); it != peers_.end()) {
+    enqueue_remote(it->second, std::move(env));
+    return;
+  }
+  auto [it, first] = resolving_.try_emplace(env.receiver);
+  if (it->second.queued.size() >= node_->config().pending_per_peer_max) {
+    node_->stats().reject(Reject::undeliverable, env, env.receiver, "too many queued");
+    return;
+  }
+  Address peer = env.receiver;
+  it->second.queued.push_back(std::move(env));
+  if (first)
+    resolve(peer);
+}
+
+void Actor::enqueue_remote(const caf::actor& target, Envelope env) {
+  auto box = std::find_if(outboxes_.begin(), outboxes_.end(),
+                          [&](const Outbox& b) { return b.target == target; });
+  if (box == outboxes_.end()) {
+    outboxes_.push_back(Outbox{target, {}});
+    box = outboxes_.end() - 1;
+  }
+  box->items.push_back(std::move(env));
+  if (box->items.size() >= node_->config().batch_envelopes_max) {
+    base::send(box->target, EnvelopeBatch{std::move(box->items)});
+    box->items.clear();
+  }
+}
+
+// Sends what this activation queued for other nodes: one envelope alone, more
+// as one batch per receiving actor, so bursts cost one network write.
+void Actor::flush() {
+  for (auto& box : outboxes_) {
+    if (box.items.size() == 1)
+      base::send(box.target, std::move(box.items.front()));
+    else if (!box.items.empty())
+      base::send(box.target, EnvelopeBatch{std::move(box.items)});
+  }
+  outboxes_.clear();
+}
+
+void Actor::resolve(const Address& peer) {
+  resolving_[peer].timer = after(node_->config().resolve_timeout_ms, [this, peer] {
+    on_unreachable(peer, make_error(Errc::timeout, "resolving " + peer.to_string()));
+  });
+  if (auto* sim = node_->simulation()) {
+    auto target = sim->lookup(peer);
+    defer([this, peer, target] {
+      if (target)
+        on_resolved(peer, caf::actor_cast<caf::strong_actor_ptr>(target));
+      else
+        on_unreachable(peer, make_error(Errc::unknown_actor, peer.to_string()));
+    });
+    return;
+  }
+  auto mm = system().middleman().actor_handle();
+  base::request(mm, caf::infinite, caf::connect_atom::value, peer.host, peer.port)
+      .then(
+          [this, peer](const caf::node_id&, caf::strong_actor_ptr& router,
+                       const std::set<std::string>&) {
+            if (!router) {
+              on_unreachable(peer, make_error(Errc::connect_failed, peer.node_id()));
+              flush();
+              return;
+            }
+            base::request(caf::actor_cast<caf::actor>(router), caf::infinite, lookup_atom::value,
+                          peer.name)
+                .then(
+                    [this, peer](caf::strong_actor_ptr& target) {
+                      on_resolved(peer, target);
+                      flush();
+                    },
+                    [this, peer](caf::error& err) {
+                      on_unreachable(peer, std::move(err));
+                      flush();
+                    });
+          },
+          [this, peer](caf::error& err) {
+            on_unreachable(peer,
+                           make_error(Errc::connect_failed, peer.node_id() + ": " + describe(err)));
+            flush();
+          });
+}
+
+void Actor::on_resolved(const Address& peer, const caf::strong_actor_ptr& target) {
+  if (!target) {
+    on_unreachable(peer, make_error(Errc::unknown_actor, peer.to_string()));
+    return;
+  }
+  auto handle = caf::actor_cast<caf::actor>(target);
+  if (peers_.emplace(peer, handle).second) {
+    monitor(handle);
+    peer_of_[handle.address()] = peer;
+  }
+  auto it = resolving_.find(peer);
+  if (it == resolving_.end())
+    return;
+  cancel(it->second.timer);
+  auto queued = std::move(it->second.queued);
+  resolving_.erase(it);
+  for (auto& env : queued)
+    enqueue_remote(handle, std::move(env));
+}
+
+void Actor::on_unreachable(const Address& peer, const caf::error& why) {
+  auto it = resolving_.find(peer);
+  if (it == resolving_.end())
+    return;  // resolved meanwhile, or already failed
+  cancel(it->second.timer);
+  for (auto& env : it->second.queued)
+    node_->stats().reject(Reject::undeliverable, env, peer, describe(why));
+  resolving_.erase(it);
+  fail_requests_to(peer, why);
+  notify_lost(peer, why);
+}
+
+void Actor::reply_envelope(const Envelope& request, const Outgoing& msg) {
+  if (request.sender.empty() || request.request_id == 0)
+    return;  // nobody waits for this reply
+  route(Envelope{msg.type_id, address_, request.sender, 0, request.request_id, 0, msg.payload});
+}
+
+void Actor::reply_error(const Envelope& request, Errc code) {
+  if (request.sender.empty())
+    return;
+  route(Envelope{request.type_id, address_, request.sender, 0, request.request_id,
+                 static_cast<uint8_t>(code), Payload{}});
+}
+
+void Actor::add_request(const Address& to, const Outgoing& msg, Duration timeout, Pending pending) {
+  auto id = next_request_++;
+  pending.timer = after(timeout, [this, id] {
+    auto it = pending_.find(id);
+    if (it == pending_.end())
+      return;
+    auto p = std::move(it->second);
+    pending_.erase(it);
+    p.on_error(make_error(Errc::timeout, "no reply from " + p.target.to_string()));
+  });
+  pending_.emplace(id, std::move(pending));
+  // A request watches its target so that losing it fails the request at once
+  // instead of at the timeout. Remote peers are monitored once resolved.
+  if (node_->is_local(to) && !peers_.count(to))
+    if (auto target = node_->lookup_local(to.name)) {
+      monitor(target);
+      peers_.emplace(to, target);
+      peer_of_[target.address()] = to;
+    }
+  route(Envelope{msg.type_id, address_, to, id, 0, 0, msg.payload});
+}
+
+void Actor::fail_requests_to(const Address& peer, const caf::error& why) {
+  std::vector<Pending> failed;
+  for (auto it = pending_.begin(); it != pending_.end();) {
+    if (it->second.target == peer) {
+      failed.push_back(std::move(it->second));
+      it = pending_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  for (auto& p : failed) {
+    cancel(p.timer);
+    p.on_error(why);
+  }
+}
+
+// -- peers ---------------------------------------------------------------------
+
+void Actor::watch(const Address& peer) {
+  watched_.insert(peer);
+  if (peers_.count(peer))
+    return;
+  if (node_->is_local(peer)) {
+    auto target = node_->lookup_local(peer.name);
+    if (!target) {
+      defer([this, peer] { notify_lost(peer, make_error(Errc::unknown_actor, peer.to_string())); });
+      return;
+    }
+    monitor(target);
+    peers_.emplace(peer, target);
+    peer_of_[target.address()] = peer;
+    return;
+  }
+  if (resolving_.try_emplace(peer).second)
+    resolve(peer);
+}
+
+void Actor::unwatch(const Address& peer) {
+  watched_.erase(peer);
+}
+
+void Actor::on_down(const caf::down_msg& msg) {
+  auto it = peer_of_.find(msg.source);
+  if (it == peer_of_.end())
+    return;
+  Address peer = it->second;
+  peer_of_.erase(it);
+  peers_.erase(peer);
+  auto why =
+      make_error(Errc::peer_lost, peer.to_string() + " (" + caf::to_string(msg.reason) + ")");
+  fail_requests_to(peer, why);
+  notify_lost(peer, why);
+}
+
+// Watching is one-shot, as with libprocess link/exited: the watcher hears of
+// a loss once and watches again if it reconnects.
+void Actor::notify_lost(const Address& peer, const caf::error& why) {
+  if (watched_.erase(peer) == 0)
+    return;
+  log().debug("{}: lost {}: {}", address_.to_string(), peer.to_string(), describe(why));
+  if (on_lost_)
+    on_lost_(peer, why);
+}
+
+// -- time and deferred work ----------------------------------------------------
+
+Actor::TimerId Actor::after(Duration delay, std::function<void()> fn) {
+  auto id = next_timer_++;
+  timers_.emplace(id, std::move(fn));
+  node_->clock().schedule(delay, caf::strong_actor_ptr{ctrl()}, id, &node_->inflight());
+  return id;
+}
+
+void Actor::cancel(TimerId id) {
+  timers_.erase(id);
+}
+
+void Actor::on_timer(const TimerFired& t) {
+  auto it = timers_.find(t.id);
+  if (it == timers_.end())
+    return;  // cancelled
+  auto fn = std::move(it->second);
+  timers_.erase(it);
+  fn();
+}
+
+// Runs fn after the current handler, as a message to self: callbacks never run
+// inside the call (send, watch) that caused them.
+void Actor::defer(std::function<void()> fn) {
+  deferred_.push_back(std::move(fn));
+  if (deferred_.size() == 1) {
+    node_->inflight().fetch_add(1, std::memory_order_relaxed);
+    base::send(caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()}), deferred_atom::value);
+  }
+}
+
+void Actor::run_deferred() {
+  auto work = std::move(deferred_);
+  deferred_.clear();
+  for (auto& fn : work)
+    fn();
+}
+
+// -- processes -----------------------------------------------------------------
+
+expected<int> Actor::start_process(const ProcessSpec& spec,
+                                   std::function<void(const ProcessExit&)> on_exit) {
+  auto self = caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()});
+  auto pid = node_->launcher().spawn(spec, [self](const ProcessExit& e) {
+    caf::anon_send(self, exited_atom::value, e.pid, e.exit_code, e.term_signal);
+  });
+  if (pid)
+    processes_.emplace(*pid, std::move(on_exit));
+  return pid;
+}
+
+}  // namespace tessera

@@ -1,0 +1,211 @@
+#pragma once
+// tessera::Actor: the base of every master, agent, framework and executor.
+//
+//   class Ponger : public tessera::Actor {
+//    public:
+//     Ponger(caf::actor_config& cfg, tessera::ActorInit init) : Actor(cfg, std::move(init)) {
+//       on<wire::Ping>([this](const Received<wire::Ping>& m) { reply(m, ...); });
+//     }
+//   };
+//   node.spawn<Ponger>("ponger");
+//
+// An actor declares one handler per Cap'n Proto message type (the libprocess
+// install<M> idea, without macros). It sends to addresses, never to handles:
+// send() and request() are the same call for an actor in this process and one
+// on another node. Everything an actor needs from the outside world (time,
+// peers, processes) comes through this class, so it never knows its deployment.
+//
+// Delivery contract: a payload is checked (size, word alignment, full Cap'n
+// Proto validation under traversal and nesting limits) before any handler sees
+// it. A message that fails, or has no handler, is counted per reason, logged
+// once per (reason, type, sender), and dropped; the actor keeps serving.
+//
+// Threading: like every CAF actor, handlers run one at a time; no locks needed.
+
+#include "runtime/message.hpp"
+#include "runtime/node.hpp"
+#include "runtime/process_launcher.hpp"
+
+#include <caf/event_based_actor.hpp>
+
+#include <functional>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <vector>
+
+namespace tessera {
+
+class Actor : public caf::event_based_actor {
+ public:
+  using LostFn = std::function<void(const Address&, const caf::error&)>;
+  using ErrorFn = std::function<void(const caf::error&)>;
+  using TimerId = uint64_t;
+
+  Actor(caf::actor_config& cfg, ActorInit init);
+  ~Actor() override;
+
+  const Address& me() const { return address_; }
+  Node& node() const { return *node_; }
+  TimePoint now() const { return node_->clock().now(); }
+
+ protected:
+  // Called once the actor runs, before any message is handled.
+  virtual void on_start() {}
+
+  template <class T, class F>
+  void on(F handler);
+
+  // Called when a watched address exits or becomes unreachable.
+  void on_lost(LostFn fn) { on_lost_ = std::move(fn); }
+
+  void send(const Address& to, const Outgoing& msg);
+
+  // Sends msg and calls on_reply with the reply of type R, or on_error with
+  // Errc::timeout (after timeout on the runtime clock), Errc::peer_lost, or the
+  // error the receiver reported. Exactly one of the two is called.
+  template <class R, class F>
+  void request(const Address& to, const Outgoing& msg, Duration timeout, F on_reply,
+               ErrorFn on_error);
+
+  template <class T>
+  void reply(const Received<T>& request, const Outgoing& msg) {
+    reply_envelope(request.envelope(), msg);
+  }
+
+  TimerId after(Duration delay, std::function<void()> fn);
+  void cancel(TimerId id);
+
+  void watch(const Address& peer);
+  void unwatch(const Address& peer);
+
+  // Starts a process through the node's launcher; on_exit runs on this actor.
+  expected<int> start_process(const ProcessSpec& spec,
+                              std::function<void(const ProcessExit&)> on_exit);
+
+  void stop() { quit(); }
+
+ private:
+  // Returns false when the payload did not decode (already counted).
+  using Handler = std::function<bool(const Envelope&)>;
+  struct Pending {
+    Address target;
+    TimerId timer = 0;
+    std::function<void(const Envelope&)> on_reply;
+    ErrorFn on_error;
+  };
+  struct Resolving {
+    std::vector<Envelope> queued;
+    TimerId timer = 0;
+  };
+  struct Outbox {
+    caf::actor target;
+    std::vector<Envelope> items;
+  };
+
+  caf::behavior make_behavior() override;
+  void register_handler(uint64_t type_id, std::string type_name, Handler h);
+  bool check_payload(const Envelope& env);
+  capnp::ReaderOptions reader_options() const;
+  template <class T>
+  bool decode_and_call(const Envelope& env, const std::function<void(const Received<T>&)>& fn);
+  void report_decode_failure(const Envelope& env, const char* what);
+
+  // Receiving.
+  void on_envelope(const Envelope& env);
+  void on_batch(const EnvelopeBatch& batch);
+  void deliver(const Envelope& env);
+  void accept(const Envelope& env);
+  void accept_reply(const Envelope& env);
+  void guarded(const Envelope& env, const std::function<void()>& fn);
+  void learn_sender(const Envelope& env);
+
+  // Sending.
+  void route(Envelope env);
+  void enqueue_remote(const caf::actor& target, Envelope env);
+  void flush();
+  void resolve(const Address& peer);
+  void on_resolved(const Address& peer, const caf::strong_actor_ptr& target);
+  void on_unreachable(const Address& peer, const caf::error& why);
+  void reply_envelope(const Envelope& request, const Outgoing& msg);
+  void reply_error(const Envelope& request, Errc code);
+  void add_request(const Address& to, const Outgoing& msg, Duration timeout, Pending pending);
+  void fail_requests_to(const Address& peer, const caf::error& why);
+
+  // Peers.
+  void on_down(const caf::down_msg& msg);
+  void notify_lost(const Address& peer, const caf::error& why);
+  void on_timer(const TimerFired& t);
+  void defer(std::function<void()> fn);
+  void run_deferred();
+  TypeCounters& counters(uint64_t type_id);
+
+  Node* node_;
+  Address address_;
+  std::unordered_map<uint64_t, Handler> handlers_;
+  LostFn on_lost_;
+  std::unordered_map<uint64_t, TypeCounters*> counters_;
+  // Peers: resolved handles (local or proxies), each monitored.
+  std::unordered_map<Address, caf::actor> peers_;
+  std::map<caf::actor_addr, Address> peer_of_;
+  std::unordered_map<Address, Resolving> resolving_;
+  std::set<Address> watched_;
+  // Outbound envelopes for other nodes, flushed after each handler, in order.
+  std::vector<Outbox> outboxes_;
+  std::unordered_map<uint64_t, std::function<void()>> timers_;
+  TimerId next_timer_ = 1;
+  std::map<uint64_t, Pending> pending_;
+  uint64_t next_request_ = 1;
+  std::unordered_map<int, std::function<void(const ProcessExit&)>> processes_;
+  std::vector<std::function<void()>> deferred_;
+};
+
+// ---------------------------------------------------------------------------
+
+template <class T, class F>
+void Actor::on(F handler) {
+  std::function<void(const Received<T>&)> fn(std::move(handler));
+  register_handler(
+      capnp::typeId<T>(), capnp::Schema::from<T>().getShortDisplayName().cStr(),
+      [this, fn = std::move(fn)](const Envelope& env) { return decode_and_call<T>(env, fn); });
+}
+
+template <class T>
+bool Actor::decode_and_call(const Envelope& env,
+                            const std::function<void(const Received<T>&)>& fn) {
+  {
+    // A first reader validates the whole message, so a handler never meets a
+    // bad pointer halfway through its work; a fresh reader then gives the
+    // handler its full traversal budget.
+    try {
+      capnp::FlatArrayMessageReader check(env.payload.words(), reader_options());
+      static_cast<void>(check.getRoot<T>().totalSize());
+    } catch (const kj::Exception& e) {
+      report_decode_failure(env, e.getDescription().cStr());
+      return false;
+    }
+  }
+  capnp::FlatArrayMessageReader reader(env.payload.words(), reader_options());
+  fn(Received<T>(env, reader.getRoot<T>()));
+  return true;
+}
+
+template <class R, class F>
+void Actor::request(const Address& to, const Outgoing& msg, Duration timeout, F on_reply,
+                    ErrorFn on_error) {
+  std::function<void(const Received<R>&)> fn(std::move(on_reply));
+  Pending p;
+  p.target = to;
+  p.on_error = on_error;
+  p.on_reply = [this, fn = std::move(fn), on_error](const Envelope& env) {
+    if (env.type_id != capnp::typeId<R>()) {
+      on_error(make_error(Errc::malformed, "reply of unexpected type"));
+      return;
+    }
+    if (!decode_and_call<R>(env, fn))
+      on_error(make_error(Errc::malformed, "reply does not decode"));
+  };
+  add_request(to, msg, timeout, std::move(p));
+}
+
+}  // namespace tessera

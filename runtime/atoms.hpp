@@ -1,0 +1,13 @@
+#pragma once
+// CAF atoms for the runtime's internal, process-local messages.
+
+#include <caf/atom.hpp>
+
+namespace tessera {
+
+using lookup_atom = caf::atom_constant<caf::atom("tslookup")>;
+using relay_atom = caf::atom_constant<caf::atom("tsrelay")>;
+using deferred_atom = caf::atom_constant<caf::atom("tsdefer")>;
+using exited_atom = caf::atom_constant<caf::atom("tsexited")>;
+
+}  // namespace tessera

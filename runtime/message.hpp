@@ -1,0 +1,52 @@
+#pragma once
+// Building and reading Cap'n Proto messages.
+//
+//   auto msg = tessera::build<wire::Ping>([&](auto b) { b.setSeq(7); });
+//   ...
+//   on<wire::Ping>([this](const Received<wire::Ping>& m) { m.body().getSeq(); });
+//
+// A Received<T> is only valid during the handler call: its reader points into
+// the envelope's payload, which the runtime keeps alive for that long.
+
+#include "runtime/envelope.hpp"
+
+#include <capnp/generated-header-support.h>
+#include <capnp/message.h>
+#include <capnp/schema.h>
+#include <capnp/serialize.h>
+
+#include <utility>
+
+namespace tessera {
+
+struct Outgoing {
+  uint64_t type_id = 0;
+  Payload payload;
+};
+
+template <class T, class Fill>
+Outgoing build(Fill&& fill) {
+  capnp::MallocMessageBuilder builder;
+  std::forward<Fill>(fill)(builder.initRoot<T>());
+  return Outgoing{capnp::typeId<T>(), Payload(capnp::messageToFlatArray(builder))};
+}
+
+template <class T>
+Outgoing build_default() {
+  return build<T>([](typename T::Builder) {});
+}
+
+template <class T>
+class Received {
+ public:
+  Received(const Envelope& env, typename T::Reader body) : env_(env), body_(body) {}
+  typename T::Reader body() const { return body_; }
+  const Address& sender() const { return env_.sender; }
+  const Envelope& envelope() const { return env_; }
+
+ private:
+  const Envelope& env_;
+  typename T::Reader body_;
+};
+
+}  // namespace tessera

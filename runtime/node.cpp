@@ -1,0 +1,212 @@
+#include "runtime/node.hpp"
+
+#include "runtime/actor.hpp"
+#include "runtime/atoms.hpp"
+#include "runtime/log.hpp"
+#include "runtime/process_launcher.hpp"
+#include "runtime/simulation.hpp"
+
+#include <caf/io/middleman.hpp>
+
+#include <algorithm>
+#include <thread>
+
+namespace tessera {
+
+namespace {
+
+// Relays sends made from outside any actor (Node::send) to other nodes, so
+// they resolve, batch and fail exactly like an actor's own sends.
+class Relay : public Actor {
+ public:
+  using Actor::Actor;
+};
+
+// The one actor a node publishes on its port: it turns names into handles.
+caf::behavior router_behavior(caf::event_based_actor*, Node* node) {
+  return {
+      [node](lookup_atom, const std::string& name) -> caf::result<caf::strong_actor_ptr> {
+        auto target = node->lookup_local(name);
+        if (!target)
+          return make_error(Errc::unknown_actor, name + "@" + node->id());
+        return caf::actor_cast<caf::strong_actor_ptr>(target);
+      },
+  };
+}
+
+constexpr const char* relay_name = "tessera.relay";
+
+}  // namespace
+
+void configure_actor_system(caf::actor_system_config& cfg, const NodeConfig& config) {
+  cfg.add_message_type<Address>("tessera.address");
+  cfg.add_message_type<Envelope>("tessera.envelope");
+  cfg.add_message_type<EnvelopeBatch>("tessera.envelope_batch");
+  cfg.add_message_type<TimerFired>("tessera.timer_fired");
+  cfg.add_error_category(error_category,
+                         [](uint8_t code, caf::atom_value, const caf::message& ctx) {
+                           std::string out = to_string(static_cast<Errc>(code));
+                           if (ctx.match_elements<std::string>())
+                             out += ": " + ctx.get_as<std::string>(0);
+                           return out;
+                         });
+  if (config.scheduler_threads > 0)
+    cfg.set("scheduler.max-threads", config.scheduler_threads);
+  if (config.low_latency)
+    cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+}
+
+expected<std::unique_ptr<Node>> Node::start(NodeConfig config) {
+  auto cfg = std::make_unique<caf::actor_system_config>();
+  configure_actor_system(*cfg, config);
+  cfg->load<caf::io::middleman>();
+  auto system = std::make_unique<caf::actor_system>(*cfg);
+  std::unique_ptr<Node> node(new Node(std::move(config), std::move(system), nullptr, nullptr));
+  node->system_config_ = std::move(cfg);
+  if (auto ok = node->listen(); !ok)
+    return ok.error();
+  return node;
+}
+
+Node::Node(NodeConfig config, std::unique_ptr<caf::actor_system> system, Simulation* sim,
+           caf::actor_system* shared_system)
+    : config_(std::move(config)),
+      owned_system_(std::move(system)),
+      system_(owned_system_ ? owned_system_.get() : shared_system),
+      sim_(sim),
+      clock_(config_.clock ? config_.clock : Clock::make_real()) {
+  port_ = config_.port;
+}
+
+expected<void> Node::listen() {
+  router_ = system_->spawn(router_behavior, this);
+  if (!sim_) {
+    auto port = system_->middleman().publish(router_, config_.port, config_.host.c_str(), true);
+    if (!port) {
+      caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
+      return make_error(Errc::connect_failed, "cannot listen on " + config_.host + ":" +
+                                                  std::to_string(config_.port) + ": " +
+                                                  describe(port.error()));
+    }
+    port_ = *port;
+  }
+  if (auto relay = spawn<Relay>(relay_name); !relay)
+    return relay.error();
+  log().debug("node {} started", id());
+  return caf::unit;
+}
+
+Node::~Node() {
+  stop();
+}
+
+std::string Node::id() const {
+  return address_of("").node_id();
+}
+
+void Node::stop() {
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    if (stopped_)
+      return;
+    stopped_ = true;
+  }
+  if (!sim_ && port_ != 0)
+    static_cast<void>(system_->middleman().unpublish(router_, port_));
+  kill_all();
+  if (sim_)
+    return;  // the simulation owns the actor system and runs the exits
+  system_->await_all_actors_done();
+  launcher_.reset();  // kills and reaps leftover processes while actors can still hear
+  owned_system_.reset();
+  system_config_.reset();
+  log().debug("node stopped");
+}
+
+// Ends every actor of the node, in name order so a simulation stays repeatable.
+void Node::kill_all() {
+  std::vector<std::pair<std::string, caf::actor>> victims;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    for (auto& [name, handle] : actors_)
+      if (handle)
+        victims.emplace_back(name, handle);
+  }
+  std::sort(victims.begin(), victims.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [name, handle] : victims)
+    caf::anon_send_exit(handle, caf::exit_reason::kill);
+  if (router_)
+    caf::anon_send_exit(router_, caf::exit_reason::kill);
+}
+
+caf::error Node::reserve(const std::string& name) {
+  if (!valid_actor_name(name))
+    return make_error(Errc::invalid_argument, "bad actor name '" + name + "'");
+  std::lock_guard<std::mutex> guard(mu_);
+  if (stopped_)
+    return make_error(Errc::stopped, "node " + id() + " is stopped");
+  if (!actors_.emplace(name, caf::actor{}).second)
+    return make_error(Errc::name_taken, name + "@" + id());
+  return caf::none;
+}
+
+void Node::bind(const std::string& name, caf::actor handle) {
+  std::lock_guard<std::mutex> guard(mu_);
+  actors_[name] = std::move(handle);
+}
+
+void Node::unbind(const std::string& name, const caf::actor_addr& who) {
+  std::lock_guard<std::mutex> guard(mu_);
+  auto it = actors_.find(name);
+  if (it != actors_.end() && it->second && it->second.address() == who)
+    actors_.erase(it);
+}
+
+caf::actor Node::lookup_local(const std::string& name) const {
+  std::lock_guard<std::mutex> guard(mu_);
+  auto it = actors_.find(name);
+  return it != actors_.end() ? it->second : caf::actor{};
+}
+
+void Node::send(const Address& to, const Outgoing& msg) {
+  send_envelope(Envelope{msg.type_id, Address{}, to, 0, 0, 0, msg.payload});
+}
+
+void Node::send_envelope(Envelope env) {
+  bool local = is_local(env.receiver);
+  auto target = lookup_local(local ? env.receiver.name : relay_name);
+  if (!target) {
+    stats_.reject(Reject::unknown_receiver, env, env.receiver);
+    return;
+  }
+  env.counted = true;
+  inflight_.fetch_add(1, std::memory_order_relaxed);
+  if (local) {
+    stats_.for_type(env.type_id).sent.fetch_add(1, std::memory_order_relaxed);
+    caf::anon_send(target, std::move(env));
+  } else {
+    caf::anon_send(target, relay_atom::value, std::move(env));
+  }
+}
+
+ProcessLauncher& Node::launcher() {
+  std::call_once(launcher_once_, [this] { launcher_ = std::make_unique<ProcessLauncher>(); });
+  return *launcher_;
+}
+
+bool Node::settle(std::chrono::milliseconds timeout) {
+  if (sim_) {
+    sim_->run();
+    return true;
+  }
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (inflight_.load(std::memory_order_acquire) != 0) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(100));
+  }
+  return true;
+}
+
+}  // namespace tessera

@@ -1,0 +1,151 @@
+#pragma once
+// A Node is one CAF actor system plus the Tessera layer on top: a registry of
+// named actors, a listening port that makes them reachable as name@host:port,
+// the clock, filters, counters and the process launcher its actors share.
+//
+// Deployments: Node::start() makes a real node (own scheduler threads, CAF's
+// io middleman, a TCP port). A Simulation makes logical nodes that share one
+// single-threaded, seeded actor system (see simulation.hpp). Actors cannot tell
+// the difference.
+//
+// Lifecycle: start() -> spawn()... -> stop() (or the destructor). stop() ends
+// every actor of the node, closes its port and waits for the actors to finish.
+// Thread-safety: all public members may be called from any thread.
+
+#include "runtime/address.hpp"
+#include "runtime/clock.hpp"
+#include "runtime/filter.hpp"
+#include "runtime/message.hpp"
+#include "runtime/stats.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace tessera {
+
+class ProcessLauncher;
+class Simulation;
+class Actor;
+
+struct NodeConfig {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;  // 0: the OS picks a free port
+  size_t message_bytes_max = size_t{64} << 20;
+  uint64_t traversal_limit_words = uint64_t{64} << 17;  // 64 MiB of words
+  uint32_t nesting_limit = 64;
+  std::chrono::milliseconds resolve_timeout_ms{5000};
+  size_t pending_per_peer_max = 65536;  // envelopes queued while connecting
+  size_t batch_envelopes_max = 512;     // envelopes per network write, at most
+  size_t scheduler_threads = 0;         // 0: one per core
+  // Idle scheduler workers spin instead of sleeping 50 us between polls: much
+  // lower latency, slightly lower one-way throughput (../shared/TOOLCHAIN.md).
+  bool low_latency = true;
+  std::shared_ptr<Clock> clock;  // null: a new real clock
+};
+
+class Node {
+ public:
+  static expected<std::unique_ptr<Node>> start(NodeConfig config = {});
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  void stop();
+
+  const std::string& host() const { return config_.host; }
+  uint16_t port() const { return port_; }
+  std::string id() const;  // "host:port"
+  Address address_of(std::string name) const {
+    return Address{std::move(name), config_.host, port_};
+  }
+  const NodeConfig& config() const { return config_; }
+
+  // Spawns actor type A (derived from tessera::Actor) under name. A's
+  // constructor takes (caf::actor_config&, ActorInit, args...).
+  template <class A, class... Ts>
+  expected<Address> spawn(const std::string& name, Ts&&... args);
+
+  // Sends from outside any actor (tests, command-line tools).
+  void send(const Address& to, const Outgoing& msg);
+  // Hands an envelope to a local actor or, for another node, to the network.
+  void send_envelope(Envelope env);
+
+  Clock& clock() { return *clock_; }
+  const std::shared_ptr<Clock>& clock_ptr() const { return clock_; }
+  FilterSet& filters() { return filters_; }
+  Stats& stats() { return stats_; }
+  ProcessLauncher& launcher();
+  caf::actor_system& system() { return *system_; }
+  Simulation* simulation() const { return sim_; }
+
+  // Runs until no message sent within this node is waiting or being handled
+  // (libprocess Clock::settle). False if that did not happen within timeout.
+  bool settle(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+  // -- used by the runtime itself ------------------------------------------
+  caf::actor lookup_local(const std::string& name) const;
+  bool is_local(const Address& a) const { return a.port == port_ && a.host == config_.host; }
+  std::atomic<int64_t>& inflight() { return inflight_; }
+  caf::actor router() const { return router_; }
+
+ private:
+  friend class Simulation;
+  friend class Actor;
+  Node(NodeConfig config, std::unique_ptr<caf::actor_system> system, Simulation* sim,
+       caf::actor_system* shared_system);
+  expected<void> listen();
+  caf::error reserve(const std::string& name);
+  void bind(const std::string& name, caf::actor handle);
+  void unbind(const std::string& name, const caf::actor_addr& who);
+  void kill_all();
+
+  NodeConfig config_;
+  uint16_t port_ = 0;
+  std::unique_ptr<caf::actor_system_config> system_config_;
+  std::unique_ptr<caf::actor_system> owned_system_;
+  caf::actor_system* system_ = nullptr;
+  Simulation* sim_ = nullptr;
+  std::shared_ptr<Clock> clock_;
+  FilterSet filters_;
+  Stats stats_;
+  std::atomic<int64_t> inflight_{0};
+  caf::actor router_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, caf::actor> actors_;  // null handle: reserved
+  std::once_flag launcher_once_;
+  std::unique_ptr<ProcessLauncher> launcher_;
+  bool stopped_ = false;
+};
+
+// What the runtime hands an actor's constructor.
+struct ActorInit {
+  Node* node;
+  std::string name;
+};
+
+template <class A, class... Ts>
+expected<Address> Node::spawn(const std::string& name, Ts&&... args) {
+  if (auto err = reserve(name))
+    return err;
+  // The actor binds its name in its constructor (Actor::Actor), before it can
+  // run, so a message sent right after spawn() finds it. Its start counts as
+  // in flight until on_start() has run, so settle() waits for it.
+  inflight_.fetch_add(1, std::memory_order_relaxed);
+  system_->spawn<A>(ActorInit{this, name}, std::forward<Ts>(args)...);
+  return address_of(name);
+}
+
+// Builds the CAF configuration every real node uses: message types, error
+// category and scheduler settings. Exposed so the bench's plain-CAF baseline
+// runs on an identically tuned system.
+void configure_actor_system(caf::actor_system_config& cfg, const NodeConfig& config);
+
+}  // namespace tessera

@@ -1,0 +1,64 @@
+#pragma once
+// Starts and stops OS processes for actors, on a libuv loop that runs on a
+// thread of its own (libuv owns SIGCHLD once it spawns, and only uv_async_send
+// may be called from other threads, so every libuv call happens on that thread).
+//
+// Thread-safety: every public member may be called from any thread.
+// Ownership: the launcher owns its loop thread. Its destructor kills (SIGKILL)
+// and reaps every child that is still running, so nothing it started outlives it.
+// Callbacks: on_exit runs on the loop thread, exactly once per spawned process;
+// it must not block (actors forward it as a message).
+
+#include "runtime/error.hpp"
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+struct ProcessSpec {
+  std::vector<std::string> argv;  // argv[0] is the program, searched in PATH
+  std::vector<std::string> env;   // "KEY=VALUE" entries
+  bool inherit_env = true;        // when true, env adds to/overrides the parent's
+  std::string working_dir;        // empty: the launcher's own
+  std::string stdout_path;        // empty: /dev/null; otherwise created/truncated
+  std::string stderr_path;        // empty: /dev/null
+  bool new_session = true;        // setsid(), so kill_group reaches grandchildren
+};
+
+struct ProcessExit {
+  int pid = 0;
+  int exit_code = -1;   // -1 when the process was ended by a signal
+  int term_signal = 0;  // 0 when the process exited by itself
+};
+
+class ProcessLauncher {
+ public:
+  using ExitCallback = std::function<void(const ProcessExit&)>;
+
+  explicit ProcessLauncher(size_t process_count_max = 4096);
+  ~ProcessLauncher();
+  ProcessLauncher(const ProcessLauncher&) = delete;
+  ProcessLauncher& operator=(const ProcessLauncher&) = delete;
+
+  // Starts a process and returns its pid once it has been spawned. A missing
+  // binary, a bad working directory or an unopenable output file is an error
+  // value (Errc::spawn_failed with the cause), never a crash.
+  expected<int> spawn(const ProcessSpec& spec, ExitCallback on_exit);
+
+  // Sends signal to a process this launcher started; to the whole session /
+  // process group when group is true. Unknown pid: Errc::invalid_argument.
+  caf::error kill(int pid, int signal, bool group = false);
+
+  // Processes started and not yet reaped.
+  size_t running() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tessera

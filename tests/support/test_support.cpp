@@ -1,0 +1,100 @@
+#include "support/test_support.hpp"
+
+#include <signal.h>
+#include <stdlib.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+#ifndef TESSERA_TEST_PEER
+#define TESSERA_TEST_PEER "tessera_test_peer"
+#endif
+
+namespace tessera::testing {
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+TempDir::TempDir() {
+  std::string tmpl = (std::filesystem::temp_directory_path() / "tessera-test-XXXXXX").string();
+  if (!mkdtemp(tmpl.data()))
+    throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::unique_ptr<PeerProcess> PeerProcess::start(const std::vector<std::string>& args) {
+  std::unique_ptr<PeerProcess> peer(new PeerProcess());
+  ProcessSpec spec;
+  spec.argv.push_back(TESSERA_TEST_PEER);
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  spec.stdout_path = (peer->dir_.path() / "stdout").string();
+  spec.stderr_path = (peer->dir_.path() / "stderr").string();
+  auto exited = peer->exited_;
+  auto status = peer->status_;
+  auto pid = peer->launcher_.spawn(spec, [exited, status](const ProcessExit& e) {
+    *status = e;
+    exited->store(true);
+  });
+  if (!pid)
+    throw std::runtime_error("cannot start peer: " + describe(pid.error()));
+  peer->pid_ = *pid;
+  auto ready = [&] {
+    auto out = read_file(peer->dir_.path() / "stdout");
+    auto pos = out.find("READY ");
+    if (pos == std::string::npos || out.find('\n', pos) == std::string::npos)
+      return false;
+    peer->port_ = static_cast<uint16_t>(std::stoi(out.substr(pos + 6)));
+    return true;
+  };
+  if (!wait_until([&] { return ready() || exited->load(); }) || !peer->port_)
+    throw std::runtime_error("peer did not become ready: " + peer->output());
+  return peer;
+}
+
+PeerProcess::~PeerProcess() {
+  if (!exited_->load()) {
+    static_cast<void>(launcher_.kill(pid_, SIGKILL));
+    wait_exit();
+  }
+}
+
+void PeerProcess::kill(int sig) {
+  static_cast<void>(launcher_.kill(pid_, sig));
+}
+
+bool PeerProcess::wait_exit(std::chrono::milliseconds timeout) {
+  return wait_until([this] { return exited_->load(); }, timeout);
+}
+
+std::optional<ProcessExit> PeerProcess::exit_status() const {
+  if (!exited_->load())
+    return std::nullopt;
+  return *status_;
+}
+
+std::string PeerProcess::output() const {
+  return read_file(dir_.path() / "stdout") + read_file(dir_.path() / "stderr");
+}
+
+}  // namespace tessera::testing

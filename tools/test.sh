@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what is missing, configures, builds and runs every test through CTest.
+#   tools/test.sh              the normal build, in build/
+#   tools/test.sh --sanitize   ASan+UBSan build of the suite, in build-sanitize/
+# Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sanitize=OFF
+build_dir=build
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize) sanitize=ON; build_dir=build-sanitize ;;
+    *) echo "usage: tools/test.sh [--sanitize]" >&2; exit 2 ;;
+  esac
+done
+
+tools/bootstrap.sh
+tools/check-format.sh
+
+cmake -S . -B "$build_dir" -G Ninja -DTESSERA_SANITIZE="$sanitize" -DBUILD_TESTING=ON >/dev/null
+cmake --build "$build_dir" --parallel "$(nproc)"
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+cd "$build_dir"
+ctest --output-on-failure --timeout 300 -j "$(nproc)"
