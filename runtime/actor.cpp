@@ -44,7 +44,7 @@ caf::behavior Actor::make_behavior() {
       },
       [this, done](const EnvelopeBatch& batch) {
         on_batch(batch);
-        done(false);
+        done(batch.counted);
       },
       [this, done](const TimerFired& t) {
         on_timer(t);
@@ -82,13 +82,6 @@ TypeCounters& Actor::counters(uint64_t type_id) {
   if (it == counters_.end())
     it = counters_.emplace(type_id, &node_->stats().for_type(type_id)).first;
   return *it->second;
-}
-
-capnp::ReaderOptions Actor::reader_options() const {
-  capnp::ReaderOptions options;
-  options.traversalLimitInWords = node_->config().traversal_limit_words;
-  options.nestingLimit = static_cast<int>(node_->config().nesting_limit);
-  return options;
 }
 
 // -- receiving ---------------------------------------------------------------
@@ -240,13 +233,11 @@ void Actor::route(Envelope env) {
         });
       return;
     }
-    env.counted = true;
-    node_->inflight().fetch_add(1, std::memory_order_relaxed);
-    base::send(target, std::move(env));
+    enqueue(target, true, std::move(env));
     return;
   }
   if (auto it = peers_.find(env.receiver); it != peers_.end()) {
-    enqueue_remote(it->second, std::move(env));
+    enqueue(it->second, false, std::move(env));
     return;
   }
   auto [it, first] = resolving_.try_emplace(env.receiver);
@@ -260,30 +251,39 @@ void Actor::route(Envelope env) {
     resolve(peer);
 }
 
-void Actor::enqueue_remote(const caf::actor& target, Envelope env) {
+void Actor::enqueue(const caf::actor& target, bool local, Envelope env) {
   auto box = std::find_if(outboxes_.begin(), outboxes_.end(),
                           [&](const Outbox& b) { return b.target == target; });
   if (box == outboxes_.end()) {
-    outboxes_.push_back(Outbox{target, {}});
+    outboxes_.push_back(Outbox{target, local, {}});
     box = outboxes_.end() - 1;
   }
   box->items.push_back(std::move(env));
-  if (box->items.size() >= node_->config().batch_envelopes_max) {
-    base::send(box->target, EnvelopeBatch{std::move(box->items)});
-    box->items.clear();
-  }
+  if (box->items.size() >= node_->config().batch_envelopes_max)
+    flush_one(*box);
 }
 
-// Sends what this activation queued for other nodes: one envelope alone, more
-// as one batch per receiving actor, so bursts cost one network write.
+// Sends what this activation queued: one envelope alone, more as one batch per
+// receiving actor, so a burst costs one mailbox enqueue (in-process) or one
+// network write (across processes) instead of one per message.
 void Actor::flush() {
-  for (auto& box : outboxes_) {
-    if (box.items.size() == 1)
-      base::send(box.target, std::move(box.items.front()));
-    else if (!box.items.empty())
-      base::send(box.target, EnvelopeBatch{std::move(box.items)});
-  }
+  for (auto& box : outboxes_)
+    flush_one(box);
   outboxes_.clear();
+}
+
+void Actor::flush_one(Outbox& box) {
+  if (box.items.empty())
+    return;
+  if (box.local)
+    node_->inflight().fetch_add(1, std::memory_order_relaxed);
+  if (box.items.size() == 1) {
+    box.items.front().counted = box.local;
+    base::send(box.target, std::move(box.items.front()));
+  } else {
+    base::send(box.target, EnvelopeBatch{std::move(box.items), box.local});
+  }
+  box.items.clear();
 }
 
 void Actor::resolve(const Address& peer) {
@@ -346,7 +346,7 @@ void Actor::on_resolved(const Address& peer, const caf::strong_actor_ptr& target
   auto queued = std::move(it->second.queued);
   resolving_.erase(it);
   for (auto& env : queued)
-    enqueue_remote(handle, std::move(env));
+    enqueue(handle, false, std::move(env));
 }
 
 void Actor::on_unreachable(const Address& peer, const caf::error& why) {
@@ -464,26 +464,28 @@ void Actor::notify_lost(const Address& peer, const caf::error& why) {
 
 Actor::TimerId Actor::after(Duration delay, std::function<void()> fn) {
   auto id = next_timer_++;
-  timers_.emplace(id, std::move(fn));
-  node_->clock().schedule(delay, caf::strong_actor_ptr{ctrl()}, id, &node_->inflight());
+  auto key = node_->clock().schedule(delay, caf::strong_actor_ptr{ctrl()}, id, &node_->inflight());
+  timers_.emplace(id, Timer{key, std::move(fn)});
   return id;
 }
 
 void Actor::cancel(TimerId id) {
-  timers_.erase(id);
+  auto it = timers_.find(id);
+  if (it == timers_.end())
+    return;
+  node_->clock().cancel(it->second.key);
+  timers_.erase(it);
 }
 
 void Actor::on_timer(const TimerFired& t) {
   auto it = timers_.find(t.id);
   if (it == timers_.end())
     return;  // cancelled
-  auto fn = std::move(it->second);
+  auto fn = std::move(it->second.fn);
   timers_.erase(it);
   fn();
 }
 
-// Runs fn after the current handler, as a message to self: callbacks never run
-// inside the call (send, watch) that caused them.
 void Actor::defer(std::function<void()> fn) {
   deferred_.push_back(std::move(fn));
   if (deferred_.size() == 1) {

@@ -30,6 +30,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <vector>
@@ -76,6 +77,11 @@ class Actor : public caf::event_based_actor {
   TimerId after(Duration delay, std::function<void()> fn);
   void cancel(TimerId id);
 
+  // Runs fn after the current handler, as a message to self: callbacks never
+  // run inside the call (send, watch) that caused them, and a long job can
+  // yield to the mailbox between slices.
+  void defer(std::function<void()> fn);
+
   void watch(const Address& peer);
   void unwatch(const Address& peer);
 
@@ -100,13 +106,13 @@ class Actor : public caf::event_based_actor {
   };
   struct Outbox {
     caf::actor target;
+    bool local;  // on this node: counted for settle()
     std::vector<Envelope> items;
   };
 
   caf::behavior make_behavior() override;
   void register_handler(uint64_t type_id, std::string type_name, Handler h);
   bool check_payload(const Envelope& env);
-  capnp::ReaderOptions reader_options() const;
   template <class T>
   bool decode_and_call(const Envelope& env, const std::function<void(const Received<T>&)>& fn);
   void report_decode_failure(const Envelope& env, const char* what);
@@ -122,8 +128,9 @@ class Actor : public caf::event_based_actor {
 
   // Sending.
   void route(Envelope env);
-  void enqueue_remote(const caf::actor& target, Envelope env);
+  void enqueue(const caf::actor& target, bool local, Envelope env);
   void flush();
+  void flush_one(Outbox& box);
   void resolve(const Address& peer);
   void on_resolved(const Address& peer, const caf::strong_actor_ptr& target);
   void on_unreachable(const Address& peer, const caf::error& why);
@@ -136,7 +143,6 @@ class Actor : public caf::event_based_actor {
   void on_down(const caf::down_msg& msg);
   void notify_lost(const Address& peer, const caf::error& why);
   void on_timer(const TimerFired& t);
-  void defer(std::function<void()> fn);
   void run_deferred();
   TypeCounters& counters(uint64_t type_id);
 
@@ -150,9 +156,13 @@ class Actor : public caf::event_based_actor {
   std::map<caf::actor_addr, Address> peer_of_;
   std::unordered_map<Address, Resolving> resolving_;
   std::set<Address> watched_;
-  // Outbound envelopes for other nodes, flushed after each handler, in order.
+  // Outbound envelopes, flushed after each handler, in order.
   std::vector<Outbox> outboxes_;
-  std::unordered_map<uint64_t, std::function<void()>> timers_;
+  struct Timer {
+    Clock::Key key;
+    std::function<void()> fn;
+  };
+  std::unordered_map<uint64_t, Timer> timers_;
   TimerId next_timer_ = 1;
   std::map<uint64_t, Pending> pending_;
   uint64_t next_request_ = 1;
@@ -173,20 +183,29 @@ void Actor::on(F handler) {
 template <class T>
 bool Actor::decode_and_call(const Envelope& env,
                             const std::function<void(const Received<T>&)>& fn) {
-  {
-    // A first reader validates the whole message, so a handler never meets a
-    // bad pointer halfway through its work; a fresh reader then gives the
-    // handler its full traversal budget.
-    try {
-      capnp::FlatArrayMessageReader check(env.payload.words(), reader_options());
-      static_cast<void>(check.getRoot<T>().totalSize());
-    } catch (const kj::Exception& e) {
-      report_decode_failure(env, e.getDescription().cStr());
+  // One reader both validates and serves the handler. Validation walks the
+  // whole message first, so a handler never meets a bad pointer halfway
+  // through its work; the reader's traversal budget is twice the limit, so
+  // after validation (which may use up to the limit) the handler still has
+  // a full limit's worth to read with.
+  auto limit_words = node_->config().traversal_limit_words;
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = 2 * limit_words;
+  options.nestingLimit = static_cast<int>(node_->config().nesting_limit);
+  std::optional<capnp::FlatArrayMessageReader> reader;
+  typename T::Reader body;
+  try {
+    reader.emplace(env.payload.words(), options);
+    body = reader->getRoot<T>();
+    if (body.totalSize().wordCount > limit_words) {
+      report_decode_failure(env, "Exceeded message traversal limit (validation)");
       return false;
     }
+  } catch (const kj::Exception& e) {
+    report_decode_failure(env, e.getDescription().cStr());
+    return false;
   }
-  capnp::FlatArrayMessageReader reader(env.payload.words(), reader_options());
-  fn(Received<T>(env, reader.getRoot<T>()));
+  fn(Received<T>(env, body));
   return true;
 }
 

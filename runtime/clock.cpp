@@ -45,14 +45,26 @@ TimePoint Clock::now() const {
   return paused_ ? paused_now_ : real_now();
 }
 
-void Clock::schedule(Duration delay, const caf::strong_actor_ptr& target, uint64_t timer_id,
-                     std::atomic<int64_t>* inflight) {
+Clock::Key Clock::schedule(Duration delay, const caf::strong_actor_ptr& target, uint64_t timer_id,
+                           std::atomic<int64_t>* inflight) {
+  Key key;
+  bool earliest = false;
   {
     std::lock_guard<std::mutex> guard(mu_);
-    auto base = paused_ ? paused_now_ : real_now();
-    timers_.emplace(base + delay, Timer{caf::weak_actor_ptr{target.get()}, timer_id, inflight});
+    key = Key{(paused_ ? paused_now_ : real_now()) + delay, next_seq_++};
+    timers_.emplace(key, Timer{caf::weak_actor_ptr{target.get()}, timer_id, inflight});
+    earliest = key.deadline < wake_at_;
   }
-  cv_.notify_all();
+  // Only a deadline before the thread's next wake-up needs to wake it; waking
+  // it for every request timeout would cost a context switch per request.
+  if (earliest && thread_.joinable())
+    cv_.notify_all();
+  return key;
+}
+
+void Clock::cancel(const Key& key) {
+  std::lock_guard<std::mutex> guard(mu_);
+  timers_.erase(key);
 }
 
 void Clock::pause() {
@@ -100,7 +112,7 @@ size_t Clock::advance_to(TimePoint t) {
 // t; the Simulation steps deadline by deadline when it needs more precision.
 size_t Clock::fire_due_locked(std::unique_lock<std::mutex>& lock, TimePoint t) {
   std::vector<Timer> due;
-  while (!timers_.empty() && timers_.begin()->first <= t) {
+  while (!timers_.empty() && timers_.begin()->first.deadline <= t) {
     due.push_back(std::move(timers_.begin()->second));
     timers_.erase(timers_.begin());
   }
@@ -125,7 +137,7 @@ std::optional<TimePoint> Clock::next_deadline() const {
   std::lock_guard<std::mutex> guard(mu_);
   if (timers_.empty())
     return std::nullopt;
-  return timers_.begin()->first;
+  return timers_.begin()->first.deadline;
 }
 
 size_t Clock::pending() const {
@@ -137,15 +149,18 @@ void Clock::run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     if (paused_ || timers_.empty()) {
+      wake_at_ = TimePoint::max();
       cv_.wait(lock);
       continue;
     }
-    auto deadline = timers_.begin()->first;
+    auto deadline = timers_.begin()->first.deadline;
     auto now = real_now();
     if (deadline > now) {
+      wake_at_ = deadline;
       cv_.wait_for(lock, deadline - now);
       continue;
     }
+    wake_at_ = now;  // firing: new timers are picked up on the next loop
     fire_due_locked(lock, now);
   }
 }

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <compare>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -42,10 +43,19 @@ class Clock {
 
   TimePoint now() const;
 
+  // Identifies a scheduled timer for cancel().
+  struct Key {
+    TimePoint deadline{};
+    uint64_t seq = 0;
+    friend auto operator<=>(const Key&, const Key&) = default;
+  };
+
   // Delivers TimerFired{timer_id} to target at now() + delay. inflight, when
   // given, is incremented as the timer fires (the node's settle count).
-  void schedule(Duration delay, const caf::strong_actor_ptr& target, uint64_t timer_id,
-                std::atomic<int64_t>* inflight = nullptr);
+  Key schedule(Duration delay, const caf::strong_actor_ptr& target, uint64_t timer_id,
+               std::atomic<int64_t>* inflight = nullptr);
+  // Forgets a timer that has not fired; a no-op for one that has.
+  void cancel(const Key& key);
 
   void pause();
   void resume();
@@ -73,11 +83,15 @@ class Clock {
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::multimap<TimePoint, Timer> timers_;
+  std::map<Key, Timer> timers_;
+  uint64_t next_seq_ = 0;
   bool paused_ = false;
   TimePoint paused_now_{};
   Duration offset_{0};
   bool stopping_ = false;
+  // When the timer thread will next wake by itself; a new timer only needs to
+  // wake it if it is due earlier.
+  TimePoint wake_at_ = TimePoint::max();
   std::thread thread_;
 };
 

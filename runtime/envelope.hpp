@@ -77,9 +77,11 @@ typename Inspector::result_type inspect(Inspector& f, Envelope& x) {
            x.reply_to, x.error_code, x.payload);
 }
 
-// Several envelopes for one receiving actor in one network write.
+// Several envelopes for one receiving actor: one mailbox enqueue in-process,
+// one network write across processes.
 struct EnvelopeBatch {
   std::vector<Envelope> items;
+  bool counted = false;  // local bookkeeping, as in Envelope; never on the wire
 };
 
 template <class Inspector>

@@ -24,9 +24,13 @@ struct Outgoing {
   Payload payload;
 };
 
+// Most control messages are a few dozen words; Cap'n Proto's default first
+// segment (1024 words, zeroed) would cost more than the message itself.
+inline constexpr unsigned build_first_segment_words = 128;
+
 template <class T, class Fill>
 Outgoing build(Fill&& fill) {
-  capnp::MallocMessageBuilder builder;
+  capnp::MallocMessageBuilder builder(build_first_segment_words);
   std::forward<Fill>(fill)(builder.initRoot<T>());
   return Outgoing{capnp::typeId<T>(), Payload(capnp::messageToFlatArray(builder))};
 }

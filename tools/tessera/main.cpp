@@ -1,3 +1,64 @@
-int main() {
-  return 0;
+// tessera: the single command-line program. Each role and tool is a subcommand.
+
+#include "runtime/log.hpp"
+#include "tools/tessera/bench_runtime.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <unistd.h>
+
+#include <climits>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+std::string self_path(const char* argv0) {
+  char buf[PATH_MAX];
+  auto n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+  if (n <= 0)
+    return argv0;
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+void add_bench(CLI::App& app, tessera::bench::RuntimeBenchOptions& runtime) {
+  auto* bench = app.add_subcommand("bench", "Measure Tessera's performance");
+  bench->require_subcommand(1);
+  auto* rt = bench->add_subcommand("runtime", "Message throughput and latency vs plain CAF");
+  rt->add_option("--messages", runtime.messages, "One-way messages per measurement")
+      ->check(CLI::Range(uint64_t{1000}, uint64_t{100'000'000}));
+  rt->add_option("--round-trips", runtime.round_trips, "Request/response samples")
+      ->check(CLI::Range(uint64_t{10}, uint64_t{10'000'000}));
+  rt->add_option("--runs", runtime.runs, "Repetitions; medians are reported")
+      ->check(CLI::Range(1, 100));
+  rt->add_flag("--json", runtime.json, "Print one JSON object instead of a table");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tessera: a datacenter operating system kernel"};
+  app.require_subcommand(1);
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error|off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
+
+  tessera::bench::RuntimeBenchOptions runtime;
+  runtime.self_path = self_path(argv[0]);
+  add_bench(app, runtime);
+  auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // One clear line and exit code 2 for a bad command line, never a trace.
+    if (e.get_exit_code() == 0)
+      return app.exit(e);
+    std::fprintf(stderr, "tessera: %s (see --help)\n", e.what());
+    return 2;
+  }
+  tessera::set_log_level(log_level);
+  if (peer->parsed())
+    return tessera::bench::run_runtime_bench_peer();
+  return tessera::bench::run_runtime_bench(runtime);
 }
