@@ -26,7 +26,7 @@ struct Outgoing {
 
 // Most control messages are a few dozen words; Cap'n Proto's default first
 // segment (1024 words, zeroed) would cost more than the message itself.
-inline constexpr unsigned build_first_segment_words = 128;
+inline constexpr unsigned build_first_segment_words = 32;
 
 template <class T, class Fill>
 Outgoing build(Fill&& fill) {
