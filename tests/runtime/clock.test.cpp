@@ -1,6 +1,7 @@
 // Time under the test's control: pause, advance, settle (libprocess Clock).
 
 #include "runtime/actor.hpp"
+#include "support/nodes.hpp"
 #include "support/ping_pong.hpp"
 #include "support/test_support.hpp"
 
@@ -11,27 +12,6 @@
 using namespace tessera;
 using namespace tessera::testing;
 using namespace std::chrono_literals;
-
-namespace {
-
-struct PausedNode {
-  std::shared_ptr<Clock> clock = Clock::make_real();
-  std::unique_ptr<Node> node;
-  PausedNode() {
-    clock->pause();
-    NodeConfig config;
-    config.clock = clock;
-    auto started = Node::start(config);
-    REQUIRE(started);
-    node = std::move(*started);
-  }
-  void advance(Duration d) {
-    clock->advance(d);
-    REQUIRE(node->settle());
-  }
-};
-
-}  // namespace
 
 TEST_CASE("a 75-second timer fires only when paused time reaches it", "[clock]") {
   PausedNode t;

@@ -2,6 +2,7 @@
 // of bad input, peer watching and counters.
 
 #include "runtime/actor.hpp"
+#include "support/nodes.hpp"
 #include "support/ping_pong.hpp"
 #include "support/test_support.hpp"
 
@@ -15,12 +16,6 @@ using namespace tessera::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::unique_ptr<Node> start_node(NodeConfig config = {}) {
-  auto node = Node::start(std::move(config));
-  REQUIRE(node);
-  return std::move(*node);
-}
 
 // Records what a handler saw, for the test thread to read.
 struct Seen {
@@ -259,4 +254,13 @@ TEST_CASE("counters track sent and received messages per type", "[delivery][stat
   CHECK(ping.received == 30);
   CHECK(pong.sent == 30);
   CHECK(pong.received == 30);
+}
+
+TEST_CASE("a port in use is a clear error, not a crash", "[delivery]") {
+  auto first = start_node();
+  NodeConfig config;
+  config.port = first->port();
+  auto second = Node::start(config);
+  REQUIRE_FALSE(second);
+  CHECK(describe(second.error()).find(std::to_string(first->port())) != std::string::npos);
 }

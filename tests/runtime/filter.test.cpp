@@ -1,6 +1,7 @@
 // Interception: observe, drop, delay and duplicate by type, sender or receiver.
 
 #include "runtime/actor.hpp"
+#include "support/nodes.hpp"
 #include "support/ping_pong.hpp"
 #include "support/test_support.hpp"
 
@@ -15,19 +16,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Fixture {
-  std::shared_ptr<Clock> clock = Clock::make_real();
-  std::unique_ptr<Node> node;
+struct Fixture : PausedNode {
   std::mutex mu;
   std::vector<uint64_t> seqs;
 
   Fixture() {
-    clock->pause();
-    NodeConfig config;
-    config.clock = clock;
-    auto started = Node::start(config);
-    REQUIRE(started);
-    node = std::move(*started);
     REQUIRE(node->spawn<Probe>("sink", [this](Probe& self) {
       self.on<testwire::Ping>([this](const Received<testwire::Ping>& m) {
         std::lock_guard<std::mutex> guard(mu);

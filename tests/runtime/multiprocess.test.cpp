@@ -2,6 +2,7 @@
 // starts and stops by pid.
 
 #include "runtime/actor.hpp"
+#include "support/nodes.hpp"
 #include "support/ping_pong.hpp"
 #include "support/test_support.hpp"
 
@@ -22,12 +23,6 @@ using namespace tessera::testing;
 using namespace std::chrono_literals;
 
 namespace {
-
-std::unique_ptr<Node> start_node() {
-  auto node = Node::start();
-  REQUIRE(node);
-  return std::move(*node);
-}
 
 Address on_peer(const PeerProcess& peer, const char* name) {
   return Address{name, "127.0.0.1", peer.port()};
