@@ -72,6 +72,22 @@ caf::behavior Actor::make_behavior() {
   };
 }
 
+// Handles to other actors (peers, outboxes) and closures (handlers, pending
+// requests, timers) may refer back to this actor; dropping them when it exits
+// breaks those cycles so the actor's memory is freed.
+void Actor::on_exit() {
+  handlers_.clear();
+  on_lost_ = nullptr;
+  peers_.clear();
+  peer_of_.clear();
+  resolving_.clear();
+  outboxes_.clear();
+  timers_.clear();
+  pending_.clear();
+  processes_.clear();
+  deferred_.clear();
+}
+
 void Actor::register_handler(uint64_t type_id, std::string type_name, Handler h) {
   node_->stats().name_type(type_id, std::move(type_name));
   handlers_[type_id] = std::move(h);

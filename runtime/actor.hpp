@@ -111,6 +111,7 @@ class Actor : public caf::event_based_actor {
   };
 
   caf::behavior make_behavior() override;
+  void on_exit() override;
   void register_handler(uint64_t type_id, std::string type_name, Handler h);
   bool check_payload(const Envelope& env);
   template <class T>

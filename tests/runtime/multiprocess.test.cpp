@@ -155,8 +155,10 @@ TEST_CASE("a flood of malformed messages from another process leaves the actor s
   REQUIRE(flooder->wait_exit(30s));
   INFO(flooder->output());
   CHECK(flooder->exit_status()->exit_code == 0);
+  // The flooder's final request was answered after every bad message before
+  // it, so the counts are complete now.
   auto& stats = node->stats();
-  REQUIRE(wait_until([&] { return stats.rejected(Reject::unhandled_type) == 500; }));
+  CHECK(stats.rejected(Reject::unhandled_type) == 500);
   CHECK(stats.rejected(Reject::malformed) == 1000);
   CHECK(stats.rejected(Reject::truncated) == 500);
   // And a local client is still served.
