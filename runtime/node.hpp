@@ -88,6 +88,9 @@ class Node {
 
   // Runs until no message sent within this node is waiting or being handled
   // (libprocess Clock::settle). False if that did not happen within timeout.
+  // Messages from other processes are not counted, and neither are messages
+  // dropped from the mailbox of an actor that exits: settle() then waits for
+  // them in vain and returns false. Deterministic tests use Simulation::run().
   bool settle(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
   // -- used by the runtime itself ------------------------------------------
