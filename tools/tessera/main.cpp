@@ -1,6 +1,7 @@
 // tessera: the single command-line program. Each role and tool is a subcommand.
 
 #include "runtime/log.hpp"
+#include "tools/tessera/bench_allocator.hpp"
 #include "tools/tessera/bench_runtime.hpp"
 
 #include <CLI/CLI.hpp>
@@ -21,7 +22,22 @@ std::string self_path(const char* argv0) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-void add_bench(CLI::App& app, tessera::bench::RuntimeBenchOptions& runtime) {
+CLI::App* add_allocator_bench(CLI::App& bench, tessera::bench::AllocatorBenchOptions& o) {
+  auto* al = bench.add_subcommand("allocator", "Allocation cycles at scale (Mesos DeclineOffers)");
+  al->add_option("--agents", o.agents, "Agents")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000}));
+  al->add_option("--frameworks", o.frameworks, "Frameworks")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}));
+  al->add_option("--roles", o.roles, "Roles the frameworks are spread over")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}));
+  al->add_option("--cycles", o.cycles, "Measured cycles per run")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}));
+  al->add_option("--runs", o.runs, "Repetitions; medians are reported")->check(CLI::Range(1, 100));
+  al->add_flag("--json", o.json, "Print one JSON object instead of a table");
+  return al;
+}
+
+CLI::App* add_bench(CLI::App& app, tessera::bench::RuntimeBenchOptions& runtime) {
   auto* bench = app.add_subcommand("bench", "Measure Tessera's performance");
   bench->require_subcommand(1);
   auto* rt = bench->add_subcommand("runtime", "Message throughput and latency vs plain CAF");
@@ -32,6 +48,7 @@ void add_bench(CLI::App& app, tessera::bench::RuntimeBenchOptions& runtime) {
   rt->add_option("--runs", runtime.runs, "Repetitions; medians are reported")
       ->check(CLI::Range(1, 100));
   rt->add_flag("--json", runtime.json, "Print one JSON object instead of a table");
+  return bench;
 }
 
 }  // namespace
@@ -45,7 +62,9 @@ int main(int argc, char** argv) {
 
   tessera::bench::RuntimeBenchOptions runtime;
   runtime.self_path = self_path(argv[0]);
-  add_bench(app, runtime);
+  auto* bench = add_bench(app, runtime);
+  tessera::bench::AllocatorBenchOptions allocator;
+  auto* allocator_cmd = add_allocator_bench(*bench, allocator);
   auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
 
   try {
@@ -60,5 +79,7 @@ int main(int argc, char** argv) {
   tessera::set_log_level(log_level);
   if (peer->parsed())
     return tessera::bench::run_runtime_bench_peer();
+  if (allocator_cmd->parsed())
+    return tessera::bench::run_allocator_bench(allocator);
   return tessera::bench::run_runtime_bench(runtime);
 }

@@ -1,0 +1,156 @@
+#pragma once
+// The allocator's mechanism: the books of what every agent has and every
+// framework holds, offer filters, reservations, quota limits and weights. The
+// policy — who is most owed — is a Sorter (DRF by default): one over roles and,
+// inside each role, one over its frameworks, as Mesos's hierarchical allocator.
+//
+// A cycle (allocate) walks the agents in a seeded shuffled order. For each
+// agent it visits roles in sorter order and, inside each role, frameworks in
+// sorter order, and offers the first framework that is neither suppressed nor
+// filtered everything that role may use on the agent: unreserved resources
+// plus the role's reservations, capped by the role's quota limit, provided
+// that holds at least 0.01 cpus or 32 MiB of memory (Mesos's minimum). What
+// is offered leaves the agent's available pool until recover() or decline()
+// returns it.
+//
+// Filters follow Mesos: decline(…, refuse) keeps the framework from being
+// offered that agent again while refuse lasts, as long as what the agent has
+// available is within what was declined; revive() clears the framework's
+// filters. An agent that every unsuppressed framework has filtered costs O(1)
+// in a cycle (the books keep a count), so a cluster where everyone declines
+// does not pay agents × frameworks filter checks per cycle.
+//
+// A plain class: no actor system, no threads, no clock of its own (callers
+// pass `now`). Not thread-safe. Unknown ids and inconsistent requests are
+// errors (Errc::invalid_argument / unknown_actor) that change nothing.
+
+#include "runtime/clock.hpp"
+#include "services/allocator/sorter.hpp"
+#include "services/common/resources.hpp"
+
+#include <memory>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+namespace tessera {
+
+using AgentId = std::string;
+using FrameworkId = std::string;
+
+struct AllocatorConfig {
+  std::string sorter = "drf";  // "drf" or "random", for roles and frameworks
+  uint64_t seed = 0;           // the agent shuffle and the random sorter
+};
+
+struct OfferGrant {
+  FrameworkId framework;
+  AgentId agent;
+  std::string role;
+  Resources resources;
+};
+
+class Allocator {
+ public:
+  static expected<std::unique_ptr<Allocator>> make(AllocatorConfig config = {});
+
+  caf::error add_agent(const AgentId& agent, const Resources& total);
+  // Forgets the agent; what frameworks held there leaves their shares.
+  caf::error remove_agent(const AgentId& agent);
+
+  caf::error add_framework(const FrameworkId& framework, const std::set<std::string>& roles);
+  // Forgets the framework and frees everything it held.
+  caf::error remove_framework(const FrameworkId& framework);
+
+  caf::error set_weight(const std::string& role, double weight);
+  // An upper bound on what the role holds at once, per scalar resource.
+  caf::error set_quota(const std::string& role, const ScalarTotals& limit);
+
+  // Resources the framework held on the agent (under role) return to the
+  // pool: an offer rescinded or partly used, a task that ended.
+  caf::error recover(const FrameworkId& framework, const AgentId& agent, const std::string& role,
+                     const Resources& resources);
+  // recover() plus a filter: this agent is not offered to the framework
+  // again until now + refuse while what it has available fits in resources.
+  caf::error decline(const FrameworkId& framework, const AgentId& agent, const std::string& role,
+                     const Resources& resources, Duration refuse, TimePoint now);
+  // A suppressed framework gets no offers until revive(), which also clears
+  // its filters.
+  caf::error suppress(const FrameworkId& framework);
+  caf::error revive(const FrameworkId& framework);
+
+  // One allocation cycle over every agent.
+  std::vector<OfferGrant> allocate(TimePoint now);
+
+  Resources available(const AgentId& agent) const;
+  Resources allocated(const FrameworkId& framework) const;
+  double dominant_share(const FrameworkId& framework, const std::string& role) const;
+  size_t agent_count() const { return agents_.size(); }
+  size_t framework_count() const { return frameworks_.size(); }
+
+ private:
+  struct Filter {
+    Resources refused;
+    TimePoint expires;
+  };
+  struct Agent {
+    Resources total;
+    Resources available;
+    std::unordered_map<FrameworkId, Filter> filters;
+    size_t unsuppressed_filters = 0;  // filters held by unsuppressed frameworks
+    TimePoint earliest_expiry = TimePoint::max();
+    bool filters_cover = false;  // every filter's refused contains available
+    bool cover_dirty = true;     // available grew since filters_cover was computed
+  };
+  struct Framework {
+    std::set<std::string> roles;
+    bool suppressed = false;
+    std::unordered_map<AgentId, std::unordered_map<std::string, Resources>> held;  // agent -> role
+    std::unordered_set<AgentId> filtered;  // agents holding a filter of this framework
+  };
+  // A role with at least one framework: its frameworks' sorter and what the
+  // role holds. Weights and quotas live apart, so they outlast the role.
+  struct Role {
+    std::unique_ptr<Sorter> frameworks;
+    ScalarTotals allocated;
+  };
+
+  Allocator(AllocatorConfig config, std::unique_ptr<Sorter> roles);
+  caf::error join_role(const std::string& role, const FrameworkId& framework);
+  void leave_role(const std::string& role, const FrameworkId& framework);
+  void refresh_totals();
+  bool blocked(const AgentId& id, Agent& agent, TimePoint now);
+  void expire_filters(const AgentId& id, Agent& agent, TimePoint now);
+  void drop_filter(const AgentId& id, Agent& agent, const FrameworkId& framework);
+  bool filtered(const AgentId& id, Agent& agent, const FrameworkId& framework,
+                const Resources& offer, TimePoint now);
+  void allocate_agent(const AgentId& id, Agent& agent, TimePoint now, std::vector<OfferGrant>& out);
+  FrameworkId pick_framework(const AgentId& id, Agent& agent, const std::string& role,
+                             const Resources& offer, TimePoint now);
+  Resources offerable(const Agent& agent, const std::string& role) const;
+  void grant(const FrameworkId& fid, const AgentId& id, Agent& agent, const std::string& role,
+             const Resources& r);
+  void release(Framework& fw, const FrameworkId& fid, const AgentId& id, const std::string& role,
+               const Resources& r);
+
+  AllocatorConfig config_;
+  std::mt19937_64 rng_;
+  std::unique_ptr<Sorter> roles_;
+  std::unordered_map<std::string, Role> role_books_;
+  std::unordered_map<std::string, double> weights_;
+  std::unordered_map<std::string, ScalarTotals> quotas_;
+  std::unordered_map<AgentId, Agent> agents_;
+  // The cycle's walk order. Map nodes never move, so entries point into
+  // agents_ and a cycle does no lookups by id.
+  std::vector<std::pair<const AgentId, Agent>*> agent_order_;
+  std::unordered_map<FrameworkId, Framework> frameworks_;
+  size_t unsuppressed_ = 0;
+  ScalarTotals cluster_total_;
+  bool totals_dirty_ = false;
+};
+
+}  // namespace tessera
