@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <utility>
+#include <unordered_map>
 #include <vector>
 
 namespace tessera {
@@ -162,9 +163,10 @@ class BookkeepingSorter : public Sorter {
   virtual void unindex(const std::string& name, const Client& c) = 0;
   virtual void reindex_all() = 0;
 
-  // A std::map, not a hash map: lookups stay O(log n), and iteration by name
-  // is the same on every platform, which keeps RandomSorter reproducible.
-  std::map<std::string, Client> clients_;
+  // A hash map: the allocation path looks clients up by name twice per offer.
+  // Element addresses are stable across rehashing, which DrfSorter's index
+  // relies on; RandomSorter sorts names itself to stay reproducible.
+  std::unordered_map<std::string, Client> clients_;
   ScalarTotals total_;
   bool visiting_ = false;
 
@@ -231,10 +233,17 @@ class RandomSorter final : public BookkeepingSorter {
 
   void visit(const std::function<bool(const std::string& client)>& fn) override {
     VisitScope scope(visiting_);
+    std::vector<const std::pair<const std::string, Client>*> by_name;
+    by_name.reserve(clients_.size());
+    for (const auto& entry : clients_)
+      by_name.push_back(&entry);
+    // Draw in name order: same seed, same draws, whatever the hash layout.
+    std::sort(by_name.begin(), by_name.end(),
+              [](const auto* a, const auto* b) { return a->first < b->first; });
     std::vector<std::pair<double, const std::string*>> order;
-    order.reserve(clients_.size());
-    for (const auto& [name, c] : clients_)  // by name: same seed, same draws
-      order.emplace_back(std::log(uniform()) / c.weight, &name);
+    order.reserve(by_name.size());
+    for (const auto* entry : by_name)
+      order.emplace_back(std::log(uniform()) / entry->second.weight, &entry->first);
     std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
       return a.first != b.first ? a.first > b.first : *a.second < *b.second;
     });

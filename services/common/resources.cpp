@@ -4,6 +4,7 @@
 #include <cassert>
 #include <charconv>
 #include <cmath>
+#include <compare>
 #include <iterator>
 
 namespace tessera {
@@ -90,19 +91,36 @@ bool parse_u64(std::string_view text, uint64_t& out) {
   return ec == std::errc{} && end == text.data() + text.size() && !text.empty();
 }
 
+bool by_begin(const Range& a, const Range& b) {
+  return a.begin < b.begin;
+}
+
+// Merges overlapping or adjacent ranges of a list sorted by begin, in place.
+void coalesce(std::vector<Range>& ranges) {
+  size_t kept = 0;  // ranges[0, kept) are merged
+  for (size_t i = 0; i < ranges.size(); ++i) {
+    const Range r = ranges[i];
+    // r.begin - 1 only runs when r.begin > ranges[kept - 1].end >= 0: it cannot wrap.
+    if (kept > 0 && (r.begin <= ranges[kept - 1].end || r.begin - 1 == ranges[kept - 1].end))
+      ranges[kept - 1].end = std::max(ranges[kept - 1].end, r.end);
+    else
+      ranges[kept++] = r;
+  }
+  ranges.resize(kept);
+}
+
 // Sorts and merges overlapping or adjacent ranges: the one canonical form.
 void normalize(std::vector<Range>& ranges) {
-  std::sort(ranges.begin(), ranges.end(),
-            [](const Range& a, const Range& b) { return a.begin < b.begin; });
-  std::vector<Range> merged;
-  for (const auto& r : ranges) {
-    // r.begin - 1 only runs when r.begin > back().end >= 0, so it cannot wrap.
-    if (!merged.empty() && (r.begin <= merged.back().end || r.begin - 1 == merged.back().end))
-      merged.back().end = std::max(merged.back().end, r.end);
-    else
-      merged.push_back(r);
-  }
-  ranges = std::move(merged);
+  std::sort(ranges.begin(), ranges.end(), by_begin);
+  coalesce(ranges);
+}
+
+// Both canonical: a linear merge instead of re-sorting the concatenation.
+std::vector<Range> unite(const std::vector<Range>& a, const std::vector<Range>& b) {
+  std::vector<Range> out(a.size() + b.size());
+  std::merge(a.begin(), a.end(), b.begin(), b.end(), out.begin(), by_begin);
+  coalesce(out);
+  return out;
 }
 
 // Both sides canonical: each wanted range must sit inside one held range.
@@ -256,18 +274,129 @@ std::string parse_item(std::string_view text, Item& item) {
   return value.front() == '[' ? parse_ranges(inner, item) : parse_set(inner, item);
 }
 
-template <class Map, class Pred>
-void copy_if_role(const Map& in, Map& out, Pred keep) {
-  for (const auto& [key, value] : in)
-    if (keep(key.role))
-      out.emplace(key, value);
+// -- helpers over the sorted entry vectors -------------------------------------
+// They are templates over the entry type, since Resources' three vectors differ
+// only in the value each entry carries next to its key.
+
+// A (name, role) as views, ordered as Key is, so lookups build no strings.
+using KeyView = std::pair<std::string_view, std::string_view>;
+
+constexpr auto entry_before = [](const auto& entry, const KeyView& want) {
+  return KeyView(entry.key.name, entry.key.role) < want;
+};
+
+// The entry for (name, role), or nullptr.
+template <class Entry>
+const Entry* find_entry(const std::vector<Entry>& entries, std::string_view name,
+                        std::string_view role) {
+  auto it = std::lower_bound(entries.begin(), entries.end(), KeyView(name, role), entry_before);
+  bool found = it != entries.end() && it->key.name == name && it->key.role == role;
+  return found ? &*it : nullptr;
 }
 
-template <class Map>
-void collect_roles(const Map& map, std::set<std::string>& out) {
-  for (const auto& entry : map)
-    if (entry.first.role != any_role)
-      out.insert(entry.first.role);
+// The entry for key, inserted at its sorted place with an empty value if new.
+template <class Entry, class K>
+Entry& find_or_insert(std::vector<Entry>& entries, K key) {
+  auto it = std::lower_bound(entries.begin(), entries.end(), key,
+                             [](const Entry& e, const K& k) { return e.key < k; });
+  if (it == entries.end() || it->key != key)
+    it = entries.insert(it, Entry{std::move(key), {}});
+  return *it;
+}
+
+// Advances it past the entries ordered before key; true when it then sits on
+// key. One three-way compare per step, so no pair of keys is compared twice.
+template <class It, class K>
+bool seek(It& it, It end, const K& key) {
+  for (; it != end; ++it)
+    if (auto order = it->key <=> key; order >= 0)
+      return order == 0;
+  return false;
+}
+
+// Grows mine by the fresh entries of more (keys mine lacks, fresh of them)
+// and merges them in from the back, so each entry of mine moves once and the
+// vector reallocates at most once. Entries of more whose key mine holds were
+// already added in and are skipped.
+template <class Entry>
+void insert_fresh(std::vector<Entry>& mine, const std::vector<Entry>& more, size_t fresh) {
+  size_t i = mine.size(), j = more.size(), k = i + fresh;
+  mine.resize(k);
+  // k - i fresh entries are left to place; once none are, mine[0, i) is in place.
+  while (k > i) {
+    auto order = i > 0 ? mine[i - 1].key <=> more[j - 1].key : std::strong_ordering::less;
+    if (order < 0) {
+      mine[--k] = more[--j];
+      continue;
+    }
+    if (order == 0)
+      --j;
+    mine[--k] = std::move(mine[--i]);
+  }
+}
+
+// mine += more, both sorted by key. A single two-pointer pass adds into the
+// keys both hold, the common case when an agent's resources come and go; only
+// when more brings new keys does insert_fresh() run.
+template <class Entry, class Add>
+void add_entries(std::vector<Entry>& mine, const std::vector<Entry>& more, Add add) {
+  size_t fresh = 0;
+  auto a = mine.begin();
+  for (const auto& b : more) {
+    if (seek(a, mine.end(), b.key))
+      add(*a, b);
+    else
+      ++fresh;
+  }
+  if (fresh > 0)
+    insert_fresh(mine, more, fresh);
+}
+
+// mine -= less, both sorted by key, in one two-pointer pass that also compacts
+// away the entries take() reports used up. Keys mine lacks are ignored.
+template <class Entry, class Take>
+void subtract_entries(std::vector<Entry>& mine, const std::vector<Entry>& less, Take take) {
+  if (less.empty())
+    return;
+  auto b = less.begin();
+  auto kept = mine.begin();
+  for (auto a = mine.begin(); a != mine.end(); ++a) {
+    if (seek(b, less.end(), a->key) && take(*a, *b))
+      continue;
+    if (kept != a)
+      *kept = std::move(*a);
+    ++kept;
+  }
+  mine.erase(kept, mine.end());
+}
+
+// True when every entry of want has an entry of its key in have that covers it.
+template <class Entry, class Covers>
+bool contains_entries(const std::vector<Entry>& have, const std::vector<Entry>& want,
+                      Covers covers) {
+  auto a = have.begin();
+  return std::all_of(want.begin(), want.end(),
+                     [&](const Entry& w) { return seek(a, have.end(), w.key) && covers(*a, w); });
+}
+
+template <class Entry, class Keep>
+void copy_if_role(const std::vector<Entry>& in, std::vector<Entry>& out, Keep keep) {
+  for (auto it = in.begin(); it != in.end(); ++it) {
+    if (!keep(it->key.role))
+      continue;
+    // Reserved at the first match: room for all that may follow, and no
+    // allocation at all when nothing matches (reserved() usually finds none).
+    if (out.empty())
+      out.reserve(size_t(in.end() - it));
+    out.push_back(*it);
+  }
+}
+
+template <class Entry>
+void collect_roles(const std::vector<Entry>& entries, std::set<std::string>& out) {
+  for (const auto& entry : entries)
+    if (entry.key.role != any_role)
+      out.insert(entry.key.role);
 }
 
 }  // namespace
@@ -284,9 +413,8 @@ expected<Resources> Resources::parse(std::string_view text) {
     auto [known, fresh] = kinds.emplace(item.name, item.kind);
     if (why.empty() && !fresh && known->second != item.kind)
       why = "'" + item.name + "' was already given as " + kind_name(known->second);
-    Key key{item.name, item.role};
     if (why.empty() && item.kind == Kind::scalar && item.milli > 0 &&
-        (out.scalars_[key] += item.milli) > kMaxMilli)
+        (find_or_insert(out.scalars_, Key{item.name, item.role}).value += item.milli) > kMaxMilli)
       why = "quantity must be below 10^12 in total";
     if (!why.empty())
       return make_error(Errc::invalid_argument, "bad resource '" + std::string(piece) + "' in '" +
@@ -304,7 +432,7 @@ Resources Resources::scalar(std::string name, double quantity, std::string role)
   assert(std::isfinite(quantity) && quantity >= 0 && quantity * 1000 <= double(kMaxMilli));
   Resources out;
   if (Milli m = std::llround(quantity * 1000); m > 0)
-    out.scalars_[Key{std::move(name), std::move(role)}] = m;
+    out.scalars_.push_back({Key{std::move(name), std::move(role)}, m});
   return out;
 }
 
@@ -315,7 +443,7 @@ Resources Resources::ranges(std::string name, std::vector<Range> ranges, std::st
   Resources out;
   normalize(ranges);
   if (!ranges.empty())
-    out.ranges_[Key{std::move(name), std::move(role)}] = std::move(ranges);
+    out.ranges_.push_back({Key{std::move(name), std::move(role)}, std::move(ranges)});
   return out;
 }
 
@@ -323,7 +451,7 @@ Resources Resources::set(std::string name, std::set<std::string> items, std::str
   assert(valid_name(name) && valid_role(role));
   Resources out;
   if (!items.empty())
-    out.sets_[Key{std::move(name), std::move(role)}] = std::move(items);
+    out.sets_.push_back({Key{std::move(name), std::move(role)}, std::move(items)});
   return out;
 }
 
@@ -332,91 +460,85 @@ bool Resources::empty() const {
 }
 
 double Resources::get(std::string_view name, std::string_view role) const {
-  auto it = scalars_.find(Key{std::string(name), std::string(role)});
-  return it == scalars_.end() ? 0.0 : double(it->second) / 1000.0;
+  const auto* entry = find_entry(scalars_, name, role);
+  return entry ? double(entry->value) / 1000.0 : 0.0;
 }
 
 double Resources::total(std::string_view name) const {
   Milli sum = 0;
   // The empty role sorts before every real one, so this lands on name's first entry.
-  for (auto it = scalars_.lower_bound(Key{std::string(name), {}});
-       it != scalars_.end() && it->first.name == name; ++it)
-    sum += it->second;
+  auto it = std::lower_bound(scalars_.begin(), scalars_.end(), KeyView(name, {}), entry_before);
+  for (; it != scalars_.end() && it->key.name == name; ++it)
+    sum += it->value;
   return double(sum) / 1000.0;
 }
 
 std::vector<Range> Resources::get_ranges(std::string_view name, std::string_view role) const {
-  auto it = ranges_.find(Key{std::string(name), std::string(role)});
-  return it == ranges_.end() ? std::vector<Range>{} : it->second;
+  const auto* entry = find_entry(ranges_, name, role);
+  return entry ? entry->ranges : std::vector<Range>{};
 }
 
 std::set<std::string> Resources::get_set(std::string_view name, std::string_view role) const {
-  auto it = sets_.find(Key{std::string(name), std::string(role)});
-  return it == sets_.end() ? std::set<std::string>{} : it->second;
+  const auto* entry = find_entry(sets_, name, role);
+  return entry ? entry->items : std::set<std::string>{};
 }
 
 bool Resources::contains(const Resources& other) const {
-  for (const auto& [key, milli] : other.scalars_) {
-    auto it = scalars_.find(key);
-    if (it == scalars_.end() || it->second < milli)
-      return false;
-  }
-  for (const auto& [key, want] : other.ranges_) {
-    auto it = ranges_.find(key);
-    if (it == ranges_.end() || !covers(it->second, want))
-      return false;
-  }
-  for (const auto& [key, want] : other.sets_) {
-    auto it = sets_.find(key);
-    if (it == sets_.end() ||
-        !std::includes(it->second.begin(), it->second.end(), want.begin(), want.end()))
-      return false;
-  }
-  return true;
+  auto enough = [](const ScalarEntry& have, const ScalarEntry& want) {
+    return have.value >= want.value;
+  };
+  auto covered = [](const RangesEntry& have, const RangesEntry& want) {
+    return covers(have.ranges, want.ranges);
+  };
+  auto superset = [](const SetEntry& have, const SetEntry& want) {
+    const auto &h = have.items, &w = want.items;
+    return std::includes(h.begin(), h.end(), w.begin(), w.end());
+  };
+  return contains_entries(scalars_, other.scalars_, enough) &&
+         contains_entries(ranges_, other.ranges_, covered) &&
+         contains_entries(sets_, other.sets_, superset);
 }
 
 Resources& Resources::operator+=(const Resources& other) {
-  for (const auto& [key, milli] : other.scalars_)
-    scalars_[key] += milli;
-  for (const auto& [key, more] : other.ranges_) {
-    auto& mine = ranges_[key];
-    mine.insert(mine.end(), more.begin(), more.end());
-    normalize(mine);
-  }
-  for (const auto& [key, more] : other.sets_)
-    sets_[key].insert(more.begin(), more.end());
+  // The merges read other while writing *this; r += r must not see its own writes.
+  if (this == &other)
+    return *this += Resources(other);
+  add_entries(scalars_, other.scalars_,
+              [](ScalarEntry& mine, const ScalarEntry& more) { mine.value += more.value; });
+  add_entries(ranges_, other.ranges_, [](RangesEntry& mine, const RangesEntry& more) {
+    mine.ranges = unite(mine.ranges, more.ranges);
+  });
+  add_entries(sets_, other.sets_, [](SetEntry& mine, const SetEntry& more) {
+    mine.items.insert(more.items.begin(), more.items.end());
+  });
   return *this;
 }
 
 // Written to clamp at empty even when the precondition is broken in a
-// release build, so the maps never hold negative or empty entries.
+// release build, so the vectors never hold negative or empty entries. Each
+// take returns true when the entry is used up and must go.
 Resources& Resources::operator-=(const Resources& other) {
   assert(contains(other));
-  for (const auto& [key, milli] : other.scalars_) {
-    auto it = scalars_.find(key);
-    if (it != scalars_.end() && (it->second -= milli) <= 0)
-      scalars_.erase(it);
-  }
-  for (const auto& [key, less] : other.ranges_) {
-    auto it = ranges_.find(key);
-    if (it != ranges_.end() && (it->second = subtract(it->second, less)).empty())
-      ranges_.erase(it);
-  }
-  for (const auto& [key, less] : other.sets_) {
-    auto it = sets_.find(key);
-    if (it == sets_.end())
-      continue;
-    for (const auto& item : less)
-      it->second.erase(item);
-    if (it->second.empty())
-      sets_.erase(it);
-  }
+  if (this == &other)  // r -= r: all of it, and no reading what we just erased
+    return *this = Resources{};
+  subtract_entries(scalars_, other.scalars_, [](ScalarEntry& mine, const ScalarEntry& less) {
+    return (mine.value -= less.value) <= 0;
+  });
+  subtract_entries(ranges_, other.ranges_, [](RangesEntry& mine, const RangesEntry& less) {
+    mine.ranges = subtract(mine.ranges, less.ranges);
+    return mine.ranges.empty();
+  });
+  subtract_entries(sets_, other.sets_, [](SetEntry& mine, const SetEntry& less) {
+    for (const auto& item : less.items)
+      mine.items.erase(item);
+    return mine.items.empty();
+  });
   return *this;
 }
 
 Resources Resources::reserved(std::string_view role) const {
   Resources out;
-  auto keep = [role](const std::string& r) { return r == role; };
+  auto keep = [role](std::string_view r) { return r == role; };
   copy_if_role(scalars_, out.scalars_, keep);
   copy_if_role(ranges_, out.ranges_, keep);
   copy_if_role(sets_, out.sets_, keep);
@@ -425,7 +547,7 @@ Resources Resources::reserved(std::string_view role) const {
 
 Resources Resources::allocatable_to(std::string_view role) const {
   Resources out;
-  auto keep = [role](const std::string& r) { return r == any_role || r == role; };
+  auto keep = [role](std::string_view r) { return r == any_role || r == role; };
   copy_if_role(scalars_, out.scalars_, keep);
   copy_if_role(ranges_, out.ranges_, keep);
   copy_if_role(sets_, out.sets_, keep);
@@ -433,13 +555,16 @@ Resources Resources::allocatable_to(std::string_view role) const {
 }
 
 ScalarTotals Resources::scalar_totals() const {
-  // Summed in Milli first so the totals are as exact as get().
-  std::map<std::string, Milli> sums;
-  for (const auto& [key, milli] : scalars_)
-    sums[key.name] += milli;
   ScalarTotals out;
-  for (const auto& [name, milli] : sums)
-    out.emplace(name, double(milli) / 1000.0);
+  // Sorted by name first, so each name's roles sit in one run: sum the run in
+  // Milli (totals as exact as get()) and append it, always at the map's end.
+  for (auto it = scalars_.begin(); it != scalars_.end();) {
+    const std::string& name = it->key.name;
+    Milli sum = 0;
+    for (; it != scalars_.end() && it->key.name == name; ++it)
+      sum += it->value;
+    out.emplace_hint(out.end(), name, double(sum) / 1000.0);
+  }
   return out;
 }
 
@@ -453,13 +578,15 @@ std::set<std::string> Resources::roles() const {
 
 std::string Resources::to_string() const {
   // "*" sorts before every valid role name, so unreserved entries come first.
+  // The stable sort keeps scalars, ranges, sets in that order for equal keys.
   std::vector<std::pair<const Key*, std::string>> entries;
-  for (const auto& [key, milli] : scalars_)
-    entries.emplace_back(&key, format_milli(milli));
-  for (const auto& [key, ranges] : ranges_)
-    entries.emplace_back(&key, format_ranges(ranges));
-  for (const auto& [key, items] : sets_)
-    entries.emplace_back(&key, format_set(items));
+  entries.reserve(scalars_.size() + ranges_.size() + sets_.size());
+  for (const auto& e : scalars_)
+    entries.emplace_back(&e.key, format_milli(e.value));
+  for (const auto& e : ranges_)
+    entries.emplace_back(&e.key, format_ranges(e.ranges));
+  for (const auto& e : sets_)
+    entries.emplace_back(&e.key, format_set(e.items));
   std::stable_sort(entries.begin(), entries.end(),
                    [](const auto& a, const auto& b) { return *a.first < *b.first; });
   std::string out;

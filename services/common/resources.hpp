@@ -92,9 +92,28 @@ class Resources {
     std::string role;
     friend auto operator<=>(const Key&, const Key&) = default;
   };
-  std::map<Key, Milli> scalars_;
-  std::map<Key, std::vector<Range>> ranges_;   // sorted, merged, non-empty
-  std::map<Key, std::set<std::string>> sets_;  // non-empty
+  // One entry per (name, role), one vector per kind. An agent holds only a
+  // handful, so flat vectors sorted by key beat maps: one allocation per copy,
+  // and +=, -= and contains are linear merges. Each vector holds a key at most once and only
+  // canonical values, so the defaulted == compares exactly.
+  struct ScalarEntry {
+    Key key;
+    Milli value = 0;  // > 0
+    friend bool operator==(const ScalarEntry&, const ScalarEntry&) = default;
+  };
+  struct RangesEntry {
+    Key key;
+    std::vector<Range> ranges;  // sorted, merged, non-empty
+    friend bool operator==(const RangesEntry&, const RangesEntry&) = default;
+  };
+  struct SetEntry {
+    Key key;
+    std::set<std::string> items;  // non-empty
+    friend bool operator==(const SetEntry&, const SetEntry&) = default;
+  };
+  std::vector<ScalarEntry> scalars_;
+  std::vector<RangesEntry> ranges_;
+  std::vector<SetEntry> sets_;
 };
 
 // Role names: 1..64 characters of [a-z0-9_.-/], not starting with '.' or '-'; "*" is the unreserved
