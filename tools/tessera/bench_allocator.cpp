@@ -1,6 +1,7 @@
 #include "tools/tessera/bench_allocator.hpp"
 
 #include "services/allocator/allocator.hpp"
+#include "tools/tessera/bench_report.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -22,13 +23,6 @@ using namespace std::chrono_literals;
 double ms_since(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-using Row = std::map<std::string, double>;
 
 // One run: add frameworks and agents, then cycles in which every offer made is
 // declined with a long filter, so each cycle offers every agent to a framework
@@ -92,33 +86,13 @@ int run_allocator_bench(const AllocatorBenchOptions& o) {
                  describe(agent_resources.error()).c_str());
     return 1;
   }
-  std::vector<Row> rows;
-  try {
-    for (int i = 0; i < o.runs; ++i)
-      rows.push_back(run_once(o, *agent_resources));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tessera bench allocator: %s\n", e.what());
-    return 1;
-  }
-  Row med;
-  for (auto& [key, _] : rows.front()) {
-    std::vector<double> values;
-    for (auto& r : rows)
-      values.push_back(r.at(key));
-    med[key] = median(values);
-  }
-  if (o.json) {
-    nlohmann::json j(med);
-    j["agents"] = o.agents;
-    j["frameworks"] = o.frameworks;
-    j["roles"] = o.roles;
-    j["cycles"] = o.cycles;
-    j["runs"] = o.runs;
-    std::printf("%s\n", j.dump().c_str());
-  } else {
-    print_table(med, o);
-  }
-  return 0;
+  return report_medians(
+      "allocator", o.runs, o.json,
+      {{"agents", o.agents},
+       {"frameworks", o.frameworks},
+       {"roles", o.roles},
+       {"cycles", o.cycles}},
+      [&](int) { return run_once(o, *agent_resources); }, [&](const Row& m) { print_table(m, o); });
 }
 
 }  // namespace tessera::bench

@@ -2,6 +2,7 @@
 
 #include "runtime/actor.hpp"
 #include "runtime/process_launcher.hpp"
+#include "tools/tessera/bench_report.hpp"
 
 #include <capnp/testing.capnp.h>
 #include <caf/io/middleman.hpp>
@@ -348,8 +349,6 @@ class Peer {
   std::atomic<bool> exited_{false};
 };
 
-using Row = std::map<std::string, double>;
-
 Row run_once(const RuntimeBenchOptions& o, int run) {
   auto started = Node::start();
   if (!started)
@@ -390,11 +389,6 @@ Row run_once(const RuntimeBenchOptions& o, int run) {
   return row;
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 void print_table(const Row& m, const RuntimeBenchOptions& o) {
   auto line = [&](const char* what, const std::string& key, const char* unit) {
     std::printf("%-28s %14.1f %14.1f  %s\n", what, m.at(key), m.at("caf_" + key), unit);
@@ -416,31 +410,11 @@ void print_table(const Row& m, const RuntimeBenchOptions& o) {
 }  // namespace
 
 int run_runtime_bench(const RuntimeBenchOptions& options) {
-  std::vector<Row> rows;
-  try {
-    for (int i = 0; i < options.runs; ++i)
-      rows.push_back(run_once(options, i));
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "tessera bench runtime: %s\n", e.what());
-    return 1;
-  }
-  Row med;
-  for (auto& [key, _] : rows.front()) {
-    std::vector<double> values;
-    for (auto& r : rows)
-      values.push_back(r.at(key));
-    med[key] = median(values);
-  }
-  if (options.json) {
-    nlohmann::json j(med);
-    j["runs"] = options.runs;
-    j["messages"] = options.messages;
-    j["round_trips"] = options.round_trips;
-    std::printf("%s\n", j.dump().c_str());
-  } else {
-    print_table(med, options);
-  }
-  return 0;
+  return report_medians(
+      "runtime", options.runs, options.json,
+      {{"messages", options.messages}, {"round_trips", options.round_trips}},
+      [&](int run) { return run_once(options, run); },
+      [&](const Row& m) { print_table(m, options); });
 }
 
 int run_runtime_bench_peer() {
