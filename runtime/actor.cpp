@@ -29,7 +29,7 @@ caf::behavior Actor::make_behavior() {
     flush();
   });
   set_default_handler(caf::drop);
-  on_start();
+  run_guarded("on_start", [this] { on_start(); });
   flush();
   node_->inflight().fetch_sub(1, std::memory_order_relaxed);  // counted by Node::spawn
   auto done = [this](bool counted) {
@@ -46,36 +46,75 @@ caf::behavior Actor::make_behavior() {
         on_batch(batch);
         done(batch.counted);
       },
+      // The rest are the runtime's own messages. They only ever come from
+      // this process (the clock, the launcher, the node, the actor itself);
+      // one from another node is a forgery and is dropped.
       [this, done](const TimerFired& t) {
-        on_timer(t);
-        done(true);
+        bool ours = internal();  // a forgery was never counted in flight
+        if (ours)
+          on_timer(t);
+        done(ours);
       },
       [this, done](relay_atom, Envelope& env) {
         bool counted = env.counted;
         env.counted = false;
-        route(std::move(env));
+        if (internal())
+          route(std::move(env));
         done(counted);
       },
       [this, done](deferred_atom) {
-        run_deferred();
-        done(true);
+        bool ours = internal();
+        if (ours)
+          run_deferred();
+        done(ours);
       },
       [this, done](exited_atom, int pid, int exit_code, int term_signal) {
-        auto it = processes_.find(pid);
-        if (it != processes_.end()) {
-          auto fn = std::move(it->second);
-          processes_.erase(it);
-          fn(ProcessExit{pid, exit_code, term_signal});
-        }
+        if (internal())
+          on_process_exit(ProcessExit{pid, exit_code, term_signal});
         done(false);
       },
   };
+}
+
+bool Actor::internal() {
+  auto src = current_sender();
+  if (!src || src->node() == system().node())
+    return true;
+  node_->stats().reject(Reject::malformed, Envelope{}, address_,
+                        "runtime-internal message from another node");
+  return false;
+}
+
+void Actor::on_process_exit(const ProcessExit& exit) {
+  auto it = processes_.find(exit.pid);
+  if (it == processes_.end())
+    return;
+  auto fn = std::move(it->second);
+  processes_.erase(it);
+  run_guarded("process exit callback", [&] { fn(exit); });
+}
+
+// Callbacks that are not message handlers (on_start, timers, deferred work,
+// request and loss callbacks) get the same protection: a throw is logged and
+// the actor goes on.
+void Actor::run_guarded(const char* what, const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    log().error("{}: {} threw: {}", address_.to_string(), what, e.what());
+  } catch (const kj::Exception& e) {
+    log().error("{}: {} threw: {}", address_.to_string(), what, e.getDescription().cStr());
+  } catch (...) {
+    log().error("{}: {} threw", address_.to_string(), what);
+  }
 }
 
 // Handles to other actors (peers, outboxes) and closures (handlers, pending
 // requests, timers) may refer back to this actor; dropping them when it exits
 // breaks those cycles so the actor's memory is freed.
 void Actor::on_exit() {
+  for (auto& [id, timer] : timers_)
+    node_->clock().cancel(timer.key);
   handlers_.clear();
   on_lost_ = nullptr;
   peers_.clear();
@@ -137,9 +176,9 @@ void Actor::deliver(const Envelope& env) {
   }
 }
 
-bool Actor::check_payload(const Envelope& env) {
+std::optional<Errc> Actor::check_payload(const Envelope& env) {
   if (env.reply_to != 0 && env.error_code != 0)
-    return true;  // an error reply carries no payload
+    return std::nullopt;  // an error reply carries no payload
   auto size = env.payload.size_bytes();
   Reject reason;
   if (size > node_->config().message_bytes_max || !env.payload.materialised())
@@ -147,11 +186,12 @@ bool Actor::check_payload(const Envelope& env) {
   else if (size == 0 || size % sizeof(capnp::word) != 0)
     reason = Reject::truncated;
   else
-    return true;
+    return std::nullopt;
   node_->stats().reject(reason, env, address_);
+  auto code = reason == Reject::oversized ? Errc::oversized : Errc::truncated;
   if (env.request_id != 0)
-    reply_error(env, reason == Reject::oversized ? Errc::oversized : Errc::truncated);
-  return false;
+    reply_error(env, code);
+  return code;
 }
 
 void Actor::report_decode_failure(const Envelope& env, const char* what) {
@@ -165,9 +205,19 @@ void Actor::report_decode_failure(const Envelope& env, const char* what) {
 }
 
 void Actor::accept(const Envelope& env) {
-  learn_sender(env);
-  if (!check_payload(env))
+  if (!env.sender.empty() && (!valid_actor_name(env.sender.name) || env.sender.host.empty() ||
+                              env.sender.host.size() > 255)) {
+    node_->stats().reject(Reject::malformed, env, address_, "bad sender address");
     return;
+  }
+  learn_sender(env);
+  if (auto bad = check_payload(env)) {
+    // A reply that cannot be read still ends its request, with the reason.
+    if (env.reply_to != 0)
+      fail_request(env.reply_to, env.sender,
+                   make_error(*bad, "reply from " + env.sender.to_string()));
+    return;
+  }
   if (env.reply_to != 0) {
     accept_reply(env);
     return;
@@ -194,6 +244,8 @@ void Actor::guarded(const Envelope& env, const std::function<void()>& fn) {
     node_->stats().reject(Reject::handler_error, env, address_, e.what());
   } catch (const kj::Exception& e) {
     node_->stats().reject(Reject::handler_error, env, address_, e.getDescription().cStr());
+  } catch (...) {
+    node_->stats().reject(Reject::handler_error, env, address_, "unknown exception");
   }
 }
 
@@ -208,8 +260,9 @@ void Actor::accept_reply(const Envelope& env) {
   pending_.erase(it);
   cancel(pending.timer);
   if (env.error_code != 0) {
-    pending.on_error(
-        make_error(static_cast<Errc>(env.error_code), "reported by " + env.sender.to_string()));
+    auto err =
+        make_error(static_cast<Errc>(env.error_code), "reported by " + env.sender.to_string());
+    run_guarded("request error callback", [&] { pending.on_error(err); });
     return;
   }
   counters(env.type_id).received.fetch_add(1, std::memory_order_relaxed);
@@ -221,6 +274,8 @@ void Actor::accept_reply(const Envelope& env) {
 void Actor::learn_sender(const Envelope& env) {
   if (env.sender.empty() || node_->is_local(env.sender) || peers_.count(env.sender))
     return;
+  if (peers_.size() >= learned_peers_max)
+    return;  // replies to further new senders are resolved by address instead
   if (auto src = current_sender())
     on_resolved(env.sender, src);
 }
@@ -245,7 +300,8 @@ void Actor::route(Envelope env) {
           auto p = std::move(it->second);
           pending_.erase(it);
           cancel(p.timer);
-          p.on_error(make_error(Errc::unknown_actor, to.to_string()));
+          run_guarded("request error callback",
+                      [&] { p.on_error(make_error(Errc::unknown_actor, to.to_string())); });
         });
       return;
     }
@@ -351,10 +407,7 @@ void Actor::on_resolved(const Address& peer, const caf::strong_actor_ptr& target
     return;
   }
   auto handle = caf::actor_cast<caf::actor>(target);
-  if (peers_.emplace(peer, handle).second) {
-    monitor(handle);
-    peer_of_[handle.address()] = peer;
-  }
+  remember_peer(peer, handle);
   auto it = resolving_.find(peer);
   if (it == resolving_.end())
     return;
@@ -398,18 +451,27 @@ void Actor::add_request(const Address& to, const Outgoing& msg, Duration timeout
       return;
     auto p = std::move(it->second);
     pending_.erase(it);
-    p.on_error(make_error(Errc::timeout, "no reply from " + p.target.to_string()));
+    run_guarded("request error callback", [&] {
+      p.on_error(make_error(Errc::timeout, "no reply from " + p.target.to_string()));
+    });
   });
   pending_.emplace(id, std::move(pending));
   // A request watches its target so that losing it fails the request at once
   // instead of at the timeout. Remote peers are monitored once resolved.
   if (node_->is_local(to) && !peers_.count(to))
-    if (auto target = node_->lookup_local(to.name)) {
-      monitor(target);
-      peers_.emplace(to, target);
-      peer_of_[target.address()] = to;
-    }
+    if (auto target = node_->lookup_local(to.name))
+      remember_peer(to, target);
   route(Envelope{msg.type_id, address_, to, id, 0, 0, msg.payload});
+}
+
+void Actor::fail_request(uint64_t id, const Address& from, const caf::error& why) {
+  auto it = pending_.find(id);
+  if (it == pending_.end() || it->second.target != from)
+    return;
+  auto p = std::move(it->second);
+  pending_.erase(it);
+  cancel(p.timer);
+  run_guarded("request error callback", [&] { p.on_error(why); });
 }
 
 void Actor::fail_requests_to(const Address& peer, const caf::error& why) {
@@ -424,7 +486,7 @@ void Actor::fail_requests_to(const Address& peer, const caf::error& why) {
   }
   for (auto& p : failed) {
     cancel(p.timer);
-    p.on_error(why);
+    run_guarded("request error callback", [&] { p.on_error(why); });
   }
 }
 
@@ -440,9 +502,7 @@ void Actor::watch(const Address& peer) {
       defer([this, peer] { notify_lost(peer, make_error(Errc::unknown_actor, peer.to_string())); });
       return;
     }
-    monitor(target);
-    peers_.emplace(peer, target);
-    peer_of_[target.address()] = peer;
+    remember_peer(peer, target);
     return;
   }
   if (resolving_.try_emplace(peer).second)
@@ -453,17 +513,31 @@ void Actor::unwatch(const Address& peer) {
   watched_.erase(peer);
 }
 
+// Caches the handle for peer and monitors it, once per handle: one actor may
+// be known under several addresses ("localhost" and "127.0.0.1"), and losing
+// it must clear every one of them.
+void Actor::remember_peer(const Address& peer, const caf::actor& handle) {
+  if (!peers_.emplace(peer, handle).second)
+    return;
+  auto& aliases = peer_of_[handle.address()];
+  if (aliases.empty())
+    monitor(handle);
+  aliases.push_back(peer);
+}
+
 void Actor::on_down(const caf::down_msg& msg) {
   auto it = peer_of_.find(msg.source);
   if (it == peer_of_.end())
     return;
-  Address peer = it->second;
+  auto aliases = std::move(it->second);
   peer_of_.erase(it);
-  peers_.erase(peer);
-  auto why =
-      make_error(Errc::peer_lost, peer.to_string() + " (" + caf::to_string(msg.reason) + ")");
-  fail_requests_to(peer, why);
-  notify_lost(peer, why);
+  for (auto& peer : aliases) {
+    peers_.erase(peer);
+    auto why =
+        make_error(Errc::peer_lost, peer.to_string() + " (" + caf::to_string(msg.reason) + ")");
+    fail_requests_to(peer, why);
+    notify_lost(peer, why);
+  }
 }
 
 // Watching is one-shot, as with libprocess link/exited: the watcher hears of
@@ -472,8 +546,10 @@ void Actor::notify_lost(const Address& peer, const caf::error& why) {
   if (watched_.erase(peer) == 0)
     return;
   log().debug("{}: lost {}: {}", address_.to_string(), peer.to_string(), describe(why));
-  if (on_lost_)
-    on_lost_(peer, why);
+  if (on_lost_) {
+    auto fn = on_lost_;  // the callback may replace itself
+    run_guarded("on_lost", [&] { fn(peer, why); });
+  }
 }
 
 // -- time and deferred work ----------------------------------------------------
@@ -499,7 +575,7 @@ void Actor::on_timer(const TimerFired& t) {
     return;  // cancelled
   auto fn = std::move(it->second.fn);
   timers_.erase(it);
-  fn();
+  run_guarded("timer", fn);
 }
 
 void Actor::defer(std::function<void()> fn) {
@@ -514,7 +590,7 @@ void Actor::run_deferred() {
   auto work = std::move(deferred_);
   deferred_.clear();
   for (auto& fn : work)
-    fn();
+    run_guarded("deferred work", fn);
 }
 
 // -- processes -----------------------------------------------------------------

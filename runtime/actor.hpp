@@ -54,6 +54,8 @@ class Actor : public caf::event_based_actor {
   // Called once the actor runs, before any message is handled.
   virtual void on_start() {}
 
+  // Registers the handler for messages of type T (replacing an earlier one).
+  // A handler must not replace its own registration while it runs.
   template <class T, class F>
   void on(F handler);
 
@@ -92,6 +94,9 @@ class Actor : public caf::event_based_actor {
   void stop() { quit(); }
 
  private:
+  // Senders learned from incoming messages, at most; a peer inventing sender
+  // addresses must not grow this actor's tables without bound.
+  static constexpr size_t learned_peers_max = 65536;
   // Returns false when the payload did not decode (already counted).
   using Handler = std::function<bool(const Envelope&)>;
   struct Pending {
@@ -113,7 +118,7 @@ class Actor : public caf::event_based_actor {
   caf::behavior make_behavior() override;
   void on_exit() override;
   void register_handler(uint64_t type_id, std::string type_name, Handler h);
-  bool check_payload(const Envelope& env);
+  std::optional<Errc> check_payload(const Envelope& env);
   template <class T>
   bool decode_and_call(const Envelope& env, const std::function<void(const Received<T>&)>& fn);
   void report_decode_failure(const Envelope& env, const char* what);
@@ -125,6 +130,9 @@ class Actor : public caf::event_based_actor {
   void accept(const Envelope& env);
   void accept_reply(const Envelope& env);
   void guarded(const Envelope& env, const std::function<void()>& fn);
+  void run_guarded(const char* what, const std::function<void()>& fn);
+  bool internal();
+  void on_process_exit(const ProcessExit& exit);
   void learn_sender(const Envelope& env);
 
   // Sending.
@@ -139,9 +147,11 @@ class Actor : public caf::event_based_actor {
   void reply_error(const Envelope& request, Errc code);
   void add_request(const Address& to, const Outgoing& msg, Duration timeout, Pending pending);
   void fail_requests_to(const Address& peer, const caf::error& why);
+  void fail_request(uint64_t id, const Address& from, const caf::error& why);
 
   // Peers.
   void on_down(const caf::down_msg& msg);
+  void remember_peer(const Address& peer, const caf::actor& handle);
   void notify_lost(const Address& peer, const caf::error& why);
   void on_timer(const TimerFired& t);
   void run_deferred();
@@ -154,7 +164,7 @@ class Actor : public caf::event_based_actor {
   std::unordered_map<uint64_t, TypeCounters*> counters_;
   // Peers: resolved handles (local or proxies), each monitored.
   std::unordered_map<Address, caf::actor> peers_;
-  std::map<caf::actor_addr, Address> peer_of_;
+  std::map<caf::actor_addr, std::vector<Address>> peer_of_;  // handle -> its aliases
   std::unordered_map<Address, Resolving> resolving_;
   std::set<Address> watched_;
   // Outbound envelopes, flushed after each handler, in order.

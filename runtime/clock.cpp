@@ -51,7 +51,10 @@ Clock::Key Clock::schedule(Duration delay, const caf::strong_actor_ptr& target, 
   bool earliest = false;
   {
     std::lock_guard<std::mutex> guard(mu_);
-    key = Key{(paused_ ? paused_now_ : real_now()) + delay, next_seq_++};
+    auto base = paused_ ? paused_now_ : real_now();
+    // "Forever" (Duration::max()) must not wrap around into the past.
+    auto deadline = delay >= TimePoint::max() - base ? TimePoint::max() : base + delay;
+    key = Key{deadline, next_seq_++};
     timers_.emplace(key, Timer{caf::weak_actor_ptr{target.get()}, timer_id, inflight});
     earliest = key.deadline < wake_at_;
   }

@@ -1,5 +1,8 @@
 #include "runtime/envelope.hpp"
 
+#include <caf/binary_deserializer.hpp>
+#include <caf/sec.hpp>
+
 #include <algorithm>
 #include <cstring>
 
@@ -47,6 +50,10 @@ caf::error inspect(caf::deserializer& f, Payload& x) {
   size_t n = 0;
   if (auto err = f.begin_sequence(n))
     return err;
+  // A length the stream cannot hold is a lie: refuse it before allocating,
+  // so a 60-byte message cannot make us allocate a gigabyte.
+  if (auto* bin = dynamic_cast<caf::binary_deserializer*>(&f); bin && n > bin->remaining())
+    return caf::make_error(caf::sec::end_of_stream);
   if (n > wire_payload_bytes_max) {
     // Consume and drop the bytes so the stream stays aligned; delivery counts
     // the message as oversized.

@@ -42,7 +42,6 @@ void configure_actor_system(caf::actor_system_config& cfg, const NodeConfig& con
   cfg.add_message_type<Address>("tessera.address");
   cfg.add_message_type<Envelope>("tessera.envelope");
   cfg.add_message_type<EnvelopeBatch>("tessera.envelope_batch");
-  cfg.add_message_type<TimerFired>("tessera.timer_fired");
   cfg.add_error_category(error_category,
                          [](uint8_t code, caf::atom_value, const caf::message& ctx) {
                            std::string out = to_string(static_cast<Errc>(code));
@@ -153,6 +152,13 @@ caf::error Node::reserve(const std::string& name) {
 
 void Node::bind(const std::string& name, caf::actor handle) {
   std::lock_guard<std::mutex> guard(mu_);
+  if (stopped_) {
+    // Reserved before stop() began but constructed after it took its list of
+    // victims: end it here, or stop() would wait for it forever.
+    caf::anon_send_exit(handle, caf::exit_reason::kill);
+    actors_.erase(name);
+    return;
+  }
   actors_[name] = std::move(handle);
 }
 

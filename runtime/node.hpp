@@ -10,7 +10,9 @@
 //
 // Lifecycle: start() -> spawn()... -> stop() (or the destructor). stop() ends
 // every actor of the node, closes its port and waits for the actors to finish.
-// Thread-safety: all public members may be called from any thread.
+// Thread-safety: all public members may be called from any thread, except
+// stop() (and the destructor) from one of the node's own actors: it waits
+// for every actor to finish, the caller included.
 
 #include "runtime/address.hpp"
 #include "runtime/clock.hpp"

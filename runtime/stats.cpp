@@ -33,6 +33,8 @@ const char* to_string(Reject r) {
 
 TypeCounters& Stats::for_type(uint64_t type_id) {
   std::lock_guard<std::mutex> guard(mu_);
+  if (!counters_.count(type_id) && counters_.size() >= type_ids_max)
+    type_id = 0;
   auto& slot = counters_[type_id];
   if (!slot)
     slot = std::make_unique<TypeCounters>();
@@ -56,6 +58,8 @@ void Stats::reject(Reject reason, const Envelope& env, const Address& receiver,
   rejected_total_[idx].fetch_add(1, std::memory_order_relaxed);
   for_type(env.type_id).rejected[idx].fetch_add(1, std::memory_order_relaxed);
   auto sender = env.sender.empty() ? std::string("(anonymous)") : env.sender.to_string();
+  if (sender.size() > 300)  // an address off the wire can be any length
+    sender = sender.substr(0, 300) + "...";
   {
     std::lock_guard<std::mutex> guard(mu_);
     if (logged_.size() >= logged_keys_max)

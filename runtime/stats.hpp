@@ -66,6 +66,9 @@ class Stats {
 
  private:
   static constexpr size_t logged_keys_max = 4096;
+  // Distinct type ids counted apart; beyond that (a peer inventing ids),
+  // everything else is counted under type id 0.
+  static constexpr size_t type_ids_max = 4096;
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, std::unique_ptr<TypeCounters>> counters_;
   std::unordered_map<uint64_t, std::string> names_;

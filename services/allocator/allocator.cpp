@@ -103,7 +103,8 @@ caf::error Allocator::add_framework(const FrameworkId& fid, const std::set<std::
 caf::error Allocator::join_role(const std::string& role, const FrameworkId& fid) {
   auto [it, first] = role_books_.try_emplace(role);
   if (first) {
-    auto sorter = make_sorter(config_.sorter, config_.seed);
+    // Each role's random sorter gets its own stream, derived from the seed.
+    auto sorter = make_sorter(config_.sorter, config_.seed ^ std::hash<std::string>{}(role));
     if (!sorter)
       return sorter.error();
     it->second.frameworks = std::move(*sorter);
@@ -221,7 +222,10 @@ caf::error Allocator::decline(const FrameworkId& fid, const AgentId& id, const s
     return caf::none;
   auto& agent = agents_.at(id);
   auto& fw = frameworks_.at(fid);
-  auto [it, fresh] = agent.filters.insert_or_assign(fid, Filter{r, now + refuse});
+  // A refuse time beyond the end of time (a framework may send any number)
+  // saturates instead of wrapping into the past.
+  auto expires = refuse >= TimePoint::max() - now ? TimePoint::max() : now + refuse;
+  auto [it, fresh] = agent.filters.insert_or_assign(fid, Filter{r, expires});
   if (fresh && !fw.suppressed)
     ++agent.unsuppressed_filters;
   fw.filtered.insert(id);

@@ -6,9 +6,13 @@
 // Prints "READY <port>" once its node listens. Started and stopped by pid.
 
 #include "runtime/actor.hpp"
+#include "runtime/atoms.hpp"
 #include "support/ping_pong.hpp"
 
 #include <signal.h>
+
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
 
 #include <cstdio>
 #include <cstring>
@@ -101,6 +105,36 @@ int flood(Node& node, const Address& target, int count) {
   return replied ? 0 : 1;
 }
 
+// Sends the runtime's internal messages to target from this process, as a
+// hostile peer could: each must be counted and dropped, never obeyed.
+int forge(Node& node, const Address& target, int count) {
+  announce(node);
+  auto router = node.system().middleman().remote_actor(target.host, target.port);
+  if (!router)
+    return 1;
+  caf::scoped_actor self{node.system()};
+  caf::strong_actor_ptr handle;
+  self->request(*router, std::chrono::seconds(10), lookup_atom::value, target.name)
+      .receive([&](caf::strong_actor_ptr& h) { handle = h; }, [](caf::error&) {});
+  if (!handle)
+    return 1;
+  auto victim = caf::actor_cast<caf::actor>(handle);
+  for (int i = 0; i < count; ++i) {
+    self->send(victim, deferred_atom::value);
+    self->send(victim, exited_atom::value, i, 0, 0);
+  }
+  // Wait for the victim to report every forgery (a request answered after
+  // them would prove nothing about another sender's order).
+  std::printf("FORGED %d\n", 2 * count);
+  std::fflush(stdout);
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  sigwait(&set, &sig);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,6 +166,12 @@ int main(int argc, char** argv) {
       return 2;
     }
     return flood(**node, *target, std::stoi(arg_value(argc, argv, "--count", "100")));
+  }
+  if (mode == "forge") {
+    auto target = Address::parse(arg_value(argc, argv, "--target", ""));
+    if (!target)
+      return 2;
+    return forge(**node, *target, std::stoi(arg_value(argc, argv, "--count", "100")));
   }
   std::fprintf(stderr, "peer: unknown mode %s\n", mode.c_str());
   return 2;

@@ -90,3 +90,13 @@ TEST_CASE("an unpaused clock fires timers in real time", "[clock]") {
   REQUIRE((*node)->spawn<Probe>("timed", [&](Probe& self) { self.after(20ms, [&] { ++fired; }); }));
   CHECK(wait_until([&] { return fired == 1; }));
 }
+
+TEST_CASE("a timer set for ever never fires, however far time advances", "[clock]") {
+  PausedNode t;
+  std::atomic<int> fired{0};
+  REQUIRE(t.node->spawn<Probe>(
+      "timed", [&](Probe& self) { self.after(Duration::max(), [&] { ++fired; }); }));
+  REQUIRE(t.node->settle());
+  t.advance(std::chrono::hours(24 * 365 * 100));
+  CHECK(fired == 0);
+}

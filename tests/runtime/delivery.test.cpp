@@ -264,3 +264,39 @@ TEST_CASE("a port in use is a clear error, not a crash", "[delivery]") {
   REQUIRE_FALSE(second);
   CHECK(describe(second.error()).find(std::to_string(first->port())) != std::string::npos);
 }
+
+TEST_CASE("a reply that cannot be read fails its request with the reason", "[delivery][request]") {
+  auto node = start_node();
+  REQUIRE(node->spawn<Probe>("liar", [](Probe& self) {
+    self.on<testwire::Ping>([&self](const Received<testwire::Ping>& m) {
+      char odd[13] = {};
+      self.reply(m, Outgoing{capnp::typeId<testwire::Pong>(), Payload::copy_of(odd, sizeof(odd))});
+    });
+  }));
+  auto seen = std::make_shared<Seen>();
+  REQUIRE(node->spawn<Probe>("asker", [&, seen](Probe& self) {
+    self.request<testwire::Pong>(
+        node->address_of("liar"), make_ping(1), 30s, [seen](const Received<testwire::Pong>&) {},
+        [seen](const caf::error& err) { seen->error(err); });
+  }));
+  REQUIRE(wait_until([&] { return seen->count == 1; }));
+  std::lock_guard<std::mutex> guard(seen->mu);
+  CHECK(seen->errors[0].rfind("truncated", 0) == 0);
+}
+
+TEST_CASE("a message with an impossible sender address is rejected", "[delivery][reject]") {
+  auto node = start_node();
+  auto seen = std::make_shared<Seen>();
+  REQUIRE(node->spawn<Probe>("sink", record_pings(seen)));
+  Envelope env{capnp::typeId<testwire::Ping>(),
+               Address{"no spaces allowed", "h", 1},
+               node->address_of("sink"),
+               0,
+               0,
+               0,
+               make_ping(1).payload};
+  node->send_envelope(env);
+  node->send(node->address_of("sink"), make_ping(2));
+  REQUIRE(wait_until([&] { return seen->count == 1; }));
+  CHECK(node->stats().rejected(Reject::malformed) == 1);
+}

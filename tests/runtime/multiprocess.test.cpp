@@ -203,3 +203,15 @@ TEST_CASE("garbage bytes on a node's port do not stop it serving", "[multiproces
   auto node = start_node();
   CHECK(ping_pong(*node, on_peer(*peer, "ponger"), "pinger", 5, 5) == expected_result(5, 5));
 }
+
+TEST_CASE("runtime-internal messages forged by another process are counted and dropped",
+          "[multiprocess][reject]") {
+  auto node = start_node();
+  REQUIRE(node->spawn<Ponger>("ponger"));
+  auto forger = PeerProcess::start(
+      {"forge", "--target", node->address_of("ponger").to_string(), "--count", "50"});
+  REQUIRE(wait_until([&] { return node->stats().rejected(Reject::malformed) == 100; }));
+  // Forged "deferred" messages must not have touched the in-flight count.
+  CHECK(node->settle(std::chrono::seconds(2)));
+  CHECK(ping_pong(*node, node->address_of("ponger"), "pinger", 3, 3) == expected_result(3, 3));
+}

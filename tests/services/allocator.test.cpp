@@ -200,3 +200,14 @@ TEST_CASE("bad requests are errors that change nothing", "[allocator]") {
   CHECK(a->allocated("fa") == res("cpus:2;mem:256"));
   CHECK(Allocator::make(AllocatorConfig{"fair-ish", 0}).error());
 }
+
+TEST_CASE("a refuse time beyond the end of time filters for ever", "[allocator][filter]") {
+  auto a = make_allocator();
+  add_agents(*a, 1, "cpus:1;mem:128");
+  REQUIRE_FALSE(a->add_framework("fa", {"a"}));
+  auto offers = a->allocate(t0 + 1s);
+  REQUIRE(offers.size() == 1);
+  REQUIRE_FALSE(a->decline("fa", "agent0", "a", offers[0].resources, Duration::max(), t0 + 1s));
+  CHECK(a->allocate(t0 + 2s).empty());
+  CHECK(a->allocate(t0 + 24h * 365 * 100).empty());
+}
