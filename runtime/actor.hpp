@@ -4,7 +4,7 @@
 //   class Ponger : public tessera::Actor {
 //    public:
 //     Ponger(caf::actor_config& cfg, tessera::ActorInit init) : Actor(cfg, std::move(init)) {
-//       on<wire::Ping>([this](const Received<wire::Ping>& m) { reply(m, ...); });
+//       on<wire::testing::Ping>([this](const Received<wire::testing::Ping>& m) { reply(m, ...); });
 //     }
 //   };
 //   node.spawn<Ponger>("ponger");

@@ -1,9 +1,9 @@
 #pragma once
 // Building and reading Cap'n Proto messages.
 //
-//   auto msg = tessera::build<wire::Ping>([&](auto b) { b.setSeq(7); });
+//   auto msg = tessera::build<wire::testing::Ping>([&](auto b) { b.setSeq(7); });
 //   ...
-//   on<wire::Ping>([this](const Received<wire::Ping>& m) { m.body().getSeq(); });
+//   on<wire::testing::Ping>([this](const Received<wire::testing::Ping>& m) { m.body().getSeq(); });
 //
 // A Received<T> is only valid during the handler call: its reader points into
 // the envelope's payload, which the runtime keeps alive for that long.

@@ -11,6 +11,11 @@ caf::error unknown(const char* what, const std::string& id) {
   return make_error(Errc::invalid_argument, std::string("unknown ") + what + " '" + id + "'");
 }
 
+template <class ByRole>
+auto find_role(ByRole& roles, const std::string& role) {
+  return std::find_if(roles.begin(), roles.end(), [&](auto& e) { return e.first == role; });
+}
+
 void add_to(ScalarTotals& into, const ScalarTotals& r) {
   for (auto& [name, q] : r)
     into[name] += q;
@@ -170,7 +175,11 @@ caf::error Allocator::set_quota(const std::string& role, const ScalarTotals& lim
 void Allocator::grant(const FrameworkId& fid, const AgentId& id, Agent& agent,
                       const std::string& role, const Resources& r) {
   agent.available -= r;  // offerable() took r from available: contains holds
-  frameworks_.at(fid).held[id][role] += r;
+  auto& roles = frameworks_.at(fid).held[id];
+  if (auto it = find_role(roles, role); it != roles.end())
+    it->second += r;
+  else
+    roles.emplace_back(role, r);
   auto totals = r.scalar_totals();
   auto& book = role_books_.at(role);
   add_to(book.allocated, totals);
@@ -180,13 +189,14 @@ void Allocator::grant(const FrameworkId& fid, const AgentId& id, Agent& agent,
 
 void Allocator::release(Framework& fw, const FrameworkId& fid, const AgentId& id,
                         const std::string& role, const Resources& r) {
-  auto& held = fw.held[id][role];
-  held -= r;
-  if (held.empty()) {
-    fw.held[id].erase(role);
-    if (fw.held[id].empty())
-      fw.held.erase(id);
+  auto& roles = fw.held[id];
+  if (auto it = find_role(roles, role); it != roles.end()) {
+    it->second -= r;
+    if (it->second.empty())
+      roles.erase(it);
   }
+  if (roles.empty())
+    fw.held.erase(id);
   if (auto agent = agents_.find(id); agent != agents_.end()) {
     agent->second.available += r;
     agent->second.cover_dirty = true;
@@ -205,8 +215,9 @@ caf::error Allocator::recover(const FrameworkId& fid, const AgentId& id, const s
   if (fw == frameworks_.end())
     return unknown("framework", fid);
   auto held = fw->second.held.find(id);
-  if (held == fw->second.held.end() || !held->second.count(role) ||
-      !held->second.at(role).contains(r))
+  auto entry =
+      held != fw->second.held.end() ? find_role(held->second, role) : Framework::ByRole::iterator{};
+  if (held == fw->second.held.end() || entry == held->second.end() || !entry->second.contains(r))
     return make_error(Errc::invalid_argument, "framework '" + fid + "' does not hold " +
                                                   r.to_string() + " as " + role + " on '" + id +
                                                   "'");

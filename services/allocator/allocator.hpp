@@ -109,7 +109,10 @@ class Allocator {
   struct Framework {
     std::set<std::string> roles;
     bool suppressed = false;
-    std::unordered_map<AgentId, std::unordered_map<std::string, Resources>> held;  // agent -> role
+    // What the framework holds, per agent and role. Nearly always one role per
+    // agent: a small vector costs far less to create than a hash map.
+    using ByRole = std::vector<std::pair<std::string, Resources>>;
+    std::unordered_map<AgentId, ByRole> held;
     std::unordered_set<AgentId> filtered;  // agents holding a filter of this framework
   };
   // A role with at least one framework: its frameworks' sorter and what the

@@ -1,0 +1,141 @@
+@0x9856cf01b7a86278;
+# Master <-> agent protocol, after Mesos's internal messages.proto. Each struct
+# is one message; its comment says who sends it. Agents register (or
+# reregister after a restart or master failover), the master runs and kills
+# tasks on them, agents report status updates until the master acknowledges
+# them, and the master pings agents to detect partitions.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("tessera::wire");
+
+using Common = import "common.capnp";
+using TaskInfo = Common.TaskInfo;
+using TaskState = Common.TaskState;
+using TaskStatus = Common.TaskStatus;
+using ExecutorInfo = Common.ExecutorInfo;
+using FrameworkInfo = Common.FrameworkInfo;
+using AgentInfo = Common.AgentInfo;
+
+struct RegisterAgent {
+  # Agent -> master: first registration (agentInfo.agentId empty).
+  agentInfo @0 :AgentInfo;
+  version @1 :Text;
+}
+
+struct AgentTask {
+  # A task an agent runs, with its latest state, for reregistration.
+  task @0 :TaskInfo;
+  state @1 :TaskState;
+  statusUuid @2 :Data;
+  # uuid of its latest update not yet acknowledged; empty if none.
+}
+
+struct ReregisterAgent {
+  # Agent -> master: registration of a known agent (after a master failover
+  # or an agent restart that recovered its tasks), with what it runs.
+  agentInfo @0 :AgentInfo;
+  version @1 :Text;
+  tasks @2 :List(AgentTask);
+  executors @3 :List(ExecutorInfo);
+  frameworks @4 :List(FrameworkInfo);
+}
+
+struct AgentRegistered {
+  # Master -> agent: answers RegisterAgent with the assigned id.
+  agentId @0 :Text;
+  pingIntervalNs @1 :Int64;
+  # The master pings this often; the agent may treat silence as disconnection.
+}
+
+struct AgentReregistered {
+  # Master -> agent: answers ReregisterAgent.
+  agentId @0 :Text;
+}
+
+struct RunTask {
+  # Master -> agent: launch a task a framework accepted an offer for.
+  frameworkInfo @0 :FrameworkInfo;
+  task @1 :TaskInfo;
+  executor @2 :ExecutorInfo;
+  # Optional: the executor to run it under, when the task names one
+  # (as task.executor); absent for command tasks.
+}
+
+struct RunTaskGroup {
+  # Master -> agent: launch tasks together under one executor.
+  frameworkInfo @0 :FrameworkInfo;
+  executor @1 :ExecutorInfo;
+  tasks @2 :List(TaskInfo);
+}
+
+struct KillTask {
+  # Master -> agent: kill a task (SIGTERM, then SIGKILL after the grace period).
+  frameworkId @0 :Text;
+  taskId @1 :Text;
+  gracePeriodNs @2 :Int64;
+}
+
+struct StatusUpdate {
+  # Agent -> master: a task's status. The agent retries (with backoff) until
+  # a StatusUpdateAck with the same uuid comes back, and sends a task's
+  # updates in order, one unacknowledged at a time.
+  frameworkId @0 :Text;
+  status @1 :TaskStatus;
+}
+
+struct StatusUpdateAck {
+  # Master -> agent: the framework acknowledged the update with this uuid.
+  agentId @0 :Text;
+  frameworkId @1 :Text;
+  taskId @2 :Text;
+  uuid @3 :Data;
+}
+
+struct Ping {
+  # Master -> agent: liveness check; the agent answers Pong with the same seq.
+  seq @0 :UInt64;
+}
+
+struct Pong {
+  # Agent -> master: answers Ping.
+  seq @0 :UInt64;
+}
+
+struct ShutdownAgent {
+  # Master -> agent: the master removed the agent; it must kill its tasks and stop.
+  reason @0 :Text;
+}
+
+struct ShutdownFramework {
+  # Master -> agent: the framework is gone; kill its tasks and executors.
+  frameworkId @0 :Text;
+}
+
+struct ShutdownExecutor {
+  # Master -> agent: relays a framework's shutdown call for one executor.
+  frameworkId @0 :Text;
+  executorId @1 :Text;
+}
+
+struct ExitedExecutor {
+  # Agent -> master: an executor exited (status is its wait status); the
+  # master tells the framework with a failure event.
+  frameworkId @0 :Text;
+  executorId @1 :Text;
+  status @2 :Int32;
+}
+
+struct FrameworkToExecutor {
+  # Master -> agent: a framework's message call, for the agent to hand to the executor.
+  frameworkId @0 :Text;
+  executorId @1 :Text;
+  data @2 :Data;
+}
+
+struct ExecutorToFramework {
+  # Agent -> master: an executor's message call, for the master to hand to the framework.
+  agentId @0 :Text;
+  frameworkId @1 :Text;
+  executorId @2 :Text;
+  data @3 :Data;
+}

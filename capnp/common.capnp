@@ -1,0 +1,246 @@
+@0xbf6cf7083e133802;
+# Types shared by every Tessera protocol (scheduler.capnp, executor.capnp,
+# agent.capnp), after Apache Mesos v1's mesos.proto. Nobody sends these on their
+# own: they are the parts that calls, events and master<->agent messages carry.
+#
+# Conventions:
+#  - ids (framework, agent, task, offer, executor) are Text fields named
+#    frameworkId, agentId, ...; an empty id means "not set";
+#  - durations and times are Int64 nanoseconds (fields end in Ns);
+#  - a struct-typed field is optional when the text says so: test it with the
+#    generated has...() accessor.
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("tessera::wire");
+
+struct Range {
+  # An inclusive range of integers, such as ports 31000-32000.
+  begin @0 :UInt64;
+  end @1 :UInt64;
+}
+
+struct Resource {
+  # One named resource for one role; a list of them is what C++'s
+  # tessera::Resources holds (services/common/resources.hpp).
+  name @0 :Text;
+  role @1 :Text = "*";
+  # The role it is reserved for; "*" (the default) means unreserved.
+  union {
+    scalarMilli @2 :Int64;
+    # A quantity in thousandths: cpus 1.5 is 1500, mem 4096 MiB is 4096000.
+    ranges @3 :List(Range);
+    set @4 :List(Text);
+  }
+}
+
+struct Attribute {
+  # A fact about an agent (rack, zone, ...) that frameworks may place by.
+  # Unlike resources, attributes are never consumed.
+  name @0 :Text;
+  union {
+    text @1 :Text;
+    scalar @2 :Float64;
+    ranges @3 :List(Range);
+  }
+}
+
+struct Label {
+  # A free-form key/value pair that frameworks attach to tasks; Tessera only
+  # stores and reports it.
+  key @0 :Text;
+  value @1 :Text;
+}
+
+enum TaskState {
+  # A task's life cycle, as Mesos's TaskState. Terminal: finished, failed,
+  # killed, error, dropped, gone. lost is terminal only for frameworks that are
+  # not partitionAware; unreachable and unknown are reconciliation answers.
+  staging @0;      # The master accepted the launch; the agent has not yet started it.
+  starting @1;     # The agent is starting the executor or fetching.
+  running @2;
+  killing @3;      # Kill requested; only sent to frameworks with taskKilledState.
+  finished @4;     # Ended successfully.
+  failed @5;       # Ended with an error (non-zero exit, signal).
+  killed @6;       # Ended because it was killed.
+  error @7;        # Could not be launched: invalid task or offers.
+  lost @8;         # Old-style failure report for non partition-aware frameworks.
+  dropped @9;      # Never reached the agent, or the agent dropped it.
+  unreachable @10; # Its agent is partitioned from the master; it may come back.
+  gone @11;        # Its agent was removed for good; the task is not running.
+  unknown @12;     # Nobody knows it (reconciliation of an unknown task).
+}
+
+struct TaskStatus {
+  # A state change or health report of one task. Executors send it to their
+  # agent, the agent forwards it to the master (agent.capnp StatusUpdate) and
+  # the master to the framework (scheduler.capnp SchedulerEvent.update); the
+  # master also makes some itself (reconciliation, lost agents).
+
+  enum Reason {
+    # Why the task reached its state; none when there is nothing to add.
+    none @0;
+    commandExited @1;              # The command exited; exit code or signal in message.
+    commandExecutorFailed @2;
+    containerLaunchFailed @3;
+    containerLimitationMemory @4;  # Killed for going over its memory limit.
+    containerLimitationDisk @5;
+    containerPreempted @6;
+    executorRegistrationTimeout @7;
+    executorTerminated @8;
+    executorUnregistered @9;
+    fetchFailed @10;               # A CommandInfo uri could not be fetched.
+    frameworkRemoved @11;
+    invalidFrameworkId @12;
+    invalidOffers @13;
+    masterDisconnected @14;
+    reconciliation @15;            # Sent in answer to a reconcile call.
+    agentDisconnected @16;
+    agentRemoved @17;
+    agentRestarted @18;
+    agentUnknown @19;
+    agentUnreachable @20;
+    taskGroupInvalid @21;
+    taskInvalid @22;
+    taskKilledDuringLaunch @23;
+    taskUnknown @24;
+    taskUnhealthy @25;             # Killed after failing its health checks.
+    killedByScheduler @26;         # Killed on the framework's kill call.
+  }
+
+  enum Source {
+    # Who made the update.
+    master @0;
+    agent @1;
+    executor @2;
+  }
+
+  taskId @0 :Text;
+  state @1 :TaskState;
+  reason @2 :Reason;
+  message @3 :Text;
+  # Human-readable detail. For commandExited it reads "Command exited with
+  # status N" or "Command terminated with signal NAME" (as Mesos; there is
+  # no separate exit code field).
+  timestampNs @4 :Int64;
+  # When the source made it, nanoseconds since the Unix epoch on its clock.
+  uuid @5 :Data;
+  # Set on updates that need an acknowledgement (from agents and executors);
+  # the framework acknowledges with the same bytes. Empty for master-made ones.
+  source @6 :Source;
+  hasHealthy @7 :Bool;
+  # True when the task has health checks and healthy holds their last result.
+  healthy @8 :Bool;
+  agentId @9 :Text;
+  executorId @10 :Text;
+}
+
+struct EnvVar {
+  # One environment variable for a command.
+  name @0 :Text;
+  value @1 :Text;
+}
+
+struct Uri {
+  # A file the agent fetches into the sandbox before running a command.
+  value @0 :Text;
+  extract @1 :Bool = true;  # Unpack archives (.tar.gz, .zip, ...).
+  executable @2 :Bool;      # chmod +x after fetching.
+  cache @3 :Bool;           # May be served from the agent's fetcher cache.
+}
+
+struct CommandInfo {
+  # What to run for a task or executor.
+  union {
+    shell @0 :Text;
+    # Run with /bin/sh -c.
+    argv @1 :List(Text);
+    # Run directly: argv[0] is the program (looked up in PATH), then its arguments.
+  }
+  environment @2 :List(EnvVar);
+  user @3 :Text;
+  # Run as this user; empty: the framework's user.
+  uris @4 :List(Uri);
+}
+
+struct KillPolicy {
+  # How to kill a task: SIGTERM, then SIGKILL after the grace period.
+  gracePeriodNs @0 :Int64;
+}
+
+struct ExecutorInfo {
+  # A framework's own executor, which runs the tasks that name it.
+  executorId @0 :Text;
+  frameworkId @1 :Text;
+  command @2 :CommandInfo;
+  resources @3 :List(Resource);
+}
+
+struct TaskInfo {
+  # A task a framework launches on offered resources. Exactly one of command
+  # (run under the agent's built-in command executor) or executor is set.
+  taskId @0 :Text;
+  name @1 :Text;
+  agentId @2 :Text;
+  resources @3 :List(Resource);
+  command @4 :CommandInfo;      # Optional (hasCommand()).
+  executor @5 :ExecutorInfo;    # Optional (hasExecutor()).
+  killPolicy @6 :KillPolicy;    # Optional; absent: the agent's default grace period.
+  labels @7 :List(Label);
+}
+
+enum FrameworkCapability {
+  # Behaviours a framework opts into when it subscribes.
+  partitionAware @0;     # Receives unreachable/gone/dropped instead of lost.
+  multiRole @1;          # Uses roles (and offers' allocationRole) rather than one role.
+  taskKilledState @2;    # Receives killing updates.
+  revocableResources @3;
+  gpuResources @4;       # May be offered agents with gpus.
+}
+
+struct FrameworkInfo {
+  # Who a framework is; sent in its subscribe call and kept by the master.
+  frameworkId @0 :Text;
+  # Empty on the first subscribe; the master assigns one. Set to fail over.
+  name @1 :Text;
+  user @2 :Text;
+  roles @3 :List(Text);
+  principal @4 :Text;
+  failoverTimeoutNs @5 :Int64;
+  # How long the master keeps the framework's tasks after it disconnects.
+  capabilities @6 :List(FrameworkCapability);
+}
+
+struct AgentInfo {
+  # An agent as it registers with the master.
+  agentId @0 :Text;
+  # Empty on first registration; the master assigns one.
+  hostname @1 :Text;
+  port @2 :UInt16;
+  resources @3 :List(Resource);
+  # Its total resources, reservations included.
+  attributes @4 :List(Attribute);
+}
+
+struct MasterInfo {
+  # The master a framework is subscribed to.
+  address @0 :Text;
+  # Its actor address, name@host:port.
+}
+
+struct Offer {
+  # Resources of one agent that the master offers one framework for one role.
+  offerId @0 :Text;
+  frameworkId @1 :Text;
+  agentId @2 :Text;
+  hostname @3 :Text;
+  resources @4 :List(Resource);
+  attributes @5 :List(Attribute);
+  allocationRole @6 :Text;
+  # Of the framework's roles, the one these resources are allocated to.
+}
+
+struct Filters {
+  # Sent with accept and decline: how long to not re-offer the left-over or
+  # declined resources of that agent to this framework.
+  refuseSeconds @0 :Float64 = 5.0;
+}
