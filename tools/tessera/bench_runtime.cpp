@@ -349,6 +349,13 @@ class Peer {
   std::atomic<bool> exited_{false};
 };
 
+// The three figures of one measurement under the JSON keys the issue names.
+void put(Row& row, const std::string& prefix, const Figures& f) {
+  row[prefix + "oneway_msgs_per_s"] = f.oneway;
+  row[prefix + "rtt_p50_us"] = f.rtt.p50_us;
+  row[prefix + "rtt_p99_us"] = f.rtt.p99_us;
+}
+
 Row run_once(const RuntimeBenchOptions& o, int run) {
   auto started = Node::start();
   if (!started)
@@ -363,12 +370,8 @@ Row run_once(const RuntimeBenchOptions& o, int run) {
     static_cast<void>(node.spawn<Echo>("bench.echo"));
     auto t = measure_tessera(node, local, o.messages, o.round_trips, "in" + tag);
     auto c = measure_caf(node, local, o.messages, o.round_trips);
-    row["inproc_oneway_msgs_per_s"] = t.oneway;
-    row["inproc_rtt_p50_us"] = t.rtt.p50_us;
-    row["inproc_rtt_p99_us"] = t.rtt.p99_us;
-    row["caf_inproc_oneway_msgs_per_s"] = c.oneway;
-    row["caf_inproc_rtt_p50_us"] = c.rtt.p50_us;
-    row["caf_inproc_rtt_p99_us"] = c.rtt.p99_us;
+    put(row, "inproc_", t);
+    put(row, "caf_inproc_", c);
     caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
   }
   Peer peer(o.self_path);
@@ -380,12 +383,8 @@ Row run_once(const RuntimeBenchOptions& o, int run) {
                  Address{"bench.echo", "127.0.0.1", peer.tessera_port_}, *caf_sink_h, *caf_sink_h};
   auto t = measure_tessera(node, remote, o.messages / 2, o.round_trips, "x" + tag);
   auto c = measure_caf(node, remote, o.messages / 2, o.round_trips);
-  row["xproc_oneway_msgs_per_s"] = t.oneway;
-  row["xproc_rtt_p50_us"] = t.rtt.p50_us;
-  row["xproc_rtt_p99_us"] = t.rtt.p99_us;
-  row["caf_xproc_oneway_msgs_per_s"] = c.oneway;
-  row["caf_xproc_rtt_p50_us"] = c.rtt.p50_us;
-  row["caf_xproc_rtt_p99_us"] = c.rtt.p99_us;
+  put(row, "xproc_", t);
+  put(row, "caf_xproc_", c);
   return row;
 }
 
