@@ -23,11 +23,19 @@ struct RegisterAgent {
 }
 
 struct AgentTask {
-  # A task an agent runs, with its latest state, for reregistration.
+  # A task an agent runs, with its states, for reregistration.
   task @0 :TaskInfo;
   state @1 :TaskState;
+  # The state of its oldest unacknowledged update (what the framework will
+  # hear next); the latest state when every update is acknowledged.
   statusUuid @2 :Data;
   # uuid of its latest update not yet acknowledged; empty if none.
+  frameworkId @3 :Text;
+  # Task ids are unique only per framework, and a command task carries no
+  # executor to say whose it is.
+  latestState @4 :TaskState;
+  # The newest state the agent knows, acknowledged or not: a terminal one
+  # lets the master recover the task's resources at once.
 }
 
 struct ReregisterAgent {
@@ -50,6 +58,8 @@ struct AgentRegistered {
 struct AgentReregistered {
   # Master -> agent: answers ReregisterAgent.
   agentId @0 :Text;
+  pingIntervalNs @1 :Int64;
+  # How often the (possibly new) master will ping; as in AgentRegistered.
 }
 
 struct RunTask {
@@ -81,6 +91,11 @@ struct StatusUpdate {
   # updates in order, one unacknowledged at a time.
   frameworkId @0 :Text;
   status @1 :TaskStatus;
+  latestState @2 :TaskState;
+  # The task's newest state, which may be past this update's while earlier
+  # updates wait for acknowledgement (Mesos's latest_state): when it is
+  # terminal the master recovers the task's resources without waiting for a
+  # slow or disconnected framework to acknowledge everything before it.
 }
 
 struct StatusUpdateAck {

@@ -53,8 +53,9 @@ struct Label {
 
 enum TaskState {
   # A task's life cycle, as Mesos's TaskState. Terminal: finished, failed,
-  # killed, error, dropped, gone. lost is terminal only for frameworks that are
-  # not partitionAware; unreachable and unknown are reconciliation answers.
+  # killed, error, lost, dropped, gone. Partition-aware frameworks never see
+  # lost (they get unreachable, dropped or gone instead); unreachable and
+  # unknown are also reconciliation answers.
   staging @0;      # The master accepted the launch; the agent has not yet started it.
   starting @1;     # The agent is starting the executor or fetching.
   running @2;
@@ -168,16 +169,24 @@ struct KillPolicy {
 }
 
 struct ExecutorInfo {
-  # A framework's own executor, which runs the tasks that name it.
+  # The executor that runs a framework's tasks: its own (custom: command is
+  # what the agent starts) or the agent's default executor for task groups.
   executorId @0 :Text;
   frameworkId @1 :Text;
   command @2 :CommandInfo;
   resources @3 :List(Resource);
+  type @4 :Type;
+  enum Type {
+    custom @0;
+    default @1;  # The agent's built-in executor; command is not used.
+  }
 }
 
 struct TaskInfo {
-  # A task a framework launches on offered resources. Exactly one of command
-  # (run under the agent's built-in command executor) or executor is set.
+  # A task a framework launches on offered resources. In a LAUNCH, exactly
+  # one of command (run under the agent's built-in command executor) or
+  # executor is set. In a LAUNCH_GROUP every task has a command and the
+  # executor is the group's, so executor is unset.
   taskId @0 :Text;
   name @1 :Text;
   agentId @2 :Text;

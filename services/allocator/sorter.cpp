@@ -54,8 +54,7 @@ double dominant_share_of(const ScalarTotals& allocation, const ScalarTotals& tot
 struct Client {
   double weight = 1.0;
   ScalarTotals allocation;
-  double share = 0;   // unweighted dominant share, cached
-  uint32_t rank = 0;  // position in name order; DrfSorter breaks ties by it
+  double share = 0;  // unweighted dominant share, cached
   // The DRF ordering key. Computed from cached fields only, so the value used
   // to insert into an index is bit-identical to the one used to erase.
   double key() const { return share / weight; }
@@ -75,7 +74,6 @@ class BookkeepingSorter : public Sorter {
       return bad(client, "already added");
     it->second.weight = weight;
     index(it->first, it->second);
-    membership_changed();
     return caf::none;
   }
 
@@ -86,7 +84,6 @@ class BookkeepingSorter : public Sorter {
       return bad(client, "unknown client");
     unindex(it->first, it->second);
     clients_.erase(it);
-    membership_changed();
     return caf::none;
   }
 
@@ -166,8 +163,6 @@ class BookkeepingSorter : public Sorter {
   virtual void index(const std::string& name, const Client& c) = 0;
   virtual void unindex(const std::string& name, const Client& c) = 0;
   virtual void reindex_all() = 0;
-  // A client joined or left (rare, unlike allocation changes).
-  virtual void membership_changed() {}
 
   // A hash map: the allocation path looks clients up by name twice per offer.
   // Element addresses are stable across rehashing, which DrfSorter's index
@@ -197,32 +192,26 @@ class DrfSorter final : public BookkeepingSorter {
  public:
   void visit(const std::function<bool(const std::string& client)>& fn) override {
     VisitScope scope(visiting_);
-    for (const auto& [key, rank, name] : index_)
+    for (const auto& [key, name] : index_)
       if (!fn(*name))
         return;
   }
 
  private:
-  // Ties between equal keys break by name. Comparing names on every update
-  // is costly when many clients share a key (all at zero after a round of
-  // declines), so each client carries its rank in name order, recomputed only
-  // when clients join or leave. Entries point at the names held as keys of
-  // clients_ (their addresses are stable), so updates copy no strings.
-  using Entry = std::tuple<double, uint32_t, const std::string*>;
+  // Entries point at the names held as keys of clients_ (their addresses are
+  // stable), so updates on the allocation path copy no strings. Ties between
+  // equal keys break by name.
+  using Entry = std::pair<double, const std::string*>;
   struct ByKeyThenName {
     bool operator()(const Entry& a, const Entry& b) const {
-      if (std::get<0>(a) != std::get<0>(b))
-        return std::get<0>(a) < std::get<0>(b);
-      return std::get<1>(a) < std::get<1>(b);
+      return a.first != b.first ? a.first < b.first : *a.second < *b.second;
     }
   };
 
-  void index(const std::string& name, const Client& c) override {
-    index_.emplace(c.key(), c.rank, &name);
-  }
+  void index(const std::string& name, const Client& c) override { index_.emplace(c.key(), &name); }
 
   void unindex(const std::string& name, const Client& c) override {
-    index_.erase(Entry{c.key(), c.rank, &name});
+    index_.erase(Entry{c.key(), &name});
   }
 
   // Totals changed, so every key did: rebuild, O(n log n). Totals change only
@@ -230,19 +219,7 @@ class DrfSorter final : public BookkeepingSorter {
   void reindex_all() override {
     index_.clear();
     for (const auto& [name, c] : clients_)
-      index_.emplace(c.key(), c.rank, &name);
-  }
-
-  void membership_changed() override {
-    std::vector<std::pair<const std::string*, Client*>> by_name;
-    by_name.reserve(clients_.size());
-    for (auto& [name, c] : clients_)
-      by_name.emplace_back(&name, &c);
-    std::sort(by_name.begin(), by_name.end(),
-              [](const auto& a, const auto& b) { return *a.first < *b.first; });
-    for (uint32_t i = 0; i < by_name.size(); ++i)
-      by_name[i].second->rank = i;
-    reindex_all();
+      index_.emplace(c.key(), &name);
   }
 
   std::set<Entry, ByKeyThenName> index_;
