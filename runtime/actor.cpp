@@ -14,6 +14,24 @@ namespace tessera {
 
 using base = caf::event_based_actor;
 
+namespace {
+
+// Runs fn; what it threw, if anything, as text.
+std::optional<std::string> catch_all(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (const kj::Exception& e) {
+    return e.getDescription().cStr();
+  } catch (...) {
+    return "unknown exception";
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 Actor::Actor(caf::actor_config& cfg, ActorInit init)
     : base(cfg), node_(init.node), address_(node_->address_of(init.name)) {
   node_->bind(init.name, caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()}));
@@ -39,7 +57,7 @@ caf::behavior Actor::make_behavior() {
   };
   return {
       [this, done](const Envelope& env) {
-        on_envelope(env);
+        deliver(env);
         done(env.counted);
       },
       [this, done](const EnvelopeBatch& batch) {
@@ -98,15 +116,8 @@ void Actor::on_process_exit(const ProcessExit& exit) {
 // request and loss callbacks) get the same protection: a throw is logged and
 // the actor goes on.
 void Actor::run_guarded(const char* what, const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    log().error("{}: {} threw: {}", address_.to_string(), what, e.what());
-  } catch (const kj::Exception& e) {
-    log().error("{}: {} threw: {}", address_.to_string(), what, e.getDescription().cStr());
-  } catch (...) {
-    log().error("{}: {} threw", address_.to_string(), what);
-  }
+  if (auto error = catch_all(fn))
+    log().error("{}: {} threw: {}", address_.to_string(), what, *error);
 }
 
 // Handles to other actors (peers, outboxes) and closures (handlers, pending
@@ -140,10 +151,6 @@ TypeCounters& Actor::counters(uint64_t type_id) {
 }
 
 // -- receiving ---------------------------------------------------------------
-
-void Actor::on_envelope(const Envelope& env) {
-  deliver(env);
-}
 
 void Actor::on_batch(const EnvelopeBatch& batch) {
   for (auto& env : batch.items)
@@ -238,15 +245,8 @@ void Actor::accept(const Envelope& env) {
 // A handler that throws (a Cap'n Proto read past a limit, a bug) costs the
 // message, not the actor: it is counted and logged like any rejection.
 void Actor::guarded(const Envelope& env, const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    node_->stats().reject(Reject::handler_error, env, address_, e.what());
-  } catch (const kj::Exception& e) {
-    node_->stats().reject(Reject::handler_error, env, address_, e.getDescription().cStr());
-  } catch (...) {
-    node_->stats().reject(Reject::handler_error, env, address_, "unknown exception");
-  }
+  if (auto what = catch_all(fn))
+    node_->stats().reject(Reject::handler_error, env, address_, *what);
 }
 
 void Actor::accept_reply(const Envelope& env) {

@@ -124,7 +124,6 @@ class Actor : public caf::event_based_actor {
   void report_decode_failure(const Envelope& env, const char* what);
 
   // Receiving.
-  void on_envelope(const Envelope& env);
   void on_batch(const EnvelopeBatch& batch);
   void deliver(const Envelope& env);
   void accept(const Envelope& env);

@@ -81,7 +81,6 @@ class Node {
   void send_envelope(Envelope env);
 
   Clock& clock() { return *clock_; }
-  const std::shared_ptr<Clock>& clock_ptr() const { return clock_; }
   FilterSet& filters() { return filters_; }
   Stats& stats() { return stats_; }
   ProcessLauncher& launcher();
@@ -99,7 +98,6 @@ class Node {
   caf::actor lookup_local(const std::string& name) const;
   bool is_local(const Address& a) const { return a.port == port_ && a.host == config_.host; }
   std::atomic<int64_t>& inflight() { return inflight_; }
-  caf::actor router() const { return router_; }
 
  private:
   friend class Simulation;
