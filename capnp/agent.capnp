@@ -154,3 +154,27 @@ struct ExecutorToFramework {
   executorId @2 :Text;
   data @3 :Data;
 }
+
+struct ReadSandboxFile {
+  # Anyone -> agent, as a request: read part of a file in a task's sandbox
+  # (what Mesos's /files/read endpoint serves). The agent answers SandboxFile.
+  frameworkId @0 :Text;
+  taskId @1 :Text;
+  path @2 :Text;
+  # Relative to the sandbox, such as "stdout"; no "..", no leading "/".
+  offset @3 :UInt64;
+  lengthMax @4 :UInt64;
+  # The agent caps it at 1 MiB.
+}
+
+struct SandboxFile {
+  # Agent -> reader: answers ReadSandboxFile.
+  union {
+    data @0 :Data;
+    # The bytes at [offset, offset + length); shorter than asked at the end.
+    error @1 :Text;
+    # Unknown task, bad path, or the file cannot be read.
+  }
+  size @2 :UInt64;
+  # The file's whole size, so a reader knows whether more is left.
+}

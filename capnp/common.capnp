@@ -120,8 +120,8 @@ struct TaskStatus {
   reason @2 :Reason;
   message @3 :Text;
   # Human-readable detail. For commandExited it reads "Command exited with
-  # status N" or "Command terminated with signal NAME" (as Mesos; there is
-  # no separate exit code field).
+  # status N" or "Command terminated with signal NAME", as Mesos; exitCode
+  # and termSignal say the same for programs.
   timestampNs @4 :Int64;
   # When the source made it, nanoseconds since the Unix epoch on its clock.
   uuid @5 :Data;
@@ -133,6 +133,10 @@ struct TaskStatus {
   healthy @8 :Bool;
   agentId @9 :Text;
   executorId @10 :Text;
+  exitCode @11 :Int32 = -1;
+  # The command's exit code once it exited by itself; -1 otherwise.
+  termSignal @12 :Int32;
+  # The signal that ended the command; 0 if none did.
 }
 
 struct EnvVar {
@@ -246,6 +250,9 @@ struct Offer {
   attributes @5 :List(Attribute);
   allocationRole @6 :Text;
   # Of the framework's roles, the one these resources are allocated to.
+  agentAddress @7 :Text;
+  # The agent's actor address (name@host:port): frameworks read task
+  # sandboxes from it (agent.capnp ReadSandboxFile).
 }
 
 struct Filters {

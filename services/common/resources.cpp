@@ -455,6 +455,49 @@ Resources Resources::set(std::string name, std::set<std::string> items, std::str
   return out;
 }
 
+namespace {
+
+caf::error check_key(const std::string& name, const std::string& role) {
+  if (!valid_name(name))
+    return make_error(Errc::invalid_argument, "bad resource name '" + name + "'");
+  if (!valid_role(role))
+    return make_error(Errc::invalid_argument, "bad role '" + role + "' for " + name);
+  return {};
+}
+
+}  // namespace
+
+expected<Resources> Resources::checked_scalar(std::string name, Milli quantity, std::string role) {
+  if (auto err = check_key(name, role))
+    return err;
+  if (quantity < 0 || quantity > kMaxMilli)
+    return make_error(Errc::invalid_argument, "quantity of " + name + " out of range");
+  Resources out;
+  if (quantity > 0)
+    out.scalars_.push_back({Key{std::move(name), std::move(role)}, quantity});
+  return out;
+}
+
+expected<Resources> Resources::checked_ranges(std::string name, std::vector<Range> ranges,
+                                              std::string role) {
+  if (auto err = check_key(name, role))
+    return err;
+  for (const auto& r : ranges)
+    if (r.begin > r.end)
+      return make_error(Errc::invalid_argument, "inverted range in " + name);
+  return Resources::ranges(std::move(name), std::move(ranges), std::move(role));
+}
+
+expected<Resources> Resources::checked_set(std::string name, std::set<std::string> items,
+                                           std::string role) {
+  if (auto err = check_key(name, role))
+    return err;
+  for (const auto& item : items)
+    if (item.empty() || item.find_first_of(",;{}") != std::string::npos)
+      return make_error(Errc::invalid_argument, "bad set item in " + name);
+  return Resources::set(std::move(name), std::move(items), std::move(role));
+}
+
 bool Resources::empty() const {
   return scalars_.empty() && ranges_.empty() && sets_.empty();
 }

@@ -54,6 +54,27 @@ class Resources {
   static Resources ranges(std::string name, std::vector<Range> ranges, std::string role = "*");
   static Resources set(std::string name, std::set<std::string> items, std::string role = "*");
 
+  // The same three, checking their input instead of asserting it: for values
+  // that come from the wire. A zero quantity or empty list gives empty.
+  static expected<Resources> checked_scalar(std::string name, Milli quantity, std::string role);
+  static expected<Resources> checked_ranges(std::string name, std::vector<Range> ranges,
+                                            std::string role);
+  static expected<Resources> checked_set(std::string name, std::set<std::string> items,
+                                         std::string role);
+
+  // Calls scalar(name, role, milli), ranges(name, role, ranges) and
+  // set(name, role, items) for every entry, in canonical order.
+  template <class S, class R, class T>
+  void visit(S&& scalar, R&& ranges, T&& set) const {
+    for (const auto& e : scalars_)
+      scalar(e.key.name, e.key.role, e.value);
+    for (const auto& e : ranges_)
+      ranges(e.key.name, e.key.role, e.ranges);
+    for (const auto& e : sets_)
+      set(e.key.name, e.key.role, e.items);
+  }
+  size_t entry_count() const { return scalars_.size() + ranges_.size() + sets_.size(); }
+
   bool empty() const;
 
   // The scalar quantity of name for role ("*": unreserved only).

@@ -3,6 +3,7 @@
 #include "runtime/log.hpp"
 #include "tools/tessera/bench_allocator.hpp"
 #include "tools/tessera/bench_runtime.hpp"
+#include "tools/tessera/command.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -11,16 +12,27 @@
 #include <climits>
 #include <cstdio>
 #include <string>
+#include <vector>
+
+namespace tessera::cli {
+
+int fail(const std::string& message) {
+  std::fprintf(stderr, "tessera: %s\n", message.c_str());
+  return 2;
+}
+
+const std::string& self_path() {
+  static const std::string path = [] {
+    char buf[PATH_MAX];
+    auto n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+    return n <= 0 ? std::string("tessera") : std::string(buf, static_cast<size_t>(n));
+  }();
+  return path;
+}
+
+}  // namespace tessera::cli
 
 namespace {
-
-std::string self_path(const char* argv0) {
-  char buf[PATH_MAX];
-  auto n = ::readlink("/proc/self/exe", buf, sizeof(buf) - 1);
-  if (n <= 0)
-    return argv0;
-  return std::string(buf, static_cast<size_t>(n));
-}
 
 CLI::App* add_allocator_bench(CLI::App& bench, tessera::bench::AllocatorBenchOptions& o) {
   auto* al = bench.add_subcommand("allocator", "Allocation cycles at scale (Mesos DeclineOffers)");
@@ -61,7 +73,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}));
 
   tessera::bench::RuntimeBenchOptions runtime;
-  runtime.self_path = self_path(argv[0]);
+  runtime.self_path = tessera::cli::self_path();
+  namespace cli = tessera::cli;
+  std::vector<cli::Command> commands = {cli::add_master_command(app), cli::add_agent_command(app),
+                                        cli::add_cluster_command(app), cli::add_run_command(app),
+                                        cli::add_executor_command(app)};
   auto* bench = add_bench(app, runtime);
   tessera::bench::AllocatorBenchOptions allocator;
   auto* allocator_cmd = add_allocator_bench(*bench, allocator);
@@ -77,6 +93,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   tessera::set_log_level(log_level);
+  for (auto& c : commands)
+    if (c.app->parsed())
+      return c.run();
   if (peer->parsed())
     return tessera::bench::run_runtime_bench_peer();
   if (allocator_cmd->parsed())

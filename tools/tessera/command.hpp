@@ -1,0 +1,34 @@
+#pragma once
+// One subcommand of `tessera`: each lives in its own file and registers its
+// flags on the shared CLI11 app; main() runs the one that was parsed.
+//
+// Exit codes: 0 success; 2 a bad command line or a startup failure the user
+// can fix (bad resource string, port in use, master unreachable), printed as
+// one line "tessera: ..." on stderr; anything else is the command's own
+// result (`tessera run` exits with its task's code).
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <string>
+
+namespace tessera::cli {
+
+struct Command {
+  CLI::App* app = nullptr;
+  std::function<int()> run;
+};
+
+// Prints "tessera: <message>" on stderr and returns 2.
+int fail(const std::string& message);
+
+// The absolute path of the running `tessera` binary (for child processes).
+const std::string& self_path();
+
+Command add_master_command(CLI::App& app);
+Command add_agent_command(CLI::App& app);
+Command add_cluster_command(CLI::App& app);
+Command add_run_command(CLI::App& app);
+Command add_executor_command(CLI::App& app);  // hidden: what agents start
+
+}  // namespace tessera::cli
