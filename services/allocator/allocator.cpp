@@ -95,7 +95,7 @@ caf::error Allocator::add_framework(const FrameworkId& fid, const std::set<std::
   if (roles.empty())
     return make_error(Errc::invalid_argument, "framework '" + fid + "' has no role");
   for (auto& role : roles)
-    if (role == any_role || !valid_role(role))
+    if (!valid_role(role))
       return make_error(Errc::invalid_argument, "framework '" + fid + "': bad role '" + role + "'");
   frameworks_[fid].roles = roles;
   ++unsuppressed_;
@@ -207,6 +207,23 @@ void Allocator::release(Framework& fw, const FrameworkId& fid, const AgentId& id
     static_cast<void>(roles_->unallocated(role, totals));
     static_cast<void>(book->second.frameworks->unallocated(fid, totals));
   }
+}
+
+caf::error Allocator::claim(const FrameworkId& fid, const AgentId& id, const std::string& role,
+                            const Resources& r) {
+  auto fw = frameworks_.find(fid);
+  if (fw == frameworks_.end())
+    return unknown("framework", fid);
+  if (!fw->second.roles.count(role))
+    return make_error(Errc::invalid_argument, "framework '" + fid + "' is not in role " + role);
+  auto agent = agents_.find(id);
+  if (agent == agents_.end())
+    return unknown("agent", id);
+  if (!agent->second.available.allocatable_to(role).contains(r))
+    return make_error(Errc::invalid_argument, "agent '" + id + "' does not have " + r.to_string() +
+                                                  " available for " + role);
+  grant(fid, id, agent->second, role, r);
+  return caf::none;
 }
 
 caf::error Allocator::recover(const FrameworkId& fid, const AgentId& id, const std::string& role,

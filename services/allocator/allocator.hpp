@@ -70,6 +70,10 @@ class Allocator {
   // An upper bound on what the role holds at once, per scalar resource.
   caf::error set_quota(const std::string& role, const ScalarTotals& limit);
 
+  // Marks resources of the agent as held by the framework under role, as if
+  // offered and accepted: the tasks an agent reports when it reregisters.
+  caf::error claim(const FrameworkId& framework, const AgentId& agent, const std::string& role,
+                   const Resources& resources);
   // Resources the framework held on the agent (under role) return to the
   // pool: an offer rescinded or partly used, a task that ended.
   caf::error recover(const FrameworkId& framework, const AgentId& agent, const std::string& role,

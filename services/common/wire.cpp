@@ -337,6 +337,14 @@ bool is_terminal(wire::TaskState s) {
   }
 }
 
+int64_t timestamp_ns(Node& node) {
+  if (node.simulation())
+    return node.clock().now().time_since_epoch().count();
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 std::string new_uuid_bytes(std::mt19937_64& rng) {
   std::string out(16, '\0');
   for (int i = 0; i < 2; ++i) {

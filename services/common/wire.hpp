@@ -9,6 +9,7 @@
 // return an error value rather than trusting a peer.
 
 #include "runtime/error.hpp"
+#include "runtime/node.hpp"
 #include "services/common/resources.hpp"
 
 #include <capnp/common.capnp.h>
@@ -45,6 +46,10 @@ std::vector<Attribute> from_wire(capnp::List<wire::Attribute>::Reader in);
 const char* to_string(wire::TaskState s);
 const char* to_string(wire::TaskStatus::Reason r);  // "REASON_COMMAND_EXITED"
 bool is_terminal(wire::TaskState s);
+
+// A status timestamp: nanoseconds since the Unix epoch, or virtual time in
+// a Simulation (so equal seeds still give equal traces).
+int64_t timestamp_ns(Node& node);
 
 // 16 random bytes: the uuid of one status update.
 std::string new_uuid_bytes(std::mt19937_64& rng);

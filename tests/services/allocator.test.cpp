@@ -188,7 +188,8 @@ TEST_CASE("bad requests are errors that change nothing", "[allocator]") {
   CHECK(a->add_agent("agent0", res("cpus:1")));
   CHECK(a->add_framework("fa", {"a"}));
   CHECK(a->add_framework("fx", {}));
-  CHECK(a->add_framework("fy", {"*"}));
+  CHECK(a->add_framework("fy", {"Bad Role"}));
+  CHECK(a->claim("fa", "agent0", "a", res("cpus:9")));  // more than the agent has
   CHECK(a->remove_framework("nobody"));
   CHECK(a->remove_agent("nowhere"));
   CHECK(a->set_weight("a", 0));

@@ -1,0 +1,50 @@
+#pragma once
+// The allocator as an actor: the master's books of offers live elsewhere;
+// this actor owns an Allocator (the mechanism, allocator.hpp, with its DRF or
+// random sorters as the policy) and speaks capnp/allocator.capnp with the
+// master that spawned it.
+//
+// Allocation runs every allocation_interval and, batched, after events that
+// free or add resources: an event marks the books dirty and defers one cycle
+// to after the messages already in the mailbox, so a burst of declines costs
+// one cycle, not one each. Grants go to the master as one AllocatorOffers.
+//
+// Bad requests (unknown ids, resources a framework does not hold) are
+// logged once per kind and counted in rejected(); they change nothing.
+
+#include "runtime/actor.hpp"
+#include "services/allocator/allocator.hpp"
+
+#include <capnp/allocator.capnp.h>
+
+namespace tessera {
+
+struct AllocatorActorConfig {
+  AllocatorConfig allocator;
+  Address master;  // the only sender it obeys, and where offers go
+  Duration allocation_interval = std::chrono::seconds(1);
+};
+
+class AllocatorActor : public Actor {
+ public:
+  AllocatorActor(caf::actor_config& cfg, ActorInit init, AllocatorActorConfig config);
+
+ protected:
+  void on_start() override;
+
+ private:
+  template <class T, class F>
+  void on_master(F handler);
+  void check(const caf::error& err, const char* what);
+  void schedule_cycle();
+  void run_cycle();
+  void tick();
+
+  AllocatorActorConfig config_;
+  std::unique_ptr<Allocator> books_;
+  bool cycle_pending_ = false;
+  uint64_t rejected_ = 0;
+  uint64_t cycles_ = 0;
+};
+
+}  // namespace tessera

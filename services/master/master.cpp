@@ -1,0 +1,477 @@
+// The master's agent side: registration, reregistration, pings, status
+// updates and losing agents. Framework calls are in scheduler_calls.cpp,
+// offers and tasks in offers.cpp.
+
+#include "services/master/master.hpp"
+
+#include "runtime/log.hpp"
+
+namespace tessera {
+
+Master::Master(caf::actor_config& cfg, ActorInit init, MasterConfig config)
+    : Actor(cfg, std::move(init)),
+      config_(std::move(config)),
+      rng_(config_.seed ? config_.seed : std::random_device{}()) {
+  run_id_ = hex(new_uuid_bytes(rng_).substr(0, 4));
+  on<wire::RegisterAgent>([this](const auto& m) { on_register_agent(m); });
+  on<wire::ReregisterAgent>([this](const auto& m) { on_reregister_agent(m); });
+  on<wire::StatusUpdate>([this](const auto& m) { on_status_update(m); });
+  on<wire::ExitedExecutor>([this](const auto& m) { on_exited_executor(m); });
+  on<wire::ExecutorToFramework>([this](const auto& m) { on_executor_message(m); });
+  on<wire::SchedulerCall>([this](const auto& m) { on_call(m); });
+  on<wire::AllocatorOffers>([this](const auto& m) { on_grants(m); });
+  on_lost([this](const Address& who, const caf::error&) {
+    if (auto a = agent_at_.find(who); a != agent_at_.end())
+      if (auto* entry = agent(a->second))
+        agent_disconnected(*entry);
+    if (auto f = framework_at_.find(who); f != framework_at_.end())
+      if (auto* entry = framework(f->second))
+        framework_disconnected(*entry);
+  });
+}
+
+void Master::on_start() {
+  AllocatorActorConfig ac;
+  ac.allocator = config_.allocator;
+  ac.master = me();
+  ac.allocation_interval = config_.allocation_interval;
+  auto spawned = node().spawn<AllocatorActor>(me().name + ".allocator", ac);
+  if (!spawned) {
+    log().error("master: cannot start the allocator: {}", describe(spawned.error()));
+    return stop();
+  }
+  allocator_ = *spawned;
+  watch(allocator_);
+  log().info("master {} started (run {})", me().to_string(), run_id_);
+  after(config_.agent_ping_interval, [this] { ping_agents(); });
+  after(config_.framework_heartbeat_interval, [this] { heartbeat(); });
+}
+
+// -- registration -------------------------------------------------------------
+
+void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
+  auto info = m.body().getAgentInfo();
+  auto total = from_wire(info.getResources());
+  if (!total) {
+    ++counters_.invalid_calls;
+    log().warn("master: agent at {} registers with bad resources: {}", m.sender().to_string(),
+               describe(total.error()));
+    return;
+  }
+  // An agent that registers anew from an address we know restarted without
+  // its state: what ran there is gone.
+  if (auto old = agent_at_.find(m.sender()); old != agent_at_.end()) {
+    if (auto* entry = agent(old->second)) {
+      remove_agent(*entry, Reason::AGENT_RESTARTED, "agent restarted without recovery");
+    }
+  }
+  if (agents_.size() >= config_.agents_max) {
+    ++counters_.invalid_calls;
+    log().warn("master: refusing agent at {}: {} agents already", m.sender().to_string(),
+               agents_.size());
+    return;
+  }
+  AgentEntry entry;
+  entry.id = next_id('S');
+  entry.address = m.sender();
+  entry.hostname = str(info.getHostname());
+  entry.total = std::move(*total);
+  entry.attributes = from_wire(info.getAttributes());
+  auto id = entry.id;
+  agent_at_[entry.address] = id;
+  auto& a = agents_.emplace(id, std::move(entry)).first->second;
+  watch(a.address);
+  add_agent_to_allocator(a);
+  ++counters_.agents_registered;
+  log().info("master: registered agent {} at {} with {}", id, a.address.to_string(),
+             a.total.to_string());
+  send(a.address, build<wire::AgentRegistered>([&](wire::AgentRegistered::Builder b) {
+         b.setAgentId(id);
+         b.setPingIntervalNs(config_.agent_ping_interval.count());
+       }));
+}
+
+void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
+  auto body = m.body();
+  auto info = body.getAgentInfo();
+  auto id = str(info.getAgentId());
+  auto total = from_wire(info.getResources());
+  if (id.empty() || !total) {
+    ++counters_.invalid_calls;
+    log().warn("master: bad reregistration from {}", m.sender().to_string());
+    return;
+  }
+  auto* a = agent(id);
+  if (!a) {
+    // Unknown id: this master restarted (or never knew it). Admit it with
+    // the id it brings, as Mesos does after a failover.
+    AgentEntry entry;
+    entry.id = id;
+    a = &agents_.emplace(id, std::move(entry)).first->second;
+    a->state = AgentState::disconnected;
+  }
+  if (a->address != m.sender()) {
+    agent_at_.erase(a->address);
+    unwatch(a->address);
+  }
+  a->address = m.sender();
+  agent_at_[a->address] = id;
+  a->hostname = str(info.getHostname());
+  a->total = std::move(*total);
+  a->attributes = from_wire(info.getAttributes());
+  a->pings_missed = 0;
+  a->ping_outstanding = false;
+  watch(a->address);
+
+  // The agent is the truth about what runs on it.
+  std::set<TaskKey> reported;
+  for (auto t : body.getTasks()) {
+    reported.emplace(str(t.getFrameworkId()), str(t.getTask().getTaskId()));
+    adopt_agent_task(*a, t, body.getFrameworks());
+  }
+  for (auto key : std::set<TaskKey>(a->tasks)) {
+    if (reported.count(key))
+      continue;
+    auto* fw = framework(key.first);
+    if (!fw)
+      continue;
+    auto it = fw->tasks.find(key.second);
+    if (it == fw->tasks.end() || is_terminal(it->second.state))
+      continue;
+    // Launched here but unknown to the agent: the RunTask never arrived.
+    set_task_state(it->second, fw->partition_aware() ? State::GONE : State::LOST,
+                   Reason::AGENT_RESTARTED, "task unknown to the reregistered agent");
+    send_master_update(*fw, key.second, id, it->second.state, Reason::AGENT_RESTARTED,
+                       it->second.message);
+    complete_task(*fw, key.second);
+  }
+  bool was_registered = a->state == AgentState::registered;
+  a->state = AgentState::registered;
+  if (!a->in_allocator)
+    add_agent_to_allocator(*a);
+  ++counters_.agents_reregistered;
+  log().info("master: reregistered agent {} at {} ({} tasks){}", id, a->address.to_string(),
+             a->tasks.size(), was_registered ? "" : " after a disconnection");
+  send(a->address, build<wire::AgentReregistered>([&](wire::AgentReregistered::Builder b) {
+         b.setAgentId(id);
+         b.setPingIntervalNs(config_.agent_ping_interval.count());
+       }));
+}
+
+void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
+                              capnp::List<wire::FrameworkInfo>::Reader frameworks) {
+  auto fid = str(t.getFrameworkId());
+  auto info = t.getTask();
+  auto tid = str(info.getTaskId());
+  if (fid.empty() || tid.empty())
+    return;
+  auto* fw = framework(fid);
+  if (!fw) {
+    if (removed(fid) || frameworks_.size() >= config_.frameworks_max)
+      return;
+    // A framework this master has not met: it will resubscribe. Keep its
+    // tasks; until then it gets no offers.
+    FrameworkEntry entry;
+    entry.id = fid;
+    for (auto f : frameworks) {
+      if (str(f.getFrameworkId()) != fid)
+        continue;
+      entry.name = str(f.getName());
+      entry.user = str(f.getUser());
+      for (auto r : f.getRoles())
+        entry.roles.push_back(str(r));
+      entry.failover_timeout = Duration(f.getFailoverTimeoutNs());
+      for (auto c : f.getCapabilities())
+        entry.capabilities.insert(c);
+    }
+    if (entry.roles.empty())
+      entry.roles.push_back(std::string(any_role));
+    fw = &frameworks_.emplace(fid, std::move(entry)).first->second;
+    to_allocator(build<wire::AllocatorAddFramework>([&](wire::AllocatorAddFramework::Builder b) {
+      b.setFrameworkId(fid);
+      auto roles = b.initRoles(static_cast<unsigned>(fw->roles.size()));
+      for (unsigned i = 0; i < fw->roles.size(); ++i)
+        roles.set(i, fw->roles[i]);
+      b.setSuppressed(true);
+    }));
+  }
+  auto resources = from_wire(info.getResources());
+  if (!resources)
+    return;
+  auto& task = fw->tasks[tid];
+  bool fresh = task.id.empty();
+  task.id = tid;
+  task.framework = fid;
+  if (!task.agent.empty() && task.agent != agent.id)
+    if (auto* other = this->agent(task.agent))
+      other->tasks.erase({fid, tid});
+  task.agent = agent.id;
+  if (fresh || task.resources_freed) {
+    task.resources = *resources;
+    // The role a task's resources were allocated to is not on the wire;
+    // a reservation names it, otherwise the framework's first role.
+    auto reserved = resources->roles();
+    task.role = !reserved.empty() ? *reserved.begin() : fw->roles.front();
+    task.resources_freed = false;
+  }
+  task.state = t.getLatestState();
+  if (is_terminal(task.state))
+    task.resources_freed = true;  // not counted as used when re-added
+  agent.tasks.insert({fid, tid});
+}
+
+void Master::add_agent_to_allocator(AgentEntry& a) {
+  // What live tasks hold there, per framework and role.
+  std::map<std::pair<FrameworkId, std::string>, Resources> used;
+  for (auto& key : a.tasks) {
+    auto* fw = framework(key.first);
+    if (!fw)
+      continue;
+    auto it = fw->tasks.find(key.second);
+    if (it != fw->tasks.end() && !it->second.resources_freed)
+      used[{key.first, it->second.role}] += it->second.resources;
+  }
+  to_allocator(build<wire::AllocatorAddAgent>([&](wire::AllocatorAddAgent::Builder b) {
+    b.setAgentId(a.id);
+    to_wire(a.total, b.initTotal(wire_size(a.total)));
+    auto list = b.initUsed(static_cast<unsigned>(used.size()));
+    unsigned i = 0;
+    for (auto& [key, r] : used) {
+      auto u = list[i++];
+      u.setFrameworkId(key.first);
+      u.setRole(key.second);
+      to_wire(r, u.initResources(wire_size(r)));
+    }
+  }));
+  a.in_allocator = true;
+}
+
+void Master::remove_agent_from_allocator(AgentEntry& a) {
+  for (auto& id : std::set<OfferId>(a.offers))
+    rescind(id, true);
+  if (!a.in_allocator)
+    return;
+  to_allocator(build<wire::AllocatorRemoveAgent>(
+      [&](wire::AllocatorRemoveAgent::Builder b) { b.setAgentId(a.id); }));
+  a.in_allocator = false;
+  // Resources of tasks there are gone with the agent; if it comes back,
+  // add_agent_to_allocator counts live tasks again.
+}
+
+// -- health -------------------------------------------------------------------
+
+void Master::ping_agents() {
+  for (auto& [id, a] : agents_) {
+    if (a.state == AgentState::unreachable || a.ping_outstanding)
+      continue;
+    a.ping_outstanding = true;
+    auto seq = ++ping_seq_;
+    request<wire::Pong>(
+        a.address, build<wire::Ping>([&](wire::Ping::Builder b) { b.setSeq(seq); }),
+        config_.agent_ping_timeout, [this, id = id](const Received<wire::Pong>&) { on_pong(id); },
+        [this, id = id](const caf::error&) { on_ping_failed(id); });
+  }
+  after(config_.agent_ping_interval, [this] { ping_agents(); });
+}
+
+void Master::on_pong(const AgentId& id) {
+  auto* a = agent(id);
+  if (!a)
+    return;
+  a->ping_outstanding = false;
+  a->pings_missed = 0;
+}
+
+void Master::on_ping_failed(const AgentId& id) {
+  auto* a = agent(id);
+  if (!a)
+    return;
+  a->ping_outstanding = false;
+  if (a->state == AgentState::unreachable)
+    return;
+  if (++a->pings_missed >= config_.agent_pings_missed_max)
+    mark_unreachable(*a);
+}
+
+void Master::agent_disconnected(AgentEntry& a) {
+  if (a.state != AgentState::registered)
+    return;
+  log().info("master: agent {} at {} disconnected", a.id, a.address.to_string());
+  a.state = AgentState::disconnected;
+  // No offers for an agent we cannot reach; its tasks stay until the pings
+  // say it is unreachable or it reregisters.
+  remove_agent_from_allocator(a);
+}
+
+void Master::mark_unreachable(AgentEntry& a) {
+  log().warn("master: agent {} at {} is unreachable ({} pings missed)", a.id, a.address.to_string(),
+             a.pings_missed);
+  ++counters_.agents_unreachable;
+  a.state = AgentState::unreachable;
+  remove_agent_from_allocator(a);
+  for (auto& key : std::set<TaskKey>(a.tasks)) {
+    auto* fw = framework(key.first);
+    if (!fw)
+      continue;
+    auto it = fw->tasks.find(key.second);
+    if (it == fw->tasks.end() || is_terminal(it->second.state))
+      continue;
+    auto state = lost_state(*fw);
+    set_task_state(it->second, state, Reason::AGENT_UNREACHABLE,
+                   "agent " + a.id + " is unreachable");
+    it->second.resources_freed = true;  // the agent left the allocator
+    send_master_update(*fw, key.second, a.id, state, Reason::AGENT_UNREACHABLE, it->second.message);
+  }
+  for (auto& [fid, fw] : frameworks_)
+    send_event(fw, build<wire::SchedulerEvent>(
+                       [&](wire::SchedulerEvent::Builder b) { b.initFailure().setAgentId(a.id); }));
+}
+
+void Master::remove_agent(AgentEntry& a, Reason reason, const std::string& why) {
+  log().info("master: removing agent {}: {}", a.id, why);
+  remove_agent_from_allocator(a);
+  for (auto& key : std::set<TaskKey>(a.tasks)) {
+    auto* fw = framework(key.first);
+    if (!fw)
+      continue;
+    auto it = fw->tasks.find(key.second);
+    if (it == fw->tasks.end())
+      continue;
+    if (!is_terminal(it->second.state)) {
+      auto state = fw->partition_aware() ? State::GONE : State::LOST;
+      it->second.resources_freed = true;
+      set_task_state(it->second, state, reason, why);
+      send_master_update(*fw, key.second, a.id, state, reason, why);
+    }
+    complete_task(*fw, key.second);
+  }
+  agent_at_.erase(a.address);
+  unwatch(a.address);
+  agents_.erase(a.id);  // a is gone from here on
+}
+
+// -- agent messages -------------------------------------------------------------
+
+Master::AgentEntry* Master::agent_at(const Address& sender, const char* what) {
+  auto it = agent_at_.find(sender);
+  AgentEntry* a = it == agent_at_.end() ? nullptr : agent(it->second);
+  if (!a || a->state == AgentState::unreachable) {
+    // Unknown: this master restarted and the agent has not reregistered yet
+    // (it will, and resend), or the sender is not an agent at all.
+    ++counters_.invalid_calls;
+    log().debug("master: {} from {}, not a registered agent; dropped", what, sender.to_string());
+    return nullptr;
+  }
+  return a;
+}
+
+void Master::on_status_update(const Received<wire::StatusUpdate>& m) {
+  auto* a = agent_at(m.sender(), "status update");
+  if (!a)
+    return;
+  ++counters_.status_updates;
+  auto body = m.body();
+  auto status = body.getStatus();
+  auto fid = str(body.getFrameworkId());
+  auto tid = str(status.getTaskId());
+  auto* fw = framework(fid);
+  if (!fw) {
+    if (removed(fid)) {
+      // Nobody will acknowledge for a removed framework: the master does,
+      // so the agent stops retrying.
+      send(a->address, build<wire::StatusUpdateAck>([&](wire::StatusUpdateAck::Builder b) {
+             b.setAgentId(a->id);
+             b.setFrameworkId(fid);
+             b.setTaskId(tid);
+             b.setUuid(status.getUuid());
+           }));
+    }
+    return;
+  }
+  auto& task = fw->tasks[tid];
+  if (task.id.empty()) {
+    // A task the master did not know (it restarted, and the agent's
+    // reregistration has not been seen): adopt it.
+    task.id = tid;
+    task.framework = fid;
+    task.agent = a->id;
+    task.role = fw->roles.front();
+    task.resources_freed = true;
+    a->tasks.insert({fid, tid});
+  }
+  auto latest = body.getLatestState();
+  set_task_state(task, latest, status.getReason(), str(status.getMessage()));
+  if (is_terminal(latest))
+    free_task_resources(task);
+  if (!fw->connected)
+    return;  // the agent retries until the framework is back and acknowledges
+  task.forwarded_uuid = str(status.getUuid());
+  task.forwarded_state = status.getState();
+  send_event(*fw, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {
+    b.setUpdate(status);
+    b.getUpdate().setAgentId(a->id);
+  }));
+}
+
+void Master::on_exited_executor(const Received<wire::ExitedExecutor>& m) {
+  auto* a = agent_at(m.sender(), "exited executor");
+  if (!a)
+    return;
+  auto body = m.body();
+  if (auto* fw = framework(str(body.getFrameworkId())))
+    send_event(*fw, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {
+      auto f = b.initFailure();
+      f.setAgentId(a->id);
+      f.setExecutorId(body.getExecutorId());
+      f.setStatus(body.getStatus());
+    }));
+}
+
+void Master::on_executor_message(const Received<wire::ExecutorToFramework>& m) {
+  auto* a = agent_at(m.sender(), "executor message");
+  if (!a)
+    return;
+  auto body = m.body();
+  if (auto* fw = framework(str(body.getFrameworkId())))
+    send_event(*fw, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {
+      auto msg = b.initMessage();
+      msg.setAgentId(a->id);
+      msg.setExecutorId(body.getExecutorId());
+      msg.setData(body.getData());
+    }));
+}
+
+// -- helpers ------------------------------------------------------------------
+
+void Master::to_allocator(const Outgoing& msg) {
+  send(allocator_, msg);
+}
+
+void Master::recover(const FrameworkId& fw, const AgentId& agent, const std::string& role,
+                     const Resources& r, double refuse_s) {
+  if (r.empty())
+    return;
+  to_allocator(build<wire::AllocatorRecover>([&](wire::AllocatorRecover::Builder b) {
+    b.setFrameworkId(fw);
+    b.setAgentId(agent);
+    b.setRole(role);
+    to_wire(r, b.initResources(wire_size(r)));
+    b.setRefuseSeconds(refuse_s);
+  }));
+}
+
+std::string Master::next_id(char kind) {
+  return run_id_ + "-" + kind + std::to_string(next_id_++);
+}
+
+Master::FrameworkEntry* Master::framework(const FrameworkId& id) {
+  auto it = frameworks_.find(id);
+  return it == frameworks_.end() ? nullptr : &it->second;
+}
+
+Master::AgentEntry* Master::agent(const AgentId& id) {
+  auto it = agents_.find(id);
+  return it == agents_.end() ? nullptr : &it->second;
+}
+
+}  // namespace tessera

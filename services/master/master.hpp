@@ -1,0 +1,241 @@
+#pragma once
+// The master: admits agents and frameworks, turns the allocator's grants into
+// offers, validates what frameworks do with them, launches tasks on agents,
+// relays status updates (and their acknowledgements) between agents and
+// frameworks, and notices when either goes away. Semantics follow Mesos's
+// master; protocols are capnp/scheduler.capnp and capnp/agent.capnp.
+//
+// What lives elsewhere: allocation policy and its books are the allocator
+// actor (services/allocator/allocator_actor.hpp), which the master spawns on
+// its own node and talks to with capnp/allocator.capnp; status-update
+// reliability is the agent's (it retries until the framework acknowledges).
+//
+// Failure handling, as Mesos:
+//  - an agent that misses agent_pings_missed_max pings in a row is
+//    unreachable: its offers are rescinded, its resources leave the pool and
+//    its tasks are reported TASK_UNREACHABLE (partition-aware frameworks) or
+//    TASK_LOST; when it reregisters, its tasks come back as it reports them;
+//  - a framework whose connection drops keeps its tasks for its failover
+//    timeout; resubscribing with its id in time takes them back, otherwise
+//    its tasks are killed and it is removed;
+//  - after a master restart, agents reregister with their tasks and
+//    frameworks resubscribe with their ids; both are admitted with the ids
+//    they bring.
+//
+// The master keeps no durable state of its own yet (no registry): after a
+// restart it knows what reregistering agents and resubscribing frameworks
+// tell it.
+
+#include "runtime/actor.hpp"
+#include "services/allocator/allocator_actor.hpp"
+#include "services/common/resources.hpp"
+#include "services/common/wire.hpp"
+
+#include <capnp/agent.capnp.h>
+#include <capnp/allocator.capnp.h>
+#include <capnp/scheduler.capnp.h>
+
+#include <deque>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace tessera {
+
+struct MasterConfig {
+  AllocatorConfig allocator;
+  Duration allocation_interval = std::chrono::seconds(1);
+  // An offer not used within this long is rescinded; zero: never.
+  Duration offer_timeout = Duration::zero();
+  Duration agent_ping_interval = std::chrono::seconds(5);
+  Duration agent_ping_timeout = std::chrono::seconds(5);
+  uint32_t agent_pings_missed_max = 3;
+  Duration framework_heartbeat_interval = std::chrono::seconds(15);
+  uint64_t seed = 0;  // ids; zero: from std::random_device
+  size_t agents_max = 100'000;
+  size_t frameworks_max = 10'000;
+  size_t tasks_per_framework_max = 1'000'000;
+  size_t completed_tasks_max = 10'000;     // kept for reconciliation
+  size_t removed_frameworks_max = 10'000;  // ids refused on resubscribe
+};
+
+// What the master counts; read with Master::counters() from its own thread
+// or with a MasterStateRequest later (HTTP API issue).
+struct MasterCounters {
+  uint64_t agents_registered = 0;
+  uint64_t agents_reregistered = 0;
+  uint64_t agents_unreachable = 0;
+  uint64_t frameworks_subscribed = 0;
+  uint64_t frameworks_removed = 0;
+  uint64_t offers_sent = 0;
+  uint64_t offers_rescinded = 0;
+  uint64_t offers_declined = 0;
+  uint64_t tasks_launched = 0;
+  uint64_t tasks_invalid = 0;
+  uint64_t status_updates = 0;
+  uint64_t invalid_calls = 0;  // calls refused: unknown framework, wrong sender, ...
+};
+
+class Master : public Actor {
+ public:
+  Master(caf::actor_config& cfg, ActorInit init, MasterConfig config);
+
+ protected:
+  void on_start() override;
+
+ private:
+  using TaskId = std::string;
+  using OfferId = std::string;
+  using TaskKey = std::pair<FrameworkId, TaskId>;
+  using State = wire::TaskState;
+  using Reason = wire::TaskStatus::Reason;
+
+  struct Task {
+    TaskId id;
+    FrameworkId framework;
+    AgentId agent;
+    std::string role;
+    Resources resources;
+    State state = State::STAGING;  // the newest state known
+    Reason reason = Reason::NONE;
+    std::string message;
+    bool resources_freed = false;  // returned to the allocator
+    // The last update forwarded to the framework: when its acknowledgement
+    // arrives and it was terminal, the task is done.
+    std::string forwarded_uuid;
+    State forwarded_state = State::STAGING;
+  };
+
+  struct FrameworkEntry {
+    FrameworkId id;
+    std::optional<Address> address;  // set while subscribed (or failing over)
+    bool connected = false;
+    std::string name;
+    std::string user;
+    std::string principal;
+    std::vector<std::string> roles;
+    Duration failover_timeout = Duration::zero();
+    std::set<wire::FrameworkCapability> capabilities;
+    Actor::TimerId failover_timer = 0;
+    std::set<OfferId> offers;
+    std::map<TaskId, Task> tasks;
+    bool partition_aware() const {
+      return capabilities.count(wire::FrameworkCapability::PARTITION_AWARE) > 0;
+    }
+  };
+
+  enum class AgentState { registered, disconnected, unreachable };
+
+  struct AgentEntry {
+    AgentId id;
+    Address address;
+    std::string hostname;
+    Resources total;
+    std::vector<Attribute> attributes;
+    AgentState state = AgentState::registered;
+    bool in_allocator = false;
+    std::set<TaskKey> tasks;
+    std::set<OfferId> offers;
+    uint32_t pings_missed = 0;
+    bool ping_outstanding = false;
+  };
+
+  struct Offer {
+    OfferId id;
+    FrameworkId framework;
+    AgentId agent;
+    std::string role;
+    Resources resources;
+    Actor::TimerId timer = 0;
+  };
+
+  struct CompletedTask {
+    TaskKey key;
+    AgentId agent;
+    State state;
+  };
+
+  // -- agents (master.cpp) --------------------------------------------------
+  void on_register_agent(const Received<wire::RegisterAgent>& m);
+  void on_reregister_agent(const Received<wire::ReregisterAgent>& m);
+  void on_status_update(const Received<wire::StatusUpdate>& m);
+  void on_exited_executor(const Received<wire::ExitedExecutor>& m);
+  void on_executor_message(const Received<wire::ExecutorToFramework>& m);
+  AgentEntry* agent_at(const Address& sender, const char* what);
+  void adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
+                        capnp::List<wire::FrameworkInfo>::Reader frameworks);
+  void add_agent_to_allocator(AgentEntry& agent);
+  void remove_agent_from_allocator(AgentEntry& agent);
+  void ping_agents();
+  void on_pong(const AgentId& id);
+  void on_ping_failed(const AgentId& id);
+  void agent_disconnected(AgentEntry& agent);
+  void mark_unreachable(AgentEntry& agent);
+  void remove_agent(AgentEntry& agent, Reason reason, const std::string& why);
+
+  // -- frameworks (scheduler_calls.cpp) -------------------------------------
+  void on_call(const Received<wire::SchedulerCall>& m);
+  void subscribe(const Address& from, wire::SchedulerCall::Subscribe::Reader s);
+  void accept(FrameworkEntry& fw, wire::SchedulerCall::Accept::Reader a);
+  void decline(FrameworkEntry& fw, capnp::List<capnp::Text>::Reader offer_ids, double refuse_s);
+  void kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k);
+  void acknowledge(FrameworkEntry& fw, wire::SchedulerCall::Acknowledge::Reader a);
+  void reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reader r);
+  void relay_message(FrameworkEntry& fw, wire::SchedulerCall::Message::Reader m);
+  void shutdown_executor(FrameworkEntry& fw, wire::SchedulerCall::Shutdown::Reader s);
+  void framework_disconnected(FrameworkEntry& fw);
+  void remove_framework(const FrameworkId& id, const std::string& why);
+  void heartbeat();
+  void refuse_call(const Address& from, const std::string& why);
+
+  // -- offers and tasks (offers.cpp) ----------------------------------------
+  void on_grants(const Received<wire::AllocatorOffers>& m);
+  void rescind(const OfferId& id, bool tell_framework);
+  void remove_offer(const OfferId& id);
+  void launch_task(FrameworkEntry& fw, AgentEntry& agent, const std::string& role,
+                   wire::TaskInfo::Reader info, Resources& pool);
+  std::string validate_task(const FrameworkEntry& fw, const AgentEntry& agent,
+                            wire::TaskInfo::Reader info, const Resources& pool,
+                            const std::set<TaskId>& batch, Resources& asked);
+  void free_task_resources(Task& task);
+  void set_task_state(Task& task, State state, Reason reason, const std::string& message);
+  void complete_task(FrameworkEntry& fw, const TaskId& id);
+  // An update the master makes itself (no uuid: nothing to acknowledge).
+  void send_master_update(const FrameworkEntry& fw, const TaskId& task, const AgentId& agent,
+                          State state, Reason reason, const std::string& message);
+  void send_event(const FrameworkEntry& fw, const Outgoing& event);
+
+  // -- helpers --------------------------------------------------------------
+  void to_allocator(const Outgoing& msg);
+  void recover(const FrameworkId& fw, const AgentId& agent, const std::string& role,
+               const Resources& r, double refuse_s = 0);
+  std::string next_id(char kind);
+  FrameworkEntry* framework(const FrameworkId& id);
+  AgentEntry* agent(const AgentId& id);
+  bool removed(const FrameworkId& id) const { return removed_frameworks_.count(id) > 0; }
+  State lost_state(const FrameworkEntry& fw) const {
+    return fw.partition_aware() ? State::UNREACHABLE : State::LOST;
+  }
+
+  MasterConfig config_;
+  std::mt19937_64 rng_;
+  std::string run_id_;  // prefix of every id this master run makes
+  uint64_t next_id_ = 1;
+  Address allocator_;
+  std::unordered_map<AgentId, AgentEntry> agents_;
+  std::unordered_map<Address, AgentId> agent_at_;
+  std::unordered_map<FrameworkId, FrameworkEntry> frameworks_;
+  std::unordered_map<Address, FrameworkId> framework_at_;
+  std::unordered_map<OfferId, Offer> offers_;
+  std::deque<CompletedTask> completed_;
+  std::set<FrameworkId> removed_frameworks_;
+  std::deque<FrameworkId> removed_order_;
+  uint64_t ping_seq_ = 0;
+  MasterCounters counters_;
+};
+
+}  // namespace tessera

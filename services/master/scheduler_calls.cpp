@@ -1,0 +1,355 @@
+// The master's framework side: the calls of capnp/scheduler.capnp, framework
+// failover and removal, heartbeats.
+
+#include "services/master/master.hpp"
+
+#include "runtime/log.hpp"
+
+namespace tessera {
+
+namespace {
+
+constexpr size_t framework_name_bytes_max = 1024;
+constexpr size_t roles_per_framework_max = 64;
+constexpr size_t reconcile_tasks_max = 100'000;
+constexpr size_t message_bytes_max = size_t{1} << 20;
+
+}  // namespace
+
+void Master::refuse_call(const Address& from, const std::string& why) {
+  ++counters_.invalid_calls;
+  log().warn("master: refusing call from {}: {}", from.to_string(), why);
+  send(from,
+       build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) { b.setError(why); }));
+}
+
+void Master::on_call(const Received<wire::SchedulerCall>& m) {
+  auto call = m.body();
+  if (call.isSubscribe())
+    return subscribe(m.sender(), call.getSubscribe());
+  auto fid = str(call.getFrameworkId());
+  auto* fw = framework(fid);
+  if (!fw || !fw->connected || fw->address != m.sender())
+    return refuse_call(m.sender(),
+                       "framework '" + fid + "' is not subscribed from " + m.sender().to_string());
+  switch (call.which()) {
+    case wire::SchedulerCall::TEARDOWN:
+      return remove_framework(fid, "torn down by the framework");
+    case wire::SchedulerCall::ACCEPT:
+      return accept(*fw, call.getAccept());
+    case wire::SchedulerCall::DECLINE:
+      return decline(*fw, call.getDecline().getOfferIds(),
+                     call.getDecline().getFilters().getRefuseSeconds());
+    case wire::SchedulerCall::REVIVE:
+      return to_allocator(build<wire::AllocatorRevive>([&](wire::AllocatorRevive::Builder b) {
+        b.setFrameworkId(fid);
+        b.setRoles(call.getRevive().getRoles());
+      }));
+    case wire::SchedulerCall::SUPPRESS:
+      return to_allocator(build<wire::AllocatorSuppress>([&](wire::AllocatorSuppress::Builder b) {
+        b.setFrameworkId(fid);
+        b.setRoles(call.getSuppress().getRoles());
+      }));
+    case wire::SchedulerCall::KILL:
+      return kill(*fw, call.getKill());
+    case wire::SchedulerCall::SHUTDOWN:
+      return shutdown_executor(*fw, call.getShutdown());
+    case wire::SchedulerCall::ACKNOWLEDGE:
+      return acknowledge(*fw, call.getAcknowledge());
+    case wire::SchedulerCall::RECONCILE:
+      return reconcile(*fw, call.getReconcile());
+    case wire::SchedulerCall::MESSAGE:
+      return relay_message(*fw, call.getMessage());
+    default:
+      return refuse_call(m.sender(), "unknown call");
+  }
+}
+
+void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Reader s) {
+  auto info = s.getFrameworkInfo();
+  auto fid = str(info.getFrameworkId());
+  std::vector<std::string> roles;
+  for (auto r : info.getRoles())
+    roles.push_back(str(r));
+  if (roles.empty())
+    roles.push_back(std::string(any_role));
+  if (roles.size() > roles_per_framework_max)
+    return refuse_call(from, "too many roles");
+  for (auto& r : roles)
+    if (!valid_role(r))
+      return refuse_call(from, "invalid role '" + r + "'");
+  if (info.getName().size() > framework_name_bytes_max)
+    return refuse_call(from, "framework name too long");
+  if (!fid.empty() && removed(fid))
+    return refuse_call(from, "framework " + fid + " has been removed");
+  if (info.getFailoverTimeoutNs() < 0)
+    return refuse_call(from, "negative failover timeout");
+
+  FrameworkEntry* fw = fid.empty() ? nullptr : framework(fid);
+  bool fresh = fw == nullptr;
+  if (fresh) {
+    if (frameworks_.size() >= config_.frameworks_max)
+      return refuse_call(from, "too many frameworks");
+    if (fid.empty())
+      fid = next_id('F');
+    fw = &frameworks_.emplace(fid, FrameworkEntry{}).first->second;
+    fw->id = fid;
+  } else if (fw->address && *fw->address != from) {
+    // Failover: the new instance wins; the old one is told and forgotten.
+    if (fw->connected)
+      send(*fw->address, build<wire::SchedulerEvent>([](wire::SchedulerEvent::Builder b) {
+        b.setError("framework failed over to another instance");
+      }));
+    framework_at_.erase(*fw->address);
+    unwatch(*fw->address);
+  }
+  if (!fresh && fw->roles != roles && fw->connected) {
+    // Changing roles is a later issue; keep the books simple.
+    return refuse_call(from, "a framework cannot change its roles on resubscribe yet");
+  }
+  if (fw->failover_timer) {
+    cancel(fw->failover_timer);
+    fw->failover_timer = 0;
+  }
+  bool in_allocator = !fresh;  // known frameworks are already in the allocator
+  fw->name = str(info.getName());
+  fw->user = str(info.getUser());
+  fw->principal = str(info.getPrincipal());
+  fw->roles = roles;
+  fw->failover_timeout = Duration(info.getFailoverTimeoutNs());
+  fw->capabilities.clear();
+  for (auto c : info.getCapabilities())
+    fw->capabilities.insert(c);
+  fw->address = from;
+  fw->connected = true;
+  framework_at_[from] = fid;
+  watch(from);
+  ++counters_.frameworks_subscribed;
+  bool suppressed = s.getSuppressedRoles().size() > 0;
+  if (!in_allocator) {
+    to_allocator(build<wire::AllocatorAddFramework>([&](wire::AllocatorAddFramework::Builder b) {
+      b.setFrameworkId(fid);
+      auto list = b.initRoles(static_cast<unsigned>(roles.size()));
+      for (unsigned i = 0; i < roles.size(); ++i)
+        list.set(i, roles[i]);
+      b.setSuppressed(suppressed);
+    }));
+  } else if (!suppressed) {
+    to_allocator(build<wire::AllocatorRevive>(
+        [&](wire::AllocatorRevive::Builder b) { b.setFrameworkId(fid); }));
+  }
+  log().info("master: framework {} ({}) subscribed from {}{}", fid, fw->name, from.to_string(),
+             fresh ? "" : " (resubscribed)");
+  send(from, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {
+         auto sub = b.initSubscribed();
+         sub.setFrameworkId(fid);
+         sub.setHeartbeatIntervalNs(config_.framework_heartbeat_interval.count());
+         sub.initMasterInfo().setAddress(me().to_string());
+       }));
+}
+
+void Master::framework_disconnected(FrameworkEntry& fw) {
+  if (!fw.connected)
+    return;
+  log().info("master: framework {} disconnected; failover timeout {} s", fw.id,
+             std::chrono::duration<double>(fw.failover_timeout).count());
+  fw.connected = false;
+  for (auto& id : std::set<OfferId>(fw.offers))
+    rescind(id, false);
+  to_allocator(build<wire::AllocatorSuppress>(
+      [&](wire::AllocatorSuppress::Builder b) { b.setFrameworkId(fw.id); }));
+  auto id = fw.id;
+  fw.failover_timer = after(fw.failover_timeout, [this, id] {
+    if (auto* f = framework(id)) {
+      f->failover_timer = 0;
+      if (!f->connected)
+        remove_framework(id, "failover timeout expired");
+    }
+  });
+}
+
+void Master::remove_framework(const FrameworkId& id, const std::string& why) {
+  auto* fw = framework(id);
+  if (!fw)
+    return;
+  log().info("master: removing framework {}: {}", id, why);
+  ++counters_.frameworks_removed;
+  for (auto& oid : std::set<OfferId>(fw->offers))
+    rescind(oid, false);
+  if (fw->failover_timer)
+    cancel(fw->failover_timer);
+  // Agents kill its executors; their final updates are acknowledged by the
+  // master (on_status_update), since nobody else will.
+  std::set<AgentId> agents;
+  for (auto& [tid, task] : fw->tasks)
+    if (!is_terminal(task.state))
+      agents.insert(task.agent);
+  for (auto& aid : agents)
+    if (auto* a = agent(aid))
+      send(a->address, build<wire::ShutdownFramework>(
+                           [&](wire::ShutdownFramework::Builder b) { b.setFrameworkId(id); }));
+  for (auto& [tid, task] : fw->tasks) {
+    if (auto* a = agent(task.agent))
+      a->tasks.erase({id, tid});
+    completed_.push_back(
+        {{id, tid}, task.agent, is_terminal(task.state) ? task.state : State::KILLED});
+  }
+  while (completed_.size() > config_.completed_tasks_max)
+    completed_.pop_front();
+  to_allocator(build<wire::AllocatorRemoveFramework>(
+      [&](wire::AllocatorRemoveFramework::Builder b) { b.setFrameworkId(id); }));
+  if (fw->address) {
+    if (fw->connected)
+      send(*fw->address, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {
+        b.setError("framework removed: " + why);
+      }));
+    framework_at_.erase(*fw->address);
+    unwatch(*fw->address);
+  }
+  frameworks_.erase(id);
+  removed_frameworks_.insert(id);
+  removed_order_.push_back(id);
+  while (removed_order_.size() > config_.removed_frameworks_max) {
+    removed_frameworks_.erase(removed_order_.front());
+    removed_order_.pop_front();
+  }
+}
+
+void Master::heartbeat() {
+  for (auto& [id, fw] : frameworks_)
+    send_event(
+        fw, build<wire::SchedulerEvent>([](wire::SchedulerEvent::Builder b) { b.setHeartbeat(); }));
+  after(config_.framework_heartbeat_interval, [this] { heartbeat(); });
+}
+
+void Master::kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k) {
+  auto tid = str(k.getTaskId());
+  auto it = fw.tasks.find(tid);
+  if (it == fw.tasks.end()) {
+    // Mesos: an unknown task is reported so the framework can stop asking.
+    return send_master_update(fw, tid, str(k.getAgentId()),
+                              fw.partition_aware() ? State::UNKNOWN : State::LOST,
+                              Reason::TASK_UNKNOWN, "kill of an unknown task");
+  }
+  auto& task = it->second;
+  if (is_terminal(task.state))
+    return;
+  auto* a = agent(task.agent);
+  if (!a || a->state != AgentState::registered) {
+    // The agent will hear it when it comes back: tasks of frameworks that
+    // asked are killed on reregistration (a later issue); say what we know.
+    log().info("master: kill of task {} on unreachable agent {} deferred", tid, task.agent);
+    return;
+  }
+  send(a->address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
+         b.setFrameworkId(fw.id);
+         b.setTaskId(tid);
+         if (k.hasKillPolicy())
+           b.setGracePeriodNs(k.getKillPolicy().getGracePeriodNs());
+       }));
+}
+
+void Master::acknowledge(FrameworkEntry& fw, wire::SchedulerCall::Acknowledge::Reader ack) {
+  auto tid = str(ack.getTaskId());
+  auto it = fw.tasks.find(tid);
+  if (it == fw.tasks.end())
+    return;  // already done, or never known: nothing to forward
+  auto& task = it->second;
+  auto uuid = str(ack.getUuid());
+  if (auto* a = agent(task.agent); a && a->state == AgentState::registered)
+    send(a->address, build<wire::StatusUpdateAck>([&](wire::StatusUpdateAck::Builder b) {
+           b.setAgentId(a->id);
+           b.setFrameworkId(fw.id);
+           b.setTaskId(tid);
+           b.setUuid(ack.getUuid());
+         }));
+  if (!uuid.empty() && uuid == task.forwarded_uuid && is_terminal(task.forwarded_state))
+    complete_task(fw, tid);
+}
+
+void Master::reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reader r) {
+  auto tasks = r.getTasks();
+  if (tasks.size() == 0) {
+    // Implicit: every task the master knows for this framework.
+    for (auto& [tid, task] : fw.tasks)
+      send_master_update(fw, tid, task.agent, task.state, Reason::RECONCILIATION, task.message);
+    return;
+  }
+  size_t n = 0;
+  for (auto t : tasks) {
+    if (++n > reconcile_tasks_max)
+      break;
+    auto tid = str(t.getTaskId());
+    auto aid = str(t.getAgentId());
+    if (auto it = fw.tasks.find(tid); it != fw.tasks.end()) {
+      send_master_update(fw, tid, it->second.agent, it->second.state, Reason::RECONCILIATION,
+                         it->second.message);
+      continue;
+    }
+    State state = State::UNKNOWN;
+    for (auto c = completed_.rbegin(); c != completed_.rend(); ++c)
+      if (c->key == TaskKey{fw.id, tid}) {
+        state = c->state;
+        aid = c->agent;
+        break;
+      }
+    if (state == State::UNKNOWN) {
+      // As Mesos: a registered agent that does not have it means it is gone;
+      // an unreachable one might still run it.
+      auto* a = aid.empty() ? nullptr : agent(aid);
+      if (a && a->state == AgentState::unreachable)
+        state = fw.partition_aware() ? State::UNREACHABLE : State::LOST;
+      else if (a)
+        state = fw.partition_aware() ? State::GONE : State::LOST;
+      else
+        state = fw.partition_aware() ? State::UNKNOWN : State::LOST;
+    }
+    send_master_update(fw, tid, aid, state, Reason::RECONCILIATION, "");
+  }
+}
+
+void Master::relay_message(FrameworkEntry& fw, wire::SchedulerCall::Message::Reader m) {
+  auto* a = agent(str(m.getAgentId()));
+  if (!a || a->state != AgentState::registered || m.getData().size() > message_bytes_max) {
+    ++counters_.invalid_calls;
+    return;
+  }
+  send(a->address, build<wire::FrameworkToExecutor>([&](wire::FrameworkToExecutor::Builder b) {
+         b.setFrameworkId(fw.id);
+         b.setExecutorId(m.getExecutorId());
+         b.setData(m.getData());
+       }));
+}
+
+void Master::shutdown_executor(FrameworkEntry& fw, wire::SchedulerCall::Shutdown::Reader s) {
+  auto* a = agent(str(s.getAgentId()));
+  if (!a || a->state != AgentState::registered) {
+    ++counters_.invalid_calls;
+    return;
+  }
+  send(a->address, build<wire::ShutdownExecutor>([&](wire::ShutdownExecutor::Builder b) {
+         b.setFrameworkId(fw.id);
+         b.setExecutorId(s.getExecutorId());
+       }));
+}
+
+void Master::send_event(const FrameworkEntry& fw, const Outgoing& event) {
+  if (fw.connected && fw.address)
+    send(*fw.address, event);
+}
+
+void Master::send_master_update(const FrameworkEntry& fw, const TaskId& task, const AgentId& agent,
+                                State state, Reason reason, const std::string& message) {
+  send_event(fw, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {
+               auto s = b.initUpdate();
+               s.setTaskId(task);
+               s.setAgentId(agent);
+               s.setState(state);
+               s.setReason(reason);
+               s.setMessage(message);
+               s.setSource(wire::TaskStatus::Source::MASTER);
+               s.setTimestampNs(timestamp_ns(node()));
+             }));
+}
+
+}  // namespace tessera

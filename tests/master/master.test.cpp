@@ -1,0 +1,516 @@
+// The master against scripted agents and frameworks, in deterministic mode:
+// every message goes through the real runtime, time is virtual, and each
+// test drives the protocol step by step and checks what the master says.
+
+#include "runtime/simulation.hpp"
+#include "services/master/master.hpp"
+#include "support/ping_pong.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace tessera;
+using namespace tessera::testing;
+using namespace std::chrono_literals;
+using State = wire::TaskState;
+using Reason = wire::TaskStatus::Reason;
+
+namespace {
+
+struct Update {
+  std::string task;
+  State state;
+  Reason reason;
+  std::string message;
+  std::string uuid;
+  std::string agent;
+};
+
+struct OfferSeen {
+  std::string id;
+  std::string agent;
+  std::string role;
+  std::string resources;
+  std::string agent_address;
+};
+
+// What a scripted framework has heard.
+struct FrameworkLog {
+  std::string id;
+  std::vector<OfferSeen> offers;
+  std::vector<std::string> rescinded;
+  std::vector<Update> updates;
+  std::vector<std::string> errors;
+  size_t heartbeats = 0;
+  size_t failures = 0;
+};
+
+// What a scripted agent has heard.
+struct AgentLog {
+  std::string id;
+  size_t registered = 0;
+  size_t reregistered = 0;
+  std::vector<std::string> run_tasks;
+  std::vector<std::string> kills;
+  std::vector<std::string> acks;  // uuids
+  std::vector<std::string> shutdown_frameworks;
+  size_t pings = 0;
+  bool answer_pings = true;
+};
+
+Update to_update(wire::TaskStatus::Reader s) {
+  return Update{str(s.getTaskId()),  s.getState(),     s.getReason(),
+                str(s.getMessage()), str(s.getUuid()), str(s.getAgentId())};
+}
+
+struct Cluster {
+  Simulation sim{7};
+  Node& master_node = sim.add_node("master");
+  Address master = master_node.address_of("master");
+  MasterConfig config;
+
+  Cluster() {
+    config.seed = 1;
+    config.agent_ping_interval = 1s;
+    config.agent_ping_timeout = 1s;
+    config.agent_pings_missed_max = 3;
+    config.framework_heartbeat_interval = 5s;
+    config.allocation_interval = 1s;
+  }
+
+  void start_master() {
+    REQUIRE(master_node.spawn<Master>("master", config));
+    sim.run();
+  }
+
+  Address add_agent(Node& node, AgentLog& log, const std::string& resources) {
+    auto addr = node.spawn<Probe>("agent", [&log, &node, resources, this](Probe& self) {
+      self.on<wire::AgentRegistered>([&log](const Received<wire::AgentRegistered>& m) {
+        log.id = str(m.body().getAgentId());
+        ++log.registered;
+      });
+      self.on<wire::AgentReregistered>(
+          [&log](const Received<wire::AgentReregistered>&) { ++log.reregistered; });
+      self.on<wire::RunTask>([&log](const Received<wire::RunTask>& m) {
+        log.run_tasks.push_back(str(m.body().getTask().getTaskId()));
+      });
+      self.on<wire::KillTask>([&log](const Received<wire::KillTask>& m) {
+        log.kills.push_back(str(m.body().getTaskId()));
+      });
+      self.on<wire::StatusUpdateAck>([&log](const Received<wire::StatusUpdateAck>& m) {
+        log.acks.push_back(str(m.body().getUuid()));
+      });
+      self.on<wire::ShutdownFramework>([&log](const Received<wire::ShutdownFramework>& m) {
+        log.shutdown_frameworks.push_back(str(m.body().getFrameworkId()));
+      });
+      self.on<wire::Ping>([&log, &self](const Received<wire::Ping>& m) {
+        ++log.pings;
+        if (log.answer_pings)
+          self.reply(m, build<wire::Pong>([&](auto b) { b.setSeq(m.body().getSeq()); }));
+      });
+      auto total = Resources::parse(resources);
+      REQUIRE(total);
+      self.send(master, build<wire::RegisterAgent>([&](wire::RegisterAgent::Builder b) {
+                  auto info = b.initAgentInfo();
+                  info.setHostname("host-" + std::to_string(node.port()));
+                  to_wire(*total, info.initResources(wire_size(*total)));
+                }));
+    });
+    REQUIRE(addr);
+    sim.run();
+    return *addr;
+  }
+
+  Address add_framework(Node& node, FrameworkLog& log, const std::string& role,
+                        bool partition_aware = false, std::string name = "framework",
+                        int64_t failover_ns = 0) {
+    auto addr = node.spawn<Probe>(name, [=, &log, this](Probe& self) {
+      self.on<wire::SchedulerEvent>([&log](const Received<wire::SchedulerEvent>& m) {
+        auto e = m.body();
+        switch (e.which()) {
+          case wire::SchedulerEvent::SUBSCRIBED:
+            log.id = str(e.getSubscribed().getFrameworkId());
+            break;
+          case wire::SchedulerEvent::OFFERS:
+            for (auto o : e.getOffers()) {
+              auto r = from_wire(o.getResources());
+              log.offers.push_back({str(o.getOfferId()), str(o.getAgentId()),
+                                    str(o.getAllocationRole()), r ? r->to_string() : "?",
+                                    str(o.getAgentAddress())});
+            }
+            break;
+          case wire::SchedulerEvent::RESCIND:
+            log.rescinded.push_back(str(e.getRescind()));
+            break;
+          case wire::SchedulerEvent::UPDATE:
+            log.updates.push_back(to_update(e.getUpdate()));
+            break;
+          case wire::SchedulerEvent::ERROR:
+            log.errors.push_back(str(e.getError()));
+            break;
+          case wire::SchedulerEvent::HEARTBEAT:
+            ++log.heartbeats;
+            break;
+          case wire::SchedulerEvent::FAILURE:
+            ++log.failures;
+            break;
+          default:
+            break;
+        }
+      });
+      self.send(master, subscribe_call(log.id, role, partition_aware, failover_ns));
+    });
+    REQUIRE(addr);
+    sim.run();
+    return *addr;
+  }
+
+  static Outgoing subscribe_call(const std::string& id, const std::string& role,
+                                 bool partition_aware, int64_t failover_ns) {
+    return build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+      b.setFrameworkId(id);
+      auto info = b.initSubscribe().initFrameworkInfo();
+      info.setFrameworkId(id);
+      info.setName("test");
+      info.initRoles(1).set(0, role);
+      info.setFailoverTimeoutNs(failover_ns);
+      if (partition_aware)
+        info.initCapabilities(1).set(0, wire::FrameworkCapability::PARTITION_AWARE);
+    });
+  }
+
+  // Sends a call from a framework actor by sending through its node.
+  void call(Node& from, const Address& fw_addr, const Outgoing& msg) {
+    Envelope env;
+    env.type_id = msg.type_id;
+    env.payload = msg.payload;
+    env.sender = fw_addr;
+    env.receiver = master;
+    from.send_envelope(std::move(env));
+    sim.run();
+  }
+};
+
+Outgoing launch_call(const std::string& fid, const std::vector<std::string>& offers,
+                     const std::string& task, const std::string& resources,
+                     const std::string& shell = "true") {
+  return build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+    b.setFrameworkId(fid);
+    auto a = b.initAccept();
+    auto ids = a.initOfferIds(static_cast<unsigned>(offers.size()));
+    for (unsigned i = 0; i < offers.size(); ++i)
+      ids.set(i, offers[i]);
+    auto t = a.initOperations(1)[0].initLaunch(1)[0];
+    t.setTaskId(task);
+    t.setName(task);
+    auto r = Resources::parse(resources);
+    REQUIRE(r);
+    to_wire(*r, t.initResources(wire_size(*r)));
+    t.initCommand().setShell(shell);
+    a.initFilters().setRefuseSeconds(0);
+  });
+}
+
+Outgoing status_update(const std::string& fid, const std::string& task, State state,
+                       const std::string& uuid) {
+  return build<wire::StatusUpdate>([&](wire::StatusUpdate::Builder b) {
+    b.setFrameworkId(fid);
+    auto s = b.initStatus();
+    s.setTaskId(task);
+    s.setState(state);
+    s.setUuid(data(uuid));
+    s.setSource(wire::TaskStatus::Source::EXECUTOR);
+    b.setLatestState(state);
+  });
+}
+
+Outgoing ack_call(const std::string& fid, const Update& u) {
+  return build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+    b.setFrameworkId(fid);
+    auto a = b.initAcknowledge();
+    a.setAgentId(u.agent);
+    a.setTaskId(u.task);
+    a.setUuid(data(u.uuid));
+  });
+}
+
+}  // namespace
+
+TEST_CASE("offers, a launch, an update and its acknowledgement", "[master]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  auto agent_addr = c.add_agent(an, agent, "cpus:4;mem:1024");
+  REQUIRE(agent.registered == 1);
+  REQUIRE_FALSE(agent.id.empty());
+
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web");
+  REQUIRE_FALSE(fw.id.empty());
+  c.sim.run();
+  REQUIRE(fw.offers.size() == 1);
+  CHECK(fw.offers[0].resources == "cpus:4;mem:1024");
+  CHECK(fw.offers[0].role == "web");
+  CHECK(fw.offers[0].agent == agent.id);
+  CHECK(fw.offers[0].agent_address == agent_addr.to_string());
+
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1;mem:128"));
+  REQUIRE(agent.run_tasks == std::vector<std::string>{"t1"});
+
+  // What the task did not use comes back in the next cycle (refuse 0 s).
+  c.sim.advance(1s);
+  REQUIRE(fw.offers.size() == 2);
+  CHECK(fw.offers[1].resources == "cpus:3;mem:896");
+
+  an.send_envelope([&] {
+    auto out = status_update(fw.id, "t1", State::RUNNING, "uuid-1");
+    Envelope env;
+    env.type_id = out.type_id;
+    env.payload = out.payload;
+    env.sender = agent_addr;
+    env.receiver = c.master;
+    return env;
+  }());
+  c.sim.run();
+  REQUIRE(fw.updates.size() == 1);
+  CHECK(fw.updates[0].state == State::RUNNING);
+  CHECK(fw.updates[0].uuid == "uuid-1");
+  CHECK(fw.updates[0].agent == agent.id);
+  c.call(fn, fw_addr, ack_call(fw.id, fw.updates[0]));
+  CHECK(agent.acks == std::vector<std::string>{"uuid-1"});
+}
+
+TEST_CASE("bad accepts are answered with TASK_ERROR or TASK_DROPPED and a reason", "[master]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", /*partition_aware=*/true);
+  REQUIRE(fw.offers.size() == 1);
+  auto offer = fw.offers[0].id;
+
+  SECTION("more than offered") {
+    c.call(fn, fw_addr, launch_call(fw.id, {offer}, "big", "cpus:3;mem:128"));
+    REQUIRE(fw.updates.size() == 1);
+    CHECK(fw.updates[0].state == State::ERROR);
+    CHECK(fw.updates[0].reason == Reason::TASK_INVALID);
+    CHECK(fw.updates[0].message.find("offers have only") != std::string::npos);
+    CHECK(agent.run_tasks.empty());
+  }
+  SECTION("an unknown offer") {
+    c.call(fn, fw_addr, launch_call(fw.id, {"no-such-offer"}, "t", "cpus:1"));
+    REQUIRE(fw.updates.size() == 1);
+    CHECK(fw.updates[0].state == State::DROPPED);
+    CHECK(fw.updates[0].reason == Reason::INVALID_OFFERS);
+    // The real offer is still good.
+    c.call(fn, fw_addr, launch_call(fw.id, {offer}, "t", "cpus:1"));
+    CHECK(agent.run_tasks == std::vector<std::string>{"t"});
+  }
+  SECTION("an empty command and a bad task id") {
+    c.call(fn, fw_addr, launch_call(fw.id, {offer}, "t", "cpus:1", ""));
+    REQUIRE(fw.updates.size() == 1);
+    CHECK(fw.updates[0].state == State::ERROR);
+    CHECK(fw.updates[0].message == "empty shell command");
+  }
+  SECTION("a duplicate task id") {
+    c.call(fn, fw_addr, launch_call(fw.id, {offer}, "t", "cpus:1"));
+    c.sim.advance(1s);
+    REQUIRE(fw.offers.size() == 2);
+    c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[1].id}, "t", "cpus:1"));
+    REQUIRE(fw.updates.size() == 1);
+    CHECK(fw.updates[0].state == State::ERROR);
+    CHECK(fw.updates[0].message.find("already in use") != std::string::npos);
+  }
+  SECTION("an offer used twice") {
+    c.call(fn, fw_addr, launch_call(fw.id, {offer}, "a", "cpus:1"));
+    c.call(fn, fw_addr, launch_call(fw.id, {offer}, "b", "cpus:1"));
+    REQUIRE(fw.updates.size() == 1);
+    CHECK(fw.updates[0].task == "b");
+    CHECK(fw.updates[0].state == State::DROPPED);
+  }
+  // Whatever went wrong, the master still serves: the resources come back.
+  c.sim.advance(1s);
+  CHECK(fw.offers.size() >= 2);
+}
+
+TEST_CASE("a call from an address that did not subscribe is refused", "[master]") {
+  Cluster c;
+  c.start_master();
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  c.add_framework(fn, fw, "web");
+  FrameworkLog intruder;
+  auto intruder_addr = c.add_framework(fn, intruder, "web", false, "intruder");
+  c.call(fn, intruder_addr, launch_call(fw.id, {"x"}, "t", "cpus:1"));
+  REQUIRE(intruder.errors.size() == 1);
+  CHECK(intruder.errors[0].find("not subscribed") != std::string::npos);
+}
+
+TEST_CASE("an agent that stops answering pings becomes unreachable", "[master]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  auto agent_addr = c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog aware, plain;
+  auto aware_addr = c.add_framework(fn, aware, "a", true, "aware");
+  auto plain_addr = c.add_framework(fn, plain, "b", false, "plain");
+  c.sim.run();
+  // One agent, two frameworks: whoever got the offer launches, the other
+  // gets the rest after the launch.
+  auto launch_all = [&](FrameworkLog& log, const Address& addr, const std::string& task) {
+    for (int i = 0; i < 3 && log.offers.empty(); ++i)
+      c.sim.advance(1s);
+    REQUIRE_FALSE(log.offers.empty());
+    c.call(fn, addr, launch_call(log.id, {log.offers.back().id}, task, "cpus:1;mem:128"));
+  };
+  launch_all(aware, aware_addr, "ta");
+  launch_all(plain, plain_addr, "tp");
+  REQUIRE(agent.run_tasks.size() == 2);
+
+  agent.answer_pings = false;
+  c.sim.advance(2s);
+  CHECK(aware.updates.empty());  // two misses: not yet
+  c.sim.advance(3s);
+  REQUIRE(aware.updates.size() == 1);
+  CHECK(aware.updates[0].state == State::UNREACHABLE);
+  CHECK(aware.updates[0].reason == Reason::AGENT_UNREACHABLE);
+  REQUIRE(plain.updates.size() == 1);
+  CHECK(plain.updates[0].state == State::LOST);
+
+  // Reconciliation says the same.
+  c.call(fn, aware_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+           b.setFrameworkId(aware.id);
+           auto t = b.initReconcile().initTasks(2);
+           t[0].setTaskId("ta");
+           t[1].setTaskId("never");
+           t[1].setAgentId(agent.id);
+         }));
+  REQUIRE(aware.updates.size() == 3);
+  CHECK(aware.updates[1].state == State::UNREACHABLE);
+  CHECK(aware.updates[1].reason == Reason::RECONCILIATION);
+  CHECK(aware.updates[2].state == State::UNREACHABLE);  // its agent is unreachable
+
+  // The agent comes back: it reregisters with its tasks, which run again.
+  agent.answer_pings = true;
+  an.send_envelope([&] {
+    auto out = build<wire::ReregisterAgent>([&](wire::ReregisterAgent::Builder b) {
+      auto info = b.initAgentInfo();
+      info.setAgentId(agent.id);
+      auto total = *Resources::parse("cpus:2;mem:512");
+      to_wire(total, info.initResources(wire_size(total)));
+      auto tasks = b.initTasks(1);
+      tasks[0].setFrameworkId(aware.id);
+      tasks[0].initTask().setTaskId("ta");
+      auto r = *Resources::parse("cpus:1;mem:128");
+      to_wire(r, tasks[0].getTask().initResources(wire_size(r)));
+      tasks[0].setState(State::RUNNING);
+      tasks[0].setLatestState(State::RUNNING);
+    });
+    Envelope env;
+    env.type_id = out.type_id;
+    env.payload = out.payload;
+    env.sender = agent_addr;
+    env.receiver = c.master;
+    return env;
+  }());
+  c.sim.run();
+  CHECK(agent.reregistered == 1);
+  c.call(fn, aware_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+           b.setFrameworkId(aware.id);
+           b.initReconcile();
+         }));
+  REQUIRE(aware.updates.size() == 4);
+  CHECK(aware.updates[3].task == "ta");
+  CHECK(aware.updates[3].state == State::RUNNING);
+  // The plain framework's task was not reported: it is gone for good.
+  c.call(fn, plain_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+           b.setFrameworkId(plain.id);
+           b.initReconcile();
+         }));
+  CHECK(plain.updates.back().state == State::LOST);
+}
+
+TEST_CASE("a framework keeps its tasks within its failover timeout, not after", "[master]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", false, "fw", int64_t{10'000'000'000});
+  REQUIRE(fw.offers.size() == 1);
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1"));
+  REQUIRE(agent.run_tasks.size() == 1);
+
+  // The framework's process dies; a new instance comes back within 10 s.
+  c.sim.crash(fn);
+  c.sim.run();
+  c.sim.advance(5s);
+  CHECK(agent.shutdown_frameworks.empty());
+  auto& fn2 = c.sim.add_node("fw2");
+  FrameworkLog again;
+  again.id = fw.id;
+  auto again_addr = c.add_framework(fn2, again, "web", false, "fw", int64_t{10'000'000'000});
+  CHECK(again.id == fw.id);
+  c.call(fn2, again_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+           b.setFrameworkId(fw.id);
+           b.initReconcile();
+         }));
+  REQUIRE(again.updates.size() == 1);
+  CHECK(again.updates[0].task == "t1");
+  CHECK(again.updates[0].state == State::STAGING);
+  c.sim.advance(20s);
+  CHECK(agent.shutdown_frameworks.empty());
+
+  // Gone for longer than the timeout: its tasks are killed.
+  c.sim.crash(fn2);
+  c.sim.run();
+  c.sim.advance(11s);
+  CHECK(agent.shutdown_frameworks == std::vector<std::string>{fw.id});
+}
+
+TEST_CASE("offers are rescinded after the offer timeout", "[master]") {
+  Cluster c;
+  c.config.offer_timeout = 3s;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web");
+  REQUIRE(fw.offers.size() == 1);
+  c.sim.advance(4s);
+  REQUIRE(fw.rescinded == std::vector<std::string>{fw.offers[0].id});
+  // The resources come back in a new offer, and the old id no longer works.
+  REQUIRE(fw.offers.size() >= 2);
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "late", "cpus:1"));
+  REQUIRE(fw.updates.size() == 1);
+  CHECK(fw.updates[0].state == State::LOST);
+  CHECK(fw.updates[0].reason == Reason::INVALID_OFFERS);
+}
+
+TEST_CASE("two frameworks in different roles share the agents fairly", "[master]") {
+  Cluster c;
+  c.start_master();
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog a, b;
+  c.add_framework(fn, a, "analytics", false, "a");
+  c.add_framework(fn, b, "web", false, "b");
+  std::vector<AgentLog> agents(4);
+  for (size_t i = 0; i < agents.size(); ++i) {
+    auto& n = c.sim.add_node("agent" + std::to_string(i));
+    c.add_agent(n, agents[i], "cpus:2;mem:1024");
+  }
+  c.sim.advance(1s);
+  // Each holds what it was offered, so DRF alternates: two agents each.
+  CHECK(a.offers.size() == 2);
+  CHECK(b.offers.size() == 2);
+}
