@@ -598,8 +598,16 @@ void Actor::run_deferred() {
 expected<int> Actor::start_process(const ProcessSpec& spec,
                                    std::function<void(const ProcessExit&)> on_exit) {
   auto self = caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()});
-  auto pid = node_->launcher().spawn(spec, [self](const ProcessExit& e) {
-    caf::anon_send(self, exited_atom::value, e.pid, e.exit_code, e.term_signal);
+  auto* sim = node_->simulation();
+  auto pid = node_->launcher().spawn(spec, [self, sim](const ProcessExit& e) {
+    // The launcher's thread must not touch a simulation's scheduler: the
+    // report waits there until the simulation is idle.
+    if (sim)
+      sim->post([self, e] {
+        caf::anon_send(self, exited_atom::value, e.pid, e.exit_code, e.term_signal);
+      });
+    else
+      caf::anon_send(self, exited_atom::value, e.pid, e.exit_code, e.term_signal);
   });
   if (pid)
     processes_.emplace(*pid, std::move(on_exit));

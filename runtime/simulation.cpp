@@ -3,6 +3,7 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include <algorithm>
+#include <thread>
 
 namespace tessera {
 
@@ -39,6 +40,12 @@ Simulation::~Simulation() {
     node->stop();
   run();
   nodes_.clear();
+  {
+    // Exit reports of processes the nodes' launchers reaped on the way out
+    // hold actor handles: drop them while the actor system still exists.
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    posted_.clear();
+  }
   system_.reset();
 }
 
@@ -77,7 +84,7 @@ caf::actor Simulation::lookup(const Address& a) const {
 size_t Simulation::run(size_t steps_max) {
   auto& sched = coordinator(*system_);
   size_t steps = 0;
-  while (!sched.jobs.empty() && steps < steps_max) {
+  while ((!sched.jobs.empty() || drain_posted()) && steps < steps_max) {
     auto pick = static_cast<size_t>(rng_() % sched.jobs.size());
     if (pick != 0)
       std::rotate(sched.jobs.begin(), sched.jobs.begin() + static_cast<long>(pick),
@@ -98,6 +105,35 @@ void Simulation::advance(Duration d) {
   }
   clock_->advance_to(target);
   run();
+}
+
+void Simulation::post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(posted_mu_);
+  posted_.push_back(std::move(fn));
+}
+
+bool Simulation::drain_posted() {
+  std::vector<std::function<void()>> work;
+  {
+    std::lock_guard<std::mutex> lock(posted_mu_);
+    work.swap(posted_);
+  }
+  for (auto& fn : work)
+    fn();
+  return !work.empty();
+}
+
+bool Simulation::run_until(const std::function<bool()>& pred,
+                           std::chrono::milliseconds wall_timeout) {
+  auto deadline = std::chrono::steady_clock::now() + wall_timeout;
+  for (;;) {
+    run();
+    if (pred())
+      return true;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void Simulation::observe(const Envelope& env) {

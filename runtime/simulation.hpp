@@ -17,6 +17,8 @@
 #include "runtime/node.hpp"
 
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <memory>
 #include <random>
 #include <string>
@@ -45,6 +47,16 @@ class Simulation {
   // running until idle after each.
   void advance(Duration d);
 
+  // Hands work from another thread to the simulation (the process
+  // launcher's exit reports): it runs on the simulation's thread, only when
+  // no job is left, in the order posted. Thread-safe.
+  void post(std::function<void()> fn);
+  // Runs (as run()) until pred holds, waiting in wall time for posted work
+  // while idle; false if pred still fails after wall_timeout. Virtual time
+  // does not move: real processes exit while the simulation waits.
+  bool run_until(const std::function<bool()>& pred,
+                 std::chrono::milliseconds wall_timeout = std::chrono::seconds(30));
+
   Clock& clock() { return *clock_; }
   caf::actor_system& system() { return *system_; }
   uint64_t seed() const { return seed_; }
@@ -67,6 +79,10 @@ class Simulation {
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<Node*> crashed_;
   uint16_t next_port_ = 10000;
+  bool drain_posted();
+
+  std::mutex posted_mu_;
+  std::vector<std::function<void()>> posted_;
   uint64_t digest_ = 14695981039346656037ULL;
   uint64_t deliveries_ = 0;
 };

@@ -138,3 +138,17 @@ TEST_CASE("in simulation a timer's handler sees its own deadline as now", "[simu
   CHECK(seen == std::vector<Duration>{1s, 2s, 3s});
   CHECK(sim.clock().now() - start == 10s);
 }
+
+TEST_CASE("a simulated actor's process reports its exit on the simulation's thread",
+          "[simulation][process]") {
+  Simulation sim(3);
+  auto& node = sim.add_node();
+  int code = -100;  // written by the actor, which runs on this thread
+  REQUIRE(node.spawn<Probe>("launcher", [&](Probe& self) {
+    ProcessSpec spec;
+    spec.argv = {"/bin/sh", "-c", "exit 7"};
+    REQUIRE(self.start_process(spec, [&](const ProcessExit& e) { code = e.exit_code; }));
+  }));
+  CHECK(sim.run_until([&] { return code != -100; }));
+  CHECK(code == 7);
+}
