@@ -72,3 +72,14 @@ std::string describe(const caf::error& err) {
 }
 
 }  // namespace tessera
+
+namespace tessera {
+
+std::string what(const caf::error& err) {
+  if (err && err.category() == error_category && !err.context().empty() &&
+      err.context().match_elements<std::string>())
+    return err.context().get_as<std::string>(0);
+  return describe(err);
+}
+
+}  // namespace tessera

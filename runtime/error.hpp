@@ -44,6 +44,10 @@ caf::error make_os_error(int errno_value, const std::string& what);
 // Renders any caf::error, including ours, as one readable line.
 std::string describe(const caf::error& err);
 
+// Only the context of a Tessera error ("bad resource 'cpus:x' ..."), for
+// messages to people; describe() when there is none.
+std::string what(const caf::error& err);
+
 // True when err is a Tessera error with this code.
 bool is(const caf::error& err, Errc code);
 

@@ -3,9 +3,13 @@
 #include <uv.h>
 
 #include <fcntl.h>
+#include <spawn.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <deque>
@@ -99,17 +103,7 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
   return out;
 }
 
-uv_stdio_container_t stdio_for(int fd) {
-  uv_stdio_container_t container{};
-  // UV_IGNORE on fds 0-2 makes libuv open /dev/null in the child, which is
-  // what an empty path (and stdin, always) asks for.
-  container.flags = fd >= 0 ? UV_INHERIT_FD : UV_IGNORE;
-  container.data.fd = fd;
-  return container;
-}
-
-// Everything uv_spawn reads, prepared on the caller's thread so the loop
-// thread only forks. Holds pointers into itself: build in place, never move.
+// Everything posix_spawn reads, prepared on the caller's thread.
 struct SpawnPlan {
   std::string what;  // "spawn <argv0>", the prefix of every error message
   std::vector<std::string> args;
@@ -118,8 +112,8 @@ struct SpawnPlan {
   std::vector<char*> env_ptrs;
   UniqueFd out;
   UniqueFd err;
-  uv_stdio_container_t stdio[3]{};
-  uv_process_options_t options{};
+  bool shared_output = false;  // stderr goes where stdout goes
+  std::string cwd;
   bool new_session = true;
 };
 
@@ -128,17 +122,14 @@ caf::error open_outputs(const ProcessSpec& spec, SpawnPlan& plan) {
     return err;
   // Same file for both: share one fd (like 2>&1) so the two streams append
   // after each other instead of overwriting each other from offset 0.
-  bool shared = !spec.stderr_path.empty() && spec.stderr_path == spec.stdout_path;
-  if (!shared)
+  plan.shared_output = !spec.stderr_path.empty() && spec.stderr_path == spec.stdout_path;
+  if (!plan.shared_output)
     if (auto err = open_output(spec.stderr_path, plan.what, "stderr", plan.err))
       return err;
-  plan.stdio[0] = stdio_for(-1);
-  plan.stdio[1] = stdio_for(plan.out.get());
-  plan.stdio[2] = stdio_for(shared ? plan.out.get() : plan.err.get());
   return {};
 }
 
-caf::error make_plan(const ProcessSpec& spec, uv_exit_cb on_exit, SpawnPlan& plan) {
+caf::error make_plan(const ProcessSpec& spec, SpawnPlan& plan) {
   if (spec.argv.empty() || spec.argv[0].empty())
     return make_error(Errc::invalid_argument, "spawn: argv is empty");
   plan.what = "spawn " + spec.argv[0];
@@ -151,26 +142,83 @@ caf::error make_plan(const ProcessSpec& spec, uv_exit_cb on_exit, SpawnPlan& pla
   plan.env = std::move(*env);
   plan.arg_ptrs = c_strings(plan.args);
   plan.env_ptrs = c_strings(plan.env);
+  plan.cwd = spec.working_dir;
   plan.new_session = spec.new_session;
-  auto& opt = plan.options;
-  opt.exit_cb = on_exit;
-  opt.file = plan.args[0].c_str();
-  opt.args = plan.arg_ptrs.data();
-  opt.env = plan.env_ptrs.data();
-  opt.cwd = spec.working_dir.empty() ? nullptr : spec.working_dir.c_str();
-  opt.stdio = plan.stdio;
-  opt.stdio_count = 3;
-  // DETACHED = setsid() in the child: it leads a new session and process
-  // group, so kill(-pid) reaches everything it starts.
-  opt.flags = spec.new_session ? UV_PROCESS_DETACHED : 0;
   return {};
+}
+
+// Frees posix_spawn's attribute and file-action objects on every path.
+struct SpawnAttrs {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  SpawnAttrs() {
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attr);
+  }
+  ~SpawnAttrs() {
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
+  }
+  SpawnAttrs(const SpawnAttrs&) = delete;
+  SpawnAttrs& operator=(const SpawnAttrs&) = delete;
+};
+
+// posix_spawn, not fork: glibc starts the child with clone(CLONE_VM |
+// CLONE_VFORK), so the cost does not grow with this process's memory (a
+// fork copies every page table, which made launching tasks from a busy
+// agent cost milliseconds each). The child gets default signal handlers and
+// an empty signal mask whatever the parent blocks; stdin is /dev/null.
+expected<int> spawn_now(SpawnPlan& plan) {
+  SpawnAttrs a;
+  auto output = [&](int target, int fd) {
+    return fd >= 0 ? posix_spawn_file_actions_adddup2(&a.actions, fd, target)
+                   : posix_spawn_file_actions_addopen(&a.actions, target, "/dev/null", O_WRONLY, 0);
+  };
+  int rc = posix_spawn_file_actions_addopen(&a.actions, 0, "/dev/null", O_RDONLY, 0);
+  if (rc == 0)
+    rc = output(1, plan.out.get());
+  if (rc == 0)
+    rc = output(2, plan.shared_output ? plan.out.get() : plan.err.get());
+  if (rc == 0 && !plan.cwd.empty())
+    rc = posix_spawn_file_actions_addchdir_np(&a.actions, plan.cwd.c_str());
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigemptyset(&all);
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sigaddset(&all, sig);
+  short flags = POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF;
+  // SETSID: the child leads a new session and process group, so kill(-pid)
+  // reaches everything it starts.
+  if (plan.new_session)
+    flags |= POSIX_SPAWN_SETSID;
+  if (rc == 0)
+    rc = posix_spawnattr_setsigmask(&a.attr, &none);
+  if (rc == 0)
+    rc = posix_spawnattr_setsigdefault(&a.attr, &all);
+  if (rc == 0)
+    rc = posix_spawnattr_setflags(&a.attr, flags);
+  pid_t pid = 0;
+  if (rc == 0)
+    rc = posix_spawnp(&pid, plan.args[0].c_str(), &a.actions, &a.attr, plan.arg_ptrs.data(),
+                      plan.env_ptrs.data());
+  if (rc != 0) {
+    std::string where = plan.cwd.empty() ? "" : " (cwd " + plan.cwd + ")";
+    return make_error(Errc::spawn_failed, plan.what + where + ": " + uv_message(-rc));
+  }
+  return static_cast<int>(pid);
 }
 
 }  // namespace
 
 struct ProcessLauncher::Impl {
+  // A running child, watched through a pidfd: it turns readable when the
+  // child exits, so each child is reaped on its own (waitpid on its pid),
+  // never by a waitpid(-1) that could take another launcher's child.
   struct Child {
-    uv_process_t handle{};
+    uv_poll_t poll{};
+    int pid = 0;
+    int pidfd = -1;
     ExitCallback on_exit;
     bool new_session = true;
     Impl* owner = nullptr;
@@ -183,7 +231,8 @@ struct ProcessLauncher::Impl {
   auto call(F fn) -> decltype(fn());
   bool post(std::function<void()> task, bool internal);
 
-  expected<int> spawn_on_loop(SpawnPlan& plan, ExitCallback on_exit);
+  void watch_on_loop(int pid, int pidfd, ExitCallback on_exit, bool new_session);
+  void reap(Child& child);
   caf::error kill_on_loop(int pid, int signal, bool group);
   caf::error admit(const std::string& what) const;
   void begin_shutdown();
@@ -192,7 +241,7 @@ struct ProcessLauncher::Impl {
   void notify(Child& child, const ProcessExit& exit);
 
   static void on_wakeup(uv_async_t* handle);
-  static void on_exit(uv_process_t* handle, int64_t exit_status, int term_signal);
+  static void on_pidfd(uv_poll_t* handle, int status, int events);
   static void on_child_closed(uv_handle_t* handle);
 
   const size_t max_;
@@ -201,9 +250,9 @@ struct ProcessLauncher::Impl {
   mutable std::mutex mu_;
   std::deque<std::function<void()>> queue_;   // guarded by mu_
   std::unordered_map<int, Child*> children_;  // written on the loop thread, under mu_
+  std::atomic<size_t> live_{0};               // spawned and not yet reaped
   bool stopping_ = false;                     // guarded by mu_
   bool wakeup_closed_ = false;                // guarded by mu_
-  bool dispatching_exit_ = false;             // loop thread only
   std::thread thread_;
 };
 
@@ -283,27 +332,57 @@ caf::error ProcessLauncher::Impl::admit(const std::string& what) const {
   std::lock_guard<std::mutex> guard(mu_);
   if (stopping_)
     return make_error(Errc::stopped, what + ": process launcher is shutting down");
-  if (children_.size() >= max_)
+  if (live_.load() >= max_)
     return make_error(Errc::spawn_failed,
                       what + ": process_count_max (" + std::to_string(max_) + ") reached");
   return {};
 }
 
-expected<int> ProcessLauncher::Impl::spawn_on_loop(SpawnPlan& plan, ExitCallback on_exit) {
-  if (auto err = admit(plan.what))
-    return err;
-  auto* child = new Child{{}, std::move(on_exit), plan.new_session, this};
-  child->handle.data = child;
-  if (int rc = uv_spawn(&loop_, &child->handle, &plan.options); rc != 0) {
-    // uv_spawn registers the handle with the loop even when it fails, so it
-    // must be closed or uv_loop_close would report the loop busy.
-    uv_close(reinterpret_cast<uv_handle_t*>(&child->handle), on_child_closed);
-    std::string where = plan.options.cwd ? std::string(" (cwd ") + plan.options.cwd + ")" : "";
-    return make_error(Errc::spawn_failed, plan.what + where + ": " + uv_message(rc));
+void ProcessLauncher::Impl::watch_on_loop(int pid, int pidfd, ExitCallback on_exit,
+                                          bool new_session) {
+  auto* child = new Child{{}, pid, pidfd, std::move(on_exit), new_session, this};
+  child->poll.data = child;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    children_.emplace(pid, child);
   }
-  std::lock_guard<std::mutex> guard(mu_);
-  children_.emplace(child->handle.pid, child);
-  return child->handle.pid;
+  int rc = uv_poll_init(&loop_, &child->poll, pidfd);
+  if (rc == 0)
+    rc = uv_poll_start(&child->poll, UV_READABLE, on_pidfd);
+  if (rc != 0) {
+    // Cannot watch it: wait for it here rather than lose its exit.
+    std::fprintf(stderr, "tessera: process launcher: watching pid %d: %s\n", pid,
+                 uv_message(rc).c_str());
+    reap(*child);
+  }
+}
+
+void ProcessLauncher::Impl::on_pidfd(uv_poll_t* handle, int, int) {
+  auto* child = static_cast<Child*>(handle->data);
+  child->owner->reap(*child);
+}
+
+void ProcessLauncher::Impl::reap(Child& child) {
+  int status = 0;
+  pid_t r = ::waitpid(child.pid, &status,
+                      uv_is_active(reinterpret_cast<uv_handle_t*>(&child.poll)) ? WNOHANG : 0);
+  if (r == 0)
+    return;  // not yet (a spurious wake-up)
+  ProcessExit exit{child.pid, -1, 0};
+  if (r == child.pid && WIFEXITED(status))
+    exit.exit_code = WEXITSTATUS(status);
+  else if (r == child.pid && WIFSIGNALED(status))
+    exit.term_signal = WTERMSIG(status);
+  {
+    // Erased before the callback so that running() and kill() already treat
+    // the process as gone when the callback looks.
+    std::lock_guard<std::mutex> guard(mu_);
+    children_.erase(child.pid);
+  }
+  live_.fetch_sub(1);
+  notify(child, exit);
+  uv_close(reinterpret_cast<uv_handle_t*>(&child.poll), on_child_closed);
+  close_wakeup_if_done();
 }
 
 caf::error ProcessLauncher::Impl::kill_on_loop(int pid, int signal, bool group) {
@@ -315,18 +394,9 @@ caf::error ProcessLauncher::Impl::kill_on_loop(int pid, int signal, bool group) 
   if (group && !it->second->new_session)
     return make_error(Errc::invalid_argument,
                       "kill " + std::to_string(pid) + ": group kill needs new_session");
-  if (dispatching_exit_) {
-    // libuv reaps a whole batch of children before it runs their exit
-    // callbacks; pid may already be reaped (and reusable) while still in
-    // children_. Re-check once the batch is done.
-    post(
-        [this, pid, signal, group] {
-          if (children_.count(pid) != 0)
-            kill_on_loop(pid, signal, group);
-        },
-        true);
-    return {};
-  }
+  // Each child is reaped right before its own exit callback and erased from
+  // children_ first, so a pid found here is not yet reaped and cannot have
+  // been reused.
   int target = group ? -pid : pid;
   if (::kill(target, signal) != 0)
     return make_os_error(errno,
@@ -353,25 +423,9 @@ void ProcessLauncher::Impl::close_wakeup_if_done() {
   uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
 }
 
-void ProcessLauncher::Impl::on_exit(uv_process_t* handle, int64_t exit_status, int term_signal) {
-  auto* child = static_cast<Child*>(handle->data);
-  Impl& self = *child->owner;
-  ProcessExit exit{handle->pid, term_signal != 0 ? -1 : static_cast<int>(exit_status), term_signal};
-  {
-    // Erased before the callback so that running() and kill() already treat
-    // the process as gone when the callback looks.
-    std::lock_guard<std::mutex> guard(self.mu_);
-    self.children_.erase(exit.pid);
-  }
-  self.notify(*child, exit);
-  uv_close(reinterpret_cast<uv_handle_t*>(handle), on_child_closed);
-  self.close_wakeup_if_done();
-}
-
 void ProcessLauncher::Impl::notify(Child& child, const ProcessExit& exit) {
   if (!child.on_exit)
     return;
-  dispatching_exit_ = true;
   try {
     child.on_exit(exit);
   } catch (const std::exception& e) {
@@ -380,11 +434,12 @@ void ProcessLauncher::Impl::notify(Child& child, const ProcessExit& exit) {
   } catch (...) {
     std::fprintf(stderr, "tessera: process launcher: on_exit threw\n");
   }
-  dispatching_exit_ = false;
 }
 
 void ProcessLauncher::Impl::on_child_closed(uv_handle_t* handle) {
-  delete static_cast<Child*>(handle->data);
+  auto* child = static_cast<Child*>(handle->data);
+  ::close(child->pidfd);
+  delete child;
 }
 
 ProcessLauncher::ProcessLauncher(size_t process_count_max)
@@ -395,11 +450,46 @@ ProcessLauncher::~ProcessLauncher() = default;
 
 expected<int> ProcessLauncher::spawn(const ProcessSpec& spec, ExitCallback on_exit) {
   SpawnPlan plan;
-  if (auto err = make_plan(spec, &Impl::on_exit, plan))
+  if (auto err = make_plan(spec, plan))
     return err;
-  // The plan's files are closed when it goes out of scope, after the fork has
-  // dup'ed them into the child.
-  return impl_->call([&] { return impl_->spawn_on_loop(plan, std::move(on_exit)); });
+  if (auto err = impl_->admit(plan.what))
+    return err;
+  // Spawned on the caller's thread (posix_spawn is thread-safe), so actors
+  // launching at once do not queue behind each other; the loop thread only
+  // watches. The plan's files close when it goes out of scope, after the
+  // child has its own copies.
+  impl_->live_.fetch_add(1);
+  auto pid = spawn_now(plan);
+  if (!pid) {
+    impl_->live_.fetch_sub(1);
+    return pid.error();
+  }
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, *pid, 0));
+  if (pidfd < 0) {
+    auto err = make_os_error(errno, plan.what + ": pidfd_open");
+    ::kill(*pid, SIGKILL);
+    ::waitpid(*pid, nullptr, 0);
+    impl_->live_.fetch_sub(1);
+    return err;
+  }
+  // Queued before spawn() returns, so a kill() of this pid (queued after)
+  // finds it registered.
+  auto* impl = impl_.get();
+  bool queued = impl->post(
+      [impl, pid = *pid, pidfd, on_exit = std::move(on_exit),
+       session = plan.new_session]() mutable {
+        impl->watch_on_loop(pid, pidfd, std::move(on_exit), session);
+      },
+      true);
+  if (!queued) {
+    // The launcher stopped meanwhile: its children die with it.
+    ::kill(*pid, SIGKILL);
+    ::waitpid(*pid, nullptr, 0);
+    ::close(pidfd);
+    impl_->live_.fetch_sub(1);
+    return make_error(Errc::stopped, plan.what + ": process launcher is shutting down");
+  }
+  return *pid;
 }
 
 caf::error ProcessLauncher::kill(int pid, int signal, bool group) {
@@ -409,8 +499,7 @@ caf::error ProcessLauncher::kill(int pid, int signal, bool group) {
 }
 
 size_t ProcessLauncher::running() const {
-  std::lock_guard<std::mutex> guard(impl_->mu_);
-  return impl_->children_.size();
+  return impl_->live_.load();
 }
 
 }  // namespace tessera

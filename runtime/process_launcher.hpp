@@ -1,7 +1,9 @@
 #pragma once
-// Starts and stops OS processes for actors, on a libuv loop that runs on a
-// thread of its own (libuv owns SIGCHLD once it spawns, and only uv_async_send
-// may be called from other threads, so every libuv call happens on that thread).
+// Starts and stops OS processes for actors. spawn() runs posix_spawn on the
+// caller's thread (no fork: its cost does not grow with this process's
+// memory); a libuv loop on a thread of its own watches each child through a
+// pidfd and reaps it by pid, so several launchers in one process never take
+// each other's children. Every libuv call happens on that thread.
 //
 // Thread-safety: every public member may be called from any thread.
 // Ownership: the launcher owns its loop thread. Its destructor kills (SIGKILL)

@@ -85,6 +85,8 @@ size_t Simulation::run(size_t steps_max) {
   auto& sched = coordinator(*system_);
   size_t steps = 0;
   while ((!sched.jobs.empty() || drain_posted()) && steps < steps_max) {
+    if (sched.jobs.empty())
+      continue;  // the posted work was for actors that are gone
     auto pick = static_cast<size_t>(rng_() % sched.jobs.size());
     if (pick != 0)
       std::rotate(sched.jobs.begin(), sched.jobs.begin() + static_cast<long>(pick),

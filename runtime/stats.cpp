@@ -70,9 +70,14 @@ void Stats::reject(Reject reason, const Envelope& env, const Address& receiver,
       log().warn("rejections: {} distinct kinds logged; further ones are only counted",
                  logged_keys_max);
   }
-  log().warn("rejected message: reason={} type={} sender={} receiver={} bytes={}{}{}",
-             to_string(reason), type_name(env.type_id), sender, receiver.to_string(),
-             env.payload.size_bytes(), detail.empty() ? "" : " detail=", detail);
+  // A peer that is gone (or not there yet) is normal life in a cluster, and
+  // a requester hears of it through its error callback: info, not warn.
+  // Bad input from a peer is worth an operator's attention.
+  bool peer_gone = reason == Reject::undeliverable || reason == Reject::unknown_receiver;
+  log().log(peer_gone ? spdlog::level::info : spdlog::level::warn,
+            "rejected message: reason={} type={} sender={} receiver={} bytes={}{}{}",
+            to_string(reason), type_name(env.type_id), sender, receiver.to_string(),
+            env.payload.size_bytes(), detail.empty() ? "" : " detail=", detail);
 }
 
 uint64_t Stats::rejected(Reject reason) const {
