@@ -1,12 +1,176 @@
-// `tessera agent`: not built yet.
+// `tessera agent`: one machine's agent. It registers with the master (and
+// keeps retrying while the master is away), runs tasks under `tessera
+// executor` processes, and on SIGINT/SIGTERM shuts its executors down and exits 0.
+//
+//   tessera agent --master HOST:PORT --work-dir DIR [--listen HOST:PORT]
+//                 [--resources TEXT] [--attributes TEXT] [--hostname H]
 
+#include "runtime/actor.hpp"
+#include "services/agent/agent.hpp"
 #include "tools/tessera/command.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <memory>
 
 namespace tessera::cli {
 
+namespace {
+
+struct AgentOptions {
+  std::string master;
+  std::string listen = "127.0.0.1:5051";
+  std::string work_dir;
+  std::string resources;
+  std::string attributes;
+  std::string hostname;
+};
+
+// How long the agent may take to register before the command says it waits.
+constexpr std::chrono::seconds registration_notice_after{2};
+// Beyond the executors' shutdown grace, what a clean stop may take.
+constexpr std::chrono::seconds stop_slack{2};
+
+// Asks the agent to shut its executors down (as the master's ShutdownAgent).
+class Stopper : public Actor {
+ public:
+  Stopper(caf::actor_config& cfg, ActorInit init, Address agent)
+      : Actor(cfg, std::move(init)), agent_(std::move(agent)) {}
+
+ private:
+  void on_start() override {
+    send(agent_, build<wire::ShutdownAgent>([](wire::ShutdownAgent::Builder b) {
+           b.setReason("agent stopped by signal");
+         }));
+    defer([this] { stop(); });
+  }
+  Address agent_;
+};
+
+// "HOST:PORT" as an address of actor name; a host name becomes its first IPv4
+// address, because the master's messages carry the host it listens on and the
+// agent obeys only that exact address.
+expected<Address> parse_endpoint(const std::string& name, const std::string& text,
+                                 bool any_port = false) {
+  auto endpoint = parse_host_port(text);
+  if (!endpoint || (endpoint->port == 0 && !any_port))
+    return make_error(Errc::bad_address, "'" + text + "' is not HOST:PORT");
+  Address address{name, endpoint->host, endpoint->port};
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(address.host.c_str(), nullptr, &hints, &found) == 0 && found) {
+    char ip[INET_ADDRSTRLEN] = {};
+    auto* in = reinterpret_cast<sockaddr_in*>(found->ai_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip)))
+      address.host = ip;
+    ::freeaddrinfo(found);
+  }
+  return address;
+}
+
+int wait_signal(const sigset_t& set, std::chrono::seconds timeout) {
+  timespec ts{static_cast<time_t>(timeout.count()), 0};
+  return sigtimedwait(&set, nullptr, &ts);
+}
+
+expected<AgentConfig> make_config(const AgentOptions& o) {
+  AgentConfig c;
+  auto master = parse_endpoint("master", o.master);
+  if (!master)
+    return make_error(Errc::invalid_argument, "bad --master: " + what(master.error()));
+  c.master = *master;
+  c.work_dir = o.work_dir;
+  std::error_code ec;
+  std::filesystem::create_directories(c.work_dir, ec);
+  if (ec)
+    return make_error(Errc::invalid_argument,
+                      "cannot create --work-dir " + o.work_dir + ": " + ec.message());
+  auto given = Resources::parse(o.resources);
+  if (!given)
+    return make_error(Errc::invalid_argument, "bad --resources: " + what(given.error()));
+  auto detected = detect_resources(c.work_dir);
+  if (!detected)
+    return make_error(Errc::invalid_argument, "cannot detect resources: " + what(detected.error()));
+  c.resources = merge_resources(*given, *detected);
+  auto attributes = parse_attributes(o.attributes);
+  if (!attributes)
+    return make_error(Errc::invalid_argument, "bad --attributes: " + what(attributes.error()));
+  c.attributes = *attributes;
+  c.hostname = o.hostname;
+  c.executor_mode = ExecutorMode::process;
+  c.executor_binary = self_path();
+  return c;
+}
+
+int run_agent(const AgentOptions& o) {
+  auto config = make_config(o);
+  if (!config)
+    return fail(what(config.error()));
+  auto listen = parse_endpoint("agent", o.listen, true);
+  if (!listen)
+    return fail("agent: bad --listen: " + describe(listen.error()));
+  // Signals are taken by sigwait; the node's threads inherit this mask.
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1})
+    sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  NodeConfig node_config;
+  node_config.host = listen->host;
+  node_config.port = listen->port;
+  auto node = Node::start(node_config);
+  if (!node)
+    return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
+  auto registered = std::make_shared<std::atomic<bool>>(false);
+  config->on_registered = [registered](const std::string&) { registered->store(true); };
+  config->on_stopped = [] { ::kill(::getpid(), SIGUSR1); };
+  auto master = config->master;
+  auto grace = std::chrono::duration_cast<std::chrono::seconds>(config->executor_shutdown_grace_ms);
+  auto agent = (*node)->spawn<Agent>("agent", std::move(*config));
+  if (!agent)
+    return fail("agent: " + describe(agent.error()));
+  std::printf("tessera agent listening on %s, master %s\n", agent->to_string().c_str(),
+              master.to_string().c_str());
+  std::fflush(stdout);
+  int sig = wait_signal(set, registration_notice_after);
+  if (sig < 0) {
+    if (!registered->load())
+      std::fprintf(stderr, "tessera: agent: waiting for master %s (retrying)\n",
+                   master.to_string().c_str());
+    sigwait(&set, &sig);
+  }
+  if (sig != SIGUSR1 && (*node)->spawn<Stopper>("agent.stopper", *agent)) {
+    // Executors end their tasks first, so none outlives the agent.
+    sigset_t stopped;
+    sigemptyset(&stopped);
+    sigaddset(&stopped, SIGUSR1);
+    wait_signal(stopped, grace + stop_slack);
+  }
+  (*node)->stop();
+  return 0;
+}
+
+}  // namespace
+
 Command add_agent_command(CLI::App& app) {
-  auto* sub = app.add_subcommand("agent", "(not built yet)");
-  return {sub, [] { return fail("agent: not built yet"); }};
+  auto options = std::make_shared<AgentOptions>();
+  auto* sub = app.add_subcommand("agent", "Run an agent: offer this machine's resources");
+  sub->add_option("--master", options->master, "The master's HOST:PORT")->required();
+  sub->add_option("--listen", options->listen, "HOST:PORT to listen on (port 0: any free one)")
+      ->capture_default_str();
+  sub->add_option("--work-dir", options->work_dir, "Directory for sandboxes")->required();
+  sub->add_option("--resources", options->resources,
+                  "e.g. 'cpus:4;mem:8192;ports:[31000-32000]' (default: detected)");
+  sub->add_option("--attributes", options->attributes, "e.g. 'rack:r1;zone:a'");
+  sub->add_option("--hostname", options->hostname, "Hostname to advertise");
+  return {sub, [options] { return run_agent(*options); }};
 }
 
 }  // namespace tessera::cli

@@ -1,12 +1,97 @@
-// `tessera executor`: not built yet.
+// `tessera executor` (hidden): the command executor in a process of its own,
+// as an agent in process mode starts it. Everything comes from the
+// environment the agent sets:
+//   TESSERA_AGENT         the agent's actor address, name@host:port
+//   TESSERA_FRAMEWORK_ID, TESSERA_EXECUTOR_ID, TESSERA_SANDBOX
+//   TESSERA_KILL_GRACE_MS, TESSERA_RECOVERY_TIMEOUT_MS (optional)
+// It runs until its executor ends (or SIGTERM/SIGINT), then exits 0.
 
+#include "runtime/node.hpp"
+#include "services/executor/command_executor.hpp"
 #include "tools/tessera/command.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <optional>
 
 namespace tessera::cli {
 
+namespace {
+
+std::optional<std::string> env(const char* name) {
+  const char* value = std::getenv(name);
+  if (value == nullptr || *value == '\0')
+    return std::nullopt;
+  return std::string(value);
+}
+
+// Reads an optional millisecond count; false when it is set but not a number.
+bool env_ms(const char* name, std::chrono::milliseconds& out) {
+  auto text = env(name);
+  if (!text)
+    return true;
+  int64_t ms = 0;
+  auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), ms);
+  if (ec != std::errc() || end != text->data() + text->size() || ms <= 0)
+    return false;
+  out = std::chrono::milliseconds(ms);
+  return true;
+}
+
+int run_executor() {
+  CommandExecutorConfig config;
+  auto agent = env("TESSERA_AGENT");
+  auto framework = env("TESSERA_FRAMEWORK_ID");
+  auto executor = env("TESSERA_EXECUTOR_ID");
+  auto sandbox = env("TESSERA_SANDBOX");
+  for (auto [name, value] : {std::pair{"TESSERA_AGENT", &agent},
+                             {"TESSERA_FRAMEWORK_ID", &framework},
+                             {"TESSERA_EXECUTOR_ID", &executor},
+                             {"TESSERA_SANDBOX", &sandbox}})
+    if (!*value)
+      return fail(std::string("executor: ") + name + " is not set (agents start this command)");
+  auto address = Address::parse(*agent);
+  if (!address)
+    return fail("executor: TESSERA_AGENT: " + describe(address.error()));
+  if (!env_ms("TESSERA_KILL_GRACE_MS", config.kill_grace_ms) ||
+      !env_ms("TESSERA_RECOVERY_TIMEOUT_MS", config.recovery_timeout_ms))
+    return fail(
+        "executor: TESSERA_KILL_GRACE_MS and TESSERA_RECOVERY_TIMEOUT_MS take milliseconds");
+  config.agent = *address;
+  config.framework_id = *framework;
+  config.executor_id = *executor;
+  config.sandbox = *sandbox;
+  // Signals are taken by sigwait below; every thread the node starts
+  // inherits this mask (the launcher's children get a clean one).
+  sigset_t set;
+  sigemptyset(&set);
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1})
+    sigaddset(&set, sig);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  // The executor's end wakes the main thread, which may then stop the node.
+  config.on_done = [](int) { ::kill(::getpid(), SIGUSR1); };
+  NodeConfig node_config;
+  node_config.host = "127.0.0.1";
+  auto node = Node::start(node_config);
+  if (!node)
+    return fail("executor: " + describe(node.error()));
+  if (auto spawned = (*node)->spawn<CommandExecutor>("executor", std::move(config)); !spawned)
+    return fail("executor: " + describe(spawned.error()));
+  int sig = 0;
+  sigwait(&set, &sig);
+  (*node)->stop();  // kills what the executor still runs, if anything
+  return 0;
+}
+
+}  // namespace
+
 Command add_executor_command(CLI::App& app) {
-  auto* sub = app.add_subcommand("executor", "(not built yet)");
-  return {sub, [] { return fail("executor: not built yet"); }};
+  auto* sub = app.add_subcommand("executor", "Run one task for an agent (agents start this)");
+  sub->group("");  // hidden from --help
+  return {sub, run_executor};
 }
 
 }  // namespace tessera::cli

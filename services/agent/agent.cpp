@@ -1,0 +1,306 @@
+// The agent's link to the master: registration, pings, and the master's
+// messages that are not about one task.
+
+#include "services/agent/agent.hpp"
+
+#include "runtime/log.hpp"
+
+#include <algorithm>
+
+namespace tessera {
+
+namespace {
+
+uint64_t seed_or_random(uint64_t seed) {
+  if (seed != 0)
+    return seed;
+  std::random_device rd;
+  return (uint64_t{rd()} << 32) ^ rd();
+}
+
+bool worth_logging(uint64_t count) {
+  return (count & (count - 1)) == 0;
+}
+
+}  // namespace
+
+Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
+    : Actor(cfg, std::move(init)),
+      config_(std::move(config)),
+      metrics_(*config_.metrics),
+      rng_(seed_or_random(config_.seed)),
+      registration_backoff_(config_.registration_backoff_min_ms) {
+  if (config_.on_stopped)
+    attach_functor([fn = config_.on_stopped] { fn(); });
+  install_master_handlers();
+  install_executor_handlers();
+  on_lost([this](const Address& peer, const caf::error& why) { on_peer_lost(peer, why); });
+}
+
+void Agent::on_start() {
+  log().info("{}: agent starting; master {}, work dir {}", me().to_string(),
+             config_.master.to_string(), config_.work_dir.string());
+  try_register();
+}
+
+void Agent::install_master_handlers() {
+  on<wire::AgentRegistered>([this](const Received<wire::AgentRegistered>& m) {
+    if (from_master(m.sender(), "AgentRegistered"))
+      on_registered(str(m.body().getAgentId()), m.body().getPingIntervalNs());
+  });
+  on<wire::AgentReregistered>([this](const Received<wire::AgentReregistered>& m) {
+    if (from_master(m.sender(), "AgentReregistered"))
+      on_registered(str(m.body().getAgentId()), m.body().getPingIntervalNs());
+  });
+  on<wire::Ping>([this](const Received<wire::Ping>& m) {
+    if (!from_master(m.sender(), "Ping"))
+      return;
+    auto seq = m.body().getSeq();
+    reply(m, build<wire::Pong>([seq](wire::Pong::Builder b) { b.setSeq(seq); }));
+    if (registered_)
+      arm_ping_timer();
+  });
+  on<wire::RunTask>([this](const Received<wire::RunTask>& m) {
+    if (from_master(m.sender(), "RunTask"))
+      run_task(m);
+  });
+  on<wire::RunTaskGroup>([this](const Received<wire::RunTaskGroup>& m) {
+    if (from_master(m.sender(), "RunTaskGroup"))
+      run_task_group(m);
+  });
+  on<wire::KillTask>([this](const Received<wire::KillTask>& m) {
+    if (from_master(m.sender(), "KillTask"))
+      kill_task(m);
+  });
+  on<wire::StatusUpdateAck>([this](const Received<wire::StatusUpdateAck>& m) {
+    if (from_master(m.sender(), "StatusUpdateAck"))
+      on_ack(m);
+  });
+  on<wire::ShutdownFramework>([this](const Received<wire::ShutdownFramework>& m) {
+    if (!from_master(m.sender(), "ShutdownFramework"))
+      return;
+    auto fid = str(m.body().getFrameworkId());
+    log().info("{}: shutting down framework {}", me().to_string(), fid);
+    std::vector<Key> victims;
+    for (auto it = executors_.lower_bound({fid, ""});
+         it != executors_.end() && it->first.first == fid; ++it)
+      victims.push_back(it->first);
+    for (const auto& key : victims)
+      shutdown_executor(key);
+  });
+  on<wire::ShutdownExecutor>([this](const Received<wire::ShutdownExecutor>& m) {
+    if (!from_master(m.sender(), "ShutdownExecutor"))
+      return;
+    Key key{str(m.body().getFrameworkId()), str(m.body().getExecutorId())};
+    if (!executors_.count(key)) {
+      refuse(metrics_.refused_invalid, "ShutdownExecutor of unknown executor " + key.second);
+      return;
+    }
+    shutdown_executor(key);
+  });
+  on<wire::ShutdownAgent>([this](const Received<wire::ShutdownAgent>& m) {
+    // The master, or a local control actor (`tessera agent` on SIGTERM).
+    if (m.sender().same_node(me()) || from_master(m.sender(), "ShutdownAgent"))
+      shutdown_agent(str(m.body().getReason()));
+  });
+  on<wire::FrameworkToExecutor>([this](const Received<wire::FrameworkToExecutor>& m) {
+    if (!from_master(m.sender(), "FrameworkToExecutor"))
+      return;
+    auto it = executors_.find({str(m.body().getFrameworkId()), str(m.body().getExecutorId())});
+    if (it == executors_.end() || !it->second.subscribed) {
+      refuse(metrics_.refused_invalid, "framework message for an executor not running here");
+      return;
+    }
+    auto bytes = m.body().getData();
+    send(it->second.address,
+         executor_event([bytes](wire::ExecutorEvent::Builder b) { b.setMessage(bytes); }));
+  });
+  on<wire::ReadSandboxFile>(
+      [this](const Received<wire::ReadSandboxFile>& m) { on_read_sandbox(m); });
+}
+
+void Agent::on_peer_lost(const Address& peer, const caf::error& why) {
+  if (peer == config_.master) {
+    on_master_lost(describe(why));
+    return;
+  }
+  auto it = executor_by_address_.find(peer);
+  if (it != executor_by_address_.end())
+    on_executor_lost(it->second);
+}
+
+bool Agent::from_master(const Address& sender, const char* what) {
+  if (sender == config_.master)
+    return true;
+  refuse(metrics_.refused_not_master, std::string(what) + " from " +
+                                          (sender.empty() ? "nobody" : sender.to_string()) +
+                                          ", not the master");
+  return false;
+}
+
+void Agent::refuse(std::atomic<uint64_t>& counter, const std::string& what) {
+  auto n = counter.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (worth_logging(n))
+    log().warn("{}: refused {} ({} of its kind so far)", me().to_string(), what, n);
+}
+
+Duration Agent::jittered(Duration d) {
+  std::uniform_real_distribution<double> factor(0.5, 1.0);
+  return std::chrono::duration_cast<Duration>(d * factor(rng_));
+}
+
+// -- registration ----------------------------------------------------------------
+
+void Agent::try_register() {
+  if (registered_ || shutting_down_)
+    return;
+  cancel(registration_timer_);
+  watch(config_.master);  // one-shot: armed again by every attempt
+  send(config_.master, registration());
+  metrics_.registration_attempts.fetch_add(1, std::memory_order_relaxed);
+  auto delay = jittered(registration_backoff_);
+  registration_backoff_ =
+      std::min<Duration>(registration_backoff_ * 2, config_.registration_backoff_max_ms);
+  registration_timer_ = after(delay, [this] {
+    registration_timer_ = 0;
+    try_register();
+  });
+}
+
+void Agent::fill_agent_info(wire::AgentInfo::Builder b) const {
+  b.setAgentId(agent_id_);
+  b.setHostname(config_.hostname.empty() ? node().host() : config_.hostname);
+  b.setPort(node().port());
+  to_wire(config_.resources, b.initResources(wire_size(config_.resources)));
+  to_wire(config_.attributes, b.initAttributes(static_cast<unsigned>(config_.attributes.size())));
+}
+
+Outgoing Agent::registration() const {
+  if (agent_id_.empty())
+    return build<wire::RegisterAgent>([this](wire::RegisterAgent::Builder b) {
+      fill_agent_info(b.initAgentInfo());
+      b.setVersion(version);
+    });
+  return build<wire::ReregisterAgent>([this](wire::ReregisterAgent::Builder b) {
+    fill_agent_info(b.initAgentInfo());
+    b.setVersion(version);
+    auto tasks = b.initTasks(static_cast<unsigned>(tasks_.size()));
+    unsigned i = 0;
+    for (const auto& [key, task] : tasks_) {
+      auto t = tasks[i++];
+      t.setTask(task.info.get());
+      t.setState(task.stream.next_state());
+      if (auto* front = task.stream.front())
+        t.setStatusUuid(front->get().getUuid());
+      t.setFrameworkId(task.framework_id);
+      t.setLatestState(task.stream.latest_state());
+    }
+    auto executors = b.initExecutors(static_cast<unsigned>(executors_.size()));
+    i = 0;
+    for (const auto& [key, e] : executors_) {
+      auto x = executors[i++];
+      x.setExecutorId(e.executor_id);
+      x.setFrameworkId(e.framework_id);
+    }
+    auto frameworks = b.initFrameworks(static_cast<unsigned>(frameworks_.size()));
+    i = 0;
+    for (const auto& [id, info] : frameworks_)
+      frameworks.setWithCaveats(i++, info.get());
+  });
+}
+
+void Agent::on_registered(const std::string& agent_id, int64_t ping_interval_ns) {
+  if (agent_id.empty() || (!agent_id_.empty() && agent_id != agent_id_)) {
+    refuse(metrics_.refused_invalid,
+           "registration with agent id '" + agent_id + "' (mine: '" + agent_id_ + "')");
+    return;
+  }
+  ping_interval_ = Duration(std::max<int64_t>(ping_interval_ns, 0));
+  if (registered_) {
+    arm_ping_timer();
+    return;  // a late answer to an earlier attempt
+  }
+  bool first = agent_id_.empty();
+  agent_id_ = agent_id;
+  registered_ = true;
+  cancel(registration_timer_);
+  registration_timer_ = 0;
+  registration_backoff_ = config_.registration_backoff_min_ms;
+  metrics_.registrations.fetch_add(1, std::memory_order_relaxed);
+  log().info("{}: {} with {} as agent {}", me().to_string(), first ? "registered" : "reregistered",
+             config_.master.to_string(), agent_id_);
+  arm_ping_timer();
+  forward_all();
+  if (config_.on_registered)
+    config_.on_registered(agent_id_);
+}
+
+void Agent::on_master_lost(const std::string& why) {
+  if (!registered_)
+    return;  // still registering: the retry timer carries on
+  registered_ = false;
+  metrics_.master_lost.fetch_add(1, std::memory_order_relaxed);
+  log().warn("{}: lost master {} ({}); reregistering", me().to_string(), config_.master.to_string(),
+             why);
+  cancel(ping_timer_);
+  ping_timer_ = 0;
+  for (auto& [key, task] : tasks_) {
+    cancel(task.retry_timer);
+    task.retry_timer = 0;
+  }
+  registration_backoff_ = config_.registration_backoff_min_ms;
+  registration_timer_ = after(jittered(registration_backoff_), [this] {
+    registration_timer_ = 0;
+    try_register();
+  });
+}
+
+void Agent::arm_ping_timer() {
+  cancel(ping_timer_);
+  ping_timer_ = 0;
+  if (ping_interval_ <= Duration::zero() || config_.ping_timeout_intervals == 0)
+    return;
+  auto timeout = ping_interval_ * config_.ping_timeout_intervals;
+  ping_timer_ = after(timeout, [this, timeout] {
+    ping_timer_ = 0;
+    on_master_lost(
+        "no ping for " +
+        std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count()) +
+        " ms");
+  });
+}
+
+// -- frameworks and the agent's end --------------------------------------------
+
+void Agent::remember_framework(wire::FrameworkInfo::Reader info) {
+  frameworks_.insert_or_assign(str(info.getFrameworkId()), Owned<wire::FrameworkInfo>(info));
+}
+
+void Agent::maybe_forget_framework(const std::string& framework_id) {
+  auto t = tasks_.lower_bound({framework_id, ""});
+  auto e = executors_.lower_bound({framework_id, ""});
+  if ((t != tasks_.end() && t->first.first == framework_id) ||
+      (e != executors_.end() && e->first.first == framework_id))
+    return;
+  frameworks_.erase(framework_id);
+}
+
+void Agent::shutdown_agent(const std::string& reason) {
+  if (shutting_down_)
+    return;
+  shutting_down_ = true;
+  log().info("{}: shutting down: {}", me().to_string(), reason.empty() ? "asked to" : reason);
+  cancel(registration_timer_);
+  registration_timer_ = 0;
+  if (executors_.empty()) {
+    stop();
+    return;
+  }
+  std::vector<Key> all;
+  for (const auto& [key, e] : executors_)
+    all.push_back(key);
+  for (const auto& key : all)
+    shutdown_executor(key);
+}
+
+}  // namespace tessera

@@ -1,0 +1,224 @@
+#pragma once
+// Agent: one machine's share of the cluster (Mesos's slave). It registers its
+// resources with the master, runs the tasks the master sends under executors,
+// and owns every status update of those tasks until the master acknowledges it.
+//
+// Contracts (capnp/agent.capnp master <-> agent, capnp/executor.capnp agent <-> executor):
+//  - Registration: RegisterAgent (no id yet) or ReregisterAgent (with its tasks)
+//    is retried with jittered exponential backoff until AgentRegistered /
+//    AgentReregistered arrives. Losing the master (its actor or connection, or
+//    no Ping for ping_timeout_intervals pings) starts reregistration.
+//  - Master messages are obeyed only from the configured master address;
+//    anything else is counted (AgentMetrics), logged and dropped.
+//  - A command task runs under its own CommandExecutor (executor id = task
+//    id), in this node or in a `tessera executor` process (ExecutorMode).
+//
+// Invariants:
+//  1. Status updates: an executor's update is stored, then acknowledged to the
+//     executor, then forwarded. Per task only the oldest unacknowledged update
+//     is in flight, resent with backoff until the master acknowledges its
+//     uuid; they are sent only while registered and all resent on
+//     (re)registration. None is dropped while the agent lives.
+//  2. A task is forgotten only once its terminal update is acknowledged and
+//     its executor has exited; its sandbox stays readable for the last
+//     completed_tasks_max such tasks.
+//  3. Every table is bounded (the *_max constants); bad input from any peer is
+//     counted, logged at most at powers of two, and refused; the agent keeps serving.
+// Threading: an actor; handlers run one at a time. AgentMetrics may be read
+// from any thread.
+
+#include "runtime/actor.hpp"
+#include "services/agent/status_update_stream.hpp"
+#include "services/common/resources.hpp"
+#include "services/common/wire.hpp"
+#include "services/executor/owned.hpp"
+
+#include <capnp/agent.capnp.h>
+#include <capnp/executor.capnp.h>
+
+#include <atomic>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace tessera {
+
+enum class ExecutorMode : uint8_t {
+  in_process,  // CommandExecutor actors on the agent's own node
+  process,     // `<executor_binary> executor` child processes
+};
+
+// What the agent counts; tests and metrics read it from any thread.
+struct AgentMetrics {
+  std::atomic<uint64_t> registration_attempts{0};
+  std::atomic<uint64_t> registrations{0};  // Registered + Reregistered accepted
+  std::atomic<uint64_t> master_lost{0};
+  std::atomic<uint64_t> refused_not_master{0};      // master-only message from elsewhere
+  std::atomic<uint64_t> refused_executor_calls{0};  // unknown executor, wrong sender, ...
+  std::atomic<uint64_t> refused_invalid{0};         // bad ids, duplicate task, limits
+  std::atomic<uint64_t> unknown_tasks{0};           // kill/ack/read of a task it does not know
+  std::atomic<uint64_t> updates_received{0};        // fresh updates stored (executor + agent)
+  std::atomic<uint64_t> updates_duplicate{0};
+  std::atomic<uint64_t> updates_forwarded{0};  // StatusUpdate sends, retries included
+  std::atomic<uint64_t> updates_retried{0};
+  std::atomic<uint64_t> acks_unexpected{0};  // StatusUpdateAck for no waiting update
+  std::atomic<uint64_t> tasks_launched{0};
+  std::atomic<uint64_t> executors_exited{0};
+};
+
+struct AgentConfig {
+  Address master;  // master@host:port
+  std::filesystem::path work_dir;
+  Resources resources;
+  std::vector<Attribute> attributes;
+  std::string hostname;  // empty: the node's host
+  ExecutorMode executor_mode = ExecutorMode::in_process;
+  std::string executor_binary;  // process mode: the `tessera` binary
+
+  std::chrono::milliseconds registration_backoff_min_ms{50};
+  std::chrono::milliseconds registration_backoff_max_ms{5000};
+  std::chrono::milliseconds status_update_backoff_min_ms{500};
+  std::chrono::milliseconds status_update_backoff_max_ms{10000};
+  // Between SIGTERM and SIGKILL when a kill names no grace period.
+  std::chrono::milliseconds kill_grace_ms{3000};
+  // An executor that has not subscribed by then fails its tasks and is killed.
+  std::chrono::milliseconds executor_registration_timeout_ms{60000};
+  // After a shutdown event (or losing an executor process's actor), how long
+  // an executor has to end before it is killed.
+  std::chrono::milliseconds executor_shutdown_grace_ms{5000};
+  // How long an executor tries to resubscribe to this agent once lost.
+  std::chrono::milliseconds executor_recovery_timeout_ms{15000};
+  // The master counts as lost after this many ping intervals without a Ping.
+  uint32_t ping_timeout_intervals = 5;
+  uint64_t seed = 0;  // backoff jitter and update uuids; 0: std::random_device
+
+  std::shared_ptr<AgentMetrics> metrics = std::make_shared<AgentMetrics>();
+  // Called on the agent's thread each time it (re)registers; must not block.
+  std::function<void(const std::string& agent_id)> on_registered;
+  // Called once as the agent ends (ShutdownAgent, node stop); must not block.
+  std::function<void()> on_stopped;
+};
+
+// This machine's resources: cpus (hardware threads), mem (RAM in MiB minus
+// min(1 GiB, half)), disk (work_dir's file system in MiB minus min(5 GiB,
+// half)), ports [31000-32000].
+expected<Resources> detect_resources(const std::filesystem::path& work_dir);
+// given, plus every detected resource whose name given does not mention.
+Resources merge_resources(const Resources& given, const Resources& detected);
+
+class Agent : public Actor {
+ public:
+  static constexpr size_t tasks_max = 10000;
+  static constexpr size_t executors_max = 10000;
+  static constexpr size_t completed_tasks_max = 1000;
+  static constexpr const char* version = "tessera 0.1.0";
+
+  Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config);
+
+ private:
+  using Key = std::pair<std::string, std::string>;  // (framework id, task or executor id)
+  using Reason = wire::TaskStatus::Reason;
+
+  struct Task {
+    std::string framework_id;
+    std::string task_id;
+    std::string executor_id;  // empty: it never got one
+    std::filesystem::path sandbox;
+    Owned<wire::TaskInfo> info;
+    StatusUpdateStream stream;
+    TimerId retry_timer = 0;
+    Duration retry_backoff{};
+    bool kill_requested = false;
+  };
+  struct Executor {
+    std::string framework_id;
+    std::string executor_id;
+    std::string run_id;
+    std::filesystem::path sandbox;
+    std::string actor_name;  // in-process mode
+    Address address;         // in-process: from spawn; process: its subscribe
+    int pid = 0;             // process mode, until it exits
+    bool subscribed = false;
+    bool shutdown_requested = false;
+    bool destroyed = false;           // killed by the agent, not ended by itself
+    std::vector<std::string> tasks;   // ids of every task it was given
+    std::vector<std::string> queued;  // launched once it subscribes
+    TimerId registration_timer = 0;
+    TimerId kill_timer = 0;
+  };
+  struct Completed {
+    Key task;
+    std::filesystem::path sandbox;
+  };
+
+  void on_start() override;
+  void install_master_handlers();
+  void install_executor_handlers();
+  void on_peer_lost(const Address& peer, const caf::error& why);
+
+  // The master link (agent.cpp).
+  bool from_master(const Address& sender, const char* what);
+  void try_register();
+  Outgoing registration() const;
+  void fill_agent_info(wire::AgentInfo::Builder b) const;
+  void on_registered(const std::string& agent_id, int64_t ping_interval_ns);
+  void on_master_lost(const std::string& why);
+  void arm_ping_timer();
+  void shutdown_agent(const std::string& reason);
+  void remember_framework(wire::FrameworkInfo::Reader info);
+  void maybe_forget_framework(const std::string& framework_id);
+  void refuse(std::atomic<uint64_t>& counter, const std::string& what);
+
+  // Tasks and executors (agent_executors.cpp).
+  void run_task(const Received<wire::RunTask>& m);
+  void run_task_group(const Received<wire::RunTaskGroup>& m);
+  Task* add_task(const std::string& framework_id, wire::TaskInfo::Reader info);
+  void launch_command_task(Task& task);
+  expected<void> start_executor(Executor& e);
+  void kill_task(const Received<wire::KillTask>& m);
+  void shutdown_executor(const Key& key);
+  void destroy_executor(const Key& key);
+  void executor_terminated(const Key& key, int status);
+  void on_executor_call(const Received<wire::ExecutorCall>& m);
+  void on_executor_subscribe(Executor& e, const Address& sender,
+                             wire::ExecutorCall::Subscribe::Reader sub);
+  void on_executor_update(Executor& e, wire::TaskStatus::Reader status);
+  void on_executor_lost(const Key& key);
+  Outgoing executor_event(const std::function<void(wire::ExecutorEvent::Builder)>& fill) const;
+
+  // Status updates and sandboxes (agent_updates.cpp).
+  StatusUpdateStream::Added ingest(Task& task, wire::TaskStatus::Reader status);
+  void agent_update(Task& task, wire::TaskState state, Reason reason, const std::string& message);
+  void forward(Task& task);
+  void forward_all();
+  void on_ack(const Received<wire::StatusUpdateAck>& m);
+  void maybe_forget(const Key& key);
+  void on_read_sandbox(const Received<wire::ReadSandboxFile>& m);
+  const std::filesystem::path* sandbox_of(const Key& task) const;
+  Duration jittered(Duration d);
+
+  AgentConfig config_;
+  AgentMetrics& metrics_;
+  std::mt19937_64 rng_;
+  std::string agent_id_;  // empty until the first registration
+  bool registered_ = false;
+  bool shutting_down_ = false;
+  Duration registration_backoff_;
+  TimerId registration_timer_ = 0;
+  Duration ping_interval_{0};
+  TimerId ping_timer_ = 0;
+  std::map<Key, Task> tasks_;
+  std::map<Key, Executor> executors_;
+  std::map<Address, Key> executor_by_address_;
+  std::map<std::string, Owned<wire::FrameworkInfo>> frameworks_;
+  std::deque<Completed> completed_;
+};
+
+}  // namespace tessera

@@ -1,0 +1,453 @@
+// Tasks and the executors that run them: launch, subscription, kill, shutdown
+// and the end of an executor.
+
+#include "services/agent/agent.hpp"
+
+#include "runtime/log.hpp"
+#include "services/agent/sandbox.hpp"
+#include "services/executor/command_executor.hpp"
+
+#include <caf/send.hpp>
+
+#include <signal.h>
+
+#include <algorithm>
+
+namespace tessera {
+
+namespace {
+
+using State = wire::TaskState;
+using Event = wire::ExecutorEvent;
+
+// The wait status an executor process's exit means, as waitpid() reports it.
+int wait_status(const ProcessExit& exit) {
+  return exit.term_signal != 0 ? exit.term_signal : (exit.exit_code & 0xff) << 8;
+}
+
+std::string ms_text(std::chrono::milliseconds d) {
+  return std::to_string(d.count()) + " ms";
+}
+
+}  // namespace
+
+// -- launching -------------------------------------------------------------------
+
+void Agent::run_task(const Received<wire::RunTask>& m) {
+  auto body = m.body();
+  if (shutting_down_ || !registered_) {
+    refuse(metrics_.refused_invalid,
+           std::string("RunTask while ") + (shutting_down_ ? "shutting down" : "not registered"));
+    return;
+  }
+  auto info = body.getTask();
+  Task* task = add_task(str(body.getFrameworkInfo().getFrameworkId()), info);
+  if (!task)
+    return;
+  remember_framework(body.getFrameworkInfo());
+  if (info.hasExecutor() || body.hasExecutor()) {
+    agent_update(*task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
+                 "custom executors not supported yet");
+    return;
+  }
+  if (!info.hasCommand()) {
+    agent_update(*task, State::FAILED, Reason::TASK_INVALID,
+                 "task has neither a command nor an executor");
+    return;
+  }
+  launch_command_task(*task);
+}
+
+void Agent::run_task_group(const Received<wire::RunTaskGroup>& m) {
+  auto body = m.body();
+  if (shutting_down_ || !registered_) {
+    refuse(metrics_.refused_invalid, "RunTaskGroup while not running");
+    return;
+  }
+  auto fid = str(body.getFrameworkInfo().getFrameworkId());
+  bool any = false;
+  for (auto info : body.getTasks()) {
+    if (Task* task = add_task(fid, info)) {
+      any = true;
+      agent_update(*task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
+                   "task groups not supported yet");
+    }
+  }
+  if (any)
+    remember_framework(body.getFrameworkInfo());
+}
+
+Agent::Task* Agent::add_task(const std::string& framework_id, wire::TaskInfo::Reader info) {
+  auto task_id = str(info.getTaskId());
+  auto named_agent = str(info.getAgentId());
+  if (!sandbox::valid_path_id(framework_id) || !sandbox::valid_path_id(task_id)) {
+    refuse(metrics_.refused_invalid, "task with a bad framework or task id '" + task_id + "'");
+    return nullptr;
+  }
+  if (!named_agent.empty() && named_agent != agent_id_) {
+    refuse(metrics_.refused_invalid, "task " + task_id + " for agent " + named_agent);
+    return nullptr;
+  }
+  Key key{framework_id, task_id};
+  if (tasks_.count(key)) {
+    refuse(metrics_.refused_invalid, "second launch of task " + task_id);
+    return nullptr;
+  }
+  if (tasks_.size() >= tasks_max) {
+    refuse(metrics_.refused_invalid, "task " + task_id + " beyond tasks_max");
+    return nullptr;
+  }
+  auto& task = tasks_[key];
+  task.framework_id = framework_id;
+  task.task_id = task_id;
+  task.info = Owned<wire::TaskInfo>(info);
+  task.retry_backoff = config_.status_update_backoff_min_ms;
+  return &task;
+}
+
+void Agent::launch_command_task(Task& task) {
+  Key key{task.framework_id, task.task_id};  // a command task's executor id is its task id
+  if (executors_.size() >= executors_max || executors_.count(key)) {
+    agent_update(task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
+                 executors_.count(key) ? "executor id in use" : "too many executors");
+    return;
+  }
+  Executor e;
+  e.framework_id = task.framework_id;
+  e.executor_id = task.task_id;
+  e.run_id = hex(new_uuid_bytes(rng_));
+  e.sandbox = sandbox::directory(config_.work_dir, e.framework_id, e.executor_id, e.run_id);
+  task.executor_id = e.executor_id;
+  task.sandbox = e.sandbox;
+  std::error_code ec;
+  std::filesystem::create_directories(e.sandbox, ec);
+  if (ec) {
+    agent_update(task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
+                 "cannot create sandbox " + e.sandbox.string() + ": " + ec.message());
+    return;
+  }
+  e.tasks.push_back(task.task_id);
+  e.queued.push_back(task.task_id);
+  auto& executor = executors_.emplace(key, std::move(e)).first->second;
+  if (auto started = start_executor(executor); !started) {
+    executors_.erase(key);
+    agent_update(task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
+                 "cannot start executor: " + describe(started.error()));
+    return;
+  }
+  metrics_.tasks_launched.fetch_add(1, std::memory_order_relaxed);
+  log().info("{}: launching task {} of framework {} in {}", me().to_string(), task.task_id,
+             task.framework_id, task.sandbox.string());
+  executor.registration_timer = after(config_.executor_registration_timeout_ms, [this, key] {
+    auto it = executors_.find(key);
+    if (it == executors_.end() || it->second.subscribed)
+      return;
+    it->second.registration_timer = 0;
+    for (const auto& id : it->second.queued)
+      if (auto t = tasks_.find({key.first, id}); t != tasks_.end())
+        agent_update(t->second, State::FAILED, Reason::EXECUTOR_REGISTRATION_TIMEOUT,
+                     "executor did not register within " +
+                         ms_text(config_.executor_registration_timeout_ms));
+    it->second.queued.clear();
+    destroy_executor(key);
+  });
+}
+
+expected<void> Agent::start_executor(Executor& e) {
+  Key key{e.framework_id, e.executor_id};
+  if (config_.executor_mode == ExecutorMode::in_process) {
+    CommandExecutorConfig c;
+    c.agent = me();
+    c.framework_id = e.framework_id;
+    c.executor_id = e.executor_id;
+    c.sandbox = e.sandbox;
+    c.kill_grace_ms = config_.kill_grace_ms;
+    c.recovery_timeout_ms = config_.executor_recovery_timeout_ms;
+    c.seed = rng_();
+    e.actor_name = "executor." + e.run_id;
+    auto address = node().spawn<CommandExecutor>(e.actor_name, std::move(c));
+    if (!address)
+      return address.error();
+    e.address = *address;
+    executor_by_address_[e.address] = key;
+    watch(e.address);
+    return caf::unit;
+  }
+  ProcessSpec spec;
+  spec.argv = {config_.executor_binary, "executor"};
+  spec.env = {"TESSERA_AGENT=" + me().to_string(),
+              "TESSERA_FRAMEWORK_ID=" + e.framework_id,
+              "TESSERA_EXECUTOR_ID=" + e.executor_id,
+              "TESSERA_SANDBOX=" + e.sandbox.string(),
+              "TESSERA_KILL_GRACE_MS=" + std::to_string(config_.kill_grace_ms.count()),
+              "TESSERA_RECOVERY_TIMEOUT_MS=" +
+                  std::to_string(config_.executor_recovery_timeout_ms.count())};
+  spec.working_dir = e.sandbox.string();
+  spec.stdout_path = (e.sandbox / "executor.stdout").string();
+  spec.stderr_path = (e.sandbox / "executor.stderr").string();
+  spec.new_session = true;
+  auto pid = start_process(spec, [this, key, run = e.run_id](const ProcessExit& exit) {
+    auto it = executors_.find(key);
+    if (it == executors_.end() || it->second.run_id != run)
+      return;
+    it->second.pid = 0;
+    executor_terminated(key, wait_status(exit));
+  });
+  if (!pid)
+    return pid.error();
+  e.pid = *pid;
+  return caf::unit;
+}
+
+// -- executor calls --------------------------------------------------------------
+
+void Agent::install_executor_handlers() {
+  on<wire::ExecutorCall>([this](const Received<wire::ExecutorCall>& m) { on_executor_call(m); });
+}
+
+void Agent::on_executor_call(const Received<wire::ExecutorCall>& m) {
+  auto call = m.body();
+  Key key{str(call.getFrameworkId()), str(call.getExecutorId())};
+  auto it = executors_.find(key);
+  if (it == executors_.end()) {
+    refuse(metrics_.refused_executor_calls, "call from unknown executor '" + key.second +
+                                                "' of framework '" + key.first + "' at " +
+                                                m.sender().to_string());
+    return;
+  }
+  auto& e = it->second;
+  if (call.isSubscribe()) {
+    on_executor_subscribe(e, m.sender(), call.getSubscribe());
+    return;
+  }
+  if (!e.subscribed || m.sender() != e.address) {
+    refuse(metrics_.refused_executor_calls,
+           "call for executor " + key.second + " from " + m.sender().to_string());
+    return;
+  }
+  switch (call.which()) {
+    case wire::ExecutorCall::UPDATE:
+      on_executor_update(e, call.getUpdate());
+      break;
+    case wire::ExecutorCall::MESSAGE: {
+      if (!registered_) {
+        log().debug("{}: dropping a message of executor {}: not registered", me().to_string(),
+                    key.second);
+        break;
+      }
+      auto bytes = call.getMessage();
+      send(config_.master,
+           build<wire::ExecutorToFramework>([&](wire::ExecutorToFramework::Builder b) {
+             b.setAgentId(agent_id_);
+             b.setFrameworkId(key.first);
+             b.setExecutorId(key.second);
+             b.setData(bytes);
+           }));
+      break;
+    }
+    default:
+      refuse(metrics_.refused_executor_calls, "executor call of unknown kind");
+      break;
+  }
+}
+
+void Agent::on_executor_subscribe(Executor& e, const Address& sender,
+                                  wire::ExecutorCall::Subscribe::Reader sub) {
+  Key key{e.framework_id, e.executor_id};
+  if (e.destroyed) {
+    log().debug("{}: ignoring the subscription of executor {}: it is being killed",
+                me().to_string(), e.executor_id);
+    return;
+  }
+  if (!e.address.empty() && sender != e.address) {
+    refuse(metrics_.refused_executor_calls, "subscribe of executor " + e.executor_id + " from " +
+                                                sender.to_string() + ", expected " +
+                                                e.address.to_string());
+    return;
+  }
+  e.subscribed = true;
+  e.address = sender;
+  executor_by_address_[sender] = key;
+  watch(sender);
+  cancel(e.registration_timer);
+  e.registration_timer = 0;
+  if (!e.shutdown_requested) {
+    cancel(e.kill_timer);  // a process executor that reconnected in time
+    e.kill_timer = 0;
+  }
+  for (auto update : sub.getUnacknowledgedUpdates())
+    on_executor_update(e, update);
+  send(sender, executor_event([&](Event::Builder b) {
+         auto s = b.initSubscribed();
+         auto info = s.initExecutorInfo();
+         info.setExecutorId(e.executor_id);
+         info.setFrameworkId(e.framework_id);
+         if (auto f = frameworks_.find(e.framework_id); f != frameworks_.end())
+           s.setFrameworkInfo(f->second.get());
+         fill_agent_info(s.initAgentInfo());
+       }));
+  for (const auto& id : e.queued)
+    if (auto t = tasks_.find({e.framework_id, id});
+        t != tasks_.end() && !t->second.stream.terminated())
+      send(sender, executor_event([&](Event::Builder b) { b.setLaunch(t->second.info.get()); }));
+  e.queued.clear();
+  if (e.shutdown_requested)
+    send(sender, executor_event([](Event::Builder b) { b.setShutdown(); }));
+}
+
+void Agent::on_executor_update(Executor& e, wire::TaskStatus::Reader status) {
+  auto task_id = str(status.getTaskId());
+  auto it = tasks_.find({e.framework_id, task_id});
+  if (it == tasks_.end() || it->second.executor_id != e.executor_id) {
+    refuse(metrics_.refused_executor_calls,
+           "update from executor " + e.executor_id + " for task '" + task_id + "' it does not run");
+    return;
+  }
+  auto added = ingest(it->second, status);
+  if (added == StatusUpdateStream::Added::full || added == StatusUpdateStream::Added::invalid)
+    return;  // not ours yet: the executor keeps it
+  auto uuid = status.getUuid();
+  send(e.address, executor_event([&](Event::Builder b) {
+         auto ack = b.initAcknowledged();
+         ack.setTaskId(task_id);
+         ack.setUuid(uuid);
+       }));
+}
+
+Outgoing Agent::executor_event(const std::function<void(Event::Builder)>& fill) const {
+  return build<Event>([&](Event::Builder b) { fill(b); });
+}
+
+// -- kill, shutdown, exit ----------------------------------------------------------
+
+void Agent::kill_task(const Received<wire::KillTask>& m) {
+  Key key{str(m.body().getFrameworkId()), str(m.body().getTaskId())};
+  auto it = tasks_.find(key);
+  if (it == tasks_.end()) {
+    refuse(metrics_.unknown_tasks, "KillTask of unknown task '" + key.second + "'");
+    return;
+  }
+  auto& task = it->second;
+  if (task.stream.terminated())
+    return;  // already ended; its updates are on their way
+  task.kill_requested = true;
+  auto e = executors_.find({key.first, task.executor_id});
+  if (e == executors_.end()) {
+    agent_update(task, State::KILLED, Reason::KILLED_BY_SCHEDULER, "Killed");
+    return;
+  }
+  auto& queued = e->second.queued;
+  if (!e->second.subscribed || std::count(queued.begin(), queued.end(), key.second)) {
+    queued.erase(std::remove(queued.begin(), queued.end(), key.second), queued.end());
+    agent_update(task, State::KILLED, Reason::TASK_KILLED_DURING_LAUNCH,
+                 "Killed before the executor registered");
+    if (queued.empty())
+      destroy_executor(e->first);  // a command executor has nothing else to run
+    return;
+  }
+  auto grace_ns = m.body().getGracePeriodNs();
+  Duration grace = grace_ns > 0 ? Duration(grace_ns) : Duration(config_.kill_grace_ms);
+  send(e->second.address, executor_event([&](Event::Builder b) {
+         auto kill = b.initKill();
+         kill.setTaskId(key.second);
+         kill.setGracePeriodNs(grace.count());
+       }));
+}
+
+void Agent::shutdown_executor(const Key& key) {
+  auto it = executors_.find(key);
+  if (it == executors_.end() || it->second.shutdown_requested)
+    return;
+  auto& e = it->second;
+  e.shutdown_requested = true;
+  if (!e.subscribed) {
+    destroy_executor(key);
+    return;
+  }
+  send(e.address, executor_event([](Event::Builder b) { b.setShutdown(); }));
+  cancel(e.kill_timer);
+  e.kill_timer = after(config_.executor_shutdown_grace_ms, [this, key] {
+    if (auto it = executors_.find(key); it != executors_.end())
+      it->second.kill_timer = 0;
+    destroy_executor(key);
+  });
+}
+
+// Ends an executor now. Its end comes back as on_lost (in-process) or as the
+// process's exit, and executor_terminated() takes it from there.
+void Agent::destroy_executor(const Key& key) {
+  auto it = executors_.find(key);
+  if (it == executors_.end())
+    return;
+  auto& e = it->second;
+  e.destroyed = true;
+  log().info("{}: destroying executor {} of framework {}", me().to_string(), key.second, key.first);
+  if (config_.executor_mode == ExecutorMode::in_process) {
+    // The executor kills its task's process group as it ends.
+    if (auto handle = node().lookup_local(e.actor_name))
+      caf::anon_send_exit(handle, caf::exit_reason::kill);
+    return;
+  }
+  if (e.pid != 0)
+    if (auto err = node().launcher().kill(e.pid, SIGKILL, true))
+      log().warn("{}: killing executor {}: {}", me().to_string(), key.second, describe(err));
+}
+
+void Agent::on_executor_lost(const Key& key) {
+  auto it = executors_.find(key);
+  if (it == executors_.end())
+    return;
+  if (config_.executor_mode == ExecutorMode::in_process) {
+    executor_terminated(key, it->second.destroyed ? SIGKILL : 0);
+    return;
+  }
+  // A process executor: its exit is what counts. It normally follows at once;
+  // one that hangs on (or lost only its connection) is killed if it does not
+  // resubscribe in time.
+  auto& e = it->second;
+  e.subscribed = false;
+  if (e.pid != 0 && e.kill_timer == 0)
+    e.kill_timer = after(config_.executor_shutdown_grace_ms, [this, key] {
+      if (auto it = executors_.find(key); it != executors_.end())
+        it->second.kill_timer = 0;
+      destroy_executor(key);
+    });
+}
+
+void Agent::executor_terminated(const Key& key, int status) {
+  auto it = executors_.find(key);
+  if (it == executors_.end())
+    return;
+  Executor e = std::move(it->second);
+  executors_.erase(it);
+  cancel(e.registration_timer);
+  cancel(e.kill_timer);
+  if (!e.address.empty()) {
+    executor_by_address_.erase(e.address);
+    unwatch(e.address);
+  }
+  metrics_.executors_exited.fetch_add(1, std::memory_order_relaxed);
+  log().info("{}: executor {} of framework {} exited (status {})", me().to_string(), e.executor_id,
+             e.framework_id, status);
+  for (const auto& id : e.tasks) {
+    auto t = tasks_.find({e.framework_id, id});
+    if (t == tasks_.end() || t->second.stream.terminated())
+      continue;
+    bool killed = e.shutdown_requested || t->second.kill_requested;
+    agent_update(t->second, killed ? State::KILLED : State::FAILED, Reason::EXECUTOR_TERMINATED,
+                 "Executor terminated");
+  }
+  if (registered_)
+    send(config_.master, build<wire::ExitedExecutor>([&](wire::ExitedExecutor::Builder b) {
+           b.setFrameworkId(e.framework_id);
+           b.setExecutorId(e.executor_id);
+           b.setStatus(status);
+         }));
+  for (const auto& id : e.tasks)
+    maybe_forget({e.framework_id, id});
+  maybe_forget_framework(e.framework_id);
+  if (shutting_down_ && executors_.empty())
+    stop();
+}
+
+}  // namespace tessera

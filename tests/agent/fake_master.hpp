@@ -1,0 +1,313 @@
+#pragma once
+// A fake master for agent tests: it registers agents, records what they send
+// (updates, acknowledgement order, exited executors) and acknowledges updates
+// by a policy the test sets. The test drives it from its own thread with
+// run(job), which executes job on the master actor, so every message the
+// agent gets really comes from the master's address.
+
+#include "runtime/actor.hpp"
+#include "services/agent/agent.hpp"
+#include "services/common/wire.hpp"
+#include "support/nodes.hpp"
+#include "support/ping_pong.hpp"
+#include "support/test_support.hpp"
+
+#include <capnp/agent.capnp.h>
+#include <capnp/testing.capnp.h>
+
+#include <catch2/catch.hpp>
+
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace tessera::agent_test {
+
+using namespace std::chrono_literals;
+using testing::wait_until;
+using State = wire::TaskState;
+using Reason = wire::TaskStatus::Reason;
+
+struct SeenUpdate {
+  std::string framework_id;
+  std::string task_id;
+  std::string uuid;
+  State state = State::STAGING;
+  State latest_state = State::STAGING;
+  Reason reason = Reason::NONE;
+  std::string message;
+  std::string agent_id;
+  std::string executor_id;
+  int exit_code = -1;
+  int term_signal = 0;
+  wire::TaskStatus::Source source = wire::TaskStatus::Source::MASTER;
+};
+
+class FakeMaster;
+
+// Everything the fake master knows, shared with the test thread.
+struct MasterState {
+  std::mutex mu;
+  std::string agent_id = "agent-1";
+  int64_t ping_interval_ns = 0;
+  Address agent;
+  int registers = 0;
+  int reregisters = 0;
+  std::vector<std::string> reregistered_tasks;      // "task-id STATE" of the last reregistration
+  std::vector<SeenUpdate> updates;                  // every StatusUpdate, resends included
+  std::vector<std::string> events;                  // "update <uuid>" / "ack <uuid>", in order
+  std::map<std::string, int> acks;                  // uuid -> acknowledgements sent
+  std::vector<std::pair<std::string, int>> exited;  // executor id, status
+  // Returns false to withhold the acknowledgement of this delivery.
+  std::function<bool(const SeenUpdate&, int delivery)> ack_policy;
+  std::deque<std::function<void(FakeMaster&)>> jobs;
+};
+
+class FakeMaster : public Actor {
+ public:
+  FakeMaster(caf::actor_config& cfg, ActorInit init, std::shared_ptr<MasterState> state)
+      : Actor(cfg, std::move(init)), s_(std::move(state)) {
+    on<wire::RegisterAgent>([this](const Received<wire::RegisterAgent>& m) {
+      std::lock_guard<std::mutex> lock(s_->mu);
+      ++s_->registers;
+      s_->agent = m.sender();
+      send(m.sender(), build<wire::AgentRegistered>([&](wire::AgentRegistered::Builder b) {
+             b.setAgentId(s_->agent_id);
+             b.setPingIntervalNs(s_->ping_interval_ns);
+           }));
+    });
+    on<wire::ReregisterAgent>([this](const Received<wire::ReregisterAgent>& m) {
+      std::lock_guard<std::mutex> lock(s_->mu);
+      ++s_->reregisters;
+      s_->agent = m.sender();
+      s_->reregistered_tasks.clear();
+      for (auto t : m.body().getTasks())
+        s_->reregistered_tasks.push_back(str(t.getTask().getTaskId()) + " " +
+                                         to_string(t.getLatestState()));
+      send(m.sender(), build<wire::AgentReregistered>([&](wire::AgentReregistered::Builder b) {
+             b.setAgentId(str(m.body().getAgentInfo().getAgentId()));
+             b.setPingIntervalNs(s_->ping_interval_ns);
+           }));
+    });
+    on<wire::StatusUpdate>([this](const Received<wire::StatusUpdate>& m) { on_update(m); });
+    on<wire::ExitedExecutor>([this](const Received<wire::ExitedExecutor>& m) {
+      std::lock_guard<std::mutex> lock(s_->mu);
+      s_->exited.emplace_back(str(m.body().getExecutorId()), m.body().getStatus());
+    });
+    // A poke from the test thread: run the queued jobs on this actor.
+    on<wire::testing::Tick>([this](const Received<wire::testing::Tick>&) {
+      std::deque<std::function<void(FakeMaster&)>> jobs;
+      {
+        std::lock_guard<std::mutex> lock(s_->mu);
+        jobs.swap(s_->jobs);
+      }
+      for (auto& job : jobs)
+        job(*this);
+    });
+  }
+  using Actor::request;
+  using Actor::send;
+
+ private:
+  void on_update(const Received<wire::StatusUpdate>& m) {
+    auto st = m.body().getStatus();
+    SeenUpdate u{str(m.body().getFrameworkId()),
+                 str(st.getTaskId()),
+                 str(st.getUuid()),
+                 st.getState(),
+                 m.body().getLatestState(),
+                 st.getReason(),
+                 str(st.getMessage()),
+                 str(st.getAgentId()),
+                 str(st.getExecutorId()),
+                 st.getExitCode(),
+                 st.getTermSignal(),
+                 st.getSource()};
+    std::lock_guard<std::mutex> lock(s_->mu);
+    s_->updates.push_back(u);
+    s_->events.push_back("update " + hex(u.uuid));
+    int delivery =
+        static_cast<int>(std::count_if(s_->updates.begin(), s_->updates.end(),
+                                       [&](const SeenUpdate& x) { return x.uuid == u.uuid; }));
+    if (s_->acks[u.uuid] > 0 || (s_->ack_policy && !s_->ack_policy(u, delivery)))
+      return;
+    ++s_->acks[u.uuid];
+    s_->events.push_back("ack " + hex(u.uuid));
+    send(m.sender(), build<wire::StatusUpdateAck>([&](wire::StatusUpdateAck::Builder b) {
+           b.setAgentId(u.agent_id);
+           b.setFrameworkId(u.framework_id);
+           b.setTaskId(u.task_id);
+           b.setUuid(tessera::data(u.uuid));
+         }));
+  }
+
+  std::shared_ptr<MasterState> s_;
+};
+
+// The fake master on a node of its own, which the test may stop and start
+// again on the same port.
+class MasterNode {
+ public:
+  void start(uint16_t port = 0) {
+    NodeConfig config;
+    config.port = port;
+    node_ = testing::start_node(config);
+    REQUIRE(node_->spawn<FakeMaster>("master", state_));
+  }
+  void stop() { node_.reset(); }
+
+  Node& node() { return *node_; }
+  Address address() const { return node_->address_of("master"); }
+  uint16_t port() const { return node_->port(); }
+
+  // Runs job on the master actor (so what it sends comes from the master).
+  void run(std::function<void(FakeMaster&)> job) {
+    {
+      std::lock_guard<std::mutex> lock(state_->mu);
+      state_->jobs.push_back(std::move(job));
+    }
+    node_->send(address(), build<wire::testing::Tick>([](auto) {}));
+  }
+  // Sends msg from the master to the agent that registered last.
+  void send_to_agent(Outgoing msg) {
+    run([state = state_, msg = std::move(msg)](FakeMaster& m) {
+      Address agent;
+      {
+        std::lock_guard<std::mutex> lock(state->mu);
+        agent = state->agent;
+      }
+      m.send(agent, msg);
+    });
+  }
+
+  template <class F>
+  auto with(F f) {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    return f(*state_);
+  }
+  std::shared_ptr<MasterState> state() { return state_; }
+
+  // Distinct updates of one task, in the order they first arrived.
+  std::vector<SeenUpdate> updates_of(const std::string& task_id) {
+    return with([&](MasterState& s) {
+      std::vector<SeenUpdate> out;
+      for (const auto& u : s.updates)
+        if (u.task_id == task_id && std::none_of(out.begin(), out.end(), [&](const SeenUpdate& x) {
+              return x.uuid == u.uuid;
+            }))
+          out.push_back(u);
+      return out;
+    });
+  }
+  std::vector<State> states_of(const std::string& task_id) {
+    std::vector<State> out;
+    for (const auto& u : updates_of(task_id))
+      out.push_back(u.state);
+    return out;
+  }
+  // Waits until task_id reached state; returns that update.
+  SeenUpdate wait_state(const std::string& task_id, State state,
+                        std::chrono::milliseconds timeout = 20s) {
+    SeenUpdate found;
+    bool ok = wait_until(
+        [&] {
+          for (const auto& u : updates_of(task_id))
+            if (u.state == state) {
+              found = u;
+              return true;
+            }
+          return false;
+        },
+        timeout);
+    INFO("task " << task_id << " never reached " << to_string(state));
+    REQUIRE(ok);
+    return found;
+  }
+
+ private:
+  std::shared_ptr<MasterState> state_ = std::make_shared<MasterState>();
+  std::unique_ptr<Node> node_;
+};
+
+inline Outgoing run_task(const std::string& task_id, const std::string& shell,
+                         const std::string& framework_id = "fw-1") {
+  return build<wire::RunTask>([&](wire::RunTask::Builder b) {
+    b.initFrameworkInfo().setFrameworkId(framework_id);
+    b.getFrameworkInfo().setName("test");
+    auto task = b.initTask();
+    task.setTaskId(task_id);
+    task.setName(task_id);
+    task.initCommand().setShell(shell);
+  });
+}
+
+inline Outgoing kill_task(const std::string& task_id, std::chrono::milliseconds grace = 0ms,
+                          const std::string& framework_id = "fw-1") {
+  return build<wire::KillTask>([&](wire::KillTask::Builder b) {
+    b.setFrameworkId(framework_id);
+    b.setTaskId(task_id);
+    b.setGracePeriodNs(std::chrono::duration_cast<std::chrono::nanoseconds>(grace).count());
+  });
+}
+
+// The agent's config for tests: short backoffs so retries show within a test.
+inline AgentConfig test_agent_config(const Address& master, const std::filesystem::path& work_dir) {
+  AgentConfig c;
+  c.master = master;
+  c.work_dir = work_dir;
+  c.resources = *Resources::parse("cpus:2;mem:1024;ports:[31000-31100]");
+  c.registration_backoff_min_ms = 10ms;
+  c.registration_backoff_max_ms = 200ms;
+  c.status_update_backoff_min_ms = 50ms;
+  c.status_update_backoff_max_ms = 500ms;
+  c.kill_grace_ms = 1000ms;
+  c.executor_shutdown_grace_ms = 3000ms;
+  c.seed = 42;
+  return c;
+}
+
+// A fake master plus an agent on a node of its own.
+struct Cluster {
+  testing::TempDir dir;
+  MasterNode master;
+  std::unique_ptr<Node> node;
+  std::shared_ptr<AgentMetrics> metrics = std::make_shared<AgentMetrics>();
+  Address agent;
+
+  explicit Cluster(const std::function<void(AgentConfig&)>& tweak = {},
+                   const std::function<void(MasterState&)>& master_setup = {}) {
+    if (master_setup)
+      master.with(master_setup);
+    master.start();
+    node = testing::start_node();
+    auto config = test_agent_config(master.address(), dir.path() / "work");
+    config.metrics = metrics;
+    if (tweak)
+      tweak(config);
+    auto spawned = node->spawn<Agent>("agent", config);
+    REQUIRE(spawned);
+    agent = *spawned;
+    REQUIRE(wait_until([&] { return metrics->registrations.load() >= 1; }));
+  }
+  ~Cluster() {
+    node->stop();
+    master.stop();
+  }
+
+  // The sandbox of a command task (its executor's only run).
+  std::filesystem::path sandbox(const std::string& task_id,
+                                const std::string& framework_id = "fw-1") {
+    auto runs = dir.path() / "work" / "frameworks" / framework_id / "executors" / task_id / "runs";
+    for (const auto& entry : std::filesystem::directory_iterator(runs))
+      return entry.path();
+    FAIL("no sandbox for " << task_id);
+    return {};
+  }
+};
+
+}  // namespace tessera::agent_test
