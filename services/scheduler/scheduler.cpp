@@ -1,0 +1,548 @@
+#include "services/scheduler/scheduler.hpp"
+
+#include "runtime/log.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+
+namespace tessera {
+
+namespace {
+
+using Call = wire::SchedulerCall;
+using Event = wire::SchedulerEvent;
+
+// The user this process runs as: what the master runs tasks as by default.
+std::string current_user() {
+  passwd entry{};
+  passwd* found = nullptr;
+  char buf[4096];
+  if (::getpwuid_r(::geteuid(), &entry, buf, sizeof(buf), &found) == 0 && found)
+    return found->pw_name;
+  return std::to_string(::geteuid());
+}
+
+template <class List>
+void set_texts(List list, const std::vector<std::string>& texts) {
+  for (unsigned i = 0; i < texts.size(); ++i)
+    list.set(i, texts[i]);
+}
+
+double seconds(Duration d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+}  // namespace
+
+caf::error validate(const SchedulerConfig& c) {
+  auto bad = [](const std::string& why) { return make_error(Errc::invalid_argument, why); };
+  if (c.master.empty())
+    return bad("no master address");
+  if (c.framework.roles.empty())
+    return bad("a framework needs at least one role");
+  for (const auto& role : c.framework.roles)
+    if (!valid_role(role))
+      return bad("bad role '" + role + "'");
+  if (c.framework.failover_timeout < Duration::zero())
+    return bad("negative failover timeout");
+  if (c.subscribe_timeout <= Duration::zero() || c.sandbox_read_timeout <= Duration::zero())
+    return bad("timeouts must be positive");
+  if (c.resubscribe_backoff_min <= Duration::zero() ||
+      c.resubscribe_backoff_max < c.resubscribe_backoff_min)
+    return bad("resubscribe backoff must satisfy 0 < min <= max");
+  if (c.heartbeats_missed_max == 0)
+    return bad("heartbeats_missed_max must be at least 1");
+  return {};
+}
+
+Scheduler::Scheduler(caf::actor_config& cfg, ActorInit init, SchedulerConfig config)
+    : Actor(cfg, std::move(init)),
+      config_(std::move(config)),
+      framework_id_(config_.framework.framework_id),
+      suppressed_(config_.suppressed_roles.begin(), config_.suppressed_roles.end()),
+      backoff_(config_.resubscribe_backoff_min),
+      rng_(config_.seed != 0 ? config_.seed : std::random_device{}()) {
+  if (config_.framework.user.empty())
+    config_.framework.user = current_user();
+  on<Event>([this](const Received<Event>& m) { on_event(m); });
+  on_lost([this](const Address& peer, const caf::error& why) { on_peer_lost(peer, why); });
+}
+
+// -- default callbacks ---------------------------------------------------------
+
+void Scheduler::subscribed(const std::string&) {
+}
+void Scheduler::subscribe_failed(const caf::error& why) {
+  log().warn("{}: subscribe to {} failed: {}; retrying", me().to_string(),
+             config_.master.to_string(), describe(why));
+}
+void Scheduler::disconnected(const caf::error&) {
+}
+void Scheduler::offers(const std::vector<Offer>& offers) {
+  std::vector<std::string> ids;
+  for (const auto& o : offers)
+    ids.push_back(o.id);
+  decline(ids);
+}
+void Scheduler::rescinded(const std::string&) {
+}
+void Scheduler::update(const TaskStatus&) {
+}
+void Scheduler::message(const std::string&, const std::string&, const std::string&) {
+}
+void Scheduler::failure(const std::string&, const std::string&, int) {
+}
+void Scheduler::error(const std::string& message) {
+  log().error("{}: {}", me().to_string(), message);
+}
+void Scheduler::lost(const Address&, const caf::error&) {
+}
+
+// -- subscription ----------------------------------------------------------------
+
+void Scheduler::on_start() {
+  started();
+  if (auto err = validate(config_)) {
+    state_ = State::closed;
+    error("invalid scheduler config: " + describe(err));
+    return;
+  }
+  if (state_ == State::disconnected)  // started() may have torn it down
+    subscribe_now();
+}
+
+void Scheduler::subscribe_now() {
+  state_ = State::subscribing;
+  watch(config_.master);
+  send(config_.master, build<Call>([&](Call::Builder b) {
+         b.setFrameworkId(framework_id_);
+         auto s = b.initSubscribe();
+         auto info = config_.framework;
+         info.framework_id = framework_id_;
+         to_wire(info, s.initFrameworkInfo());
+         std::vector<std::string> roles(suppressed_.begin(), suppressed_.end());
+         set_texts(s.initSuppressedRoles(static_cast<unsigned>(roles.size())), roles);
+       }));
+  subscribe_timer_ = after(config_.subscribe_timeout, [this] {
+    subscribe_timer_ = 0;
+    attempt_failed(
+        make_error(Errc::timeout, "no answer to subscribe from " + config_.master.to_string()));
+  });
+}
+
+void Scheduler::on_peer_lost(const Address& peer, const caf::error& why) {
+  if (!is_master(peer)) {
+    lost(peer, why);
+    return;
+  }
+  if (state_ == State::subscribing)
+    attempt_failed(why);
+  else if (state_ == State::subscribed)
+    master_lost(why);
+}
+
+void Scheduler::attempt_failed(const caf::error& why) {
+  if (state_ != State::subscribing)
+    return;
+  cancel(subscribe_timer_);
+  unwatch(config_.master);
+  state_ = State::disconnected;
+  retry_later();
+  subscribe_failed(why);
+}
+
+void Scheduler::master_lost(const caf::error& why) {
+  cancel(heartbeat_timer_);
+  unwatch(config_.master);
+  state_ = State::disconnected;
+  refusal_logged_ = false;
+  offers_.clear();  // the master rescinds them; accepting them would fail anyway
+  log().info("{}: disconnected from {}: {}", me().to_string(), config_.master.to_string(),
+             describe(why));
+  retry_later();
+  disconnected(why);
+}
+
+void Scheduler::retry_later() {
+  auto ceiling = backoff_;
+  backoff_ = std::min(backoff_ * 2, config_.resubscribe_backoff_max);
+  std::uniform_int_distribution<Duration::rep> jitter(ceiling.count() / 2, ceiling.count());
+  retry_timer_ = after(Duration(jitter(rng_)), [this] {
+    retry_timer_ = 0;
+    if (state_ == State::disconnected)
+      subscribe_now();
+  });
+}
+
+void Scheduler::close() {
+  cancel(subscribe_timer_);
+  cancel(retry_timer_);
+  cancel(heartbeat_timer_);
+  unwatch(config_.master);
+  offers_.clear();
+  state_ = State::closed;
+}
+
+// The master may be known under another host name than the one configured
+// ("localhost" vs "127.0.0.1"): the same actor name on the same port is it.
+bool Scheduler::is_master(const Address& a) const {
+  return a.name == config_.master.name && a.port == config_.master.port;
+}
+
+void Scheduler::check_heartbeats() {
+  heartbeat_timer_ = 0;
+  if (state_ != State::subscribed)
+    return;
+  auto silence_max = heartbeat_interval_ * config_.heartbeats_missed_max;
+  if (now() - last_event_ >= silence_max) {
+    master_lost(make_error(Errc::timeout, std::to_string(config_.heartbeats_missed_max) +
+                                              " heartbeats missed from " +
+                                              config_.master.to_string()));
+    return;
+  }
+  heartbeat_timer_ = after(heartbeat_interval_, [this] { check_heartbeats(); });
+}
+
+// -- events ----------------------------------------------------------------------
+
+void Scheduler::on_event(const Received<Event>& m) {
+  if (!is_master(m.sender())) {
+    if (!stranger_logged_)
+      log().warn("{}: ignoring scheduler events from {}, which is not the master {}",
+                 me().to_string(), m.sender().to_string(), config_.master.to_string());
+    stranger_logged_ = true;
+    return;
+  }
+  auto e = m.body();
+  if (state_ == State::closed)
+    return;
+  if (e.which() == Event::SUBSCRIBED) {
+    on_subscribed(e.getSubscribed());
+    return;
+  }
+  if (state_ != State::subscribed)
+    return;  // from before a disconnection; the master resends what matters
+  last_event_ = now();
+  switch (e.which()) {
+    case Event::OFFERS:
+      on_offers(e.getOffers());
+      break;
+    case Event::RESCIND: {
+      auto id = str(e.getRescind());
+      offers_.erase(id);
+      rescinded(id);
+      break;
+    }
+    case Event::UPDATE:
+      on_update(e.getUpdate());
+      break;
+    case Event::MESSAGE: {
+      auto msg = e.getMessage();
+      message(str(msg.getAgentId()), str(msg.getExecutorId()), str(msg.getData()));
+      break;
+    }
+    case Event::FAILURE: {
+      auto f = e.getFailure();
+      failure(str(f.getAgentId()), str(f.getExecutorId()), f.getStatus());
+      break;
+    }
+    case Event::ERROR:
+      close();
+      error(str(e.getError()));
+      break;
+    case Event::HEARTBEAT:
+      break;
+    default:
+      log().debug("{}: unknown scheduler event {}", me().to_string(), static_cast<int>(e.which()));
+  }
+}
+
+void Scheduler::on_subscribed(Event::Subscribed::Reader s) {
+  auto id = str(s.getFrameworkId());
+  if (id.empty()) {
+    log().warn("{}: subscribed event without a framework id", me().to_string());
+    return;
+  }
+  bool again = state_ == State::subscribed && id == framework_id_;
+  cancel(subscribe_timer_);
+  cancel(retry_timer_);
+  cancel(heartbeat_timer_);
+  subscribe_timer_ = retry_timer_ = heartbeat_timer_ = 0;
+  watch(config_.master);  // a no-op when still watched
+  state_ = State::subscribed;
+  framework_id_ = id;
+  backoff_ = config_.resubscribe_backoff_min;
+  last_event_ = now();
+  heartbeat_interval_ = Duration(std::max<int64_t>(0, s.getHeartbeatIntervalNs()));
+  if (heartbeat_interval_ > Duration::zero())
+    heartbeat_timer_ = after(heartbeat_interval_, [this] { check_heartbeats(); });
+  if (!again)  // a duplicate answer to a retried subscribe is not news
+    subscribed(framework_id_);
+}
+
+void Scheduler::on_offers(capnp::List<wire::Offer>::Reader list) {
+  std::vector<Offer> good;
+  std::vector<std::string> bad;
+  for (auto o : list) {
+    auto offer = from_wire(o);
+    if (!offer) {
+      log().warn("{}: declining an unreadable offer: {}", me().to_string(),
+                 describe(offer.error()));
+      if (auto id = str(o.getOfferId()); !id.empty())
+        bad.push_back(id);
+      continue;
+    }
+    offers_[offer->id] = offer->agent_id;
+    good.push_back(std::move(*offer));
+  }
+  if (!bad.empty())
+    send(config_.master, build<Call>([&](Call::Builder b) {
+           b.setFrameworkId(framework_id_);
+           set_texts(b.initDecline().initOfferIds(static_cast<unsigned>(bad.size())), bad);
+         }));
+  if (!good.empty())
+    offers(good);
+}
+
+void Scheduler::on_update(wire::TaskStatus::Reader s) {
+  auto status = from_wire(s);
+  update(status);
+  // update() may have torn the framework down; then nobody is left to ack.
+  if (config_.auto_acknowledge && !status.uuid.empty() && state_ == State::subscribed)
+    acknowledge(status);
+}
+
+// -- calls -------------------------------------------------------------------------
+
+caf::error Scheduler::ready(const char* what) {
+  if (state_ == State::subscribed)
+    return {};
+  if (state_ == State::closed)
+    return make_error(Errc::stopped, std::string(what) + ": the framework has ended");
+  auto err = make_error(Errc::peer_lost,
+                        std::string(what) + ": not subscribed to " + config_.master.to_string());
+  if (!refusal_logged_)
+    log().warn("{}: {} (calls are refused until resubscribed)", me().to_string(), describe(err));
+  refusal_logged_ = true;
+  return err;
+}
+
+template <class Fill>
+caf::error Scheduler::call(const char* what, Fill&& fill) {
+  if (auto err = ready(what))
+    return err;
+  send(config_.master, build<Call>([&](Call::Builder b) {
+         b.setFrameworkId(framework_id_);
+         fill(b);
+       }));
+  return {};
+}
+
+caf::error Scheduler::accept(const std::vector<std::string>& offer_ids,
+                             const std::vector<TaskSpec>& tasks, Duration refuse) {
+  if (auto err = ready("accept"))
+    return err;
+  auto bad = [](const std::string& why) { return make_error(Errc::invalid_argument, why); };
+  if (offer_ids.empty())
+    return bad("accept: no offers");
+  if (refuse < Duration::zero())
+    return bad("accept: negative refuse time");
+  std::string agent;
+  for (const auto& id : offer_ids) {
+    auto it = offers_.find(id);
+    if (it == offers_.end())
+      return bad("accept: offer " + id + " is not outstanding (used, declined or rescinded)");
+    if (!agent.empty() && it->second != agent)
+      return bad("accept: offers of different agents");
+    agent = it->second;
+  }
+  for (const auto& task : tasks) {
+    if (auto err = validate(task))
+      return err;
+    if (!task.agent_id.empty() && task.agent_id != agent)
+      return bad("accept: task " + task.id + " names agent " + task.agent_id +
+                 ", the offers are of " + agent);
+  }
+  for (const auto& id : offer_ids)
+    offers_.erase(id);
+  return call("accept", [&](Call::Builder b) {
+    auto a = b.initAccept();
+    set_texts(a.initOfferIds(static_cast<unsigned>(offer_ids.size())), offer_ids);
+    a.initFilters().setRefuseSeconds(seconds(refuse));
+    if (tasks.empty())
+      return;
+    auto launch = a.initOperations(1)[0].initLaunch(static_cast<unsigned>(tasks.size()));
+    for (unsigned i = 0; i < tasks.size(); ++i) {
+      auto task = tasks[i];
+      task.agent_id = agent;
+      to_wire(task, launch[i]);
+    }
+  });
+}
+
+caf::error Scheduler::decline(const std::vector<std::string>& offer_ids, Duration refuse) {
+  if (auto err = ready("decline"))
+    return err;
+  if (offer_ids.empty())
+    return make_error(Errc::invalid_argument, "decline: no offers");
+  if (refuse < Duration::zero())
+    return make_error(Errc::invalid_argument, "decline: negative refuse time");
+  for (const auto& id : offer_ids)
+    offers_.erase(id);
+  return call("decline", [&](Call::Builder b) {
+    auto d = b.initDecline();
+    set_texts(d.initOfferIds(static_cast<unsigned>(offer_ids.size())), offer_ids);
+    d.initFilters().setRefuseSeconds(seconds(refuse));
+  });
+}
+
+caf::error Scheduler::revive(const std::vector<std::string>& roles) {
+  auto err = call("revive", [&](Call::Builder b) {
+    set_texts(b.initRevive().initRoles(static_cast<unsigned>(roles.size())), roles);
+  });
+  if (!err) {
+    if (roles.empty())
+      suppressed_.clear();
+    for (const auto& r : roles)
+      suppressed_.erase(r);
+  }
+  return err;
+}
+
+caf::error Scheduler::suppress(const std::vector<std::string>& roles) {
+  auto err = call("suppress", [&](Call::Builder b) {
+    set_texts(b.initSuppress().initRoles(static_cast<unsigned>(roles.size())), roles);
+  });
+  if (!err) {
+    const auto& which = roles.empty() ? config_.framework.roles : roles;
+    suppressed_.insert(which.begin(), which.end());
+  }
+  return err;
+}
+
+caf::error Scheduler::kill(const std::string& task_id, const std::string& agent_id,
+                           std::optional<Duration> grace) {
+  if (task_id.empty())
+    return make_error(Errc::invalid_argument, "kill: no task id");
+  return call("kill", [&](Call::Builder b) {
+    auto k = b.initKill();
+    k.setTaskId(task_id);
+    k.setAgentId(agent_id);
+    if (grace)
+      k.initKillPolicy().setGracePeriodNs(grace->count());
+  });
+}
+
+caf::error Scheduler::acknowledge(const TaskStatus& status) {
+  if (status.uuid.empty())
+    return make_error(Errc::invalid_argument, "acknowledge: the update has no uuid");
+  return call("acknowledge", [&](Call::Builder b) {
+    auto a = b.initAcknowledge();
+    a.setAgentId(status.agent_id);
+    a.setTaskId(status.task_id);
+    a.setUuid(data(status.uuid));
+  });
+}
+
+caf::error Scheduler::reconcile(const std::vector<TaskRef>& tasks) {
+  return call("reconcile", [&](Call::Builder b) {
+    auto list = b.initReconcile().initTasks(static_cast<unsigned>(tasks.size()));
+    for (unsigned i = 0; i < tasks.size(); ++i) {
+      list[i].setTaskId(tasks[i].task_id);
+      list[i].setAgentId(tasks[i].agent_id);
+    }
+  });
+}
+
+caf::error Scheduler::teardown() {
+  auto err = call("teardown", [](Call::Builder b) { b.setTeardown(); });
+  if (!err)
+    close();
+  return err;
+}
+
+caf::error Scheduler::shutdown_executor(const std::string& executor_id,
+                                        const std::string& agent_id) {
+  return call("shutdown", [&](Call::Builder b) {
+    auto s = b.initShutdown();
+    s.setExecutorId(executor_id);
+    s.setAgentId(agent_id);
+  });
+}
+
+caf::error Scheduler::send_message(const std::string& agent_id, const std::string& executor_id,
+                                   const std::string& bytes) {
+  return call("message", [&](Call::Builder b) {
+    auto m = b.initMessage();
+    m.setAgentId(agent_id);
+    m.setExecutorId(executor_id);
+    m.setData(data(bytes));
+  });
+}
+
+// -- sandboxes ---------------------------------------------------------------------
+
+void Scheduler::read_sandbox_file(const Address& agent, const std::string& task_id,
+                                  const std::string& path, uint64_t offset, uint64_t length_max,
+                                  SandboxFn fn) {
+  if (framework_id_.empty() || agent.empty() || task_id.empty()) {
+    defer([fn] {
+      fn(make_error(Errc::invalid_argument,
+                    "read_sandbox_file needs a framework id, an agent address and a task id"));
+    });
+    return;
+  }
+  auto request_msg = build<wire::ReadSandboxFile>([&](wire::ReadSandboxFile::Builder b) {
+    b.setFrameworkId(framework_id_);
+    b.setTaskId(task_id);
+    b.setPath(path);
+    b.setOffset(offset);
+    b.setLengthMax(std::min(length_max, sandbox_chunk_bytes_max));
+  });
+  request<wire::SandboxFile>(
+      agent, request_msg, config_.sandbox_read_timeout,
+      [fn, agent, path](const Received<wire::SandboxFile>& m) {
+        auto r = m.body();
+        if (r.isError()) {
+          fn(make_error(Errc::invalid_argument,
+                        agent.to_string() + ": " + path + ": " + str(r.getError())));
+          return;
+        }
+        fn(SandboxData{str(r.getData()), r.getSize()});
+      },
+      [fn](const caf::error& err) { fn(err); });
+}
+
+void Scheduler::read_whole_sandbox_file(const Address& agent, const std::string& task_id,
+                                        const std::string& path, uint64_t bytes_max, SandboxFn fn) {
+  read_chunks(agent, task_id, path, bytes_max, SandboxData{}, std::move(fn));
+}
+
+void Scheduler::read_chunks(const Address& agent, const std::string& task_id,
+                            const std::string& path, uint64_t bytes_max, SandboxData so_far,
+                            SandboxFn fn) {
+  uint64_t offset = so_far.bytes.size();
+  read_sandbox_file(
+      agent, task_id, path, offset, std::min(bytes_max - offset, sandbox_chunk_bytes_max),
+      [this, agent, task_id, path, bytes_max, so_far = std::move(so_far),
+       fn = std::move(fn)](expected<SandboxData> chunk) mutable {
+        if (!chunk) {
+          fn(chunk.error());
+          return;
+        }
+        so_far.bytes += chunk->bytes;
+        so_far.file_size = chunk->file_size;
+        if (so_far.bytes.size() > bytes_max)  // an agent that sent more than asked
+          so_far.bytes.resize(bytes_max);
+        bool done = chunk->bytes.empty() || so_far.bytes.size() >= chunk->file_size ||
+                    so_far.bytes.size() >= bytes_max;
+        if (done)
+          fn(std::move(so_far));
+        else
+          read_chunks(agent, task_id, path, bytes_max, std::move(so_far), std::move(fn));
+      });
+}
+
+}  // namespace tessera
