@@ -15,6 +15,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string_view>
 #include <thread>
@@ -222,6 +223,7 @@ struct ProcessLauncher::Impl {
     ExitCallback on_exit;
     bool new_session = true;
     Impl* owner = nullptr;
+    std::optional<ProcessExit> exit;  // set once reaped
   };
 
   explicit Impl(size_t process_count_max);
@@ -340,20 +342,34 @@ caf::error ProcessLauncher::Impl::admit(const std::string& what) const {
 
 void ProcessLauncher::Impl::watch_on_loop(int pid, int pidfd, ExitCallback on_exit,
                                           bool new_session) {
-  auto* child = new Child{{}, pid, pidfd, std::move(on_exit), new_session, this};
+  auto* child = new Child{{}, pid, pidfd, std::move(on_exit), new_session, this, std::nullopt};
   child->poll.data = child;
   {
     std::lock_guard<std::mutex> guard(mu_);
     children_.emplace(pid, child);
   }
-  int rc = uv_poll_init(&loop_, &child->poll, pidfd);
-  if (rc == 0)
-    rc = uv_poll_start(&child->poll, UV_READABLE, on_pidfd);
-  if (rc != 0) {
-    // Cannot watch it: wait for it here rather than lose its exit.
+  if (int rc = uv_poll_init(&loop_, &child->poll, pidfd); rc != 0) {
+    // Cannot watch it (no handle to close either): wait for it here rather
+    // than lose its exit.
     std::fprintf(stderr, "tessera: process launcher: watching pid %d: %s\n", pid,
                  uv_message(rc).c_str());
-    reap(*child);
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    {
+      std::lock_guard<std::mutex> guard(mu_);
+      children_.erase(pid);
+    }
+    live_.fetch_sub(1);
+    ::close(pidfd);
+    notify(*child, ProcessExit{pid, -1, SIGKILL});
+    delete child;
+    close_wakeup_if_done();
+    return;
+  }
+  if (int rc = uv_poll_start(&child->poll, UV_READABLE, on_pidfd); rc != 0) {
+    std::fprintf(stderr, "tessera: process launcher: watching pid %d: %s\n", pid,
+                 uv_message(rc).c_str());
+    reap(*child);  // not active: reap() waits for it
   }
 }
 
@@ -380,7 +396,9 @@ void ProcessLauncher::Impl::reap(Child& child) {
     children_.erase(child.pid);
   }
   live_.fetch_sub(1);
-  notify(child, exit);
+  // The exit is reported once the pidfd is closed (on_child_closed), so a
+  // caller that hears of it finds no descriptor of the child left open.
+  child.exit = exit;
   uv_close(reinterpret_cast<uv_handle_t*>(&child.poll), on_child_closed);
   close_wakeup_if_done();
 }
@@ -439,6 +457,8 @@ void ProcessLauncher::Impl::notify(Child& child, const ProcessExit& exit) {
 void ProcessLauncher::Impl::on_child_closed(uv_handle_t* handle) {
   auto* child = static_cast<Child*>(handle->data);
   ::close(child->pidfd);
+  if (child->exit)
+    child->owner->notify(*child, *child->exit);
   delete child;
 }
 

@@ -55,6 +55,8 @@ void Master::on_grants(const Received<wire::AllocatorOffers>& m) {
       auto id = offer.id;
       offer.timer = after(config_.offer_timeout, [this, id] { rescind(id, true); });
     }
+    log().debug("master: offer {} to {} ({}) on {}: {}", offer.id, fid, role, aid,
+                offer.resources.to_string());
     fw->offers.insert(offer.id);
     a->offers.insert(offer.id);
     by_framework[fid].push_back(offer.id);
@@ -121,6 +123,7 @@ void Master::decline(FrameworkEntry& fw, capnp::List<capnp::Text>::Reader offer_
     auto offer = it->second;
     remove_offer(id);
     ++counters_.offers_declined;
+    log().debug("master: {} declines {} for {} s", fw.id, id, refuse_s);
     recover(fw.id, offer.agent, offer.role, offer.resources, refuse_s);
   }
 }
@@ -184,6 +187,8 @@ void Master::accept(FrameworkEntry& fw, wire::SchedulerCall::Accept::Reader a) {
     return;
   }
   size_t count = 0;
+  log().debug("master: {} accepts {} offer(s) on {} ({} operations)", fw.id, used.size(), ag->id,
+              a.getOperations().size());
   tasks_of([&](wire::TaskInfo::Reader t, bool group) {
     if (++count > tasks_per_accept_max || group) {
       ++counters_.tasks_invalid;

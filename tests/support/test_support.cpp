@@ -97,4 +97,90 @@ std::string PeerProcess::output() const {
   return read_file(dir_.path() / "stdout") + read_file(dir_.path() / "stderr");
 }
 
+size_t kill_processes_under(const std::filesystem::path& dir) {
+  auto root = std::filesystem::weakly_canonical(dir).string();
+  size_t n = 0;
+  std::error_code ec;
+  for (auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    auto cwd = std::filesystem::read_symlink(entry.path() / "cwd", ec);
+    if (ec || cwd.string().rfind(root, 0) != 0)
+      continue;
+    if (::kill(std::stoi(name), SIGKILL) == 0)
+      ++n;
+  }
+  return n;
+}
+
+std::unique_ptr<ChildProcess> ChildProcess::start(std::vector<std::string> argv,
+                                                  std::vector<std::string> env) {
+  std::unique_ptr<ChildProcess> child(new ChildProcess());
+  ProcessSpec spec;
+  spec.argv = std::move(argv);
+  spec.env = std::move(env);
+  spec.stdout_path = (child->dir_.path() / "stdout").string();
+  spec.stderr_path = (child->dir_.path() / "stderr").string();
+  auto exited = child->exited_;
+  auto status = child->status_;
+  auto pid = child->launcher_.spawn(spec, [exited, status](const ProcessExit& e) {
+    *status = e;
+    exited->store(true);
+  });
+  if (!pid)
+    throw std::runtime_error("cannot start " + spec.argv.front() + ": " + describe(pid.error()));
+  child->pid_ = *pid;
+  return child;
+}
+
+ChildProcess::~ChildProcess() {
+  if (!exited_->load()) {
+    static_cast<void>(launcher_.kill(pid_, SIGKILL, true));
+    wait_exit();
+  }
+}
+
+void ChildProcess::kill(int sig) {
+  static_cast<void>(launcher_.kill(pid_, sig));
+}
+
+std::optional<std::string> ChildProcess::wait_line(const std::string& text,
+                                                   std::chrono::milliseconds timeout) {
+  std::optional<std::string> found;
+  wait_until(
+      [&] {
+        auto s = out();
+        auto pos = s.find(text);
+        if (pos == std::string::npos)
+          return exited_->load();
+        auto begin = s.rfind('\n', pos);
+        begin = begin == std::string::npos ? 0 : begin + 1;
+        auto end = s.find('\n', pos);
+        if (end == std::string::npos)
+          return exited_->load();
+        found = s.substr(begin, end - begin);
+        return true;
+      },
+      timeout);
+  return found;
+}
+
+bool ChildProcess::wait_exit(std::chrono::milliseconds timeout) {
+  return wait_until([this] { return exited_->load(); }, timeout);
+}
+
+std::optional<ProcessExit> ChildProcess::exit_status() const {
+  if (!exited_->load())
+    return std::nullopt;
+  return *status_;
+}
+
+std::string ChildProcess::out() const {
+  return read_file(dir_.path() / "stdout");
+}
+std::string ChildProcess::err() const {
+  return read_file(dir_.path() / "stderr");
+}
+
 }  // namespace tessera::testing

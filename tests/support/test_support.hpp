@@ -56,4 +56,35 @@ class PeerProcess {
   std::shared_ptr<ProcessExit> status_ = std::make_shared<ProcessExit>();
 };
 
+// Sends SIGKILL to every process whose working directory lies under dir (by
+// pid, from /proc): what a crashed agent left running in its sandboxes.
+// Returns how many it signalled.
+size_t kill_processes_under(const std::filesystem::path& dir);
+
+// Any program as a child of the test: stdout and stderr go to files, and the
+// destructor kills it (SIGKILL, by pid) and reaps it unless it has exited.
+class ChildProcess {
+ public:
+  static std::unique_ptr<ChildProcess> start(std::vector<std::string> argv,
+                                             std::vector<std::string> env = {});
+  ~ChildProcess();
+  int pid() const { return pid_; }
+  void kill(int sig);
+  // Waits for a whole line of stdout that contains text; returns it.
+  std::optional<std::string> wait_line(
+      const std::string& text, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  bool wait_exit(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  std::optional<ProcessExit> exit_status() const;
+  std::string out() const;
+  std::string err() const;
+
+ private:
+  ChildProcess() = default;
+  TempDir dir_;
+  ProcessLauncher launcher_;
+  int pid_ = 0;
+  std::shared_ptr<std::atomic<bool>> exited_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<ProcessExit> status_ = std::make_shared<ProcessExit>();
+};
+
 }  // namespace tessera::testing

@@ -1,12 +1,99 @@
-// `tessera cluster`: not built yet.
+// `tessera cluster`: a master and N agents in this one process (what
+// mesos-local was); frameworks reach it from anywhere at the printed address.
 
+#include "runtime/log.hpp"
+#include "services/cluster/local_cluster.hpp"
 #include "tools/tessera/command.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
 
 namespace tessera::cli {
 
+namespace {
+
+struct ClusterOptions {
+  std::string listen = "127.0.0.1:5050";
+  size_t agents = 1;
+  std::string agent_resources;
+  std::string agent_attributes;
+  std::string work_dir;
+  double allocation_interval_s = 1.0;
+  double offer_timeout_s = 0;
+  bool process_executors = false;
+};
+
+Duration seconds(double s) {
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+}
+
+int run_cluster(const ClusterOptions& o) {
+  block_stop_signals();
+  auto where = parse_host_port(o.listen);
+  if (!where)
+    return fail("--listen: expected HOST:PORT, got '" + o.listen + "'");
+  LocalClusterConfig config;
+  config.node.host = where->host;
+  config.node.port = where->port;
+  config.agents = o.agents;
+  config.agent_resources = o.agent_resources;
+  config.agent_attributes = o.agent_attributes;
+  if (o.work_dir.empty()) {
+    char tmpl[] = "/tmp/tessera-cluster-XXXXXX";
+    if (!::mkdtemp(tmpl))
+      return fail("cannot create a work directory in /tmp");
+    config.work_dir = tmpl;
+  } else {
+    config.work_dir = o.work_dir;
+  }
+  config.master.allocation_interval = seconds(o.allocation_interval_s);
+  config.master.offer_timeout = seconds(o.offer_timeout_s);
+  if (o.process_executors) {
+    config.agent.executor_mode = ExecutorMode::process;
+    config.agent.executor_binary = self_path();
+  }
+  auto cluster = LocalCluster::start(config);
+  if (!cluster)
+    return fail(what(cluster.error()));
+  auto master = (*cluster)->master_address();
+  std::printf("tessera cluster: master at %s:%u with %zu agent(s), work dir %s\n",
+              master.host.c_str(), master.port, o.agents, config.work_dir.c_str());
+  std::printf("run a task:   tessera run --master %s:%u -- echo hello\n", master.host.c_str(),
+              master.port);
+  std::printf("stop:         Ctrl-C\n");
+  std::fflush(stdout);
+  int sig = wait_for_stop_signal();
+  log().info("cluster: stopping on signal {}", sig);
+  (*cluster)->stop();
+  std::printf("tessera cluster: stopped\n");
+  return 0;
+}
+
+}  // namespace
+
 Command add_cluster_command(CLI::App& app) {
-  auto* sub = app.add_subcommand("cluster", "(not built yet)");
-  return {sub, [] { return fail("cluster: not built yet"); }};
+  auto o = std::make_shared<ClusterOptions>();
+  auto* sub = app.add_subcommand("cluster", "Run a master and N agents in this one process");
+  sub->add_option("--listen", o->listen, "HOST:PORT to listen on")->capture_default_str();
+  sub->add_option("--agents", o->agents, "Number of agents")
+      ->check(CLI::Range(size_t{1}, size_t{1000}))
+      ->capture_default_str();
+  sub->add_option("--agent-resources", o->agent_resources,
+                  "Each agent's resources, e.g. 'cpus:2;mem:1024'; the rest is detected");
+  sub->add_option("--agent-attributes", o->agent_attributes, "Each agent's attributes");
+  sub->add_option("--work-dir", o->work_dir, "Directory for sandboxes; default: a new one in /tmp");
+  sub->add_option("--allocation-interval", o->allocation_interval_s,
+                  "Seconds between allocation cycles")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--offer-timeout", o->offer_timeout_s,
+                  "Seconds before an unused offer is rescinded; 0: never")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  sub->add_flag("--process-executors", o->process_executors,
+                "Run executors as processes instead of actors in this process");
+  return {sub, [o] { return run_cluster(*o); }};
 }
 
 }  // namespace tessera::cli

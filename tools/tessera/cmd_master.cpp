@@ -1,12 +1,105 @@
-// `tessera master`: not built yet.
+// `tessera master`: one master (and its allocator) on a node of its own.
 
+#include "runtime/log.hpp"
+#include "services/master/master.hpp"
 #include "tools/tessera/command.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <system_error>
 
 namespace tessera::cli {
 
+namespace {
+
+struct MasterOptions {
+  std::string listen = "127.0.0.1:5050";
+  std::string work_dir;
+  double allocation_interval_s = 1.0;
+  double offer_timeout_s = 0;
+  double agent_ping_interval_s = 5.0;
+  double agent_ping_timeout_s = 5.0;
+  uint32_t agent_pings_missed_max = 3;
+  double heartbeat_interval_s = 15.0;
+  std::string sorter = "drf";
+};
+
+Duration seconds(double s) {
+  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
+}
+
+int run_master(const MasterOptions& o) {
+  block_stop_signals();
+  auto where = parse_host_port(o.listen);
+  if (!where)
+    return fail("--listen: expected HOST:PORT, got '" + o.listen + "'");
+  std::error_code ec;
+  std::filesystem::create_directories(o.work_dir, ec);
+  if (ec)
+    return fail("--work-dir " + o.work_dir + ": " + ec.message());
+  NodeConfig nc;
+  nc.host = where->host;
+  nc.port = where->port;
+  auto node = Node::start(nc);
+  if (!node)
+    return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
+  MasterConfig mc;
+  mc.allocator.sorter = o.sorter;
+  mc.allocation_interval = seconds(o.allocation_interval_s);
+  mc.offer_timeout = seconds(o.offer_timeout_s);
+  mc.agent_ping_interval = seconds(o.agent_ping_interval_s);
+  mc.agent_ping_timeout = seconds(o.agent_ping_timeout_s);
+  mc.agent_pings_missed_max = o.agent_pings_missed_max;
+  mc.framework_heartbeat_interval = seconds(o.heartbeat_interval_s);
+  auto master = (*node)->spawn<Master>("master", mc);
+  if (!master)
+    return fail("cannot start the master: " + describe(master.error()));
+  std::printf("tessera master listening on %s (work dir %s)\n", master->to_string().c_str(),
+              o.work_dir.c_str());
+  std::fflush(stdout);
+  int sig = wait_for_stop_signal();
+  log().info("master: stopping on signal {}", sig);
+  (*node)->stop();
+  return 0;
+}
+
+}  // namespace
+
 Command add_master_command(CLI::App& app) {
-  auto* sub = app.add_subcommand("master", "(not built yet)");
-  return {sub, [] { return fail("master: not built yet"); }};
+  auto o = std::make_shared<MasterOptions>();
+  auto* sub = app.add_subcommand("master",
+                                 "Run a master: it pools agents and offers them to "
+                                 "frameworks");
+  sub->add_option("--listen", o->listen, "HOST:PORT to listen on")->capture_default_str();
+  sub->add_option("--work-dir", o->work_dir, "Directory for the master's state")->required();
+  sub->add_option("--allocation-interval", o->allocation_interval_s,
+                  "Seconds between allocation cycles (also run on events)")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--offer-timeout", o->offer_timeout_s,
+                  "Seconds before an unused offer is rescinded; 0: never")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+  sub->add_option("--agent-ping-interval", o->agent_ping_interval_s, "Seconds between agent pings")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--agent-ping-timeout", o->agent_ping_timeout_s,
+                  "Seconds an agent has to answer a ping")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--agent-pings-missed", o->agent_pings_missed_max,
+                  "Missed pings in a row before an agent is unreachable")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  sub->add_option("--heartbeat-interval", o->heartbeat_interval_s,
+                  "Seconds between heartbeats to frameworks")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--sorter", o->sorter, "Allocation policy")
+      ->check(CLI::IsMember({"drf", "random"}))
+      ->capture_default_str();
+  return {sub, [o] { return run_master(*o); }};
 }
 
 }  // namespace tessera::cli

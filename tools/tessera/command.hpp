@@ -9,7 +9,9 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace tessera::cli {
@@ -24,6 +26,20 @@ int fail(const std::string& message);
 
 // The absolute path of the running `tessera` binary (for child processes).
 const std::string& self_path();
+
+struct HostPort {
+  std::string host;
+  uint16_t port = 0;
+};
+// "127.0.0.1:5050", "[::1]:5050", "localhost:0". Empty host: 127.0.0.1.
+std::optional<HostPort> parse_host_port(const std::string& text);
+
+// Blocks SIGINT and SIGTERM in this thread, so that every thread started
+// afterwards (the node's) inherits the mask and the signal waits for
+// wait_for_stop_signal(). Call it first thing in a long-running command.
+void block_stop_signals();
+// Waits for SIGINT or SIGTERM; returns the signal.
+int wait_for_stop_signal();
 
 Command add_master_command(CLI::App& app);
 Command add_agent_command(CLI::App& app);

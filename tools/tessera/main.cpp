@@ -2,11 +2,14 @@
 
 #include "runtime/log.hpp"
 #include "tools/tessera/bench_allocator.hpp"
+#include "tools/tessera/bench_launch.hpp"
 #include "tools/tessera/bench_runtime.hpp"
 #include "tools/tessera/command.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <climits>
@@ -28,6 +31,45 @@ const std::string& self_path() {
     return n <= 0 ? std::string("tessera") : std::string(buf, static_cast<size_t>(n));
   }();
   return path;
+}
+
+std::optional<HostPort> parse_host_port(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos)
+    return std::nullopt;
+  HostPort out;
+  out.host = text.substr(0, colon);
+  if (out.host.size() >= 2 && out.host.front() == '[' && out.host.back() == ']')
+    out.host = out.host.substr(1, out.host.size() - 2);
+  if (out.host.empty())
+    out.host = "127.0.0.1";
+  auto port = text.substr(colon + 1);
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+    return std::nullopt;
+  auto value = std::stoul(port);
+  if (value > 65535)
+    return std::nullopt;
+  out.port = static_cast<uint16_t>(value);
+  return out;
+}
+
+void block_stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int wait_for_stop_signal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int sig = 0;
+  while (sigwait(&set, &sig) != 0) {
+  }
+  return sig;
 }
 
 }  // namespace tessera::cli
@@ -81,6 +123,22 @@ int main(int argc, char** argv) {
   auto* bench = add_bench(app, runtime);
   tessera::bench::AllocatorBenchOptions allocator;
   auto* allocator_cmd = add_allocator_bench(*bench, allocator);
+  tessera::bench::LaunchBenchOptions launch;
+  auto* launch_cmd = bench->add_subcommand(
+      "launch", "Tasks through framework, master, agent, executor and back, on a local cluster");
+  launch_cmd->add_option("--tasks", launch.tasks, "Tasks to launch")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}));
+  launch_cmd->add_option("--batch", launch.batch, "Tasks per accept, at most")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}));
+  launch_cmd
+      ->add_option("--in-flight", launch.in_flight,
+                   "Tasks launched and not yet ended, at most (a closed loop)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}));
+  launch_cmd->add_option("--runs", launch.runs, "Repetitions; medians are reported")
+      ->check(CLI::Range(1, 100));
+  launch_cmd->add_flag("--process-executors", launch.process_executors,
+                       "Run executors as processes instead of actors");
+  launch_cmd->add_flag("--json", launch.json, "Print one JSON object instead of a table");
   auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
 
   try {
@@ -98,6 +156,8 @@ int main(int argc, char** argv) {
       return c.run();
   if (peer->parsed())
     return tessera::bench::run_runtime_bench_peer();
+  if (launch_cmd->parsed())
+    return tessera::bench::run_launch_bench(launch);
   if (allocator_cmd->parsed())
     return tessera::bench::run_allocator_bench(allocator);
   return tessera::bench::run_runtime_bench(runtime);

@@ -1,0 +1,73 @@
+#include "services/cluster/local_cluster.hpp"
+
+#include <system_error>
+
+namespace tessera {
+
+expected<std::unique_ptr<LocalCluster>> LocalCluster::start(LocalClusterConfig config) {
+  auto given = Resources::parse(config.agent_resources);
+  if (!given)
+    return make_error(Errc::invalid_argument, "agent resources: " + what(given.error()));
+  auto attributes = parse_attributes(config.agent_attributes);
+  if (!attributes)
+    return make_error(Errc::invalid_argument, "agent attributes: " + what(attributes.error()));
+  std::error_code ec;
+  std::filesystem::create_directories(config.work_dir, ec);
+  if (ec)
+    return make_os_error(ec.value(), "create " + config.work_dir.string());
+
+  std::unique_ptr<LocalCluster> cluster(new LocalCluster());
+  auto node = Node::start(config.node);
+  if (!node)
+    return node.error();
+  cluster->node_ = std::move(*node);
+  auto master = cluster->node_->spawn<Master>("master", config.master);
+  if (!master)
+    return master.error();
+  cluster->master_ = *master;
+  cluster->given_ = std::move(*given);
+  cluster->attributes_ = std::move(*attributes);
+  cluster->config_ = std::move(config);
+  for (size_t i = 0; i < cluster->config_.agents; ++i)
+    if (auto agent = cluster->add_agent(); !agent)
+      return agent.error();
+  return cluster;
+}
+
+expected<Address> LocalCluster::add_agent() {
+  auto n = std::to_string(agents_.size() + 1);
+  AgentConfig ac = config_.agent;
+  ac.master = master_;
+  ac.work_dir = config_.work_dir / ("agent-" + n);
+  ac.attributes = attributes_;
+  if (ac.hostname.empty())
+    ac.hostname = config_.node.host;
+  ac.metrics = std::make_shared<AgentMetrics>();
+  std::error_code ec;
+  std::filesystem::create_directories(ac.work_dir, ec);
+  if (ec)
+    return make_os_error(ec.value(), "create " + ac.work_dir.string());
+  // As Mesos: what --resources does not name is detected from the host.
+  auto detected = detect_resources(ac.work_dir);
+  if (!detected)
+    return detected.error();
+  ac.resources = merge_resources(given_, *detected);
+  if (config_.agent.seed)
+    ac.seed = config_.agent.seed + agents_.size() + 1;
+  auto agent = node_->spawn<Agent>("agent-" + n, ac);
+  if (!agent)
+    return agent.error();
+  agents_.push_back(*agent);
+  return *agent;
+}
+
+LocalCluster::~LocalCluster() {
+  stop();
+}
+
+void LocalCluster::stop() {
+  if (node_)
+    node_->stop();
+}
+
+}  // namespace tessera

@@ -1,0 +1,61 @@
+#pragma once
+// A whole cluster in one process: a master (with its allocator) and N agents
+// on one node, each agent with a work directory of its own. This is what
+// `tessera cluster` runs and what mesos-local was; tests use it to run the
+// real roles on real sockets without starting processes.
+//
+// Frameworks reach it at master_address() from this process or any other.
+// Executors run as actors on the same node (in_process) or as `tessera
+// executor` processes; tasks are always real processes.
+
+#include "runtime/node.hpp"
+#include "services/agent/agent.hpp"
+#include "services/master/master.hpp"
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tessera {
+
+struct LocalClusterConfig {
+  NodeConfig node;    // host, port (0: any free one), clock
+  size_t agents = 1;  // started with the master; add_agent() adds more
+  // Each agent's --resources; empty: detected from the host.
+  std::string agent_resources;
+  std::string agent_attributes;
+  std::filesystem::path work_dir;  // agents use work_dir/agent-N
+  MasterConfig master;
+  // Applied to every agent (master address, work dir, resources and
+  // attributes are filled in by the cluster).
+  AgentConfig agent;
+};
+
+class LocalCluster {
+ public:
+  // Starts the node, the master and the agents. Bad resources or attributes
+  // and a port in use are errors (Errc::invalid_argument / os_error).
+  static expected<std::unique_ptr<LocalCluster>> start(LocalClusterConfig config);
+  ~LocalCluster();
+
+  // Starts one more agent, named agent-N, configured as the others.
+  expected<Address> add_agent();
+
+  const Address& master_address() const { return master_; }
+  const std::vector<Address>& agent_addresses() const { return agents_; }
+  Node& node() { return *node_; }
+  // Stops every actor and closes the port; the destructor does it too.
+  void stop();
+
+ private:
+  LocalCluster() = default;
+  LocalClusterConfig config_;
+  Resources given_;
+  std::vector<Attribute> attributes_;
+  std::unique_ptr<Node> node_;
+  Address master_;
+  std::vector<Address> agents_;
+};
+
+}  // namespace tessera

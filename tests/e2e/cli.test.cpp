@@ -1,0 +1,74 @@
+// The `tessera` command's roles as a user runs them: a cluster, a task
+// through `tessera run`, and flag errors that say what is wrong in one line.
+
+#include "support/test_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+using namespace tessera;
+using namespace tessera::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Starts `tessera cluster` on a free port and returns it with "HOST:PORT".
+std::pair<std::unique_ptr<ChildProcess>, std::string> start_cluster(const TempDir& dir) {
+  auto cluster = ChildProcess::start({TESSERA_BIN, "cluster", "--listen", "127.0.0.1:0", "--agents",
+                                      "1", "--agent-resources", "cpus:2;mem:1024", "--work-dir",
+                                      dir.path().string()});
+  auto line = cluster->wait_line("master at ");
+  INFO(cluster->out() << cluster->err());
+  REQUIRE(line);
+  auto at = line->find("master at ") + 10;
+  return {std::move(cluster), line->substr(at, line->find(' ', at) - at)};
+}
+
+}  // namespace
+
+TEST_CASE("tessera run prints the task's output and exits with its code", "[e2e][cli]") {
+  TempDir dir;
+  auto [cluster, master] = start_cluster(dir);
+  auto run = ChildProcess::start(
+      {TESSERA_BIN, "run", "--master", master, "--", "sh", "-c", "echo hi; exit 3"});
+  REQUIRE(run->wait_exit(60s));
+  INFO("stdout: " << run->out() << "\nstderr: " << run->err());
+  CHECK(run->out() == "hi\n");
+  CHECK(run->exit_status()->exit_code == 3);
+  CHECK(run->err().find("TASK_RUNNING") != std::string::npos);
+  CHECK(run->err().find("TASK_FAILED") != std::string::npos);
+
+  cluster->kill(SIGINT);  // Ctrl-C stops it cleanly
+  REQUIRE(cluster->wait_exit());
+  CHECK(cluster->exit_status()->exit_code == 0);
+}
+
+TEST_CASE("role commands refuse bad flags with one line and exit code 2", "[e2e][cli]") {
+  TempDir dir;
+  auto expect_refusal = [](std::vector<std::string> args, const std::string& says) {
+    args.insert(args.begin(), TESSERA_BIN);
+    auto p = ChildProcess::start(args);
+    REQUIRE(p->wait_exit());
+    INFO("stderr: " << p->err());
+    CHECK(p->exit_status()->exit_code == 2);
+    CHECK(p->err().find(says) != std::string::npos);
+    auto err = p->err();
+    CHECK(std::count(err.begin(), err.end(), '\n') == 1);
+  };
+  expect_refusal({"cluster", "--agent-resources", "cpus:x", "--work-dir", dir.path().string()},
+                 "cpus");
+  expect_refusal({"agent", "--master", "127.0.0.1:1", "--work-dir", dir.path().string(),
+                  "--resources", "cpus:-1"},
+                 "cpus");
+  expect_refusal({"master", "--listen", "nonsense", "--work-dir", dir.path().string()}, "--listen");
+
+  SECTION("a port in use") {
+    auto [cluster, master] = start_cluster(dir);
+    expect_refusal({"master", "--listen", master, "--work-dir", (dir.path() / "m").string()},
+                   "cannot listen");
+  }
+  SECTION("an unreachable master") {
+    expect_refusal({"run", "--master", "127.0.0.1:1", "--", "true"}, "cannot reach");
+  }
+}
