@@ -117,7 +117,11 @@ void Node::stop() {
   if (sim_)
     return;  // the simulation owns the actor system and runs the exits
   system_->await_all_actors_done();
-  launcher_.reset();  // kills and reaps leftover processes while actors can still hear
+  // Kills and reaps leftover processes while actors can still hear; the
+  // object itself lives on (refusing work) until ~Node, because an actor's
+  // exit hooks may still run and call it after await_all_actors_done().
+  if (launcher_)
+    launcher_->shutdown();
   owned_system_.reset();
   system_config_.reset();
   log().debug("node stopped");

@@ -237,6 +237,7 @@ struct ProcessLauncher::Impl {
   void reap(Child& child);
   caf::error kill_on_loop(int pid, int signal, bool group);
   caf::error admit(const std::string& what) const;
+  void shutdown();
   void begin_shutdown();
   void close_wakeup_if_done();
   void drain();
@@ -279,14 +280,21 @@ ProcessLauncher::Impl::Impl(size_t process_count_max) : max_(process_count_max) 
 // The loop only returns from uv_run once every child has been reaped and every
 // handle closed, so joining the thread is the wait for the children.
 ProcessLauncher::Impl::~Impl() {
+  shutdown();
+  if (int rc = uv_loop_close(&loop_); rc != 0)
+    std::fprintf(stderr, "tessera: process launcher: uv_loop_close: %s\n", uv_message(rc).c_str());
+}
+
+// Idempotent; call it from outside the loop thread (not from an on_exit).
+void ProcessLauncher::Impl::shutdown() {
   {
     std::lock_guard<std::mutex> guard(mu_);
+    if (stopping_)
+      return;
     stopping_ = true;
   }
   post([this] { begin_shutdown(); }, true);
   thread_.join();
-  if (int rc = uv_loop_close(&loop_); rc != 0)
-    std::fprintf(stderr, "tessera: process launcher: uv_loop_close: %s\n", uv_message(rc).c_str());
 }
 
 // Runs fn on the loop thread and returns its result to the calling thread.
@@ -467,6 +475,10 @@ ProcessLauncher::ProcessLauncher(size_t process_count_max)
 }
 
 ProcessLauncher::~ProcessLauncher() = default;
+
+void ProcessLauncher::shutdown() {
+  impl_->shutdown();
+}
 
 expected<int> ProcessLauncher::spawn(const ProcessSpec& spec, ExitCallback on_exit) {
   SpawnPlan plan;

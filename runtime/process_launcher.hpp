@@ -55,6 +55,12 @@ class ProcessLauncher {
   // process group when group is true. Unknown pid: Errc::invalid_argument.
   caf::error kill(int pid, int signal, bool group = false);
 
+  // Kills (SIGKILL) and reaps every child, then refuses further spawn() and
+  // kill() with Errc::stopped. The destructor does the same; shutdown()
+  // lets an owner end the children while keeping the object valid for
+  // callers that may still hold it. Idempotent; not from an on_exit callback.
+  void shutdown();
+
   // Processes started and not yet reaped.
   size_t running() const;
 
