@@ -1,5 +1,7 @@
 #include "services/common/resources.hpp"
 
+#include "services/common/text.hpp"
+
 #include <algorithm>
 #include <cassert>
 #include <charconv>
@@ -10,6 +12,10 @@
 namespace tessera {
 
 namespace {
+
+using text::parse_u64;
+using text::split;
+using text::trim;
 
 // Caps a single quantity at 10^12 units so that sums of many parsed values
 // stay far from int64 overflow.
@@ -39,25 +45,6 @@ bool valid_name(std::string_view name) {
          std::all_of(name.begin(), name.end(), is_name_char);
 }
 
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view space = " \t\r\n";
-  auto first = s.find_first_not_of(space);
-  if (first == std::string_view::npos)
-    return {};
-  return s.substr(first, s.find_last_not_of(space) - first + 1);
-}
-
-std::vector<std::string_view> split(std::string_view s, char sep) {
-  std::vector<std::string_view> out;
-  size_t start = 0;
-  for (size_t pos = s.find(sep); pos != std::string_view::npos; pos = s.find(sep, start)) {
-    out.push_back(s.substr(start, pos - start));
-    start = pos + 1;
-  }
-  out.push_back(s.substr(start));
-  return out;
-}
-
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
@@ -83,12 +70,6 @@ bool parse_milli(std::string_view text, Milli& out) {
     ++thousandths;
   out = units * 1000 + thousandths;
   return out <= kMaxMilli;
-}
-
-bool parse_u64(std::string_view text, uint64_t& out) {
-  text = trim(text);
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc{} && end == text.data() + text.size() && !text.empty();
 }
 
 bool by_begin(const Range& a, const Range& b) {

@@ -1,5 +1,7 @@
 #include "services/common/wire.hpp"
 
+#include "services/common/text.hpp"
+
 #include <charconv>
 #include <cmath>
 
@@ -74,25 +76,14 @@ expected<Resources> from_wire(capnp::List<wire::Resource>::Reader in) {
 
 namespace {
 
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view space = " \t\r\n";
-  auto first = s.find_first_not_of(space);
-  if (first == std::string_view::npos)
-    return {};
-  return s.substr(first, s.find_last_not_of(space) - first + 1);
-}
+using text::parse_u64;
+using text::trim;
 
 bool parse_number(std::string_view text, double& out) {
   if (text.empty())
     return false;
   auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
   return ec == std::errc() && ptr == text.data() + text.size() && std::isfinite(out);
-}
-
-bool parse_u64(std::string_view text, uint64_t& out) {
-  text = trim(text);
-  auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return !text.empty() && ec == std::errc() && ptr == text.data() + text.size();
 }
 
 bool valid_attribute_name(std::string_view name) {

@@ -24,10 +24,6 @@ struct ClusterOptions {
   bool process_executors = false;
 };
 
-Duration seconds(double s) {
-  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
-}
-
 int run_cluster(const ClusterOptions& o) {
   block_stop_signals();
   auto where = parse_host_port(o.listen);

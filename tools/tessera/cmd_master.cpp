@@ -25,10 +25,6 @@ struct MasterOptions {
   std::string sorter = "drf";
 };
 
-Duration seconds(double s) {
-  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(s));
-}
-
 int run_master(const MasterOptions& o) {
   block_stop_signals();
   auto where = parse_host_port(o.listen);

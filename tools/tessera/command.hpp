@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -26,6 +27,11 @@ int fail(const std::string& message);
 
 // The absolute path of the running `tessera` binary (for child processes).
 const std::string& self_path();
+
+// Seconds from a flag as a runtime Duration.
+inline std::chrono::nanoseconds seconds(double s) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
+}
 
 struct HostPort {
   std::string host;
