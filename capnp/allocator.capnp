@@ -16,6 +16,9 @@ struct AllocatorAddAgent {
   total @1 :List(Resource);
   used @2 :List(AllocatorUse);
   # What tasks already hold there (an agent reregistering with tasks).
+  epoch @3 :UInt64;
+  # Grows each time the master adds this agent; grants carry it back, so a
+  # grant made before the agent was removed and added again is recognised.
 }
 
 struct AllocatorUse {
@@ -76,6 +79,8 @@ struct AllocatorGrant {
   agentId @1 :Text;
   role @2 :Text;
   resources @3 :List(Resource);
+  agentEpoch @4 :UInt64;
+  # The epoch of the AllocatorAddAgent these resources came from.
 }
 
 struct AllocatorOffers {

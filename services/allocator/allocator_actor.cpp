@@ -37,7 +37,9 @@ AllocatorActor::AllocatorActor(caf::actor_config& cfg, ActorInit init, Allocator
     if (!total)
       return check(total.error(), "add agent");
     auto id = str(m.getAgentId());
-    check(books_->add_agent(id, *total), "add agent");
+    if (auto err = books_->add_agent(id, *total))
+      return check(err, "add agent");  // claiming on top would count twice
+    epochs_[id] = m.getEpoch();
     for (auto use : m.getUsed()) {
       auto r = from_wire(use.getResources());
       if (!r)
@@ -47,8 +49,11 @@ AllocatorActor::AllocatorActor(caf::actor_config& cfg, ActorInit init, Allocator
     }
     schedule_cycle();
   });
-  on_master<wire::AllocatorRemoveAgent>(
-      [this](auto m) { check(books_->remove_agent(str(m.getAgentId())), "remove agent"); });
+  on_master<wire::AllocatorRemoveAgent>([this](auto m) {
+    auto id = str(m.getAgentId());
+    epochs_.erase(id);
+    check(books_->remove_agent(id), "remove agent");
+  });
   on_master<wire::AllocatorAddFramework>([this](auto m) {
     auto id = str(m.getFrameworkId());
     check(books_->add_framework(id, roles_of(m.getRoles())), "add framework");
@@ -149,6 +154,8 @@ void AllocatorActor::run_cycle() {
            out.setFrameworkId(g.framework);
            out.setAgentId(g.agent);
            out.setRole(g.role);
+           auto epoch = epochs_.find(g.agent);
+           out.setAgentEpoch(epoch != epochs_.end() ? epoch->second : 0);
            to_wire(g.resources, out.initResources(wire_size(g.resources)));
          }
        }));

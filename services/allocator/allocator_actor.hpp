@@ -42,6 +42,7 @@ class AllocatorActor : public Actor {
 
   AllocatorActorConfig config_;
   std::unique_ptr<Allocator> books_;
+  std::unordered_map<AgentId, uint64_t> epochs_;  // of each agent's latest add
   bool cycle_pending_ = false;
   uint64_t rejected_ = 0;
   uint64_t cycles_ = 0;

@@ -101,8 +101,18 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
     log().warn("master: bad reregistration from {}", m.sender().to_string());
     return;
   }
+  // Another agent registered from this address restarted as this one.
+  if (auto old = agent_at_.find(m.sender()); old != agent_at_.end() && old->second != id)
+    if (auto* entry = agent(old->second))
+      remove_agent(*entry, Reason::AGENT_RESTARTED, "agent restarted as " + id);
   auto* a = agent(id);
   if (!a) {
+    if (agents_.size() >= config_.agents_max) {
+      ++counters_.invalid_calls;
+      log().warn("master: refusing agent {} at {}: {} agents already", id, m.sender().to_string(),
+                 agents_.size());
+      return;
+    }
     // Unknown id: this master restarted (or never knew it). Admit it with
     // the id it brings, as Mesos does after a failover.
     AgentEntry entry;
@@ -147,8 +157,11 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
   }
   bool was_registered = a->state == AgentState::registered;
   a->state = AgentState::registered;
-  if (!a->in_allocator)
-    add_agent_to_allocator(*a);
+  // Its total or its tasks may have changed: the allocator hears it anew
+  // (a stale grant of the old epoch is then dropped).
+  if (a->in_allocator)
+    remove_agent_from_allocator(*a);
+  add_agent_to_allocator(*a);
   ++counters_.agents_reregistered;
   log().info("master: reregistered agent {} at {} ({} tasks){}", id, a->address.to_string(),
              a->tasks.size(), was_registered ? "" : " after a disconnection");
@@ -166,8 +179,15 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
   if (fid.empty() || tid.empty())
     return;
   auto* fw = framework(fid);
+  if (!fw && removed(fid)) {
+    // Its framework is gone: the agent must stop what it still runs (the
+    // shutdown sent at removal may have missed an agent that was away).
+    send(agent.address, build<wire::ShutdownFramework>(
+                            [&](wire::ShutdownFramework::Builder b) { b.setFrameworkId(fid); }));
+    return;
+  }
   if (!fw) {
-    if (removed(fid) || frameworks_.size() >= config_.frameworks_max)
+    if (frameworks_.size() >= config_.frameworks_max)
       return;
     // A framework this master has not met: it will resubscribe. Keep its
     // tasks; until then it gets no offers.
@@ -198,6 +218,17 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
   auto resources = from_wire(info.getResources());
   if (!resources)
     return;
+  if (auto known = fw->tasks.find(tid); known != fw->tasks.end() &&
+                                        known->second.state == State::LOST &&
+                                        !is_terminal(t.getLatestState())) {
+    // The framework was told this task is lost (terminal) and may have
+    // replaced it; as Mesos, the copy that comes back is killed, not adopted.
+    send(agent.address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
+           b.setFrameworkId(fid);
+           b.setTaskId(tid);
+         }));
+    return;
+  }
   auto& task = fw->tasks[tid];
   bool fresh = task.id.empty();
   task.id = tid;
@@ -206,12 +237,14 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
     if (auto* other = this->agent(task.agent))
       other->tasks.erase({fid, tid});
   task.agent = agent.id;
-  if (fresh || task.resources_freed) {
-    task.resources = *resources;
+  if (fresh) {
     // The role a task's resources were allocated to is not on the wire;
     // a reservation names it, otherwise the framework's first role.
     auto reserved = resources->roles();
     task.role = !reserved.empty() ? *reserved.begin() : fw->roles.front();
+  }
+  if (fresh || task.resources_freed) {
+    task.resources = *resources;
     task.resources_freed = false;
   }
   task.state = t.getLatestState();
@@ -231,8 +264,10 @@ void Master::add_agent_to_allocator(AgentEntry& a) {
     if (it != fw->tasks.end() && !it->second.resources_freed)
       used[{key.first, it->second.role}] += it->second.resources;
   }
+  a.epoch = next_epoch_++;
   to_allocator(build<wire::AllocatorAddAgent>([&](wire::AllocatorAddAgent::Builder b) {
     b.setAgentId(a.id);
+    b.setEpoch(a.epoch);
     to_wire(a.total, b.initTotal(wire_size(a.total)));
     auto list = b.initUsed(static_cast<unsigned>(used.size()));
     unsigned i = 0;

@@ -138,6 +138,7 @@ class Master : public Actor {
     std::vector<Attribute> attributes;
     AgentState state = AgentState::registered;
     bool in_allocator = false;
+    uint64_t epoch = 0;  // of the latest AllocatorAddAgent
     std::set<TaskKey> tasks;
     std::set<OfferId> offers;
     uint32_t pings_missed = 0;
@@ -235,6 +236,7 @@ class Master : public Actor {
   std::set<FrameworkId> removed_frameworks_;
   std::deque<FrameworkId> removed_order_;
   uint64_t ping_seq_ = 0;
+  uint64_t next_epoch_ = 1;
   MasterCounters counters_;
 };
 

@@ -39,8 +39,8 @@ void Master::on_grants(const Received<wire::AllocatorOffers>& m) {
       continue;
     auto* fw = framework(fid);
     auto* a = agent(aid);
-    if (!fw || !a || !a->in_allocator)
-      continue;  // removed since; the allocator forgot them too
+    if (!fw || !a || !a->in_allocator || g.getAgentEpoch() != a->epoch)
+      continue;  // removed (and maybe added again) since: the allocator forgot them
     if (!fw->connected || a->state != AgentState::registered) {
       recover(fid, aid, role, *resources);
       continue;

@@ -11,7 +11,7 @@ namespace {
 
 constexpr size_t framework_name_bytes_max = 1024;
 constexpr size_t roles_per_framework_max = 64;
-constexpr size_t reconcile_tasks_max = 100'000;
+constexpr size_t reconcile_tasks_max = 10'000;
 constexpr size_t message_bytes_max = size_t{1} << 20;
 
 }  // namespace
@@ -87,6 +87,11 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
 
   FrameworkEntry* fw = fid.empty() ? nullptr : framework(fid);
   bool fresh = fw == nullptr;
+  // Checked before anything changes: a refused resubscribe leaves the
+  // framework as it was. (Changing roles needs the allocator to move the
+  // framework's allocations; a later issue.)
+  if (!fresh && fw->roles != roles)
+    return refuse_call(from, "a framework cannot change its roles on resubscribe yet");
   if (fresh) {
     if (frameworks_.size() >= config_.frameworks_max)
       return refuse_call(from, "too many frameworks");
@@ -102,10 +107,6 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
       }));
     framework_at_.erase(*fw->address);
     unwatch(*fw->address);
-  }
-  if (!fresh && fw->roles != roles && fw->connected) {
-    // Changing roles is a later issue; keep the books simple.
-    return refuse_call(from, "a framework cannot change its roles on resubscribe yet");
   }
   if (fw->failover_timer) {
     cancel(fw->failover_timer);
@@ -256,13 +257,15 @@ void Master::acknowledge(FrameworkEntry& fw, wire::SchedulerCall::Acknowledge::R
     return;  // already done, or never known: nothing to forward
   auto& task = it->second;
   auto uuid = str(ack.getUuid());
-  if (auto* a = agent(task.agent); a && a->state == AgentState::registered)
-    send(a->address, build<wire::StatusUpdateAck>([&](wire::StatusUpdateAck::Builder b) {
-           b.setAgentId(a->id);
-           b.setFrameworkId(fw.id);
-           b.setTaskId(tid);
-           b.setUuid(ack.getUuid());
-         }));
+  auto* a = agent(task.agent);
+  if (!a || a->state != AgentState::registered)
+    return;  // the agent resends the update once it is back; acked then
+  send(a->address, build<wire::StatusUpdateAck>([&](wire::StatusUpdateAck::Builder b) {
+         b.setAgentId(a->id);
+         b.setFrameworkId(fw.id);
+         b.setTaskId(tid);
+         b.setUuid(ack.getUuid());
+       }));
   if (!uuid.empty() && uuid == task.forwarded_uuid && is_terminal(task.forwarded_state))
     complete_task(fw, tid);
 }
@@ -275,6 +278,11 @@ void Master::reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reade
       send_master_update(fw, tid, task.agent, task.state, Reason::RECONCILIATION, task.message);
     return;
   }
+  // Completed tasks of this framework, indexed once per call.
+  std::unordered_map<TaskId, const CompletedTask*> done;
+  for (const auto& c : completed_)
+    if (c.key.first == fw.id)
+      done[c.key.second] = &c;
   size_t n = 0;
   for (auto t : tasks) {
     if (++n > reconcile_tasks_max)
@@ -287,12 +295,10 @@ void Master::reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reade
       continue;
     }
     State state = State::UNKNOWN;
-    for (auto c = completed_.rbegin(); c != completed_.rend(); ++c)
-      if (c->key == TaskKey{fw.id, tid}) {
-        state = c->state;
-        aid = c->agent;
-        break;
-      }
+    if (auto c = done.find(tid); c != done.end()) {
+      state = c->second->state;
+      aid = c->second->agent;
+    }
     if (state == State::UNKNOWN) {
       // As Mesos: a registered agent that does not have it means it is gone;
       // an unreachable one might still run it.

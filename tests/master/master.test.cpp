@@ -404,13 +404,18 @@ TEST_CASE("an agent that stops answering pings becomes unreachable", "[master]")
       info.setAgentId(agent.id);
       auto total = *Resources::parse("cpus:2;mem:512");
       to_wire(total, info.initResources(wire_size(total)));
-      auto tasks = b.initTasks(1);
+      auto tasks = b.initTasks(2);
+      auto r = *Resources::parse("cpus:1;mem:128");
       tasks[0].setFrameworkId(aware.id);
       tasks[0].initTask().setTaskId("ta");
-      auto r = *Resources::parse("cpus:1;mem:128");
       to_wire(r, tasks[0].getTask().initResources(wire_size(r)));
       tasks[0].setState(State::RUNNING);
       tasks[0].setLatestState(State::RUNNING);
+      tasks[1].setFrameworkId(plain.id);
+      tasks[1].initTask().setTaskId("tp");
+      to_wire(r, tasks[1].getTask().initResources(wire_size(r)));
+      tasks[1].setState(State::RUNNING);
+      tasks[1].setLatestState(State::RUNNING);
     });
     Envelope env;
     env.type_id = out.type_id;
@@ -421,6 +426,9 @@ TEST_CASE("an agent that stops answering pings becomes unreachable", "[master]")
   }());
   c.sim.run();
   CHECK(agent.reregistered == 1);
+  // The plain framework was told its task is lost: the copy that came back
+  // is killed, not adopted.
+  CHECK(agent.kills == std::vector<std::string>{"tp"});
   c.call(fn, aware_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
            b.setFrameworkId(aware.id);
            b.initReconcile();
@@ -428,7 +436,7 @@ TEST_CASE("an agent that stops answering pings becomes unreachable", "[master]")
   REQUIRE(aware.updates.size() == 4);
   CHECK(aware.updates[3].task == "ta");
   CHECK(aware.updates[3].state == State::RUNNING);
-  // The plain framework's task was not reported: it is gone for good.
+  // The plain framework's task stays lost.
   c.call(fn, plain_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
            b.setFrameworkId(plain.id);
            b.initReconcile();
