@@ -131,6 +131,10 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
   a->attributes = from_wire(info.getAttributes());
   a->pings_missed = 0;
   a->ping_outstanding = false;
+  if (a->removal_timer) {
+    cancel(a->removal_timer);
+    a->removal_timer = 0;
+  }
   watch(a->address);
 
   // The agent is the truth about what runs on it.
@@ -360,6 +364,14 @@ void Master::mark_unreachable(AgentEntry& a) {
   for (auto& [fid, fw] : frameworks_)
     send_event(fw, build<wire::SchedulerEvent>(
                        [&](wire::SchedulerEvent::Builder b) { b.initFailure().setAgentId(a.id); }));
+  a.removal_timer = after(config_.agent_removal_timeout, [this, id = a.id] {
+    auto* gone = agent(id);
+    if (!gone)
+      return;
+    gone->removal_timer = 0;
+    if (gone->state == AgentState::unreachable)
+      remove_agent(*gone, Reason::AGENT_REMOVED, "agent unreachable for too long");
+  });
 }
 
 void Master::remove_agent(AgentEntry& a, Reason reason, const std::string& why) {
@@ -380,6 +392,8 @@ void Master::remove_agent(AgentEntry& a, Reason reason, const std::string& why) 
     }
     complete_task(*fw, key.second);
   }
+  if (a.removal_timer)
+    cancel(a.removal_timer);
   agent_at_.erase(a.address);
   unwatch(a.address);
   agents_.erase(a.id);  // a is gone from here on

@@ -54,6 +54,9 @@ struct MasterConfig {
   Duration agent_ping_interval = std::chrono::seconds(5);
   Duration agent_ping_timeout = std::chrono::seconds(5);
   uint32_t agent_pings_missed_max = 3;
+  // An agent unreachable this long is removed: its tasks are GONE (LOST for
+  // frameworks that are not partition-aware) and it must register anew.
+  Duration agent_removal_timeout = std::chrono::minutes(10);
   Duration framework_heartbeat_interval = std::chrono::seconds(15);
   uint64_t seed = 0;  // ids; zero: from std::random_device
   size_t agents_max = 100'000;
@@ -143,6 +146,7 @@ class Master : public Actor {
     std::set<OfferId> offers;
     uint32_t pings_missed = 0;
     bool ping_outstanding = false;
+    Actor::TimerId removal_timer = 0;
   };
 
   struct Offer {

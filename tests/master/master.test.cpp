@@ -522,3 +522,33 @@ TEST_CASE("two frameworks in different roles share the agents fairly", "[master]
   CHECK(a.offers.size() == 2);
   CHECK(b.offers.size() == 2);
 }
+
+TEST_CASE("an agent unreachable past the removal timeout is removed; its tasks are gone",
+          "[master]") {
+  Cluster c;
+  c.config.agent_removal_timeout = 60s;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", /*partition_aware=*/true);
+  REQUIRE(fw.offers.size() == 1);
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1"));
+  agent.answer_pings = false;
+  c.sim.advance(5s);
+  REQUIRE(fw.updates.size() == 1);
+  CHECK(fw.updates[0].state == State::UNREACHABLE);
+  c.sim.advance(61s);
+  REQUIRE(fw.updates.size() == 2);
+  CHECK(fw.updates[1].state == State::GONE);
+  CHECK(fw.updates[1].reason == Reason::AGENT_REMOVED);
+  // Forgotten: reconciliation knows it only as a completed task.
+  c.call(fn, fw_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+           b.setFrameworkId(fw.id);
+           b.initReconcile().initTasks(1)[0].setTaskId("t1");
+         }));
+  REQUIRE(fw.updates.size() == 3);
+  CHECK(fw.updates[2].state == State::GONE);
+}

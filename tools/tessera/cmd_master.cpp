@@ -21,6 +21,7 @@ struct MasterOptions {
   double agent_ping_interval_s = 5.0;
   double agent_ping_timeout_s = 5.0;
   uint32_t agent_pings_missed_max = 3;
+  double agent_removal_timeout_s = 600;
   double heartbeat_interval_s = 15.0;
   std::string sorter = "drf";
 };
@@ -47,6 +48,7 @@ int run_master(const MasterOptions& o) {
   mc.agent_ping_interval = seconds(o.agent_ping_interval_s);
   mc.agent_ping_timeout = seconds(o.agent_ping_timeout_s);
   mc.agent_pings_missed_max = o.agent_pings_missed_max;
+  mc.agent_removal_timeout = seconds(o.agent_removal_timeout_s);
   mc.framework_heartbeat_interval = seconds(o.heartbeat_interval_s);
   auto master = (*node)->spawn<Master>("master", mc);
   if (!master)
@@ -87,6 +89,10 @@ Command add_master_command(CLI::App& app) {
   sub->add_option("--agent-pings-missed", o->agent_pings_missed_max,
                   "Missed pings in a row before an agent is unreachable")
       ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  sub->add_option("--agent-removal-timeout", o->agent_removal_timeout_s,
+                  "Seconds an unreachable agent is kept before it is removed (its tasks GONE)")
+      ->check(CLI::Range(0.001, 31'536'000.0))
       ->capture_default_str();
   sub->add_option("--heartbeat-interval", o->heartbeat_interval_s,
                   "Seconds between heartbeats to frameworks")
