@@ -61,8 +61,19 @@ void Agent::install_master_handlers() {
       arm_ping_timer();
   });
   on<wire::RunTask>([this](const Received<wire::RunTask>& m) {
-    if (from_master(m.sender(), "RunTask"))
-      run_task(m);
+    if (!from_master(m.sender(), "RunTask"))
+      return;
+    // As Mesos: a launch that crosses this agent's (re)registration is
+    // dropped; the master finds the task missing from the reregistration
+    // and reports it lost, instead of the agent running a task the master
+    // may already have given up on.
+    if (!registered_) {
+      config_.metrics->refused_invalid.fetch_add(1, std::memory_order_relaxed);
+      log().warn("{}: dropping RunTask for task {} while not registered", me().to_string(),
+                 str(m.body().getTask().getTaskId()));
+      return;
+    }
+    run_task(m);
   });
   on<wire::RunTaskGroup>([this](const Received<wire::RunTaskGroup>& m) {
     if (from_master(m.sender(), "RunTaskGroup"))
