@@ -143,6 +143,8 @@ caf::error Allocator::remove_framework(const FrameworkId& fid) {
   for (auto& agent : std::vector<AgentId>(fw.filtered.begin(),
                                           fw.filtered.end()))  // drop_filter edits fw.filtered
     drop_filter(agent, agents_.at(agent), fid);
+  if (!fw.suppressed_roles.empty())
+    --partly_suppressed_;
   if (!fw.suppressed)
     --unsuppressed_;
   for (auto& role : fw.roles)
@@ -262,31 +264,72 @@ caf::error Allocator::decline(const FrameworkId& fid, const AgentId& id, const s
   return caf::none;
 }
 
-caf::error Allocator::suppress(const FrameworkId& fid) {
-  auto it = frameworks_.find(fid);
-  if (it == frameworks_.end())
-    return unknown("framework", fid);
-  if (it->second.suppressed)
-    return caf::none;
-  it->second.suppressed = true;
-  --unsuppressed_;
-  for (auto& agent : it->second.filtered)
-    --agents_.at(agent).unsuppressed_filters;
+namespace {
+
+// Roles of a call, checked against the framework's; empty means all of them.
+caf::error check_roles(const std::string& fid, const std::set<std::string>& mine,
+                       const std::set<std::string>& asked) {
+  for (auto& r : asked)
+    if (!mine.count(r))
+      return make_error(Errc::invalid_argument,
+                        "framework '" + fid + "' is not in role '" + r + "'");
   return caf::none;
 }
 
-caf::error Allocator::revive(const FrameworkId& fid) {
+}  // namespace
+
+caf::error Allocator::suppress(const FrameworkId& fid, const std::set<std::string>& roles) {
   auto it = frameworks_.find(fid);
   if (it == frameworks_.end())
     return unknown("framework", fid);
   auto& fw = it->second;
+  if (auto err = check_roles(fid, fw.roles, roles))
+    return err;
+  if (fw.suppressed)
+    return caf::none;
+  std::set<std::string> now = fw.suppressed_roles;
+  now.insert(roles.begin(), roles.end());
+  if (!roles.empty() && now != fw.roles) {
+    if (fw.suppressed_roles.empty())
+      ++partly_suppressed_;
+    fw.suppressed_roles = std::move(now);
+    return caf::none;
+  }
+  // Every role: suppressed as a whole, which the cycle skips cheaply.
+  if (!fw.suppressed_roles.empty()) {
+    fw.suppressed_roles.clear();
+    --partly_suppressed_;
+  }
+  fw.suppressed = true;
+  --unsuppressed_;
+  for (auto& agent : fw.filtered)
+    --agents_.at(agent).unsuppressed_filters;
+  return caf::none;
+}
+
+caf::error Allocator::revive(const FrameworkId& fid, const std::set<std::string>& roles) {
+  auto it = frameworks_.find(fid);
+  if (it == frameworks_.end())
+    return unknown("framework", fid);
+  auto& fw = it->second;
+  if (auto err = check_roles(fid, fw.roles, roles))
+    return err;
   for (auto& agent : std::vector<AgentId>(fw.filtered.begin(),
                                           fw.filtered.end()))  // drop_filter edits fw.filtered
     drop_filter(agent, agents_.at(agent), fid);
+  // What stays suppressed: nothing when every role is revived.
+  std::set<std::string> still = fw.suppressed ? fw.roles : fw.suppressed_roles;
+  if (roles.empty())
+    still.clear();
+  for (auto& r : roles)
+    still.erase(r);
   if (fw.suppressed) {
     fw.suppressed = false;
     ++unsuppressed_;
   }
+  if (fw.suppressed_roles.empty() != still.empty())
+    still.empty() ? --partly_suppressed_ : ++partly_suppressed_;
+  fw.suppressed_roles = std::move(still);
   return caf::none;
 }
 
@@ -407,6 +450,8 @@ FrameworkId Allocator::pick_framework(const AgentId& id, Agent& agent, const std
   bool any_suppressed = unsuppressed_ < frameworks_.size();
   role_books_.at(role).frameworks->visit([&](const std::string& fid) {
     if (any_suppressed && frameworks_.at(fid).suppressed)
+      return true;
+    if (partly_suppressed_ > 0 && frameworks_.at(fid).suppressed_roles.count(role))
       return true;
     if (!agent.filters.empty() && filtered(id, agent, fid, offer, now))
       return true;

@@ -82,10 +82,11 @@ class Allocator {
   // again until now + refuse while what it has available fits in resources.
   caf::error decline(const FrameworkId& framework, const AgentId& agent, const std::string& role,
                      const Resources& resources, Duration refuse, TimePoint now);
-  // A suppressed framework gets no offers until revive(), which also clears
-  // its filters.
-  caf::error suppress(const FrameworkId& framework);
-  caf::error revive(const FrameworkId& framework);
+  // A suppressed framework gets no offers for the suppressed roles (empty:
+  // all its roles) until revive() of those roles. revive() also clears the
+  // framework's filters. Roles that are not the framework's are an error.
+  caf::error suppress(const FrameworkId& framework, const std::set<std::string>& roles = {});
+  caf::error revive(const FrameworkId& framework, const std::set<std::string>& roles = {});
 
   // One allocation cycle over every agent.
   std::vector<OfferGrant> allocate(TimePoint now);
@@ -112,7 +113,8 @@ class Allocator {
   };
   struct Framework {
     std::set<std::string> roles;
-    bool suppressed = false;
+    bool suppressed = false;                 // every role
+    std::set<std::string> suppressed_roles;  // some roles, while not suppressed
     // What the framework holds, per agent and role. Nearly always one role per
     // agent: a small vector costs far less to create than a hash map.
     using ByRole = std::vector<std::pair<std::string, Resources>>;
@@ -156,6 +158,7 @@ class Allocator {
   std::vector<std::pair<const AgentId, Agent>*> agent_order_;
   std::unordered_map<FrameworkId, Framework> frameworks_;
   size_t unsuppressed_ = 0;
+  size_t partly_suppressed_ = 0;  // frameworks with suppressed_roles
   ScalarTotals cluster_total_;
   bool totals_dirty_ = false;
 };

@@ -78,12 +78,13 @@ AllocatorActor::AllocatorActor(caf::actor_config& cfg, ActorInit init, Allocator
       check(books_->recover(fid, agent, role, *r), "recover");
     schedule_cycle();
   });
-  // Suppression and filters are kept per framework (all its roles at once);
-  // per-role suppression is a known gap (docs/architecture.md).
-  on_master<wire::AllocatorSuppress>(
-      [this](auto m) { check(books_->suppress(str(m.getFrameworkId())), "suppress"); });
+  // Suppression is per role; decline filters are per framework and agent
+  // (a revive of any role clears them all).
+  on_master<wire::AllocatorSuppress>([this](auto m) {
+    check(books_->suppress(str(m.getFrameworkId()), roles_of(m.getRoles())), "suppress");
+  });
   on_master<wire::AllocatorRevive>([this](auto m) {
-    check(books_->revive(str(m.getFrameworkId())), "revive");
+    check(books_->revive(str(m.getFrameworkId()), roles_of(m.getRoles())), "revive");
     schedule_cycle();
   });
   on_master<wire::AllocatorSetWeight>(

@@ -5,6 +5,8 @@
 
 #include "runtime/log.hpp"
 
+#include <algorithm>
+
 namespace tessera {
 
 namespace {
@@ -78,6 +80,9 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
   for (auto& r : roles)
     if (!valid_role(r))
       return refuse_call(from, "invalid role '" + r + "'");
+  for (auto r : s.getSuppressedRoles())
+    if (std::find(roles.begin(), roles.end(), str(r)) == roles.end())
+      return refuse_call(from, "suppressed role '" + str(r) + "' is not one of its roles");
   if (info.getName().size() > framework_name_bytes_max)
     return refuse_call(from, "framework name too long");
   if (!fid.empty() && removed(fid))
@@ -126,19 +131,23 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
   framework_at_[from] = fid;
   watch(from);
   ++counters_.frameworks_subscribed;
-  bool suppressed = s.getSuppressedRoles().size() > 0;
   if (!in_allocator) {
     to_allocator(build<wire::AllocatorAddFramework>([&](wire::AllocatorAddFramework::Builder b) {
       b.setFrameworkId(fid);
       auto list = b.initRoles(static_cast<unsigned>(roles.size()));
       for (unsigned i = 0; i < roles.size(); ++i)
         list.set(i, roles[i]);
-      b.setSuppressed(suppressed);
     }));
-  } else if (!suppressed) {
+  } else {
+    // Back from a disconnection (suppressed as a whole meanwhile).
     to_allocator(build<wire::AllocatorRevive>(
         [&](wire::AllocatorRevive::Builder b) { b.setFrameworkId(fid); }));
   }
+  if (s.getSuppressedRoles().size() > 0)
+    to_allocator(build<wire::AllocatorSuppress>([&](wire::AllocatorSuppress::Builder b) {
+      b.setFrameworkId(fid);
+      b.setRoles(s.getSuppressedRoles());
+    }));
   log().info("master: framework {} ({}) subscribed from {}{}", fid, fw->name, from.to_string(),
              fresh ? "" : " (resubscribed)");
   send(from, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {

@@ -149,6 +149,28 @@ TEST_CASE("suppress stops offers; revive resumes them and clears filters", "[all
   CHECK(a->allocate(t0).size() == 2);  // the filtered agent too
 }
 
+TEST_CASE("suppress and revive act on the roles named", "[allocator]") {
+  auto a = make_allocator();
+  add_agents(*a, 1, "cpus:1;mem:128");
+  REQUIRE_FALSE(a->add_framework("fa", {"a", "b"}));
+  REQUIRE_FALSE(a->suppress("fa", {"a"}));
+  auto offers = a->allocate(t0);
+  REQUIRE(offers.size() == 1);
+  CHECK(offers[0].role == "b");  // role a is suppressed, b is not
+  REQUIRE_FALSE(a->recover("fa", offers[0].agent, "b", offers[0].resources));
+  REQUIRE_FALSE(a->suppress("fa", {"b"}));  // now every role
+  CHECK(a->allocate(t0).empty());
+  REQUIRE_FALSE(a->revive("fa", {"a"}));
+  offers = a->allocate(t0);
+  REQUIRE(offers.size() == 1);
+  CHECK(offers[0].role == "a");
+  CHECK(a->suppress("fa", {"c"}));  // not its role: an error
+  REQUIRE_FALSE(a->recover("fa", offers[0].agent, "a", offers[0].resources));
+  REQUIRE_FALSE(a->revive("fa"));
+  CHECK(a->allocate(t0).size() == 1);
+  REQUIRE_FALSE(a->remove_framework("fa"));
+}
+
 TEST_CASE("when every framework has filtered an agent, none is offered it", "[allocator][filter]") {
   auto a = make_allocator();
   add_agents(*a, 3, "cpus:1;mem:128");
