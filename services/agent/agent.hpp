@@ -84,8 +84,8 @@ struct AgentConfig {
 
   std::chrono::milliseconds registration_backoff_min_ms{50};
   std::chrono::milliseconds registration_backoff_max_ms{5000};
-  std::chrono::milliseconds status_update_backoff_min_ms{500};
-  std::chrono::milliseconds status_update_backoff_max_ms{10000};
+  std::chrono::milliseconds status_update_backoff_min_ms{2000};
+  std::chrono::milliseconds status_update_backoff_max_ms{60000};
   // Between SIGTERM and SIGKILL when a kill names no grace period.
   std::chrono::milliseconds kill_grace_ms{3000};
   // An executor that has not subscribed by then fails its tasks and is killed.
