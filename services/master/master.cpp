@@ -233,6 +233,12 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
          }));
     return;
   }
+  if (!fw->tasks.count(tid) && fw->tasks.size() >= config_.tasks_per_framework_max) {
+    ++counters_.invalid_calls;
+    log().warn("master: agent {} reports task {} beyond framework {}'s task limit", agent.id, tid,
+               fid);
+    return;
+  }
   auto& task = fw->tasks[tid];
   bool fresh = task.id.empty();
   task.id = tid;
@@ -435,6 +441,10 @@ void Master::on_status_update(const Received<wire::StatusUpdate>& m) {
              b.setUuid(status.getUuid());
            }));
     }
+    return;
+  }
+  if (!fw->tasks.count(tid) && fw->tasks.size() >= config_.tasks_per_framework_max) {
+    ++counters_.invalid_calls;  // the agent retries; adopted once there is room
     return;
   }
   auto& task = fw->tasks[tid];

@@ -178,7 +178,7 @@ struct Cluster {
     });
   }
 
-  // Sends a call from a framework actor by sending through its node.
+  // Sends msg to the master as if from the actor at `from` on `node`.
   void call(Node& from, const Address& fw_addr, const Outgoing& msg) {
     Envelope env;
     env.type_id = msg.type_id;
@@ -263,16 +263,7 @@ TEST_CASE("offers, a launch, an update and its acknowledgement", "[master]") {
   REQUIRE(fw.offers.size() == 2);
   CHECK(fw.offers[1].resources == "cpus:3;mem:896");
 
-  an.send_envelope([&] {
-    auto out = status_update(fw.id, "t1", State::RUNNING, "uuid-1");
-    Envelope env;
-    env.type_id = out.type_id;
-    env.payload = out.payload;
-    env.sender = agent_addr;
-    env.receiver = c.master;
-    return env;
-  }());
-  c.sim.run();
+  c.call(an, agent_addr, status_update(fw.id, "t1", State::RUNNING, "uuid-1"));
   REQUIRE(fw.updates.size() == 1);
   CHECK(fw.updates[0].state == State::RUNNING);
   CHECK(fw.updates[0].uuid == "uuid-1");
@@ -398,33 +389,24 @@ TEST_CASE("an agent that stops answering pings becomes unreachable", "[master]")
 
   // The agent comes back: it reregisters with its tasks, which run again.
   agent.answer_pings = true;
-  an.send_envelope([&] {
-    auto out = build<wire::ReregisterAgent>([&](wire::ReregisterAgent::Builder b) {
-      auto info = b.initAgentInfo();
-      info.setAgentId(agent.id);
-      auto total = *Resources::parse("cpus:2;mem:512");
-      to_wire(total, info.initResources(wire_size(total)));
-      auto tasks = b.initTasks(2);
-      auto r = *Resources::parse("cpus:1;mem:128");
-      tasks[0].setFrameworkId(aware.id);
-      tasks[0].initTask().setTaskId("ta");
-      to_wire(r, tasks[0].getTask().initResources(wire_size(r)));
-      tasks[0].setState(State::RUNNING);
-      tasks[0].setLatestState(State::RUNNING);
-      tasks[1].setFrameworkId(plain.id);
-      tasks[1].initTask().setTaskId("tp");
-      to_wire(r, tasks[1].getTask().initResources(wire_size(r)));
-      tasks[1].setState(State::RUNNING);
-      tasks[1].setLatestState(State::RUNNING);
-    });
-    Envelope env;
-    env.type_id = out.type_id;
-    env.payload = out.payload;
-    env.sender = agent_addr;
-    env.receiver = c.master;
-    return env;
-  }());
-  c.sim.run();
+  c.call(an, agent_addr, build<wire::ReregisterAgent>([&](wire::ReregisterAgent::Builder b) {
+           auto info = b.initAgentInfo();
+           info.setAgentId(agent.id);
+           auto total = *Resources::parse("cpus:2;mem:512");
+           to_wire(total, info.initResources(wire_size(total)));
+           auto tasks = b.initTasks(2);
+           auto r = *Resources::parse("cpus:1;mem:128");
+           tasks[0].setFrameworkId(aware.id);
+           tasks[0].initTask().setTaskId("ta");
+           to_wire(r, tasks[0].getTask().initResources(wire_size(r)));
+           tasks[0].setState(State::RUNNING);
+           tasks[0].setLatestState(State::RUNNING);
+           tasks[1].setFrameworkId(plain.id);
+           tasks[1].initTask().setTaskId("tp");
+           to_wire(r, tasks[1].getTask().initResources(wire_size(r)));
+           tasks[1].setState(State::RUNNING);
+           tasks[1].setLatestState(State::RUNNING);
+         }));
   CHECK(agent.reregistered == 1);
   // The plain framework was told its task is lost: the copy that came back
   // is killed, not adopted.

@@ -79,14 +79,7 @@ Command add_cluster_command(CLI::App& app) {
                   "Each agent's resources, e.g. 'cpus:2;mem:1024'; the rest is detected");
   sub->add_option("--agent-attributes", o->agent_attributes, "Each agent's attributes");
   sub->add_option("--work-dir", o->work_dir, "Directory for sandboxes; default: a new one in /tmp");
-  sub->add_option("--allocation-interval", o->allocation_interval_s,
-                  "Seconds between allocation cycles")
-      ->check(CLI::Range(0.001, 3600.0))
-      ->capture_default_str();
-  sub->add_option("--offer-timeout", o->offer_timeout_s,
-                  "Seconds before an unused offer is rescinded; 0: never")
-      ->check(CLI::Range(0.0, 86400.0))
-      ->capture_default_str();
+  add_allocation_flags(sub, o->allocation_interval_s, o->offer_timeout_s);
   sub->add_flag("--process-executors", o->process_executors,
                 "Run executors as processes instead of actors in this process");
   return {sub, [o] { return run_cluster(*o); }};

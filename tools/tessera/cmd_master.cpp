@@ -71,14 +71,7 @@ Command add_master_command(CLI::App& app) {
                                  "frameworks");
   sub->add_option("--listen", o->listen, "HOST:PORT to listen on")->capture_default_str();
   sub->add_option("--work-dir", o->work_dir, "Directory for the master's state")->required();
-  sub->add_option("--allocation-interval", o->allocation_interval_s,
-                  "Seconds between allocation cycles (also run on events)")
-      ->check(CLI::Range(0.001, 3600.0))
-      ->capture_default_str();
-  sub->add_option("--offer-timeout", o->offer_timeout_s,
-                  "Seconds before an unused offer is rescinded; 0: never")
-      ->check(CLI::Range(0.0, 86400.0))
-      ->capture_default_str();
+  add_allocation_flags(sub, o->allocation_interval_s, o->offer_timeout_s);
   sub->add_option("--agent-ping-interval", o->agent_ping_interval_s, "Seconds between agent pings")
       ->check(CLI::Range(0.001, 3600.0))
       ->capture_default_str();

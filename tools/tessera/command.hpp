@@ -33,6 +33,10 @@ inline std::chrono::nanoseconds seconds(double s) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>(s));
 }
 
+// --allocation-interval and --offer-timeout, which the master and the
+// cluster share.
+void add_allocation_flags(CLI::App* sub, double& allocation_interval_s, double& offer_timeout_s);
+
 struct HostPort {
   std::string host;
   uint16_t port = 0;

@@ -53,6 +53,17 @@ std::optional<HostPort> parse_host_port(const std::string& text) {
   return out;
 }
 
+void add_allocation_flags(CLI::App* sub, double& allocation_interval_s, double& offer_timeout_s) {
+  sub->add_option("--allocation-interval", allocation_interval_s,
+                  "Seconds between allocation cycles (also run on events)")
+      ->check(CLI::Range(0.001, 3600.0))
+      ->capture_default_str();
+  sub->add_option("--offer-timeout", offer_timeout_s,
+                  "Seconds before an unused offer is rescinded; 0: never")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
+}
+
 void block_stop_signals() {
   sigset_t set;
   sigemptyset(&set);
