@@ -178,3 +178,42 @@ struct SandboxFile {
   size @2 :UInt64;
   # The file's whole size, so a reader knows whether more is left.
 }
+
+struct GetContainerUsage {
+  # Anyone -> agent, as a request: the resource usage of its containers
+  # (Mesos's /monitor/statistics). The agent answers ContainerUsage.
+  frameworkId @0 :Text;
+  executorId @1 :Text;
+  # Both empty: every container; otherwise that executor's container only.
+}
+
+struct ContainerStats {
+  # One container (the cgroup, or for posix isolation the process session,
+  # of one executor run) as measured at timestampNs.
+  frameworkId @0 :Text;
+  executorId @1 :Text;
+  containerId @2 :Text;
+  # The executor run's id.
+  isolation @3 :Text;
+  # "cgroups-v1", "cgroups-v2" or "posix".
+  timestampNs @4 :Int64;
+  cpuTimeNs @5 :UInt64;
+  # User plus system CPU time of every process, living or ended, in it.
+  cpusLimitMilli @6 :UInt64;
+  # The CPU share it may use (0: not limited).
+  memRssBytes @7 :UInt64;
+  memPeakBytes @8 :UInt64;
+  memLimitBytes @9 :UInt64;
+  # 0: not limited.
+  processes @10 :UInt32;
+  pidsLimit @11 :UInt32;
+  oomKills @12 :UInt32;
+  # Processes the kernel (or, for posix isolation, the agent) killed for memory.
+}
+
+struct ContainerUsage {
+  # Agent -> reader: answers GetContainerUsage.
+  containers @0 :List(ContainerStats);
+  error @1 :Text;
+  # Set (and containers empty) when the named container is unknown.
+}

@@ -172,6 +172,33 @@ struct KillPolicy {
   gracePeriodNs @0 :Int64;
 }
 
+struct HealthCheck {
+  # How an executor checks that a task is healthy, after Mesos's
+  # HealthCheck. Unset fields take Mesos's defaults. A check that fails
+  # within the grace period (counted from the task's start) is not counted;
+  # once consecutiveFailures checks in a row have failed after it, the task
+  # is killed and reported failed with reason taskUnhealthy.
+  enum Type {
+    command @0;  # Run command in the task's sandbox; exit 0 is healthy.
+    http @1;     # GET http://127.0.0.1:port/path; status 200-399 is healthy.
+    tcp @2;      # Connect to 127.0.0.1:port; a connection is healthy.
+  }
+  type @0 :Type;
+  command @1 :CommandInfo;
+  # For command checks.
+  port @2 :UInt16;
+  # For http and tcp checks.
+  path @3 :Text = "/";
+  # For http checks.
+  delayNs @4 :Int64 = 15000000000;
+  # From the task's start to the first check.
+  intervalNs @5 :Int64 = 10000000000;
+  timeoutNs @6 :Int64 = 20000000000;
+  # A check that takes longer has failed.
+  consecutiveFailures @7 :UInt32 = 3;
+  gracePeriodNs @8 :Int64 = 10000000000;
+}
+
 struct ExecutorInfo {
   # The executor that runs a framework's tasks: its own (custom: command is
   # what the agent starts) or the agent's default executor for task groups.
@@ -199,6 +226,7 @@ struct TaskInfo {
   executor @5 :ExecutorInfo;    # Optional (hasExecutor()).
   killPolicy @6 :KillPolicy;    # Optional; absent: the agent's default grace period.
   labels @7 :List(Label);
+  healthCheck @8 :HealthCheck;  # Optional (hasHealthCheck()).
 }
 
 enum FrameworkCapability {

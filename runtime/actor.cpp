@@ -1,6 +1,7 @@
 #include "runtime/actor.hpp"
 
 #include "runtime/atoms.hpp"
+#include "runtime/blocking_pool.hpp"
 #include "runtime/log.hpp"
 #include "runtime/simulation.hpp"
 
@@ -91,6 +92,11 @@ caf::behavior Actor::make_behavior() {
           on_process_exit(ProcessExit{pid, exit_code, term_signal});
         done(false);
       },
+      [this, done](blocking_atom, uint64_t id) {
+        if (internal())
+          on_blocking_done(id);
+        done(false);
+      },
   };
 }
 
@@ -110,6 +116,16 @@ void Actor::on_process_exit(const ProcessExit& exit) {
   auto fn = std::move(it->second);
   processes_.erase(it);
   run_guarded("process exit callback", [&] { fn(exit); });
+}
+
+void Actor::on_blocking_done(uint64_t id) {
+  auto it = blocking_.find(id);
+  if (it == blocking_.end())
+    return;
+  auto slot = std::move(it->second);
+  blocking_.erase(it);
+  if (*slot)
+    run_guarded("blocking work continuation", *slot);
 }
 
 // Callbacks that are not message handlers (on_start, timers, deferred work,
@@ -612,6 +628,30 @@ expected<int> Actor::start_process(const ProcessSpec& spec,
   if (pid)
     processes_.emplace(*pid, std::move(on_exit));
   return pid;
+}
+
+bool Actor::blocking(std::function<std::function<void()>()> work) {
+  auto self = caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()});
+  auto* sim = node_->simulation();
+  auto id = next_blocking_++;
+  auto slot = std::make_shared<std::function<void()>>();
+  auto name = address_.to_string();
+  bool queued = node_->blocking_pool().submit([self, sim, slot, id, name, work = std::move(work)] {
+    try {
+      *slot = work();
+    } catch (const std::exception& e) {
+      log().error("{}: blocking work threw: {}", name, e.what());
+    } catch (...) {
+      log().error("{}: blocking work threw", name);
+    }
+    if (sim)
+      sim->post([self, id] { caf::anon_send(self, blocking_atom::value, id); });
+    else
+      caf::anon_send(self, blocking_atom::value, id);
+  });
+  if (queued)
+    blocking_.emplace(id, std::move(slot));
+  return queued;
 }
 
 }  // namespace tessera

@@ -91,6 +91,13 @@ class Actor : public caf::event_based_actor {
   expected<int> start_process(const ProcessSpec& spec,
                               std::function<void(const ProcessExit&)> on_exit);
 
+  // Runs work on the node's BlockingPool and then the continuation it returns
+  // on this actor's thread, like a handler (in a simulation: once it is
+  // idle). work must not touch the actor's state; it captures copies. False,
+  // and nothing runs, when the pool refuses (full or stopping). A throwing
+  // work is logged and its continuation skipped.
+  bool blocking(std::function<std::function<void()>()> work);
+
   void stop() { quit(); }
 
  private:
@@ -132,6 +139,7 @@ class Actor : public caf::event_based_actor {
   void run_guarded(const char* what, const std::function<void()>& fn);
   bool internal();
   void on_process_exit(const ProcessExit& exit);
+  void on_blocking_done(uint64_t id);
   void learn_sender(const Envelope& env);
 
   // Sending.
@@ -178,6 +186,8 @@ class Actor : public caf::event_based_actor {
   uint64_t next_request_ = 1;
   std::unordered_map<int, std::function<void(const ProcessExit&)>> processes_;
   std::vector<std::function<void()>> deferred_;
+  std::unordered_map<uint64_t, std::shared_ptr<std::function<void()>>> blocking_;
+  uint64_t next_blocking_ = 1;
 };
 
 // ---------------------------------------------------------------------------

@@ -9,5 +9,6 @@ using lookup_atom = caf::atom_constant<caf::atom("tslookup")>;
 using relay_atom = caf::atom_constant<caf::atom("tsrelay")>;
 using deferred_atom = caf::atom_constant<caf::atom("tsdefer")>;
 using exited_atom = caf::atom_constant<caf::atom("tsexited")>;
+using blocking_atom = caf::atom_constant<caf::atom("tsblock")>;
 
 }  // namespace tessera

@@ -2,6 +2,7 @@
 
 #include "runtime/actor.hpp"
 #include "runtime/atoms.hpp"
+#include "runtime/blocking_pool.hpp"
 #include "runtime/log.hpp"
 #include "runtime/process_launcher.hpp"
 #include "runtime/simulation.hpp"
@@ -120,6 +121,8 @@ void Node::stop() {
   // Kills and reaps leftover processes while actors can still hear; the
   // object itself lives on (refusing work) until ~Node, because an actor's
   // exit hooks may still run and call it after await_all_actors_done().
+  if (pool_)
+    pool_->shutdown();
   if (launcher_)
     launcher_->shutdown();
   owned_system_.reset();
@@ -204,6 +207,11 @@ void Node::send_envelope(Envelope env) {
 ProcessLauncher& Node::launcher() {
   std::call_once(launcher_once_, [this] { launcher_ = std::make_unique<ProcessLauncher>(); });
   return *launcher_;
+}
+
+BlockingPool& Node::blocking_pool() {
+  std::call_once(pool_once_, [this] { pool_ = std::make_unique<BlockingPool>(); });
+  return *pool_;
 }
 
 bool Node::settle(std::chrono::milliseconds timeout) {

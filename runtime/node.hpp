@@ -33,6 +33,7 @@
 
 namespace tessera {
 
+class BlockingPool;
 class ProcessLauncher;
 class Simulation;
 class Actor;
@@ -84,6 +85,8 @@ class Node {
   FilterSet& filters() { return filters_; }
   Stats& stats() { return stats_; }
   ProcessLauncher& launcher();
+  // Threads for blocking work (Actor::blocking); started on first use.
+  BlockingPool& blocking_pool();
   caf::actor_system& system() { return *system_; }
   Simulation* simulation() const { return sim_; }
 
@@ -125,6 +128,8 @@ class Node {
   std::unordered_map<std::string, caf::actor> actors_;  // null handle: reserved
   std::once_flag launcher_once_;
   std::unique_ptr<ProcessLauncher> launcher_;
+  std::once_flag pool_once_;
+  std::unique_ptr<BlockingPool> pool_;
   bool stopped_ = false;
 };
 

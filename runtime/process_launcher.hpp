@@ -29,6 +29,14 @@ struct ProcessSpec {
   std::string stdout_path;        // empty: /dev/null; otherwise created/truncated
   std::string stderr_path;        // empty: /dev/null
   bool new_session = true;        // setsid(), so kill_group reaches grandchildren
+  // Container placement, done in the child before it execs, so that nothing
+  // it runs ever escapes: it joins each of these cgroup directories (writes
+  // itself into their cgroup.procs) ...
+  std::vector<std::string> cgroups;
+  // ... and, when set, becomes pid 1 of a new PID namespace with a private
+  // mount namespace and its own /proc, so `ps` sees only its own processes
+  // and its end kills every process in it.
+  bool pid_namespace = false;
 };
 
 struct ProcessExit {

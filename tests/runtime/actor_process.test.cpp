@@ -10,6 +10,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <stdexcept>
+#include <thread>
 
 using namespace tessera;
 using namespace tessera::testing;
@@ -60,4 +62,39 @@ TEST_CASE("an actor kills its process with a chosen signal", "[process]") {
   REQUIRE_FALSE((*node)->launcher().kill(pid, SIGTERM));
   REQUIRE(wait_until([&] { return sig != 0; }));
   CHECK(sig == SIGTERM);
+}
+
+TEST_CASE("an actor runs blocking work off its thread and continues on it", "[blocking]") {
+  auto node = Node::start();
+  REQUIRE(node);
+  std::atomic<bool> ran_elsewhere{false};
+  std::atomic<int> result{0};
+  std::atomic<bool> continued_on_actor{false};
+  REQUIRE((*node)->spawn<Probe>("worker", [&](Probe& self) {
+    auto actor_thread = std::this_thread::get_id();
+    bool queued = self.blocking([&, actor_thread]() -> std::function<void()> {
+      ran_elsewhere = std::this_thread::get_id() != actor_thread;
+      int value = 42;
+      return [&, value] {
+        continued_on_actor = self.me().name == "worker";
+        result = value;
+      };
+    });
+    CHECK(queued);
+  }));
+  REQUIRE(wait_until([&] { return result.load() != 0; }));
+  CHECK(result == 42);
+  CHECK(ran_elsewhere);
+  CHECK(continued_on_actor);
+}
+
+TEST_CASE("blocking work that throws is logged and its actor goes on", "[blocking]") {
+  auto node = Node::start();
+  REQUIRE(node);
+  std::atomic<int> step{0};
+  REQUIRE((*node)->spawn<Probe>("worker", [&](Probe& self) {
+    self.blocking([]() -> std::function<void()> { throw std::runtime_error("boom"); });
+    self.blocking([&]() -> std::function<void()> { return [&] { step = 2; }; });
+  }));
+  REQUIRE(wait_until([&] { return step.load() == 2; }));
 }

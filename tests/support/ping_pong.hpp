@@ -56,6 +56,7 @@ class Probe : public Actor {
   Probe(caf::actor_config& cfg, ActorInit init, Setup setup)
       : Actor(cfg, std::move(init)), setup_(std::move(setup)) {}
   using Actor::after;
+  using Actor::blocking;
   using Actor::cancel;
   using Actor::on;
   using Actor::on_lost;
