@@ -3,11 +3,13 @@
 #include <catch2/catch.hpp>
 
 #include <dirent.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
@@ -491,5 +493,92 @@ TEST_CASE("50 concurrent processes all report their exits", "[launcher]") {
     CHECK(++seen[exit.pid] == 1);
     CHECK(exit.exit_code == expected_code[exit.pid]);
   }
+  CHECK(launcher.running() == 0);
+}
+
+// -- container placement ------------------------------------------------------------
+
+namespace {
+
+// A pids cgroup (v1) of this test's own, removed afterwards; empty path when
+// this machine gives none (the test then says why and skips).
+class PidsCgroup {
+ public:
+  PidsCgroup() {
+    auto dir = "/sys/fs/cgroup/pids/tessera-launcher-test-" + std::to_string(::getpid());
+    if (::mkdir(dir.c_str(), 0755) == 0)
+      path_ = dir;
+    else
+      why_ = dir + ": " + std::strerror(errno);
+  }
+  ~PidsCgroup() {
+    if (!path_.empty())
+      ::rmdir(path_.c_str());
+  }
+  const std::string& path() const { return path_; }
+  const std::string& why() const { return why_; }
+
+ private:
+  std::string path_;
+  std::string why_;
+};
+
+}  // namespace
+
+TEST_CASE("a process can be started inside a cgroup", "[launcher][container]") {
+  PidsCgroup cgroup;
+  if (cgroup.path().empty()) {
+    WARN("skipped: no writable cgroup v1 pids hierarchy: " << cgroup.why());
+    return;
+  }
+  ExitLog log;
+  ProcessLauncher launcher;
+  auto spec = shell("sleep 30");
+  spec.cgroups = {cgroup.path()};
+  auto pid = launcher.spawn(spec, log.callback());
+  REQUIRE(pid);
+  auto members = read_file(cgroup.path() + "/cgroup.procs");
+  CHECK(members.find(std::to_string(*pid)) != std::string::npos);
+  // The shell's child (sleep) is in the cgroup too; the group kill takes both.
+  REQUIRE_FALSE(launcher.kill(*pid, SIGKILL, true));
+  CHECK(log.single().term_signal == SIGKILL);
+  CHECK(eventually([&] { return read_file(cgroup.path() + "/cgroup.procs").empty(); }));
+}
+
+TEST_CASE("a process in its own PID namespace sees only its own processes",
+          "[launcher][container]") {
+  TempDir dir;
+  ExitLog log;
+  ProcessLauncher launcher;
+  auto spec = shell("echo pid=$$; sleep 0.2 & ls /proc | grep -c '^[0-9]'");
+  spec.pid_namespace = true;
+  spec.stdout_path = dir.file("out");
+  spec.stderr_path = dir.file("err");
+  auto pid = launcher.spawn(spec, log.callback());
+  if (!pid && tessera::describe(pid.error()).find("not permitted") != std::string::npos) {
+    WARN("skipped: PID namespaces not permitted here: " << tessera::describe(pid.error()));
+    return;
+  }
+  REQUIRE(pid);
+  CHECK(log.single().exit_code == 0);
+  // The shell is pid 1; /proc lists it, the background sleep and ls.
+  auto out = read_file(dir.file("out"));
+  INFO(out << read_file(dir.file("err")));
+  CHECK(out.rfind("pid=1\n", 0) == 0);
+  auto count = std::stoi(out.substr(out.find('\n') + 1));
+  CHECK(count >= 2);
+  CHECK(count <= 4);
+}
+
+TEST_CASE("a container spawn that cannot exec reports why", "[launcher][container]") {
+  ProcessLauncher launcher;
+  ProcessSpec spec;
+  spec.argv = {"/no/such/program"};
+  spec.pid_namespace = true;
+  auto pid = launcher.spawn(spec, {});
+  REQUIRE_FALSE(pid);
+  CHECK(pid.error() == tessera::make_error(Errc::spawn_failed));
+  auto text = tessera::describe(pid.error());
+  CHECK(text.find("execve") != std::string::npos);
   CHECK(launcher.running() == 0);
 }
