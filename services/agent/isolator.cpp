@@ -253,8 +253,10 @@ class CgroupsV1 : public Isolator {
   void release() override {
     std::set<fs::path> seen;
     for (const auto& [controller, mount] : mounts_)
-      if (seen.insert(mount).second)
+      if (seen.insert(mount).second) {
         ::rmdir(scope_dir(controller).c_str());
+        ::rmdir((mount / config_.cgroups_root).c_str());  // if no other agent uses it
+      }
   }
 
  private:
@@ -386,6 +388,7 @@ class CgroupsV2 : public Isolator {
 
   void release() override {
     ::rmdir((config_.cgroups_mount / config_.cgroups_root / config_.scope).c_str());
+    ::rmdir((config_.cgroups_mount / config_.cgroups_root).c_str());
   }
 
  private:
