@@ -30,6 +30,15 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
       metrics_(*config_.metrics),
       rng_(seed_or_random(config_.seed)),
       registration_backoff_(config_.registration_backoff_min_ms) {
+  isolator_ = config_.isolator;
+  if (!isolator_) {
+    IsolationConfig posix;
+    posix.kind = "posix";
+    posix.scope = isolation_scope(config_.work_dir);
+    isolator_ = std::move(*make_isolator(posix, nullptr));  // posix always works
+  }
+  attach_functor(
+      [isolator = isolator_, book = containers_] { destroy_containers(isolator, *book); });
   if (config_.on_stopped)
     attach_functor([fn = config_.on_stopped] { fn(); });
   install_master_handlers();
@@ -75,6 +84,8 @@ void Agent::install_master_handlers() {
     }
     run_task(m);
   });
+  on<wire::GetContainerUsage>(
+      [this](const Received<wire::GetContainerUsage>& m) { on_get_usage(m); });
   on<wire::RunTaskGroup>([this](const Received<wire::RunTaskGroup>& m) {
     if (from_master(m.sender(), "RunTaskGroup"))
       run_task_group(m);

@@ -12,6 +12,14 @@
 //    anything else is counted (AgentMetrics), logged and dropped.
 //  - A command task runs under its own CommandExecutor (executor id = task
 //    id), in this node or in a `tessera executor` process (ExecutorMode).
+//  - Each executor run is a container (isolator.hpp): its processes (the
+//    executor process, or the task processes of an in-process executor) start
+//    inside it, limited to the tasks' cpus and mem (plus a headroom for the
+//    executor) and container_pids_max. When a run ends, its container is
+//    destroyed, so nothing it started outlives it. A container that hits its
+//    memory limit (the kernel's OOM killer, or the agent's polling under
+//    posix isolation) ends its tasks as TASK_FAILED with reason
+//    CONTAINER_LIMITATION_MEMORY (agent_containers.cpp).
 //
 // Invariants:
 //  1. Status updates: an executor's update is stored, then acknowledged to the
@@ -28,6 +36,7 @@
 // from any thread.
 
 #include "runtime/actor.hpp"
+#include "services/agent/isolator.hpp"
 #include "services/agent/status_update_stream.hpp"
 #include "services/common/resources.hpp"
 #include "services/common/wire.hpp"
@@ -43,7 +52,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -71,6 +82,9 @@ struct AgentMetrics {
   std::atomic<uint64_t> acks_unexpected{0};  // StatusUpdateAck for no waiting update
   std::atomic<uint64_t> tasks_launched{0};
   std::atomic<uint64_t> executors_exited{0};
+  std::atomic<uint64_t> containers_destroyed{0};
+  std::atomic<uint64_t> container_limitations{0};  // memory limits hit
+  std::atomic<uint64_t> container_errors{0};       // prepare/destroy failures
 };
 
 struct AgentConfig {
@@ -99,6 +113,14 @@ struct AgentConfig {
   uint32_t ping_timeout_intervals = 5;
   uint64_t seed = 0;  // backoff jitter and update uuids; 0: std::random_device
 
+  // Containers. Null isolator: posix isolation scoped by work_dir.
+  std::shared_ptr<Isolator> isolator;
+  bool pid_namespace = false;  // each task is pid 1 of its own PID namespace
+  uint64_t executor_mem_headroom_bytes = uint64_t{32} << 20;
+  uint32_t container_pids_max = 4096;
+  // How often usage is read to notice OOM kills and posix memory overuse.
+  std::chrono::milliseconds container_monitor_interval_ms{1000};
+
   std::shared_ptr<AgentMetrics> metrics = std::make_shared<AgentMetrics>();
   // Called on the agent's thread each time it (re)registers; must not block.
   std::function<void(const std::string& agent_id)> on_registered;
@@ -112,6 +134,9 @@ struct AgentConfig {
 expected<Resources> detect_resources(const std::filesystem::path& work_dir);
 // given, plus every detected resource whose name given does not mention.
 Resources merge_resources(const Resources& given, const Resources& detected);
+
+// A stable isolation scope for the agent that uses work_dir: "agent-<hash>".
+std::string isolation_scope(const std::filesystem::path& work_dir);
 
 class Agent : public Actor {
  public:
@@ -137,6 +162,14 @@ class Agent : public Actor {
     Duration retry_backoff{};
     bool kill_requested = false;
   };
+  // An executor run's container, while it exists.
+  struct Container {
+    bool active = false;  // prepared and not yet destroyed
+    ContainerLimits limits;
+    uint32_t oom_kills = 0;            // as last read
+    Reason limitation = Reason::NONE;  // set once a limit was hit
+    std::string limitation_message;
+  };
   struct Executor {
     std::string framework_id;
     std::string executor_id;
@@ -152,6 +185,7 @@ class Agent : public Actor {
     std::vector<std::string> queued;  // launched once it subscribes
     TimerId registration_timer = 0;
     TimerId kill_timer = 0;
+    Container container;
   };
   struct Completed {
     Key task;
@@ -181,7 +215,7 @@ class Agent : public Actor {
   void run_task_group(const Received<wire::RunTaskGroup>& m);
   Task* add_task(const std::string& framework_id, wire::TaskInfo::Reader info);
   void launch_command_task(Task& task);
-  expected<void> start_executor(Executor& e);
+  expected<void> start_executor(Executor& e, const Placement& placement);
   void kill_task(const Received<wire::KillTask>& m);
   void shutdown_executor(const Key& key);
   void destroy_executor(const Key& key);
@@ -192,6 +226,20 @@ class Agent : public Actor {
   void on_executor_update(Executor& e, wire::TaskStatus::Reader status);
   void on_executor_lost(const Key& key);
   Outgoing executor_event(const std::function<void(wire::ExecutorEvent::Builder)>& fill) const;
+
+  // Containers (agent_containers.cpp).
+  expected<Placement> prepare_container(Executor& e, const Resources& resources);
+  bool check_limitation(Executor& e);
+  void destroy_container(Executor& e);
+  void arm_container_monitor();
+  void monitor_containers();
+  void on_get_usage(const Received<wire::GetContainerUsage>& m);
+  // Containers not yet destroyed, shared with the destroy jobs and the exit hook.
+  struct ContainerBook {
+    std::mutex mu;
+    std::set<std::string> ids;
+  };
+  static void destroy_containers(const std::shared_ptr<Isolator>& isolator, ContainerBook& book);
 
   // Status updates and sandboxes (agent_updates.cpp).
   StatusUpdateStream::Added ingest(Task& task, wire::TaskStatus::Reader status);
@@ -214,6 +262,9 @@ class Agent : public Actor {
   TimerId registration_timer_ = 0;
   Duration ping_interval_{0};
   TimerId ping_timer_ = 0;
+  std::shared_ptr<Isolator> isolator_;
+  std::shared_ptr<ContainerBook> containers_ = std::make_shared<ContainerBook>();
+  TimerId monitor_timer_ = 0;
   std::map<Key, Task> tasks_;
   std::map<Key, Executor> executors_;
   std::map<Address, Key> executor_by_address_;

@@ -128,8 +128,17 @@ void Agent::launch_command_task(Task& task) {
   }
   e.tasks.push_back(task.task_id);
   e.queued.push_back(task.task_id);
+  auto resources = from_wire(task.info.get().getResources());
   auto& executor = executors_.emplace(key, std::move(e)).first->second;
-  if (auto started = start_executor(executor); !started) {
+  auto placement = prepare_container(executor, resources ? *resources : Resources{});
+  if (!placement) {
+    executors_.erase(key);
+    agent_update(task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
+                 "cannot make the container: " + describe(placement.error()));
+    return;
+  }
+  if (auto started = start_executor(executor, *placement); !started) {
+    destroy_container(executor);
     executors_.erase(key);
     agent_update(task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
                  "cannot start executor: " + describe(started.error()));
@@ -153,7 +162,7 @@ void Agent::launch_command_task(Task& task) {
   });
 }
 
-expected<void> Agent::start_executor(Executor& e) {
+expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
   Key key{e.framework_id, e.executor_id};
   if (config_.executor_mode == ExecutorMode::in_process) {
     CommandExecutorConfig c;
@@ -182,6 +191,10 @@ expected<void> Agent::start_executor(Executor& e) {
               "TESSERA_KILL_GRACE_MS=" + std::to_string(config_.kill_grace_ms.count()),
               "TESSERA_RECOVERY_TIMEOUT_MS=" +
                   std::to_string(config_.executor_recovery_timeout_ms.count())};
+  spec.env.insert(spec.env.end(), placement.env.begin(), placement.env.end());
+  if (config_.pid_namespace)
+    spec.env.push_back("TESSERA_PID_NAMESPACE=1");
+  spec.cgroups = placement.cgroups;  // the executor, and so everything it starts
   spec.working_dir = e.sandbox.string();
   spec.stdout_path = (e.sandbox / "executor.stdout").string();
   spec.stderr_path = (e.sandbox / "executor.stderr").string();
@@ -303,6 +316,15 @@ void Agent::on_executor_update(Executor& e, wire::TaskStatus::Reader status) {
            "update from executor " + e.executor_id + " for task '" + task_id + "' it does not run");
     return;
   }
+  // A task the kernel (or the agent) killed for memory ends with that reason.
+  Owned<wire::TaskStatus> limited;
+  if (status.getState() == State::FAILED && check_limitation(e)) {
+    limited = Owned<wire::TaskStatus>(status);
+    auto b = limited.edit();
+    b.setReason(e.container.limitation);
+    b.setMessage(e.container.limitation_message + " (" + str(status.getMessage()) + ")");
+    status = limited.get();
+  }
   auto added = ingest(it->second, status);
   if (added == StatusUpdateStream::Added::full || added == StatusUpdateStream::Added::invalid)
     return;  // not ours yet: the executor keeps it
@@ -391,6 +413,7 @@ void Agent::destroy_executor(const Key& key) {
   if (e.pid != 0)
     if (auto err = node().launcher().kill(e.pid, SIGKILL, true))
       log().warn("{}: killing executor {}: {}", me().to_string(), key.second, describe(err));
+  destroy_container(e);  // and whatever left its process group
 }
 
 void Agent::on_executor_lost(const Key& key) {
@@ -429,13 +452,19 @@ void Agent::executor_terminated(const Key& key, int status) {
   metrics_.executors_exited.fetch_add(1, std::memory_order_relaxed);
   log().info("{}: executor {} of framework {} exited (status {})", me().to_string(), e.executor_id,
              e.framework_id, status);
+  bool limited = check_limitation(e);
+  destroy_container(e);  // whatever it left behind goes with it
   for (const auto& id : e.tasks) {
     auto t = tasks_.find({e.framework_id, id});
     if (t == tasks_.end() || t->second.stream.terminated())
       continue;
     bool killed = e.shutdown_requested || t->second.kill_requested;
-    agent_update(t->second, killed ? State::KILLED : State::FAILED, Reason::EXECUTOR_TERMINATED,
-                 "Executor terminated");
+    if (limited && !killed)
+      agent_update(t->second, State::FAILED, e.container.limitation,
+                   e.container.limitation_message);
+    else
+      agent_update(t->second, killed ? State::KILLED : State::FAILED, Reason::EXECUTOR_TERMINATED,
+                   "Executor terminated");
   }
   if (registered_)
     send(config_.master, build<wire::ExitedExecutor>([&](wire::ExitedExecutor::Builder b) {

@@ -176,6 +176,7 @@ class CgroupsV1 : public Isolator {
  public:
   CgroupsV1(IsolationConfig config, std::map<std::string, fs::path> mounts)
       : config_(std::move(config)), mounts_(std::move(mounts)) {}
+  ~CgroupsV1() override { release(); }
 
   const char* name() const override { return "cgroups-v1"; }
 
@@ -322,6 +323,7 @@ class CgroupsV1 : public Isolator {
 class CgroupsV2 : public Isolator {
  public:
   explicit CgroupsV2(IsolationConfig config) : config_(std::move(config)) {}
+  ~CgroupsV2() override { release(); }
 
   const char* name() const override { return "cgroups-v2"; }
 
@@ -567,6 +569,25 @@ expected<std::unique_ptr<Isolator>> make_cgroups(const IsolationConfig& c) {
 }
 
 }  // namespace
+
+caf::error parse_isolation(const std::string& text, IsolationConfig& config, bool& pid_namespace) {
+  auto parts = split(text, ',');
+  if (parts.empty() || parts.size() > 2)
+    return make_error(Errc::invalid_argument, "isolation '" + text + "'");
+  auto kind = std::string(trim(parts[0]));
+  if (kind != "cgroups" && kind != "posix" && kind != "auto")
+    return make_error(Errc::invalid_argument,
+                      "isolation '" + kind + "': expected cgroups, posix or auto");
+  pid_namespace = false;
+  if (parts.size() == 2) {
+    if (trim(parts[1]) != "pid-ns")
+      return make_error(Errc::invalid_argument,
+                        "isolation option '" + std::string(trim(parts[1])) + "': expected pid-ns");
+    pid_namespace = true;
+  }
+  config.kind = kind;
+  return {};
+}
 
 expected<std::unique_ptr<Isolator>> make_isolator(const IsolationConfig& config,
                                                   std::string* warning) {

@@ -89,9 +89,13 @@ class Isolator {
   virtual std::vector<std::string> containers() const = 0;
 
   // Removes the scope's own directories if no container is left in them
-  // (the agent's clean stop). Best effort: a failure leaves empty directories.
+  // (the agent's clean stop; the destructor does it too). Best effort.
   virtual void release() {}
 };
+
+// An --isolation flag: "cgroups", "posix" or "auto", optionally with
+// ",pid-ns" (a PID namespace per task). Sets config.kind and pid_namespace.
+caf::error parse_isolation(const std::string& text, IsolationConfig& config, bool& pid_namespace);
 
 // The isolator config.kind asks for. "auto" falls back to posix when cgroups
 // are not available and says why in *warning; "cgroups" then is an error.

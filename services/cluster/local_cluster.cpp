@@ -1,5 +1,7 @@
 #include "services/cluster/local_cluster.hpp"
 
+#include "runtime/log.hpp"
+
 #include <system_error>
 
 namespace tessera {
@@ -54,6 +56,19 @@ expected<Address> LocalCluster::add_agent() {
   ac.resources = merge_resources(given_, *detected);
   if (config_.agent.seed)
     ac.seed = config_.agent.seed + agents_.size() + 1;
+  if (!config_.isolation.kind.empty()) {
+    auto isolation = config_.isolation;
+    isolation.scope = isolation_scope(ac.work_dir);
+    std::string warning;
+    auto isolator = make_isolator(isolation, &warning);
+    if (!isolator)
+      return isolator.error();
+    if (!warning.empty() && !warned_) {
+      warned_ = true;
+      log().warn("cluster: {}", warning);
+    }
+    ac.isolator = std::move(*isolator);
+  }
   auto agent = node_->spawn<Agent>("agent-" + n, ac);
   if (!agent)
     return agent.error();

@@ -30,6 +30,15 @@ struct LocalClusterConfig {
   // Applied to every agent (master address, work dir, resources and
   // attributes are filled in by the cluster).
   AgentConfig agent;
+  // Each agent gets an isolator of this kind, scoped by its own work dir;
+  // empty kind: AgentConfig::isolator as given (null: posix).
+  IsolationConfig isolation = no_isolator();
+
+  static IsolationConfig no_isolator() {
+    IsolationConfig c;
+    c.kind.clear();
+    return c;
+  }
 };
 
 class LocalCluster {
@@ -56,6 +65,7 @@ class LocalCluster {
   std::unique_ptr<Node> node_;
   Address master_;
   std::vector<Address> agents_;
+  bool warned_ = false;
 };
 
 }  // namespace tessera

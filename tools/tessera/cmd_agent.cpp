@@ -4,6 +4,7 @@
 //
 //   tessera agent --master HOST:PORT --work-dir DIR [--listen HOST:PORT]
 //                 [--resources TEXT] [--attributes TEXT] [--hostname H]
+//                 [--isolation cgroups|posix|auto[,pid-ns]]
 
 #include "runtime/actor.hpp"
 #include "services/agent/agent.hpp"
@@ -30,6 +31,7 @@ struct AgentOptions {
   std::string resources;
   std::string attributes;
   std::string hostname;
+  std::string isolation = "auto";
 };
 
 // How long the agent may take to register before the command says it waits.
@@ -104,6 +106,18 @@ expected<AgentConfig> make_config(const AgentOptions& o) {
     return make_error(Errc::invalid_argument, "bad --attributes: " + what(attributes.error()));
   c.attributes = *attributes;
   c.hostname = o.hostname;
+  IsolationConfig isolation;
+  if (auto err = parse_isolation(o.isolation, isolation, c.pid_namespace))
+    return make_error(Errc::invalid_argument, "bad --isolation: " + what(err));
+  isolation.scope = isolation_scope(c.work_dir);
+  std::string warning;
+  auto isolator = make_isolator(isolation, &warning);
+  if (!isolator)
+    return make_error(Errc::invalid_argument,
+                      "--isolation " + o.isolation + ": " + what(isolator.error()));
+  if (!warning.empty())
+    std::fprintf(stderr, "tessera: agent: warning: %s\n", warning.c_str());
+  c.isolator = std::move(*isolator);
   c.executor_mode = ExecutorMode::process;
   c.executor_binary = self_path();
   return c;
@@ -170,6 +184,9 @@ Command add_agent_command(CLI::App& app) {
                   "e.g. 'cpus:4;mem:8192;ports:[31000-32000]' (default: detected)");
   sub->add_option("--attributes", options->attributes, "e.g. 'rack:r1;zone:a'");
   sub->add_option("--hostname", options->hostname, "Hostname to advertise");
+  sub->add_option("--isolation", options->isolation,
+                  "cgroups, posix or auto (cgroups when writable), optionally ',pid-ns'")
+      ->capture_default_str();
   return {sub, [options] { return run_agent(*options); }};
 }
 

@@ -22,6 +22,7 @@ struct ClusterOptions {
   double allocation_interval_s = 1.0;
   double offer_timeout_s = 0;
   bool process_executors = false;
+  std::string isolation = "auto";
 };
 
 int run_cluster(const ClusterOptions& o) {
@@ -49,6 +50,8 @@ int run_cluster(const ClusterOptions& o) {
     config.agent.executor_mode = ExecutorMode::process;
     config.agent.executor_binary = self_path();
   }
+  if (auto err = parse_isolation(o.isolation, config.isolation, config.agent.pid_namespace))
+    return fail("--isolation: " + what(err));
   auto cluster = LocalCluster::start(config);
   if (!cluster)
     return fail(what(cluster.error()));
@@ -82,6 +85,9 @@ Command add_cluster_command(CLI::App& app) {
   add_allocation_flags(sub, o->allocation_interval_s, o->offer_timeout_s);
   sub->add_flag("--process-executors", o->process_executors,
                 "Run executors as processes instead of actors in this process");
+  sub->add_option("--isolation", o->isolation,
+                  "cgroups, posix or auto (cgroups when writable), optionally ',pid-ns'")
+      ->capture_default_str();
   return {sub, [o] { return run_cluster(*o); }};
 }
 

@@ -1,0 +1,190 @@
+// Executor runs as containers: their limits, the watch for limitations, usage
+// reports and destruction. The isolator is the mechanism; what a limitation
+// means for the tasks is decided here.
+
+#include "services/agent/agent.hpp"
+
+#include "runtime/log.hpp"
+
+#include <functional>
+#include <set>
+
+namespace tessera {
+
+namespace {
+
+constexpr uint64_t mib = uint64_t{1} << 20;
+
+std::string mib_text(uint64_t bytes) {
+  return std::to_string(bytes / mib) + " MiB";
+}
+
+}  // namespace
+
+std::string isolation_scope(const std::filesystem::path& work_dir) {
+  std::error_code ec;
+  auto canonical = std::filesystem::weakly_canonical(work_dir, ec);
+  auto h = std::hash<std::string>{}(ec ? work_dir.string() : canonical.string());
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return std::string("agent-") + buf;
+}
+
+expected<Placement> Agent::prepare_container(Executor& e, const Resources& resources) {
+  ContainerLimits limits;
+  limits.cpus_milli = static_cast<uint64_t>(resources.total("cpus") * 1000.0 + 0.5);
+  auto mem_mib = resources.total("mem");
+  if (mem_mib > 0)
+    limits.mem_bytes = static_cast<uint64_t>(mem_mib * static_cast<double>(mib)) +
+                       config_.executor_mem_headroom_bytes;
+  limits.pids_max = config_.container_pids_max;
+  auto placement = isolator_->prepare(e.run_id, limits);
+  if (!placement) {
+    metrics_.container_errors.fetch_add(1, std::memory_order_relaxed);
+    return placement;
+  }
+  e.container.active = true;
+  e.container.limits = limits;
+  {
+    std::lock_guard<std::mutex> guard(containers_->mu);
+    containers_->ids.insert(e.run_id);
+  }
+  arm_container_monitor();
+  return placement;
+}
+
+// Whether the container hit a limit; reads the kernel's count of OOM kills
+// (cgroups) or the container's memory (posix, where the agent enforces).
+bool Agent::check_limitation(Executor& e) {
+  auto& c = e.container;
+  if (!c.active || c.limitation != Reason::NONE)
+    return c.limitation != Reason::NONE;
+  auto usage = isolator_->usage(e.run_id);
+  if (!usage)
+    return false;
+  bool posix_over = c.limits.mem_bytes > 0 && usage->oom_kills == 0 &&
+                    std::string(isolator_->name()) == "posix" &&
+                    usage->mem_rss_bytes > c.limits.mem_bytes;
+  if (usage->oom_kills == 0 && !posix_over)
+    return false;
+  c.oom_kills = usage->oom_kills;
+  c.limitation = Reason::CONTAINER_LIMITATION_MEMORY;
+  c.limitation_message =
+      "Memory limit exceeded: limit " + mib_text(c.limits.mem_bytes) + " (tasks plus " +
+      mib_text(config_.executor_mem_headroom_bytes) + " executor headroom), peak " +
+      mib_text(std::max(usage->mem_peak_bytes, usage->mem_rss_bytes)) +
+      (posix_over ? ", killed by the agent" : ", killed by the kernel's OOM killer");
+  metrics_.container_limitations.fetch_add(1, std::memory_order_relaxed);
+  log().info("{}: executor {} of framework {}: {}", me().to_string(), e.executor_id, e.framework_id,
+             c.limitation_message);
+  return true;
+}
+
+// Kills whatever is left in the container and removes it, off the actor's
+// thread; the executor's own end is reported by its exit, not by this.
+void Agent::destroy_container(Executor& e) {
+  if (!e.container.active)
+    return;
+  e.container.active = false;
+  auto isolator = isolator_;
+  auto id = e.run_id;
+  auto name = me().to_string();
+  auto metrics = config_.metrics;
+  auto book = containers_;
+  auto work = [isolator, id, name, metrics, book] {
+    auto err = isolator->destroy(id);
+    if (err) {
+      metrics->container_errors.fetch_add(1, std::memory_order_relaxed);
+      log().warn("{}: destroying container {}: {}", name, id, describe(err));
+      return;
+    }
+    metrics->containers_destroyed.fetch_add(1, std::memory_order_relaxed);
+    std::lock_guard<std::mutex> guard(book->mu);
+    book->ids.erase(id);
+  };
+  if (!blocking([work]() -> std::function<void()> {
+        work();
+        return {};
+      }))
+    work();  // the pool is stopping or full: here, rather than leak it
+}
+
+void Agent::arm_container_monitor() {
+  if (monitor_timer_ != 0 || config_.container_monitor_interval_ms.count() <= 0)
+    return;
+  monitor_timer_ = after(config_.container_monitor_interval_ms, [this] {
+    monitor_timer_ = 0;
+    monitor_containers();
+  });
+}
+
+void Agent::monitor_containers() {
+  bool any = false;
+  for (auto& [key, e] : executors_) {
+    if (!e.container.active)
+      continue;
+    any = true;
+    bool known = e.container.limitation != Reason::NONE;
+    if (!known && check_limitation(e)) {
+      // The kernel killed one process; the container goes as a whole (as in
+      // Mesos), and its tasks end with the limitation as their reason.
+      destroy_container(e);
+    }
+  }
+  if (any)
+    arm_container_monitor();
+}
+
+void Agent::on_get_usage(const Received<wire::GetContainerUsage>& m) {
+  auto fid = str(m.body().getFrameworkId());
+  auto eid = str(m.body().getExecutorId());
+  std::vector<std::pair<const Executor*, ContainerStats>> found;
+  for (const auto& [key, e] : executors_) {
+    if (!e.container.active || (!eid.empty() && (key.first != fid || key.second != eid)))
+      continue;
+    if (auto usage = isolator_->usage(e.run_id))
+      found.emplace_back(&e, *usage);
+  }
+  reply(
+      m, build<wire::ContainerUsage>([&](wire::ContainerUsage::Builder b) {
+        if (!eid.empty() && found.empty())
+          b.setError("no running container for executor '" + eid + "' of framework '" + fid + "'");
+        auto list = b.initContainers(static_cast<unsigned>(found.size()));
+        unsigned i = 0;
+        for (const auto& [e, u] : found) {
+          auto c = list[i++];
+          c.setFrameworkId(e->framework_id);
+          c.setExecutorId(e->executor_id);
+          c.setContainerId(e->run_id);
+          c.setIsolation(isolator_->name());
+          c.setTimestampNs(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count());
+          c.setCpuTimeNs(u.cpu_time_ns);
+          c.setCpusLimitMilli(e->container.limits.cpus_milli);
+          c.setMemRssBytes(u.mem_rss_bytes);
+          c.setMemPeakBytes(u.mem_peak_bytes);
+          c.setMemLimitBytes(e->container.limits.mem_bytes);
+          c.setProcesses(u.processes);
+          c.setPidsLimit(e->container.limits.pids_max);
+          c.setOomKills(u.oom_kills);
+        }
+      }));
+}
+
+// The agent's clean end (its exit hook): nothing it started stays, and no
+// empty cgroup either. Runs as the actor ends, so it touches only what it is
+// given.
+void Agent::destroy_containers(const std::shared_ptr<Isolator>& isolator, ContainerBook& book) {
+  std::set<std::string> ids;
+  {
+    std::lock_guard<std::mutex> guard(book.mu);
+    ids.swap(book.ids);
+  }
+  for (const auto& id : ids)
+    if (auto err = isolator->destroy(id))
+      log().warn("agent: destroying container {}: {}", id, describe(err));
+  isolator->release();
+}
+
+}  // namespace tessera
