@@ -229,7 +229,7 @@ class Agent : public Actor {
 
   // Containers (agent_containers.cpp).
   expected<Placement> prepare_container(Executor& e, const Resources& resources);
-  bool check_limitation(Executor& e);
+  bool check_limitation(Executor& e, const ContainerStats* known = nullptr);
   void destroy_container(Executor& e);
   void arm_container_monitor();
   void monitor_containers();

@@ -55,11 +55,11 @@ expected<Placement> Agent::prepare_container(Executor& e, const Resources& resou
 
 // Whether the container hit a limit; reads the kernel's count of OOM kills
 // (cgroups) or the container's memory (posix, where the agent enforces).
-bool Agent::check_limitation(Executor& e) {
+bool Agent::check_limitation(Executor& e, const ContainerStats* known) {
   auto& c = e.container;
   if (!c.active || c.limitation != Reason::NONE)
     return c.limitation != Reason::NONE;
-  auto usage = isolator_->usage(e.run_id);
+  expected<ContainerStats> usage = known ? *known : isolator_->usage(e.run_id);
   if (!usage)
     return false;
   bool posix_over = c.limits.mem_bytes > 0 && usage->oom_kills == 0 &&
@@ -119,20 +119,25 @@ void Agent::arm_container_monitor() {
 }
 
 void Agent::monitor_containers() {
-  bool any = false;
+  std::vector<std::string> ids;
+  for (auto& [key, e] : executors_)
+    if (e.container.active && e.container.limitation == Reason::NONE)
+      ids.push_back(e.run_id);
+  if (ids.empty())
+    return;
+  auto usage = isolator_->usage_of(ids);
   for (auto& [key, e] : executors_) {
-    if (!e.container.active)
+    auto u = usage.find(e.run_id);
+    if (!e.container.active || u == usage.end())
       continue;
-    any = true;
     bool known = e.container.limitation != Reason::NONE;
-    if (!known && check_limitation(e)) {
+    if (!known && check_limitation(e, &u->second)) {
       // The kernel killed one process; the container goes as a whole (as in
       // Mesos), and its tasks end with the limitation as their reason.
       destroy_container(e);
     }
   }
-  if (any)
-    arm_container_monitor();
+  arm_container_monitor();
 }
 
 void Agent::on_get_usage(const Received<wire::GetContainerUsage>& m) {

@@ -435,31 +435,43 @@ class Posix : public Isolator {
   }
 
   expected<ContainerStats> usage(const std::string& id) const override {
-    ContainerStats s;
+    auto all = usage_of({id});
+    return all.empty() ? ContainerStats{} : all.begin()->second;
+  }
+
+  std::map<std::string, ContainerStats> usage_of(
+      const std::vector<std::string>& ids) const override {
+    std::map<std::string, ContainerStats> out;
+    for (const auto& id : ids)
+      out[id];  // a container with no process left is still there, empty
     static const long page = ::sysconf(_SC_PAGESIZE);
     static const long ticks = ::sysconf(_SC_CLK_TCK);
-    for (int pid : members(id)) {
+    scan([&](int pid, const std::string& id) {
+      auto it = out.find(id);
+      if (it == out.end())
+        return;
       auto stat = read_text("/proc/" + std::to_string(pid) + "/stat");
       if (!stat)
-        continue;  // gone meanwhile
+        return;  // gone meanwhile
       // After "pid (comm) ": state is field 3; utime 14, stime 15, rss 24.
       auto close = stat->rfind(')');
       if (close == std::string::npos)
-        continue;
+        return;
       auto fields = split(std::string_view(*stat).substr(close + 2), ' ');
       if (fields.size() < 22)
-        continue;
+        return;
       uint64_t utime = 0, stime = 0, rss = 0;
       parse_u64(fields[11], utime);
       parse_u64(fields[12], stime);
       parse_u64(fields[21], rss);
+      auto& s = it->second;
       s.cpu_time_ns += (utime + stime) * (1000000000ull / static_cast<uint64_t>(ticks));
       s.mem_rss_bytes += rss * static_cast<uint64_t>(page);
       s.mem_peak_bytes +=
           read_keyed_kib("/proc/" + std::to_string(pid) + "/status", "VmHWM:") * 1024;
       ++s.processes;
-    }
-    return s;
+    });
+    return out;
   }
 
   caf::error destroy(const std::string& id) override {
@@ -483,13 +495,13 @@ class Posix : public Isolator {
  private:
   static std::string marker(const std::string& id) { return "TESSERA_CONTAINER=" + id; }
 
-  // Living processes (not zombies) whose environment carries the marker.
-  static std::vector<int> members(const std::string& id) {
-    std::vector<int> out;
-    auto want = marker(id);
+  // Every process whose environment carries a container marker, with its id.
+  template <class F>
+  static void scan(F&& fn) {
+    static const std::string prefix = "TESSERA_CONTAINER=";
     DIR* proc = ::opendir("/proc");
     if (!proc)
-      return out;
+      return;
     while (auto* e = ::readdir(proc)) {
       uint64_t pid = 0;
       if (!parse_u64(e->d_name, pid) || pid == 0)
@@ -497,19 +509,28 @@ class Posix : public Isolator {
       auto env = read_text("/proc/" + std::string(e->d_name) + "/environ");
       if (!env)
         continue;
-      bool found = false;
       size_t start = 0;
-      while (start < env->size() && !found) {
+      while (start < env->size()) {
         auto end = env->find('\0', start);
         if (end == std::string::npos)
           end = env->size();
-        found = env->compare(start, end - start, want) == 0;
+        if (env->compare(start, prefix.size(), prefix) == 0) {
+          fn(static_cast<int>(pid),
+             env->substr(start + prefix.size(), end - start - prefix.size()));
+          break;
+        }
         start = end + 1;
       }
-      if (found)
-        out.push_back(static_cast<int>(pid));
     }
     ::closedir(proc);
+  }
+
+  static std::vector<int> members(const std::string& id) {
+    std::vector<int> out;
+    scan([&](int pid, const std::string& found) {
+      if (found == id)
+        out.push_back(pid);
+    });
     return out;
   }
 
@@ -569,6 +590,15 @@ expected<std::unique_ptr<Isolator>> make_cgroups(const IsolationConfig& c) {
 }
 
 }  // namespace
+
+std::map<std::string, ContainerStats> Isolator::usage_of(
+    const std::vector<std::string>& ids) const {
+  std::map<std::string, ContainerStats> out;
+  for (const auto& id : ids)
+    if (auto u = usage(id))
+      out.emplace(id, *u);
+  return out;
+}
 
 caf::error parse_isolation(const std::string& text, IsolationConfig& config, bool& pid_namespace) {
   auto parts = split(text, ',');

@@ -33,6 +33,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -80,6 +81,10 @@ class Isolator {
   virtual expected<Placement> prepare(const std::string& id, const ContainerLimits& limits) = 0;
 
   virtual expected<ContainerStats> usage(const std::string& id) const = 0;
+
+  // usage() of many containers at once (the agent's periodic check); those
+  // that do not exist are left out. Posix reads /proc once for all of them.
+  virtual std::map<std::string, ContainerStats> usage_of(const std::vector<std::string>& ids) const;
 
   // Kills every process in the container, waits (up to destroy_timeout_ms)
   // until none is left, and removes it. An unknown id is not an error.
