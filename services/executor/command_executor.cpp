@@ -7,12 +7,14 @@
 #include <string.h>
 
 #include <algorithm>
+#include <system_error>
 
 namespace tessera {
 
 namespace {
 
 using Event = wire::ExecutorEvent;
+using State = wire::TaskState;
 
 int64_t epoch_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
@@ -27,9 +29,12 @@ uint64_t seed_or_random(uint64_t seed) {
   return (uint64_t{rd()} << 32) ^ rd();
 }
 
-// Time between the task's exit and the agent's acknowledgement of its
-// terminal update that a shutdown waits for, at most.
+// Time between the tasks' exit and the agent's acknowledgement of their
+// terminal updates that a shutdown waits for, at most.
 constexpr std::chrono::milliseconds shutdown_ack_wait_ms{1000};
+
+// Tasks in one group, at most (Mesos sets no limit; every task is a process).
+constexpr size_t group_tasks_max = 256;
 
 // Logs the 1st, 2nd, 4th, 8th... occurrence: a flood of bad input stays visible
 // without flooding the log.
@@ -37,14 +42,19 @@ bool worth_logging(uint64_t count) {
   return (count & (count - 1)) == 0;
 }
 
-// Signals the task's process group. Right after the spawn the child may not
-// have called setsid() yet, so the group does not exist: then the child itself
-// gets the signal (it has started nothing else yet).
-caf::error signal_task(Node& node, int pid, int signal) {
+// Signals a process group the executor started. Right after the spawn the
+// child may not have called setsid() yet, so the group does not exist: then
+// the child itself gets the signal (it has started nothing else yet).
+caf::error signal_group(Node& node, int pid, int signal) {
   auto err = node.launcher().kill(pid, signal, true);
   if (err)
     err = node.launcher().kill(pid, signal, false);
   return err;
+}
+
+std::string exit_message(const ProcessExit& exit) {
+  return exit.term_signal != 0 ? "Command terminated with signal " + signal_name(exit.term_signal)
+                               : "Command exited with status " + std::to_string(exit.exit_code);
 }
 
 }  // namespace
@@ -63,8 +73,8 @@ CommandExecutor::CommandExecutor(caf::actor_config& cfg, ActorInit init,
       subscribe_backoff_(config_.subscribe_backoff_min_ms) {
   // Invariant 4, and on_done: run however the actor ends (stop, node stop, kill).
   attach_functor([leftover = leftover_, node = &node(), done = config_.on_done] {
-    if (leftover->task_pid != 0)
-      static_cast<void>(signal_task(*node, leftover->task_pid, SIGKILL));
+    for (int pid : leftover->pids)
+      static_cast<void>(signal_group(*node, pid, SIGKILL));
     if (done)
       done(leftover->exit_code);
   });
@@ -90,22 +100,17 @@ void CommandExecutor::on_event(const Received<Event>& m) {
   auto event = m.body();
   switch (event.which()) {
     case Event::SUBSCRIBED:
-      on_subscribed();
+      on_subscribed(event.getSubscribed());
       break;
     case Event::LAUNCH:
-      launch_task(event.getLaunch());
+      launch_single(event.getLaunch());
       break;
-    case Event::KILL: {
-      auto kill = event.getKill();
-      if (str(kill.getTaskId()) != task_id_ || task_id_.empty()) {
-        refuse("kill of an unknown task", str(kill.getTaskId()));
-        break;
-      }
-      auto grace = kill.getGracePeriodNs() > 0 ? Duration(kill.getGracePeriodNs())
-                                               : Duration(config_.kill_grace_ms);
-      kill_task(grace);
+    case Event::LAUNCH_GROUP:
+      launch_group(event.getLaunchGroup());
       break;
-    }
+    case Event::KILL:
+      on_kill(event.getKill());
+      break;
     case Event::ACKNOWLEDGED:
       on_acknowledged(event.getAcknowledged());
       break;
@@ -116,9 +121,6 @@ void CommandExecutor::on_event(const Received<Event>& m) {
       log().warn("{}: agent reports an error: {}; shutting down", me().to_string(),
                  str(event.getError()));
       shutdown();
-      break;
-    case Event::LAUNCH_GROUP:
-      refuse("task group for a command executor", "");
       break;
     case Event::MESSAGE:
       log().debug("{}: ignoring a framework message", me().to_string());
@@ -155,10 +157,14 @@ void CommandExecutor::subscribe_later(Duration backoff) {
   });
 }
 
-void CommandExecutor::on_subscribed() {
+void CommandExecutor::on_subscribed(Event::Subscribed::Reader subscribed) {
   if (subscribed_)
     return;
   subscribed_ = true;
+  killing_state_ = false;
+  if (subscribed.hasFrameworkInfo())
+    for (auto c : subscribed.getFrameworkInfo().getCapabilities())
+      killing_state_ = killing_state_ || c == wire::FrameworkCapability::TASK_KILLED_STATE;
   cancel(subscribe_timer_);
   cancel(recovery_timer_);
   subscribe_timer_ = recovery_timer_ = 0;
@@ -180,115 +186,248 @@ void CommandExecutor::on_agent_lost() {
 }
 
 // An agent that does not answer within the recovery timeout, whether at the
-// start or after a loss, is given up on: the task is killed and the executor ends.
+// start or after a loss, is given up on: the tasks are killed and the executor ends.
 void CommandExecutor::arm_recovery_timer() {
   cancel(recovery_timer_);
   recovery_timer_ = after(config_.recovery_timeout_ms, [this] {
     recovery_timer_ = 0;
-    log().error("{}: no answer from agent {}; killing the task", me().to_string(),
+    log().error("{}: no answer from agent {}; killing the tasks", me().to_string(),
                 config_.agent.to_string());
-    if (pid_ != 0)
-      static_cast<void>(signal_task(node(), pid_, SIGKILL));
+    kill_everything();
     finish(1);
   });
 }
 
-// -- the task --------------------------------------------------------------------
+// -- launching -------------------------------------------------------------------
 
-void CommandExecutor::launch_task(wire::TaskInfo::Reader task) {
-  if (!task_id_.empty()) {
-    refuse("a second task", str(task.getTaskId()));
+void CommandExecutor::launch_single(wire::TaskInfo::Reader info) {
+  if (mode_ != Mode::waiting) {
+    refuse("a second launch", str(info.getTaskId()));
     return;
   }
-  task_id_ = str(task.getTaskId());
-  send_update(wire::TaskState::STARTING);
-  if (shutting_down_ || !task.hasCommand()) {
-    send_update(wire::TaskState::FAILED, Reason::COMMAND_EXECUTOR_FAILED,
-                shutting_down_ ? "Executor is shutting down" : "Task has no command");
+  mode_ = Mode::single;
+  auto& t = add_task(info, single_task_placement(config_.sandbox));
+  send_update(t, State::STARTING);
+  if (shutting_down_) {
+    send_update(t, State::FAILED, Reason::COMMAND_EXECUTOR_FAILED, "Executor is shutting down");
     return;
   }
-  auto command = task.getCommand();
-  ProcessSpec spec;
-  if (command.isShell()) {
-    spec.argv = {"/bin/sh", "-c", str(command.getShell())};
-  } else {
-    for (auto arg : command.getArgv())
-      spec.argv.push_back(str(arg));
-  }
-  for (auto var : command.getEnvironment())
-    spec.env.push_back(str(var.getName()) + "=" + str(var.getValue()));
-  spec.env.push_back("TESSERA_SANDBOX=" + config_.sandbox.string());
-  spec.working_dir = config_.sandbox.string();
-  spec.stdout_path = (config_.sandbox / "stdout").string();
-  spec.stderr_path = (config_.sandbox / "stderr").string();
-  spec.new_session = true;  // so a kill reaches everything the command starts
-  if (spec.argv.empty()) {
-    send_update(wire::TaskState::FAILED, Reason::COMMAND_EXECUTOR_FAILED, "Empty argv");
-    return;
-  }
-  auto pid = start_process(spec, [this](const ProcessExit& e) { on_task_exit(e); });
+  auto pid = spawn_task(t);
   if (!pid) {
-    send_update(wire::TaskState::FAILED, Reason::COMMAND_EXECUTOR_FAILED,
-                "Failed to launch the command: " + describe(pid.error()));
+    send_update(t, State::FAILED, Reason::COMMAND_EXECUTOR_FAILED,
+                "Failed to launch the command: " + what(pid.error()));
     return;
   }
-  pid_ = *pid;
-  leftover_->task_pid = pid_;
-  send_update(wire::TaskState::RUNNING);
+  on_running(t);
 }
 
-void CommandExecutor::kill_task(Duration grace) {
-  if (pid_ == 0 || killing_)
+// All or nothing (invariant 5): every task is spawned before any is reported
+// RUNNING; the first that cannot be ends the group.
+void CommandExecutor::launch_group(capnp::List<wire::TaskInfo>::Reader infos) {
+  if (mode_ != Mode::waiting) {
+    refuse("a second launch", "(a task group)");
+    return;
+  }
+  if (infos.size() == 0 || infos.size() > group_tasks_max) {
+    refuse("a task group of size", std::to_string(infos.size()));
+    return;
+  }
+  std::set<std::string> ids;
+  std::string invalid;
+  for (auto info : infos) {
+    auto id = str(info.getTaskId());
+    if (!valid_task_dir_name(id))
+      invalid = "invalid task id '" + id + "'";
+    else if (!ids.insert(id).second)
+      invalid = "task id '" + id + "' appears twice";
+  }
+  mode_ = Mode::group;
+  for (auto info : infos)
+    if (!find(str(info.getTaskId())))
+      send_update(add_task(info, group_task_placement(config_.sandbox, str(info.getTaskId()))),
+                  State::STARTING);
+  if (!invalid.empty() || shutting_down_) {
+    auto why = shutting_down_ ? "Executor is shutting down" : "Invalid task group: " + invalid;
+    for (const auto& id : order_)
+      send_update(tasks_.at(id), State::FAILED, Reason::TASK_GROUP_INVALID, why);
+    return;
+  }
+  for (const auto& id : order_) {
+    auto pid = spawn_task(tasks_.at(id));
+    if (!pid) {
+      fail_group(id, what(pid.error()));
+      return;
+    }
+  }
+  for (const auto& id : order_)
+    on_running(tasks_.at(id));
+}
+
+CommandExecutor::Task& CommandExecutor::add_task(wire::TaskInfo::Reader info, TaskPlacement where) {
+  auto id = str(info.getTaskId());
+  auto& t = tasks_[id];
+  t.id = id;
+  t.info = Owned<wire::TaskInfo>(info);
+  t.where = std::move(where);
+  order_.push_back(id);
+  return t;
+}
+
+expected<int> CommandExecutor::spawn_task(Task& t) {
+  std::error_code ec;
+  std::filesystem::create_directories(t.where.cwd, ec);
+  if (ec)
+    return make_error(Errc::spawn_failed,
+                      "cannot create " + t.where.cwd.string() + ": " + ec.message());
+  auto spec = task_process(t.info.get(), t.where, config_.cgroups, config_.pid_namespace);
+  if (!spec)
+    return spec.error();
+  bool truncated = false;
+  static_cast<void>(port_environment(t.info.get().getResources(), &truncated));
+  if (truncated)
+    log().warn("{}: task {} holds more than {} ports; PORTn names the first ones", me().to_string(),
+               t.id, task_env_ports_max);
+  auto pid = start_process(*spec, [this, id = t.id](const ProcessExit& e) { on_task_exit(id, e); });
+  if (pid) {
+    t.pid = *pid;
+    t.started = now();
+    leftover_->pids.insert(*pid);
+  }
+  return pid;
+}
+
+// One task of the group could not be spawned: it fails, the ones already
+// running are killed (reported KILLED as they exit), the rest never start.
+void CommandExecutor::fail_group(const std::string& failed_id, const std::string& why) {
+  auto cause = "Task " + failed_id + " of its group failed to launch";
+  for (const auto& id : order_) {
+    auto& t = tasks_.at(id);
+    if (id == failed_id)
+      send_update(t, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
+                  "Failed to launch the command: " + why);
+    else if (t.pid != 0)
+      kill_task(t, grace_of(t), cause);
+    else
+      send_update(t, State::KILLED, Reason::NONE, "Killed: " + cause);
+  }
+}
+
+void CommandExecutor::on_running(Task& t) {
+  send_update(t, State::RUNNING);
+  start_checks(t);
+}
+
+// -- killing ---------------------------------------------------------------------
+
+void CommandExecutor::on_kill(Event::Kill::Reader kill) {
+  auto* t = find(str(kill.getTaskId()));
+  if (t == nullptr) {
+    refuse("kill of an unknown task", str(kill.getTaskId()));
+    return;
+  }
+  kill_task(*t, grace_of(*t, kill.getGracePeriodNs()));
+}
+
+// The kill's own grace period, else the task's kill policy, else the default.
+Duration CommandExecutor::grace_of(const Task& t, int64_t kill_grace_ns) const {
+  if (kill_grace_ns > 0)
+    return Duration(kill_grace_ns);
+  auto info = t.info.get();
+  if (info.hasKillPolicy())
+    return Duration(std::max<int64_t>(0, info.getKillPolicy().getGracePeriodNs()));
+  return config_.kill_grace_ms;
+}
+
+void CommandExecutor::kill_task(Task& t, Duration grace, const std::string& cause) {
+  if (t.pid == 0 || t.killing)
     return;  // not running, or a kill is already under way
-  killing_ = true;
-  log().debug("{}: killing task {} (grace {} ms)", me().to_string(), task_id_,
+  t.killing = true;
+  t.kill_cause = cause;
+  stop_checks(t);
+  log().debug("{}: killing task {} (grace {} ms)", me().to_string(), t.id,
               std::chrono::duration_cast<std::chrono::milliseconds>(grace).count());
-  if (auto err = signal_task(node(), pid_, SIGTERM))
-    log().warn("{}: SIGTERM to task {}: {}", me().to_string(), task_id_, describe(err));
-  escalation_timer_ = after(grace, [this] {
-    escalation_timer_ = 0;
-    if (pid_ != 0)
-      static_cast<void>(signal_task(node(), pid_, SIGKILL));
+  if (killing_state_)
+    send_update(t, State::KILLING, Reason::NONE, cause);
+  if (auto err = signal_group(node(), t.pid, SIGTERM))
+    log().warn("{}: SIGTERM to task {}: {}", me().to_string(), t.id, describe(err));
+  t.escalation_timer = after(grace, [this, id = t.id] {
+    auto* t = find(id);
+    if (t == nullptr)
+      return;
+    t->escalation_timer = 0;
+    if (t->pid != 0)
+      static_cast<void>(signal_group(node(), t->pid, SIGKILL));
   });
 }
 
-void CommandExecutor::on_task_exit(const ProcessExit& exit) {
-  pid_ = 0;
-  leftover_->task_pid = 0;
-  cancel(escalation_timer_);
-  escalation_timer_ = 0;
-  auto message = exit.term_signal != 0
-                     ? "Command terminated with signal " + signal_name(exit.term_signal)
-                     : "Command exited with status " + std::to_string(exit.exit_code);
-  // As Mesos: a task that was asked to die is KILLED however it ended.
-  auto state = wire::TaskState::FAILED;
+// Mesos's pod behaviour: a group task that ends other than FINISHED takes
+// its siblings with it.
+void CommandExecutor::kill_siblings(const Task& ended, State state) {
+  if (mode_ != Mode::group || state == State::FINISHED)
+    return;
+  auto cause = "Task " + ended.id + " of its group ended " + to_string(state);
+  for (const auto& id : order_)
+    if (id != ended.id)
+      kill_task(tasks_.at(id), grace_of(tasks_.at(id)), cause);
+}
+
+void CommandExecutor::on_task_exit(const std::string& id, const ProcessExit& exit) {
+  auto* t = find(id);
+  if (t == nullptr)
+    return;
+  leftover_->pids.erase(t->pid);
+  t->pid = 0;
+  cancel(t->escalation_timer);
+  t->escalation_timer = 0;
+  stop_checks(*t);
+  auto message = exit_message(exit);
+  // As Mesos: a task that was asked to die is KILLED however it ended, unless
+  // its health checks killed it.
+  auto state = State::FAILED;
   auto reason = Reason::COMMAND_EXITED;
-  if (killing_) {
-    state = wire::TaskState::KILLED;
+  if (!t->unhealthy.empty()) {
+    reason = Reason::TASK_UNHEALTHY;
+    message = t->unhealthy + "; " + message;
+  } else if (t->killing) {
+    state = State::KILLED;
     reason = Reason::NONE;
+    if (!t->kill_cause.empty())
+      message = t->kill_cause + "; " + message;
   } else if (exit.term_signal == 0 && exit.exit_code == 0) {
-    state = wire::TaskState::FINISHED;
+    state = State::FINISHED;
     reason = Reason::NONE;
   }
-  send_update(state, reason, message, exit.exit_code, exit.term_signal);
+  send_update(*t, state, reason, message, exit.exit_code, exit.term_signal);
+  kill_siblings(*t, state);
 }
 
 void CommandExecutor::shutdown() {
   if (shutting_down_)
     return;
   shutting_down_ = true;
-  if (pid_ == 0) {
+  Duration grace_max{0};
+  for (auto& [id, t] : tasks_)
+    if (t.pid != 0) {
+      grace_max = std::max(grace_max, grace_of(t));
+      kill_task(t, grace_of(t), "Executor shutting down");
+    }
+  bool running =
+      std::any_of(tasks_.begin(), tasks_.end(), [](const auto& kv) { return kv.second.pid != 0; });
+  if (!running) {
     finish(0);
     return;
   }
-  kill_task(config_.kill_grace_ms);
-  // The agent acknowledges the terminal update at once; if it does not, the
+  // The agent acknowledges the terminal updates at once; if it does not, the
   // shutdown still ends.
-  shutdown_timer_ = after(Duration(config_.kill_grace_ms) + shutdown_ack_wait_ms, [this] {
-    if (pid_ != 0)
-      static_cast<void>(signal_task(node(), pid_, SIGKILL));
+  shutdown_timer_ = after(grace_max + shutdown_ack_wait_ms, [this] {
+    kill_everything();
     finish(0);
   });
+}
+
+void CommandExecutor::kill_everything() {
+  for (int pid : leftover_->pids)
+    static_cast<void>(signal_group(node(), pid, SIGKILL));
 }
 
 void CommandExecutor::finish(int exit_code) {
@@ -297,13 +436,23 @@ void CommandExecutor::finish(int exit_code) {
   stop();
 }
 
+CommandExecutor::Task* CommandExecutor::find(const std::string& id) {
+  auto it = tasks_.find(id);
+  return it == tasks_.end() ? nullptr : &it->second;
+}
+
 // -- updates ---------------------------------------------------------------------
 
-void CommandExecutor::send_update(wire::TaskState state, Reason reason, const std::string& message,
+void CommandExecutor::send_update(Task& t, State state, Reason reason, const std::string& message,
                                   int exit_code, int term_signal) {
+  if (t.terminal) {
+    log().error("{}: task {} is already terminal; not reporting {}", me().to_string(), t.id,
+                to_string(state));
+    return;  // invariant 3
+  }
   capnp::MallocMessageBuilder builder(build_first_segment_words);
   auto status = builder.initRoot<wire::TaskStatus>();
-  status.setTaskId(task_id_);
+  status.setTaskId(t.id);
   status.setState(state);
   status.setReason(reason);
   status.setMessage(message);
@@ -314,10 +463,13 @@ void CommandExecutor::send_update(wire::TaskState state, Reason reason, const st
   status.setExecutorId(config_.executor_id);
   status.setExitCode(exit_code);
   status.setTermSignal(term_signal);
-  if (is_terminal(state))
-    terminal_uuid_ = uuid;
+  if (auto healthy = t.health.healthy()) {
+    status.setHasHealthy(true);
+    status.setHealthy(*healthy);
+  }
+  t.terminal = is_terminal(state);
   unacked_.emplace_back(status.asReader());
-  log().debug("{}: task {} is {}", me().to_string(), task_id_, to_string(state));
+  log().debug("{}: task {} is {}", me().to_string(), t.id, to_string(state));
   if (subscribed_)
     send(config_.agent,
          call([&](wire::ExecutorCall::Builder b) { b.setUpdate(status.asReader()); }));
@@ -332,9 +484,22 @@ void CommandExecutor::on_acknowledged(Event::Acknowledged::Reader ack) {
     log().debug("{}: acknowledgement of an unknown update {}", me().to_string(), hex(uuid));
     return;
   }
+  bool terminal = is_terminal(it->get().getState());
   unacked_.erase(it);
-  if (!terminal_uuid_.empty() && uuid == terminal_uuid_)
+  if (terminal && all_acknowledged())
     finish(0);
+}
+
+// Every task has ended and the agent holds every terminal update.
+bool CommandExecutor::all_acknowledged() const {
+  if (tasks_.empty())
+    return false;
+  for (const auto& [id, t] : tasks_)
+    if (!t.terminal)
+      return false;
+  return std::none_of(unacked_.begin(), unacked_.end(), [](const Owned<wire::TaskStatus>& u) {
+    return is_terminal(u.get().getState());
+  });
 }
 
 Outgoing CommandExecutor::call(const std::function<void(wire::ExecutorCall::Builder)>& fill) const {

@@ -18,8 +18,9 @@ namespace {
 // (SIGKILL, by pid) and waits for it, so a failing test leaves nothing behind.
 class Tessera {
  public:
-  explicit Tessera(const std::vector<std::string>& args) {
+  explicit Tessera(const std::vector<std::string>& args, std::vector<std::string> env = {}) {
     ProcessSpec spec;
+    spec.env = std::move(env);
     spec.argv.push_back(TESSERA_BIN);
     spec.argv.insert(spec.argv.end(), args.begin(), args.end());
     spec.stdout_path = (dir_.path() / "out").string();
@@ -96,6 +97,13 @@ TEST_CASE("tessera agent cannot listen on a port in use", "[cli]") {
 TEST_CASE("tessera executor needs the agent's environment", "[cli]") {
   Tessera t({"executor"});
   check_one_line_failure(t, "TESSERA_AGENT");
+}
+
+TEST_CASE("tessera executor takes TESSERA_PID_NAMESPACE as 0 or 1", "[cli]") {
+  Tessera t({"executor"},
+            {"TESSERA_AGENT=agent@127.0.0.1:1", "TESSERA_FRAMEWORK_ID=f", "TESSERA_EXECUTOR_ID=e",
+             "TESSERA_SANDBOX=/tmp", "TESSERA_CGROUPS=/a:/b", "TESSERA_PID_NAMESPACE=yes"});
+  check_one_line_failure(t, "TESSERA_PID_NAMESPACE");
 }
 
 TEST_CASE("a tessera agent process runs tasks and stops cleanly on SIGTERM", "[cli][process]") {

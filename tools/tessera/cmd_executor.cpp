@@ -4,6 +4,10 @@
 //   TESSERA_AGENT         the agent's actor address, name@host:port
 //   TESSERA_FRAMEWORK_ID, TESSERA_EXECUTOR_ID, TESSERA_SANDBOX
 //   TESSERA_KILL_GRACE_MS, TESSERA_RECOVERY_TIMEOUT_MS (optional)
+//   TESSERA_CGROUPS       cgroup directories every task process joins,
+//                         ':'-separated (optional)
+//   TESSERA_PID_NAMESPACE 1: every task process gets a PID namespace of its
+//                         own (optional; 0 or unset: not)
 // It runs until its executor ends (or SIGTERM/SIGINT), then exits 0.
 
 #include "runtime/node.hpp"
@@ -13,9 +17,12 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <optional>
+#include <string>
+#include <vector>
 
 namespace tessera::cli {
 
@@ -41,6 +48,30 @@ bool env_ms(const char* name, std::chrono::milliseconds& out) {
   return true;
 }
 
+// "a:b" -> {"a", "b"}; empty parts are skipped.
+std::vector<std::string> split_paths(const std::string& text) {
+  std::vector<std::string> parts;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    auto end = std::min(text.find(':', begin), text.size());
+    if (end > begin)
+      parts.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return parts;
+}
+
+// Reads the container placement; false when TESSERA_PID_NAMESPACE is not 0 or 1.
+bool env_container(CommandExecutorConfig& config) {
+  if (auto cgroups = env("TESSERA_CGROUPS"))
+    config.cgroups = split_paths(*cgroups);
+  auto pid_namespace = env("TESSERA_PID_NAMESPACE");
+  if (pid_namespace && *pid_namespace != "0" && *pid_namespace != "1")
+    return false;
+  config.pid_namespace = pid_namespace == "1";
+  return true;
+}
+
 int run_executor() {
   CommandExecutorConfig config;
   auto agent = env("TESSERA_AGENT");
@@ -60,6 +91,8 @@ int run_executor() {
       !env_ms("TESSERA_RECOVERY_TIMEOUT_MS", config.recovery_timeout_ms))
     return fail(
         "executor: TESSERA_KILL_GRACE_MS and TESSERA_RECOVERY_TIMEOUT_MS take milliseconds");
+  if (!env_container(config))
+    return fail("executor: TESSERA_PID_NAMESPACE takes 0 or 1");
   config.agent = *address;
   config.framework_id = *framework;
   config.executor_id = *executor;
