@@ -173,6 +173,9 @@ expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
     c.kill_grace_ms = config_.kill_grace_ms;
     c.recovery_timeout_ms = config_.executor_recovery_timeout_ms;
     c.seed = rng_();
+    c.cgroups = placement.cgroups;  // the executor is an actor here: its tasks go in
+    c.pid_namespace = config_.pid_namespace;
+    c.container_env = placement.env;
     e.actor_name = "executor." + e.run_id;
     auto address = node().spawn<CommandExecutor>(e.actor_name, std::move(c));
     if (!address)
@@ -367,8 +370,10 @@ void Agent::kill_task(const Received<wire::KillTask>& m) {
       destroy_executor(e->first);  // a command executor has nothing else to run
     return;
   }
-  auto grace_ns = m.body().getGracePeriodNs();
-  Duration grace = grace_ns > 0 ? Duration(grace_ns) : Duration(config_.kill_grace_ms);
+  // 0 when the framework named none: the executor then applies the task's
+  // kill policy, or its default (config_.kill_grace_ms).
+  auto grace_ns = std::max<int64_t>(0, m.body().getGracePeriodNs());
+  Duration grace{grace_ns};
   send(e->second.address, executor_event([&](Event::Builder b) {
          auto kill = b.initKill();
          kill.setTaskId(key.second);

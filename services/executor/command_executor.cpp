@@ -282,6 +282,7 @@ expected<int> CommandExecutor::spawn_task(Task& t) {
   auto spec = task_process(t.info.get(), t.where, config_.cgroups, config_.pid_namespace);
   if (!spec)
     return spec.error();
+  spec->env.insert(spec->env.end(), config_.container_env.begin(), config_.container_env.end());
   bool truncated = false;
   static_cast<void>(port_environment(t.info.get().getResources(), &truncated));
   if (truncated)

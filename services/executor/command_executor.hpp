@@ -78,6 +78,9 @@ struct CommandExecutorConfig {
   // whether it gets a PID namespace of its own (ProcessSpec).
   std::vector<std::string> cgroups;
   bool pid_namespace = false;
+  // KEY=VALUE entries every such process carries last, over the task's own
+  // (the agent's container marker, by which posix isolation finds them).
+  std::vector<std::string> container_env;
   // Update uuids are drawn from a generator seeded with this; 0: std::random_device.
   uint64_t seed = 0;
   // Called once as the actor ends: 0 after a normal end or shutdown, 1 when

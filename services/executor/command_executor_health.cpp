@@ -107,6 +107,7 @@ void CommandExecutor::run_command_check(Task& t, wire::HealthCheck::Reader check
     on_check_result(t.id, {false, what + ": " + tessera::what(spec.error())});
     return;
   }
+  spec->env.insert(spec->env.end(), config_.container_env.begin(), config_.container_env.end());
   auto pid = start_process(
       *spec, [this, id = t.id, what](const ProcessExit& e) { on_check_exit(id, e, what); });
   if (!pid) {

@@ -198,3 +198,29 @@ TEST_CASE("posix isolation enforces the memory limit by polling", "[agent][conta
   INFO(failed.message);
   CHECK(failed.message.find("killed by the agent") != std::string::npos);
 }
+TEST_CASE("with a PID namespace a task sees only its own processes",
+          "[agent][containers][cgroups]") {
+  Contained c("cgroups", true);
+  if (c.skipped())
+    return;
+  c.master().send_to_agent(
+      run_limited("t1", "sleep 1 & echo pid=$$; ls /proc | grep -c '^[0-9]'", "cpus:0.5;mem:64"));
+  c.master().wait_state("t1", State::FINISHED);
+  auto out = testing::read_file(c.cluster->sandbox("t1") / "stdout");
+  INFO(out);
+  CHECK(out.rfind("pid=1\n", 0) == 0);
+  auto count = std::stoi(out.substr(out.find('\n') + 1));
+  CHECK(count <= 4);
+}
+
+TEST_CASE("in-process executors put their task processes in the container",
+          "[agent][containers][cgroups]") {
+  Contained c("cgroups", false, [](AgentConfig& a) { a.executor_mode = ExecutorMode::in_process; });
+  if (c.skipped())
+    return;
+  c.master().send_to_agent(
+      run_limited("hog", "head -c 268435456 /dev/zero | tail > /dev/null", "cpus:1;mem:32"));
+  auto failed = c.master().wait_state("hog", State::FAILED, 60s);
+  CHECK(failed.reason == Reason::CONTAINER_LIMITATION_MEMORY);
+  CHECK(wait_until([&] { return c.isolator->containers().empty(); }));
+}
