@@ -181,6 +181,7 @@ class Agent : public Actor {
     bool subscribed = false;
     bool shutdown_requested = false;
     bool destroyed = false;           // killed by the agent, not ended by itself
+    bool group = false;               // its tasks go out in one launchGroup
     std::vector<std::string> tasks;   // ids of every task it was given
     std::vector<std::string> queued;  // launched once it subscribes
     TimerId registration_timer = 0;
@@ -215,6 +216,8 @@ class Agent : public Actor {
   void run_task_group(const Received<wire::RunTaskGroup>& m);
   Task* add_task(const std::string& framework_id, wire::TaskInfo::Reader info);
   void launch_command_task(Task& task);
+  void launch_executor(const std::string& framework_id, const std::string& executor_id,
+                       const std::vector<Task*>& tasks, bool group);
   expected<void> start_executor(Executor& e, const Placement& placement);
   void kill_task(const Received<wire::KillTask>& m);
   void shutdown_executor(const Key& key);

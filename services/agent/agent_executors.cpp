@@ -12,6 +12,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <set>
 
 namespace tessera {
 
@@ -65,16 +66,40 @@ void Agent::run_task_group(const Received<wire::RunTaskGroup>& m) {
     return;
   }
   auto fid = str(body.getFrameworkInfo().getFrameworkId());
-  bool any = false;
-  for (auto info : body.getTasks()) {
-    if (Task* task = add_task(fid, info)) {
-      any = true;
-      agent_update(*task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
-                   "task groups not supported yet");
-    }
+  auto infos = body.getTasks();
+  auto executor_id = body.hasExecutor() ? str(body.getExecutor().getExecutorId()) : std::string();
+  if (executor_id.empty() && infos.size() > 0)
+    executor_id = "group-" + str(infos[0].getTaskId());
+  // A group launches whole or not at all: whatever is wrong with one task
+  // fails every task of it.
+  std::string invalid;
+  std::set<std::string> ids;
+  if (infos.size() == 0)
+    invalid = "empty task group";
+  else if (!sandbox::valid_path_id(executor_id))
+    invalid = "bad executor id '" + executor_id + "'";
+  for (auto info : infos) {
+    auto id = str(info.getTaskId());
+    if (!ids.insert(id).second && invalid.empty())
+      invalid = "task id '" + id + "' twice in the group";
+    if (!info.hasCommand() && invalid.empty())
+      invalid = "task '" + id + "' has no command";
   }
-  if (any)
-    remember_framework(body.getFrameworkInfo());
+  std::vector<Task*> tasks;
+  for (auto info : infos)
+    if (Task* task = add_task(fid, info))
+      tasks.push_back(task);
+  if (tasks.size() != infos.size() && invalid.empty())
+    invalid = "a task of the group was refused (bad or duplicate id)";
+  if (tasks.empty())
+    return;
+  remember_framework(body.getFrameworkInfo());
+  if (!invalid.empty()) {
+    for (auto* t : tasks)
+      agent_update(*t, State::FAILED, Reason::TASK_GROUP_INVALID, invalid);
+    return;
+  }
+  launch_executor(fid, executor_id, tasks, true);
 }
 
 Agent::Task* Agent::add_task(const std::string& framework_id, wire::TaskInfo::Reader info) {
@@ -106,47 +131,54 @@ Agent::Task* Agent::add_task(const std::string& framework_id, wire::TaskInfo::Re
 }
 
 void Agent::launch_command_task(Task& task) {
-  Key key{task.framework_id, task.task_id};  // a command task's executor id is its task id
-  if (executors_.size() >= executors_max || executors_.count(key)) {
-    agent_update(task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
-                 executors_.count(key) ? "executor id in use" : "too many executors");
-    return;
-  }
+  // A command task's executor id is its task id.
+  launch_executor(task.framework_id, task.task_id, {&task}, false);
+}
+
+// Starts one executor run, in a container sized to its tasks, that runs
+// tasks (a group: together, in one launchGroup). Any failure fails them all.
+void Agent::launch_executor(const std::string& framework_id, const std::string& executor_id,
+                            const std::vector<Task*>& tasks, bool group) {
+  Key key{framework_id, executor_id};
+  auto fail_all = [&](const std::string& why) {
+    for (auto* t : tasks)
+      agent_update(*t, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED, why);
+  };
+  if (executors_.size() >= executors_max || executors_.count(key))
+    return fail_all(executors_.count(key) ? "executor id in use" : "too many executors");
   Executor e;
-  e.framework_id = task.framework_id;
-  e.executor_id = task.task_id;
+  e.framework_id = framework_id;
+  e.executor_id = executor_id;
+  e.group = group;
   e.run_id = hex(new_uuid_bytes(rng_));
   e.sandbox = sandbox::directory(config_.work_dir, e.framework_id, e.executor_id, e.run_id);
-  task.executor_id = e.executor_id;
-  task.sandbox = e.sandbox;
   std::error_code ec;
   std::filesystem::create_directories(e.sandbox, ec);
-  if (ec) {
-    agent_update(task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
-                 "cannot create sandbox " + e.sandbox.string() + ": " + ec.message());
-    return;
+  if (ec)
+    return fail_all("cannot create sandbox " + e.sandbox.string() + ": " + ec.message());
+  Resources resources;
+  for (auto* t : tasks) {
+    t->executor_id = e.executor_id;
+    t->sandbox = e.sandbox;
+    e.tasks.push_back(t->task_id);
+    e.queued.push_back(t->task_id);
+    if (auto r = from_wire(t->info.get().getResources()))
+      resources += *r;
   }
-  e.tasks.push_back(task.task_id);
-  e.queued.push_back(task.task_id);
-  auto resources = from_wire(task.info.get().getResources());
   auto& executor = executors_.emplace(key, std::move(e)).first->second;
-  auto placement = prepare_container(executor, resources ? *resources : Resources{});
+  auto placement = prepare_container(executor, resources);
   if (!placement) {
     executors_.erase(key);
-    agent_update(task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
-                 "cannot make the container: " + describe(placement.error()));
-    return;
+    return fail_all("cannot make the container: " + describe(placement.error()));
   }
   if (auto started = start_executor(executor, *placement); !started) {
     destroy_container(executor);
     executors_.erase(key);
-    agent_update(task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
-                 "cannot start executor: " + describe(started.error()));
-    return;
+    return fail_all("cannot start executor: " + describe(started.error()));
   }
-  metrics_.tasks_launched.fetch_add(1, std::memory_order_relaxed);
-  log().info("{}: launching task {} of framework {} in {}", me().to_string(), task.task_id,
-             task.framework_id, task.sandbox.string());
+  metrics_.tasks_launched.fetch_add(tasks.size(), std::memory_order_relaxed);
+  log().info("{}: launching {} {} of framework {} in {}", me().to_string(),
+             group ? "task group" : "task", executor_id, framework_id, executor.sandbox.string());
   executor.registration_timer = after(config_.executor_registration_timeout_ms, [this, key] {
     auto it = executors_.find(key);
     if (it == executors_.end() || it->second.subscribed)
@@ -302,11 +334,21 @@ void Agent::on_executor_subscribe(Executor& e, const Address& sender,
            s.setFrameworkInfo(f->second.get());
          fill_agent_info(s.initAgentInfo());
        }));
+  std::vector<const Task*> launch;
   for (const auto& id : e.queued)
     if (auto t = tasks_.find({e.framework_id, id});
         t != tasks_.end() && !t->second.stream.terminated())
-      send(sender, executor_event([&](Event::Builder b) { b.setLaunch(t->second.info.get()); }));
+      launch.push_back(&t->second);
   e.queued.clear();
+  if (e.group && !launch.empty())
+    send(sender, executor_event([&](Event::Builder b) {
+           auto list = b.initLaunchGroup(static_cast<unsigned>(launch.size()));
+           for (unsigned i = 0; i < launch.size(); ++i)
+             list.setWithCaveats(i, launch[i]->info.get());
+         }));
+  else
+    for (const auto* t : launch)
+      send(sender, executor_event([&](Event::Builder b) { b.setLaunch(t->info.get()); }));
   if (e.shutdown_requested)
     send(sender, executor_event([](Event::Builder b) { b.setShutdown(); }));
 }
@@ -366,8 +408,18 @@ void Agent::kill_task(const Received<wire::KillTask>& m) {
     queued.erase(std::remove(queued.begin(), queued.end(), key.second), queued.end());
     agent_update(task, State::KILLED, Reason::TASK_KILLED_DURING_LAUNCH,
                  "Killed before the executor registered");
+    // A group goes as a whole (as Mesos pods), a command executor has
+    // nothing else to run.
+    if (e->second.group)
+      for (const auto& id : queued)
+        if (auto t = tasks_.find({key.first, id}); t != tasks_.end())
+          agent_update(t->second, State::KILLED, Reason::TASK_KILLED_DURING_LAUNCH,
+                       "Killed before the executor registered: task " + key.second +
+                           " of its group was killed");
+    if (e->second.group)
+      queued.clear();
     if (queued.empty())
-      destroy_executor(e->first);  // a command executor has nothing else to run
+      destroy_executor(e->first);
     return;
   }
   // 0 when the framework named none: the executor then applies the task's
