@@ -206,6 +206,22 @@ class Master : public Actor {
   std::string validate_task(const FrameworkEntry& fw, const AgentEntry& agent,
                             wire::TaskInfo::Reader info, const Resources& pool,
                             const std::set<TaskId>& batch, Resources& asked);
+  // Books a validated task (asked already taken from the pool).
+  void book_task(FrameworkEntry& fw, AgentEntry& agent, const std::string& role, const TaskId& tid,
+                 const Resources& asked);
+  // LAUNCH_GROUP: the whole group is validated first (each task as
+  // validate_task, the sum against pool); any fault makes every task
+  // TASK_ERROR / TASK_GROUP_INVALID, otherwise all are booked and one
+  // RunTaskGroup goes to the agent.
+  void launch_group(FrameworkEntry& fw, AgentEntry& agent, const std::string& role,
+                    wire::Operation::LaunchGroup::Reader group, Resources& pool);
+  // Empty when the group may launch; asked gets each task's resources.
+  std::string validate_group(const FrameworkEntry& fw, const AgentEntry& agent,
+                             wire::Operation::LaunchGroup::Reader group, const Resources& pool,
+                             std::vector<Resources>& asked);
+  void refuse_group(const FrameworkEntry& fw, const AgentEntry& agent,
+                    wire::Operation::LaunchGroup::Reader group, const std::string& why);
+  void framework_to_wire(const FrameworkEntry& fw, wire::FrameworkInfo::Builder out) const;
   void free_task_resources(Task& task);
   void set_task_state(Task& task, State state, Reason reason, const std::string& message);
   void complete_task(FrameworkEntry& fw, const TaskId& id);
