@@ -59,6 +59,7 @@ struct AgentLog {
     std::vector<std::string> task_agents;
   };
   std::vector<Group> run_groups;
+  std::vector<std::string> shutdowns;  // ShutdownAgent reasons
   std::vector<std::string> kills;
   std::vector<std::string> acks;  // uuids
   std::vector<std::string> shutdown_frameworks;
@@ -115,6 +116,9 @@ struct Cluster {
           g.task_agents.push_back(str(t.getAgentId()));
         }
         log.run_groups.push_back(std::move(g));
+      });
+      self.on<wire::ShutdownAgent>([&log](const Received<wire::ShutdownAgent>& m) {
+        log.shutdowns.push_back(str(m.body().getReason()));
       });
       self.on<wire::KillTask>([&log](const Received<wire::KillTask>& m) {
         log.kills.push_back(str(m.body().getTaskId()));
@@ -260,6 +264,22 @@ Outgoing launch_group_call(const std::string& fid, const std::string& offer,
       list[i].initCommand().setShell(tasks[i].shell);
     }
     a.initFilters().setRefuseSeconds(0);
+  });
+}
+
+Outgoing reregister(const std::string& agent_id, const std::string& fid, const std::string& task) {
+  return build<wire::ReregisterAgent>([&](wire::ReregisterAgent::Builder b) {
+    auto info = b.initAgentInfo();
+    info.setAgentId(agent_id);
+    auto total = *Resources::parse("cpus:2;mem:512");
+    to_wire(total, info.initResources(wire_size(total)));
+    auto t = b.initTasks(1)[0];
+    auto r = *Resources::parse("cpus:1");
+    t.setFrameworkId(fid);
+    t.initTask().setTaskId(task);
+    to_wire(r, t.getTask().initResources(wire_size(r)));
+    t.setState(State::RUNNING);
+    t.setLatestState(State::RUNNING);
   });
 }
 
@@ -677,4 +697,48 @@ TEST_CASE("an invalid task group launches nothing; every task is TASK_GROUP_INVA
   c.sim.advance(1s);
   REQUIRE(fw.offers.size() == 2);
   CHECK(fw.offers[1].resources == "cpus:2;mem:512");
+}
+
+TEST_CASE("an agent reregistering after its removal is told to shut down", "[master]") {
+  Cluster c;
+  c.config.agent_removal_timeout = 60s;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  auto agent_addr = c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", /*partition_aware=*/true);
+  REQUIRE(fw.offers.size() == 1);
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1"));
+  REQUIRE(agent.run_tasks.size() == 1);
+
+  SECTION("within the removal timeout: readmitted with its tasks") {
+    agent.answer_pings = false;
+    c.sim.advance(5s);
+    REQUIRE(fw.updates.size() == 1);
+    CHECK(fw.updates[0].state == State::UNREACHABLE);
+    agent.answer_pings = true;
+    c.call(an, agent_addr, reregister(agent.id, fw.id, "t1"));
+    CHECK(agent.reregistered == 1);
+    CHECK(agent.shutdowns.empty());
+    CHECK(agent.kills.empty());
+  }
+  SECTION("after the removal timeout: ShutdownAgent naming the removed id") {
+    agent.answer_pings = false;
+    c.sim.advance(66s);
+    REQUIRE(fw.updates.size() == 2);
+    CHECK(fw.updates[1].state == State::GONE);
+    c.call(an, agent_addr, reregister(agent.id, fw.id, "t1"));
+    CHECK(agent.reregistered == 0);
+    REQUIRE(agent.shutdowns.size() == 1);
+    CHECK(agent.shutdowns[0].find("agent id " + agent.id + " was removed") != std::string::npos);
+    CHECK(agent.shutdowns[0].find("unreachable for too long") != std::string::npos);
+    // The task stays gone: nothing was adopted.
+    c.call(fn, fw_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+             b.setFrameworkId(fw.id);
+             b.initReconcile().initTasks(1)[0].setTaskId("t1");
+           }));
+    CHECK(fw.updates.back().state == State::GONE);
+  }
 }
