@@ -742,3 +742,54 @@ TEST_CASE("an agent reregistering after its removal is told to shut down", "[mas
     CHECK(fw.updates.back().state == State::GONE);
   }
 }
+
+TEST_CASE("an agent restarted from checkpoints resends an update whose ack it lost", "[master]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  auto agent_addr = c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", /*partition_aware=*/true);
+  REQUIRE(fw.offers.size() == 1);
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1"));
+  c.call(an, agent_addr, status_update(fw.id, "t1", State::FINISHED, "u-end"));
+  REQUIRE(fw.updates.size() == 1);
+  c.call(fn, fw_addr, ack_call(fw.id, fw.updates[0]));
+  REQUIRE(agent.acks == std::vector<std::string>{"u-end"});  // the master forgot t1
+
+  // The agent crashed before it recorded the acknowledgement: it comes back
+  // with t1 still waiting on u-end, and resends it.
+  c.call(an, agent_addr, build<wire::ReregisterAgent>([&](wire::ReregisterAgent::Builder b) {
+           auto info = b.initAgentInfo();
+           info.setAgentId(agent.id);
+           auto total = *Resources::parse("cpus:2;mem:512");
+           to_wire(total, info.initResources(wire_size(total)));
+           auto t = b.initTasks(1)[0];
+           auto r = *Resources::parse("cpus:1");
+           t.setFrameworkId(fw.id);
+           t.initTask().setTaskId("t1");
+           to_wire(r, t.getTask().initResources(wire_size(r)));
+           t.setState(State::FINISHED);
+           t.setLatestState(State::FINISHED);
+           t.setStatusUuid(data("u-end"));
+         }));
+  CHECK(agent.reregistered == 1);
+  CHECK(agent.shutdowns.empty());
+  c.call(an, agent_addr, status_update(fw.id, "t1", State::FINISHED, "u-end"));
+  REQUIRE(fw.updates.size() == 2);
+  CHECK(fw.updates[1].uuid == "u-end");
+  // The framework (its library drops the duplicate) acknowledges again; the
+  // agent hears it and the master forgets the task once more.
+  c.call(fn, fw_addr, ack_call(fw.id, fw.updates[1]));
+  CHECK(agent.acks == std::vector<std::string>{"u-end", "u-end"});
+  // Its resources were not counted twice: the whole agent is offered again.
+  c.sim.advance(1s);
+  CHECK(fw.offers.back().resources == "cpus:2;mem:512");
+  c.call(fn, fw_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+           b.setFrameworkId(fw.id);
+           b.initReconcile();
+         }));
+  CHECK(fw.updates.size() == 2);  // implicit reconciliation: no live task
+}
