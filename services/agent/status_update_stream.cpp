@@ -45,4 +45,34 @@ wire::TaskState StatusUpdateStream::next_state() const {
   return pending_.empty() ? latest_ : pending_.front().get().getState();
 }
 
+void StatusUpdateStream::save(wire::TaskRecord::Builder record) const {
+  auto pending = record.initPending(static_cast<unsigned>(pending_.size()));
+  for (unsigned i = 0; i < pending_.size(); ++i)
+    pending.setWithCaveats(i, pending_[i].get());
+  auto seen = record.initSeenUuids(static_cast<unsigned>(seen_order_.size()));
+  for (unsigned i = 0; i < seen_order_.size(); ++i)
+    seen.set(i, data(seen_order_[i]));
+  record.setLatestState(latest_);
+  record.setTerminated(terminated_);
+}
+
+StatusUpdateStream StatusUpdateStream::restore(wire::TaskRecord::Reader record) {
+  StatusUpdateStream s;
+  auto seen = record.getSeenUuids();
+  unsigned first = seen.size() > seen_max ? seen.size() - static_cast<unsigned>(seen_max) : 0;
+  for (unsigned i = first; i < seen.size(); ++i) {
+    auto uuid = str(seen[i]);
+    if (!uuid.empty() && s.seen_.insert(uuid).second)
+      s.seen_order_.push_back(std::move(uuid));
+  }
+  for (auto status : record.getPending()) {
+    if (s.pending_.size() >= pending_max)
+      break;
+    s.pending_.emplace_back(status);
+  }
+  s.latest_ = record.getLatestState();
+  s.terminated_ = record.getTerminated();
+  return s;
+}
+
 }  // namespace tessera

@@ -16,6 +16,7 @@
 
 #include "services/executor/owned.hpp"
 
+#include <capnp/checkpoint.capnp.h>
 #include <capnp/common.capnp.h>
 
 #include <cstddef>
@@ -52,6 +53,14 @@ class StatusUpdateStream {
   bool terminated() const { return terminated_; }
   bool terminal_acknowledged() const { return terminated_ && pending_.empty(); }
   size_t pending() const { return pending_.size(); }
+
+  // Checkpointing (services/agent/checkpoint.hpp): save() writes what must
+  // survive an agent restart (the waiting updates in order, the uuids seen,
+  // the latest state, terminated) into record's stream fields; restore()
+  // rebuilds an equal stream, keeping at most pending_max updates and the
+  // newest seen_max uuids of a record that holds more.
+  void save(wire::TaskRecord::Builder record) const;
+  static StatusUpdateStream restore(wire::TaskRecord::Reader record);
 
  private:
   std::deque<Owned<wire::TaskStatus>> pending_;

@@ -101,6 +101,18 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
     log().warn("master: bad reregistration from {}", m.sender().to_string());
     return;
   }
+  if (auto gone = removed_agents_.find(id); gone != removed_agents_.end()) {
+    // Its tasks were reported gone or lost and forgotten; adopting them now
+    // would resurrect them. It must start afresh with a new id.
+    ++counters_.agents_refused_removed;
+    auto reason = "agent id " + id + " was removed by the master (" + gone->second +
+                  "); kill its tasks, discard its checkpoints and register as a new agent";
+    log().info("master: agent {} at {} reregisters after its removal; shutting it down", id,
+               m.sender().to_string());
+    send(m.sender(),
+         build<wire::ShutdownAgent>([&](wire::ShutdownAgent::Builder b) { b.setReason(reason); }));
+    return;
+  }
   // Another agent registered from this address restarted as this one.
   if (auto old = agent_at_.find(m.sender()); old != agent_at_.end() && old->second != id)
     if (auto* entry = agent(old->second))
@@ -400,6 +412,14 @@ void Master::remove_agent(AgentEntry& a, Reason reason, const std::string& why) 
   }
   if (a.removal_timer)
     cancel(a.removal_timer);
+  ++counters_.agents_removed;
+  if (removed_agents_.emplace(a.id, why).second) {
+    removed_agents_order_.push_back(a.id);
+    while (removed_agents_order_.size() > config_.removed_agents_max) {
+      removed_agents_.erase(removed_agents_order_.front());
+      removed_agents_order_.pop_front();
+    }
+  }
   agent_at_.erase(a.address);
   unwatch(a.address);
   agents_.erase(a.id);  // a is gone from here on

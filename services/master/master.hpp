@@ -18,6 +18,11 @@
 //  - a framework whose connection drops keeps its tasks for its failover
 //    timeout; resubscribing with its id in time takes them back, otherwise
 //    its tasks are killed and it is removed;
+//  - an agent that reregisters with an id this master removed (removal
+//    timeout, or it registered anew from the same address) is answered with
+//    ShutdownAgent, whose reason says that id was removed: its tasks were
+//    reported gone or lost, so it must kill them, forget its checkpoints and
+//    register as a new agent. The last removed_agents_max ids are kept;
 //  - after a master restart, agents reregister with their tasks and
 //    frameworks resubscribe with their ids; both are admitted with the ids
 //    they bring.
@@ -64,6 +69,7 @@ struct MasterConfig {
   size_t tasks_per_framework_max = 1'000'000;
   size_t completed_tasks_max = 10'000;     // kept for reconciliation
   size_t removed_frameworks_max = 10'000;  // ids refused on resubscribe
+  size_t removed_agents_max = 100'000;     // ids told to shut down on reregister
 };
 
 // What the master counts; read with Master::counters() from its own thread
@@ -72,6 +78,8 @@ struct MasterCounters {
   uint64_t agents_registered = 0;
   uint64_t agents_reregistered = 0;
   uint64_t agents_unreachable = 0;
+  uint64_t agents_removed = 0;
+  uint64_t agents_refused_removed = 0;  // reregistrations of removed ids, shut down
   uint64_t frameworks_subscribed = 0;
   uint64_t frameworks_removed = 0;
   uint64_t offers_sent = 0;
@@ -206,6 +214,22 @@ class Master : public Actor {
   std::string validate_task(const FrameworkEntry& fw, const AgentEntry& agent,
                             wire::TaskInfo::Reader info, const Resources& pool,
                             const std::set<TaskId>& batch, Resources& asked);
+  // Books a validated task (asked already taken from the pool).
+  void book_task(FrameworkEntry& fw, AgentEntry& agent, const std::string& role, const TaskId& tid,
+                 const Resources& asked);
+  // LAUNCH_GROUP: the whole group is validated first (each task as
+  // validate_task, the sum against pool); any fault makes every task
+  // TASK_ERROR / TASK_GROUP_INVALID, otherwise all are booked and one
+  // RunTaskGroup goes to the agent.
+  void launch_group(FrameworkEntry& fw, AgentEntry& agent, const std::string& role,
+                    wire::Operation::LaunchGroup::Reader group, Resources& pool);
+  // Empty when the group may launch; asked gets each task's resources.
+  std::string validate_group(const FrameworkEntry& fw, const AgentEntry& agent,
+                             wire::Operation::LaunchGroup::Reader group, const Resources& pool,
+                             std::vector<Resources>& asked);
+  void refuse_group(const FrameworkEntry& fw, const AgentEntry& agent,
+                    wire::Operation::LaunchGroup::Reader group, const std::string& why);
+  void framework_to_wire(const FrameworkEntry& fw, wire::FrameworkInfo::Builder out) const;
   void free_task_resources(Task& task);
   void set_task_state(Task& task, State state, Reason reason, const std::string& message);
   void complete_task(FrameworkEntry& fw, const TaskId& id);
@@ -238,6 +262,8 @@ class Master : public Actor {
   std::unordered_map<OfferId, Offer> offers_;
   std::deque<CompletedTask> completed_;
   std::set<FrameworkId> removed_frameworks_;
+  std::unordered_map<AgentId, std::string> removed_agents_;  // id -> why
+  std::deque<AgentId> removed_agents_order_;
   std::deque<FrameworkId> removed_order_;
   uint64_t ping_seq_ = 0;
   uint64_t next_epoch_ = 1;

@@ -189,17 +189,28 @@ void Master::accept(FrameworkEntry& fw, wire::SchedulerCall::Accept::Reader a) {
   size_t count = 0;
   log().debug("master: {} accepts {} offer(s) on {} ({} operations)", fw.id, used.size(), ag->id,
               a.getOperations().size());
-  tasks_of([&](wire::TaskInfo::Reader t, bool group) {
-    if (++count > tasks_per_accept_max || group) {
-      ++counters_.tasks_invalid;
-      send_master_update(
-          fw, str(t.getTaskId()), ag->id, State::ERROR,
-          group ? Reason::TASK_GROUP_INVALID : Reason::TASK_INVALID,
-          group ? "LAUNCH_GROUP is not supported yet" : "too many tasks in one accept");
-      return;
+  for (auto op : a.getOperations()) {
+    if (op.isLaunchGroup()) {
+      auto group = op.getLaunchGroup();
+      count += group.getTasks().size();
+      if (count > tasks_per_accept_max)
+        refuse_group(fw, *ag, group, "too many tasks in one accept");
+      else
+        launch_group(fw, *ag, role, group, pool);
+      continue;
     }
-    launch_task(fw, *ag, role, t, pool);
-  });
+    if (!op.isLaunch())
+      continue;
+    for (auto t : op.getLaunch()) {
+      if (++count > tasks_per_accept_max) {
+        ++counters_.tasks_invalid;
+        send_master_update(fw, str(t.getTaskId()), ag->id, State::ERROR, Reason::TASK_INVALID,
+                           "too many tasks in one accept");
+        continue;
+      }
+      launch_task(fw, *ag, role, t, pool);
+    }
+  }
   // What no task took returns, filtered as the framework asked.
   recover(fw.id, ag->id, role, pool, refuse_s);
 }
@@ -256,6 +267,16 @@ void Master::launch_task(FrameworkEntry& fw, AgentEntry& ag, const std::string& 
                               "too many tasks for one framework");
   }
   pool -= asked;
+  book_task(fw, ag, role, tid, asked);
+  send(ag.address, build<wire::RunTask>([&](wire::RunTask::Builder b) {
+         framework_to_wire(fw, b.initFrameworkInfo());
+         b.setTask(info);
+         b.getTask().setAgentId(ag.id);
+       }));
+}
+
+void Master::book_task(FrameworkEntry& fw, AgentEntry& ag, const std::string& role,
+                       const TaskId& tid, const Resources& asked) {
   auto& task = fw.tasks[tid];
   task.id = tid;
   task.framework = fw.id;
@@ -265,22 +286,112 @@ void Master::launch_task(FrameworkEntry& fw, AgentEntry& ag, const std::string& 
   task.state = State::STAGING;
   ag.tasks.insert({fw.id, tid});
   ++counters_.tasks_launched;
-  send(ag.address, build<wire::RunTask>([&](wire::RunTask::Builder b) {
-         auto fi = b.initFrameworkInfo();
-         fi.setFrameworkId(fw.id);
-         fi.setName(fw.name);
-         fi.setUser(fw.user);
-         fi.setPrincipal(fw.principal);
-         auto roles = fi.initRoles(static_cast<unsigned>(fw.roles.size()));
-         for (unsigned i = 0; i < fw.roles.size(); ++i)
-           roles.set(i, fw.roles[i]);
-         fi.setFailoverTimeoutNs(fw.failover_timeout.count());
-         auto caps = fi.initCapabilities(static_cast<unsigned>(fw.capabilities.size()));
-         unsigned i = 0;
-         for (auto c : fw.capabilities)
-           caps.set(i++, c);
-         b.setTask(info);
-         b.getTask().setAgentId(ag.id);
+}
+
+void Master::framework_to_wire(const FrameworkEntry& fw, wire::FrameworkInfo::Builder fi) const {
+  fi.setFrameworkId(fw.id);
+  fi.setName(fw.name);
+  fi.setUser(fw.user);
+  fi.setPrincipal(fw.principal);
+  auto roles = fi.initRoles(static_cast<unsigned>(fw.roles.size()));
+  for (unsigned i = 0; i < fw.roles.size(); ++i)
+    roles.set(i, fw.roles[i]);
+  fi.setFailoverTimeoutNs(fw.failover_timeout.count());
+  auto caps = fi.initCapabilities(static_cast<unsigned>(fw.capabilities.size()));
+  unsigned i = 0;
+  for (auto c : fw.capabilities)
+    caps.set(i++, c);
+}
+
+std::string Master::validate_group(const FrameworkEntry& fw, const AgentEntry& ag,
+                                   wire::Operation::LaunchGroup::Reader group,
+                                   const Resources& pool, std::vector<Resources>& asked) {
+  auto tasks = group.getTasks();
+  if (tasks.size() == 0)
+    return "the group has no tasks";
+  Resources left = pool;
+  if (group.hasExecutor()) {
+    auto ex = group.getExecutor();
+    if (ex.getType() != wire::ExecutorInfo::Type::DEFAULT)
+      return "the group's executor must be of type default (custom executors are not "
+             "supported yet)";
+    auto eid = str(ex.getExecutorId());
+    if (!eid.empty() && !valid_task_id(eid))
+      return "executor id '" + eid + "' is too long or holds spaces, '/' or control characters";
+    auto efid = str(ex.getFrameworkId());
+    if (!efid.empty() && efid != fw.id)
+      return "the group's executor names framework " + efid;
+    if (ex.getResources().size() != 0)
+      return "executor resources are not supported yet for task groups; give them to the "
+             "tasks";
+  }
+  // Each task against what the tasks before it left: the group's sum must fit.
+  std::set<TaskId> batch;
+  asked.clear();
+  for (auto t : tasks) {
+    auto tid = str(t.getTaskId());
+    if (t.hasExecutor())
+      return "task '" + tid + "': a task of a group must not name an executor";
+    if (!t.hasCommand())
+      return "task '" + tid + "': task has no command";
+    Resources r;
+    auto why = validate_task(fw, ag, t, left, batch, r);
+    if (!why.empty())
+      return "task '" + tid + "': " + why +
+             (batch.empty() ? "" : " (after the group's earlier tasks)");
+    left -= r;
+    batch.insert(tid);
+    asked.push_back(std::move(r));
+  }
+  if (fw.tasks.size() + tasks.size() > config_.tasks_per_framework_max)
+    return "too many tasks for one framework";
+  return {};
+}
+
+void Master::refuse_group(const FrameworkEntry& fw, const AgentEntry& ag,
+                          wire::Operation::LaunchGroup::Reader group, const std::string& why) {
+  log().info("master: framework {} task group invalid: {}", fw.id, why);
+  for (auto t : group.getTasks()) {
+    ++counters_.tasks_invalid;
+    send_master_update(fw, str(t.getTaskId()), ag.id, State::ERROR, Reason::TASK_GROUP_INVALID,
+                       "task group invalid: " + why);
+  }
+}
+
+void Master::launch_group(FrameworkEntry& fw, AgentEntry& ag, const std::string& role,
+                          wire::Operation::LaunchGroup::Reader group, Resources& pool) {
+  std::vector<Resources> asked;
+  auto why = validate_group(fw, ag, group, pool, asked);
+  if (!why.empty())
+    return refuse_group(fw, ag, group, why);
+  // Whole or nothing: from here on every task is booked.
+  auto tasks = group.getTasks();
+  std::string executor_id;
+  if (group.hasExecutor())
+    executor_id = str(group.getExecutor().getExecutorId());
+  if (executor_id.empty())
+    executor_id = "group-" + str(tasks[0].getTaskId());
+  for (unsigned i = 0; i < tasks.size(); ++i) {
+    pool -= asked[i];
+    book_task(fw, ag, role, str(tasks[i].getTaskId()), asked[i]);
+  }
+  log().debug("master: {} launches a group of {} task(s) under {} on {}", fw.id, tasks.size(),
+              executor_id, ag.id);
+  send(ag.address, build<wire::RunTaskGroup>([&](wire::RunTaskGroup::Builder b) {
+         framework_to_wire(fw, b.initFrameworkInfo());
+         if (group.hasExecutor())
+           b.setExecutor(group.getExecutor());
+         else
+           b.initExecutor();
+         auto ex = b.getExecutor();
+         ex.setExecutorId(executor_id);
+         ex.setFrameworkId(fw.id);
+         ex.setType(wire::ExecutorInfo::Type::DEFAULT);
+         auto out = b.initTasks(tasks.size());
+         for (unsigned i = 0; i < tasks.size(); ++i) {
+           out.setWithCaveats(i, tasks[i]);
+           out[i].setAgentId(ag.id);
+         }
        }));
 }
 

@@ -308,6 +308,17 @@ void Scheduler::on_offers(capnp::List<wire::Offer>::Reader list) {
 
 void Scheduler::on_update(wire::TaskStatus::Reader s) {
   auto status = from_wire(s);
+  if (!status.uuid.empty() && acknowledged_.count(status.uuid)) {
+    // Acknowledged before, and the acknowledgement was lost (an agent that
+    // restarted from its checkpoints resends it): acknowledge again, but
+    // the framework has already acted on it.
+    ++duplicate_updates_;
+    log().debug("{}: duplicate update {} of task {} ({}) from agent {}; acknowledged again",
+                me().to_string(), hex(status.uuid), status.task_id, to_string(status.state),
+                status.agent_id);
+    acknowledge(status);
+    return;
+  }
   update(status);
   // update() may have torn the framework down; then nobody is left to ack.
   if (config_.auto_acknowledge && !status.uuid.empty() && state_ == State::subscribed)
@@ -340,31 +351,42 @@ caf::error Scheduler::call(const char* what, Fill&& fill) {
   return {};
 }
 
-caf::error Scheduler::accept(const std::vector<std::string>& offer_ids,
-                             const std::vector<TaskSpec>& tasks, Duration refuse) {
-  if (auto err = ready("accept"))
+expected<std::string> Scheduler::check_accept(const char* what,
+                                              const std::vector<std::string>& offer_ids,
+                                              const std::vector<TaskSpec>& tasks, Duration refuse) {
+  if (auto err = ready(what))
     return err;
-  auto bad = [](const std::string& why) { return make_error(Errc::invalid_argument, why); };
+  auto bad = [what](const std::string& why) {
+    return make_error(Errc::invalid_argument, std::string(what) + ": " + why);
+  };
   if (offer_ids.empty())
-    return bad("accept: no offers");
+    return bad("no offers");
   if (refuse < Duration::zero())
-    return bad("accept: negative refuse time");
+    return bad("negative refuse time");
   std::string agent;
   for (const auto& id : offer_ids) {
     auto it = offers_.find(id);
     if (it == offers_.end())
-      return bad("accept: offer " + id + " is not outstanding (used, declined or rescinded)");
+      return bad("offer " + id + " is not outstanding (used, declined or rescinded)");
     if (!agent.empty() && it->second != agent)
-      return bad("accept: offers of different agents");
+      return bad("offers of different agents");
     agent = it->second;
   }
   for (const auto& task : tasks) {
     if (auto err = validate(task))
       return err;
     if (!task.agent_id.empty() && task.agent_id != agent)
-      return bad("accept: task " + task.id + " names agent " + task.agent_id +
-                 ", the offers are of " + agent);
+      return bad("task " + task.id + " names agent " + task.agent_id + ", the offers are of " +
+                 agent);
   }
+  return agent;
+}
+
+caf::error Scheduler::accept(const std::vector<std::string>& offer_ids,
+                             const std::vector<TaskSpec>& tasks, Duration refuse) {
+  auto agent = check_accept("accept", offer_ids, tasks, refuse);
+  if (!agent)
+    return agent.error();
   for (const auto& id : offer_ids)
     offers_.erase(id);
   return call("accept", [&](Call::Builder b) {
@@ -376,8 +398,36 @@ caf::error Scheduler::accept(const std::vector<std::string>& offer_ids,
     auto launch = a.initOperations(1)[0].initLaunch(static_cast<unsigned>(tasks.size()));
     for (unsigned i = 0; i < tasks.size(); ++i) {
       auto task = tasks[i];
-      task.agent_id = agent;
+      task.agent_id = *agent;
       to_wire(task, launch[i]);
+    }
+  });
+}
+
+caf::error Scheduler::launch_group(const std::vector<std::string>& offer_ids,
+                                   const std::vector<TaskSpec>& tasks,
+                                   const std::string& executor_id, Duration refuse) {
+  auto agent = check_accept("launch_group", offer_ids, tasks, refuse);
+  if (!agent)
+    return agent.error();
+  if (tasks.empty())
+    return make_error(Errc::invalid_argument, "launch_group: no tasks");
+  for (const auto& id : offer_ids)
+    offers_.erase(id);
+  return call("launch_group", [&](Call::Builder b) {
+    auto a = b.initAccept();
+    set_texts(a.initOfferIds(static_cast<unsigned>(offer_ids.size())), offer_ids);
+    a.initFilters().setRefuseSeconds(seconds(refuse));
+    auto group = a.initOperations(1)[0].initLaunchGroup();
+    auto executor = group.initExecutor();
+    executor.setExecutorId(executor_id);
+    executor.setFrameworkId(framework_id_);
+    executor.setType(wire::ExecutorInfo::Type::DEFAULT);
+    auto list = group.initTasks(static_cast<unsigned>(tasks.size()));
+    for (unsigned i = 0; i < tasks.size(); ++i) {
+      auto task = tasks[i];
+      task.agent_id = *agent;
+      to_wire(task, list[i]);
     }
   });
 }
@@ -438,12 +488,25 @@ caf::error Scheduler::kill(const std::string& task_id, const std::string& agent_
 caf::error Scheduler::acknowledge(const TaskStatus& status) {
   if (status.uuid.empty())
     return make_error(Errc::invalid_argument, "acknowledge: the update has no uuid");
-  return call("acknowledge", [&](Call::Builder b) {
+  auto err = call("acknowledge", [&](Call::Builder b) {
     auto a = b.initAcknowledge();
     a.setAgentId(status.agent_id);
     a.setTaskId(status.task_id);
     a.setUuid(data(status.uuid));
   });
+  if (!err)
+    remember_acknowledged(status.uuid);
+  return err;
+}
+
+void Scheduler::remember_acknowledged(const std::string& uuid) {
+  if (!acknowledged_.insert(uuid).second)
+    return;  // a duplicate acknowledged again: already remembered
+  acknowledged_order_.push_back(uuid);
+  if (acknowledged_order_.size() > acknowledged_uuids_count_max) {
+    acknowledged_.erase(acknowledged_order_.front());
+    acknowledged_order_.pop_front();
+  }
 }
 
 caf::error Scheduler::reconcile(const std::vector<TaskRef>& tasks) {

@@ -40,6 +40,15 @@
 // returns (auto_acknowledge, the default); a framework that turns it off calls
 // acknowledge(status) itself once it has acted on the update.
 //
+// Exactly once: an agent that restarts from its checkpoints may resend an
+// update the framework already acknowledged (the acknowledgement was lost
+// with the agent). The library remembers the uuids of the last
+// acknowledged_uuids_count_max updates it acknowledged; an update carrying
+// one of them is acknowledged again, so the agent stops resending, counted
+// (duplicate_updates()) and logged at debug level, and update() is not
+// called. The window lives as long as this actor: a framework process that
+// fails over starts with an empty one.
+//
 // Deployment: a framework uses only addresses, so it runs unchanged in the
 // master's process or in its own, on any node that can reach the master.
 // Threading: an actor; callbacks and calls run on its thread, one at a time.
@@ -51,11 +60,13 @@
 #include <capnp/agent.capnp.h>
 #include <capnp/scheduler.capnp.h>
 
+#include <deque>
 #include <functional>
 #include <random>
 #include <set>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace tessera {
@@ -91,6 +102,12 @@ class Scheduler : public Actor {
 
   // Largest chunk read_sandbox_file asks for (the agent's own cap).
   static constexpr uint64_t sandbox_chunk_bytes_max = uint64_t{1} << 20;
+  // How many acknowledged update uuids are remembered to drop duplicates
+  // (about 2 MiB at 16-byte uuids plus the set's overhead).
+  static constexpr size_t acknowledged_uuids_count_max = 65536;
+
+  // Updates dropped as duplicates of acknowledged ones (and acknowledged again).
+  uint64_t duplicate_updates() const { return duplicate_updates_; }
 
  protected:
   // -- callbacks: override what the framework needs ------------------------
@@ -125,6 +142,15 @@ class Scheduler : public Actor {
   // offered again to this framework for `refuse`.
   caf::error accept(const std::vector<std::string>& offer_ids, const std::vector<TaskSpec>& tasks,
                     Duration refuse = std::chrono::seconds(5));
+  // Launches tasks as one group (LAUNCH_GROUP) under one executor, the
+  // agent's default executor: the master launches all of them or none (each
+  // then gets TASK_ERROR with reason TASK_GROUP_INVALID and the master's
+  // reason). Every task needs a command; the group's resources are the sum
+  // of the tasks'. executor_id empty: the master names it
+  // "group-<first task id>".
+  caf::error launch_group(const std::vector<std::string>& offer_ids,
+                          const std::vector<TaskSpec>& tasks, const std::string& executor_id = {},
+                          Duration refuse = std::chrono::seconds(5));
   caf::error decline(const std::vector<std::string>& offer_ids,
                      Duration refuse = std::chrono::seconds(5));
   // Clears decline filters and unsuppresses roles (empty: all its roles).
@@ -167,6 +193,10 @@ class Scheduler : public Actor {
   };
   template <class Fill>
   caf::error call(const char* what, Fill&& fill);
+  // The agent of offer_ids if accept may use them with tasks, else an error.
+  expected<std::string> check_accept(const char* what, const std::vector<std::string>& offer_ids,
+                                     const std::vector<TaskSpec>& tasks, Duration refuse);
+  void remember_acknowledged(const std::string& uuid);
   caf::error ready(const char* what);
 
   void on_start() final;
@@ -199,6 +229,11 @@ class Scheduler : public Actor {
   Duration backoff_;
   std::mt19937_64 rng_;
   bool refusal_logged_ = false;
+  // Uuids this library acknowledged, oldest first, and the same as a set;
+  // at most acknowledged_uuids_count_max.
+  std::deque<std::string> acknowledged_order_;
+  std::unordered_set<std::string> acknowledged_;
+  uint64_t duplicate_updates_ = 0;
   bool stranger_logged_ = false;
 };
 

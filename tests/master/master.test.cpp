@@ -50,6 +50,16 @@ struct AgentLog {
   size_t registered = 0;
   size_t reregistered = 0;
   std::vector<std::string> run_tasks;
+  struct Group {
+    std::string framework;
+    std::string executor;
+    wire::ExecutorInfo::Type type;
+    std::string executor_framework;
+    std::vector<std::string> tasks;
+    std::vector<std::string> task_agents;
+  };
+  std::vector<Group> run_groups;
+  std::vector<std::string> shutdowns;  // ShutdownAgent reasons
   std::vector<std::string> kills;
   std::vector<std::string> acks;  // uuids
   std::vector<std::string> shutdown_frameworks;
@@ -92,6 +102,23 @@ struct Cluster {
           [&log](const Received<wire::AgentReregistered>&) { ++log.reregistered; });
       self.on<wire::RunTask>([&log](const Received<wire::RunTask>& m) {
         log.run_tasks.push_back(str(m.body().getTask().getTaskId()));
+      });
+      self.on<wire::RunTaskGroup>([&log](const Received<wire::RunTaskGroup>& m) {
+        auto b = m.body();
+        AgentLog::Group g{str(b.getFrameworkInfo().getFrameworkId()),
+                          str(b.getExecutor().getExecutorId()),
+                          b.getExecutor().getType(),
+                          str(b.getExecutor().getFrameworkId()),
+                          {},
+                          {}};
+        for (auto t : b.getTasks()) {
+          g.tasks.push_back(str(t.getTaskId()));
+          g.task_agents.push_back(str(t.getAgentId()));
+        }
+        log.run_groups.push_back(std::move(g));
+      });
+      self.on<wire::ShutdownAgent>([&log](const Received<wire::ShutdownAgent>& m) {
+        log.shutdowns.push_back(str(m.body().getReason()));
       });
       self.on<wire::KillTask>([&log](const Received<wire::KillTask>& m) {
         log.kills.push_back(str(m.body().getTaskId()));
@@ -207,6 +234,52 @@ Outgoing launch_call(const std::string& fid, const std::vector<std::string>& off
     to_wire(*r, t.initResources(wire_size(*r)));
     t.initCommand().setShell(shell);
     a.initFilters().setRefuseSeconds(0);
+  });
+}
+
+struct GroupTask {
+  std::string id;
+  std::string resources;
+  std::string shell = "true";
+};
+
+Outgoing launch_group_call(const std::string& fid, const std::string& offer,
+                           const std::vector<GroupTask>& tasks,
+                           const std::string& executor_id = {}) {
+  return build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+    b.setFrameworkId(fid);
+    auto a = b.initAccept();
+    a.initOfferIds(1).set(0, offer);
+    auto group = a.initOperations(1)[0].initLaunchGroup();
+    if (!executor_id.empty()) {
+      group.initExecutor().setExecutorId(executor_id);
+      group.getExecutor().setType(wire::ExecutorInfo::Type::DEFAULT);
+    }
+    auto list = group.initTasks(static_cast<unsigned>(tasks.size()));
+    for (unsigned i = 0; i < tasks.size(); ++i) {
+      list[i].setTaskId(tasks[i].id);
+      auto r = Resources::parse(tasks[i].resources);
+      REQUIRE(r);
+      to_wire(*r, list[i].initResources(wire_size(*r)));
+      list[i].initCommand().setShell(tasks[i].shell);
+    }
+    a.initFilters().setRefuseSeconds(0);
+  });
+}
+
+Outgoing reregister(const std::string& agent_id, const std::string& fid, const std::string& task) {
+  return build<wire::ReregisterAgent>([&](wire::ReregisterAgent::Builder b) {
+    auto info = b.initAgentInfo();
+    info.setAgentId(agent_id);
+    auto total = *Resources::parse("cpus:2;mem:512");
+    to_wire(total, info.initResources(wire_size(total)));
+    auto t = b.initTasks(1)[0];
+    auto r = *Resources::parse("cpus:1");
+    t.setFrameworkId(fid);
+    t.initTask().setTaskId(task);
+    to_wire(r, t.getTask().initResources(wire_size(r)));
+    t.setState(State::RUNNING);
+    t.setLatestState(State::RUNNING);
   });
 }
 
@@ -533,4 +606,190 @@ TEST_CASE("an agent unreachable past the removal timeout is removed; its tasks a
          }));
   REQUIRE(fw.updates.size() == 3);
   CHECK(fw.updates[2].state == State::GONE);
+}
+
+TEST_CASE("a valid task group launches whole, with one RunTaskGroup", "[master][group]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:4;mem:1024");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web");
+  REQUIRE(fw.offers.size() == 1);
+
+  SECTION("the master names the executor") {
+    c.call(fn, fw_addr,
+           launch_group_call(fw.id, fw.offers[0].id,
+                             {{"web", "cpus:1;mem:256"}, {"sidecar", "cpus:0.5;mem:64"}}));
+    CHECK(fw.updates.empty());
+    CHECK(agent.run_tasks.empty());
+    REQUIRE(agent.run_groups.size() == 1);
+    const auto& g = agent.run_groups[0];
+    CHECK(g.framework == fw.id);
+    CHECK(g.executor == "group-web");
+    CHECK(g.type == wire::ExecutorInfo::Type::DEFAULT);
+    CHECK(g.executor_framework == fw.id);
+    CHECK(g.tasks == std::vector<std::string>{"web", "sidecar"});
+    CHECK(g.task_agents == std::vector<std::string>{agent.id, agent.id});
+    // Both are booked: the rest comes back, and both reconcile as STAGING.
+    c.sim.advance(1s);
+    REQUIRE(fw.offers.size() == 2);
+    CHECK(fw.offers[1].resources == "cpus:2.5;mem:704");
+    c.call(fn, fw_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+             b.setFrameworkId(fw.id);
+             b.initReconcile();
+           }));
+    REQUIRE(fw.updates.size() == 2);
+    CHECK(fw.updates[0].state == State::STAGING);
+    CHECK(fw.updates[1].state == State::STAGING);
+  }
+  SECTION("the framework names the executor") {
+    c.call(fn, fw_addr,
+           launch_group_call(fw.id, fw.offers[0].id, {{"a", "cpus:1"}, {"b", "cpus:1"}}, "pod-1"));
+    REQUIRE(agent.run_groups.size() == 1);
+    CHECK(agent.run_groups[0].executor == "pod-1");
+    CHECK(agent.run_groups[0].executor_framework == fw.id);
+  }
+}
+
+TEST_CASE("an invalid task group launches nothing; every task is TASK_GROUP_INVALID",
+          "[master][group]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web");
+  REQUIRE(fw.offers.size() == 1);
+  auto offer = fw.offers[0].id;
+
+  auto all_invalid = [&](const std::vector<std::string>& tasks, const std::string& why) {
+    REQUIRE(fw.updates.size() == tasks.size());
+    for (size_t i = 0; i < tasks.size(); ++i) {
+      CHECK(fw.updates[i].task == tasks[i]);
+      CHECK(fw.updates[i].state == State::ERROR);
+      CHECK(fw.updates[i].reason == Reason::TASK_GROUP_INVALID);
+      CHECK(fw.updates[i].message.find(why) != std::string::npos);
+    }
+    CHECK(agent.run_groups.empty());
+    CHECK(agent.run_tasks.empty());
+  };
+
+  SECTION("each task fits, their sum does not") {
+    c.call(fn, fw_addr,
+           launch_group_call(fw.id, offer, {{"a", "cpus:1.5;mem:128"}, {"b", "cpus:1;mem:128"}}));
+    all_invalid({"a", "b"}, "task 'b': task uses cpus:1;mem:128 but the offers have only");
+  }
+  SECTION("a duplicate task id within the group") {
+    c.call(fn, fw_addr, launch_group_call(fw.id, offer, {{"a", "cpus:0.5"}, {"a", "cpus:0.5"}}));
+    all_invalid({"a", "a"}, "task 'a': task id 'a' is already in use");
+  }
+  SECTION("a task without a command") {
+    c.call(fn, fw_addr,
+           launch_group_call(fw.id, offer, {{"a", "cpus:0.5"}, {"b", "cpus:0.5", ""}}));
+    all_invalid({"a", "b"}, "task 'b': empty shell command");
+  }
+  // Nothing was booked: the whole offer comes back.
+  c.sim.advance(1s);
+  REQUIRE(fw.offers.size() == 2);
+  CHECK(fw.offers[1].resources == "cpus:2;mem:512");
+}
+
+TEST_CASE("an agent reregistering after its removal is told to shut down", "[master]") {
+  Cluster c;
+  c.config.agent_removal_timeout = 60s;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  auto agent_addr = c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", /*partition_aware=*/true);
+  REQUIRE(fw.offers.size() == 1);
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1"));
+  REQUIRE(agent.run_tasks.size() == 1);
+
+  SECTION("within the removal timeout: readmitted with its tasks") {
+    agent.answer_pings = false;
+    c.sim.advance(5s);
+    REQUIRE(fw.updates.size() == 1);
+    CHECK(fw.updates[0].state == State::UNREACHABLE);
+    agent.answer_pings = true;
+    c.call(an, agent_addr, reregister(agent.id, fw.id, "t1"));
+    CHECK(agent.reregistered == 1);
+    CHECK(agent.shutdowns.empty());
+    CHECK(agent.kills.empty());
+  }
+  SECTION("after the removal timeout: ShutdownAgent naming the removed id") {
+    agent.answer_pings = false;
+    c.sim.advance(66s);
+    REQUIRE(fw.updates.size() == 2);
+    CHECK(fw.updates[1].state == State::GONE);
+    c.call(an, agent_addr, reregister(agent.id, fw.id, "t1"));
+    CHECK(agent.reregistered == 0);
+    REQUIRE(agent.shutdowns.size() == 1);
+    CHECK(agent.shutdowns[0].find("agent id " + agent.id + " was removed") != std::string::npos);
+    CHECK(agent.shutdowns[0].find("unreachable for too long") != std::string::npos);
+    // The task stays gone: nothing was adopted.
+    c.call(fn, fw_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+             b.setFrameworkId(fw.id);
+             b.initReconcile().initTasks(1)[0].setTaskId("t1");
+           }));
+    CHECK(fw.updates.back().state == State::GONE);
+  }
+}
+
+TEST_CASE("an agent restarted from checkpoints resends an update whose ack it lost", "[master]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  auto agent_addr = c.add_agent(an, agent, "cpus:2;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", /*partition_aware=*/true);
+  REQUIRE(fw.offers.size() == 1);
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1"));
+  c.call(an, agent_addr, status_update(fw.id, "t1", State::FINISHED, "u-end"));
+  REQUIRE(fw.updates.size() == 1);
+  c.call(fn, fw_addr, ack_call(fw.id, fw.updates[0]));
+  REQUIRE(agent.acks == std::vector<std::string>{"u-end"});  // the master forgot t1
+
+  // The agent crashed before it recorded the acknowledgement: it comes back
+  // with t1 still waiting on u-end, and resends it.
+  c.call(an, agent_addr, build<wire::ReregisterAgent>([&](wire::ReregisterAgent::Builder b) {
+           auto info = b.initAgentInfo();
+           info.setAgentId(agent.id);
+           auto total = *Resources::parse("cpus:2;mem:512");
+           to_wire(total, info.initResources(wire_size(total)));
+           auto t = b.initTasks(1)[0];
+           auto r = *Resources::parse("cpus:1");
+           t.setFrameworkId(fw.id);
+           t.initTask().setTaskId("t1");
+           to_wire(r, t.getTask().initResources(wire_size(r)));
+           t.setState(State::FINISHED);
+           t.setLatestState(State::FINISHED);
+           t.setStatusUuid(data("u-end"));
+         }));
+  CHECK(agent.reregistered == 1);
+  CHECK(agent.shutdowns.empty());
+  c.call(an, agent_addr, status_update(fw.id, "t1", State::FINISHED, "u-end"));
+  REQUIRE(fw.updates.size() == 2);
+  CHECK(fw.updates[1].uuid == "u-end");
+  // The framework (its library drops the duplicate) acknowledges again; the
+  // agent hears it and the master forgets the task once more.
+  c.call(fn, fw_addr, ack_call(fw.id, fw.updates[1]));
+  CHECK(agent.acks == std::vector<std::string>{"u-end", "u-end"});
+  // Its resources were not counted twice: the whole agent is offered again.
+  c.sim.advance(1s);
+  CHECK(fw.offers.back().resources == "cpus:2;mem:512");
+  c.call(fn, fw_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+           b.setFrameworkId(fw.id);
+           b.initReconcile();
+         }));
+  CHECK(fw.updates.size() == 2);  // implicit reconciliation: no live task
 }

@@ -336,6 +336,7 @@ class TestFramework : public Scheduler {
   using Scheduler::acknowledge;
   using Scheduler::decline;
   using Scheduler::kill;
+  using Scheduler::launch_group;
   using Scheduler::read_sandbox_file;
   using Scheduler::read_whole_sandbox_file;
   using Scheduler::reconcile;

@@ -479,3 +479,90 @@ TEST_CASE("sandbox files are read from the agent, chunk by chunk", "[scheduler][
   });
   CHECK(!no_agent);
 }
+
+TEST_CASE("an update resent after it was acknowledged is acknowledged again, not delivered",
+          "[scheduler][dedupe]") {
+  Harness h;
+  h.subscribe(h.config());
+  h.master->call([](FakeMaster& m) { m.update(status("t-1", TaskState::RUNNING, "u-1")); });
+  REQUIRE(h.wait_calls(Call::ACKNOWLEDGE, 1));
+
+  // The agent restarted from its checkpoints before the acknowledgement
+  // reached it: u-1 comes again, then the task's next update.
+  h.master->call([](FakeMaster& m) {
+    m.update(status("t-1", TaskState::RUNNING, "u-1"));
+    m.update(status("t-1", TaskState::FINISHED, "u-2"));
+  });
+  REQUIRE(h.wait_calls(Call::ACKNOWLEDGE, 3));
+  REQUIRE(h.wait_seen([](FrameworkLog& l) { return l.updates.size() == 2; }));
+  auto states = (*h.seen)([](FrameworkLog& l) {
+    std::vector<std::string> out;
+    for (const auto& u : l.updates)
+      out.push_back(u.uuid + ":" + to_string(u.state));
+    return out;
+  });
+  CHECK(states == std::vector<std::string>{"u-1:TASK_RUNNING", "u-2:TASK_FINISHED"});
+  std::vector<std::string> acked;
+  h.calls->for_each([&](Call::Reader call) {
+    if (call.isAcknowledge())
+      acked.push_back(str(call.getAcknowledge().getTaskId()) + "/" +
+                      str(call.getAcknowledge().getUuid()));
+  });
+  CHECK(acked == std::vector<std::string>{"t-1/u-1", "t-1/u-1", "t-1/u-2"});
+  CHECK(h.framework->call([](TestFramework& f) { return f.duplicate_updates(); }) == 1);
+}
+
+TEST_CASE("an update not yet acknowledged is delivered again when resent", "[scheduler][dedupe]") {
+  Harness h;
+  auto c = h.config();
+  c.auto_acknowledge = false;
+  h.subscribe(c);
+  h.master->call([](FakeMaster& m) {
+    m.update(status("t-1", TaskState::RUNNING, "u-1"));
+    m.update(status("t-1", TaskState::RUNNING, "u-1"));
+  });
+  // At least once until acknowledged: the framework has not acted on it yet.
+  REQUIRE(h.wait_seen([](FrameworkLog& l) { return l.updates.size() == 2; }));
+  auto running = (*h.seen)([](FrameworkLog& l) { return l.updates[0]; });
+  h.framework->call([&](TestFramework& f) { CHECK(!f.acknowledge(running)); });
+  // Once acknowledged, a resend is acknowledged by the library alone.
+  h.master->call([](FakeMaster& m) { m.update(status("t-1", TaskState::RUNNING, "u-1")); });
+  REQUIRE(h.wait_calls(Call::ACKNOWLEDGE, 2));
+  CHECK((*h.seen)([](FrameworkLog& l) { return l.updates.size(); }) == 2);
+  CHECK(h.framework->call([](TestFramework& f) { return f.duplicate_updates(); }) == 1);
+}
+
+TEST_CASE("launch_group sends one LaunchGroup operation with the group's tasks", "[scheduler]") {
+  Harness h;
+  h.subscribe(h.config());
+  Address agent{"agent", "127.0.0.1", 1234};
+  h.master->call([&](FakeMaster& m) { m.offer("o-1", res("cpus:4;mem:4096"), agent); });
+  REQUIRE(h.wait_seen([](FrameworkLog& l) { return l.offers.size() == 1; }));
+  TaskSpec web;
+  web.id = "web";
+  web.resources = res("cpus:1;mem:128");
+  web.shell = "serve";
+  TaskSpec sidecar = web;
+  sidecar.id = "sidecar";
+  sidecar.shell = "log-shipper";
+  h.framework->call([&](TestFramework& f) {
+    CHECK(is(f.launch_group({"o-1"}, {}), Errc::invalid_argument));
+    CHECK(!f.launch_group({"o-1"}, {web, sidecar}, "pod-1"));
+  });
+  REQUIRE(h.wait_calls(Call::ACCEPT, 1));
+  CHECK(h.calls->last(Call::ACCEPT, [&](Call::Reader call) {
+    auto a = call.getAccept();
+    CHECK(texts(a.getOfferIds()) == std::vector<std::string>{"o-1"});
+    REQUIRE(a.getOperations().size() == 1);
+    REQUIRE(a.getOperations()[0].isLaunchGroup());
+    auto g = a.getOperations()[0].getLaunchGroup();
+    CHECK(str(g.getExecutor().getExecutorId()) == "pod-1");
+    CHECK(str(g.getExecutor().getFrameworkId()) == "fw-1");
+    CHECK(g.getExecutor().getType() == wire::ExecutorInfo::Type::DEFAULT);
+    REQUIRE(g.getTasks().size() == 2);
+    CHECK(str(g.getTasks()[0].getTaskId()) == "web");
+    CHECK(str(g.getTasks()[1].getTaskId()) == "sidecar");
+    CHECK(str(g.getTasks()[1].getAgentId()) == "agent-1");
+    CHECK(str(g.getTasks()[1].getCommand().getShell()) == "log-shipper");
+  }));
+}
