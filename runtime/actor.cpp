@@ -611,11 +611,11 @@ void Actor::run_deferred() {
 
 // -- processes -----------------------------------------------------------------
 
-expected<int> Actor::start_process(const ProcessSpec& spec,
-                                   std::function<void(const ProcessExit&)> on_exit) {
+// The launcher's callback that brings a process's exit to this actor.
+ProcessLauncher::ExitCallback Actor::exit_forwarder() {
   auto self = caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()});
   auto* sim = node_->simulation();
-  auto pid = node_->launcher().spawn(spec, [self, sim](const ProcessExit& e) {
+  return [self, sim](const ProcessExit& e) {
     // The launcher's thread must not touch a simulation's scheduler: the
     // report waits there until the simulation is idle.
     if (sim)
@@ -624,10 +624,24 @@ expected<int> Actor::start_process(const ProcessSpec& spec,
       });
     else
       caf::anon_send(self, exited_atom::value, e.pid, e.exit_code, e.term_signal);
-  });
+  };
+}
+
+expected<int> Actor::start_process(const ProcessSpec& spec,
+                                   std::function<void(const ProcessExit&)> on_exit) {
+  auto pid = node_->launcher().spawn(spec, exit_forwarder());
   if (pid)
     processes_.emplace(*pid, std::move(on_exit));
   return pid;
+}
+
+expected<void> Actor::adopt_process(int pid, std::function<void(const ProcessExit&)> on_exit) {
+  // Registered first: the exit may be reported before adopt() returns.
+  processes_.emplace(pid, std::move(on_exit));
+  auto adopted = node_->launcher().adopt(pid, exit_forwarder());
+  if (!adopted)
+    processes_.erase(pid);
+  return adopted;
 }
 
 bool Actor::blocking(std::function<std::function<void()>()> work) {

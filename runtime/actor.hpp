@@ -91,6 +91,10 @@ class Actor : public caf::event_based_actor {
   expected<int> start_process(const ProcessSpec& spec,
                               std::function<void(const ProcessExit&)> on_exit);
 
+  // Watches a process this actor did not start (ProcessLauncher::adopt);
+  // on_exit runs on this actor's thread as for start_process.
+  expected<void> adopt_process(int pid, std::function<void(const ProcessExit&)> on_exit);
+
   // Runs work on the node's BlockingPool and then the continuation it returns
   // on this actor's thread, like a handler (in a simulation: once it is
   // idle). work must not touch the actor's state; it captures copies. False,
@@ -140,6 +144,7 @@ class Actor : public caf::event_based_actor {
   bool internal();
   void on_process_exit(const ProcessExit& exit);
   void on_blocking_done(uint64_t id);
+  ProcessLauncher::ExitCallback exit_forwarder();
   void learn_sender(const Envelope& env);
 
   // Sending.

@@ -535,6 +535,8 @@ void ProcessLauncher::Impl::reap(Child& child) {
                       uv_is_active(reinterpret_cast<uv_handle_t*>(&child.poll)) ? WNOHANG : 0);
   if (r == 0)
     return;  // not yet (a spurious wake-up)
+  // An adopted process is not our child (ECHILD): its pidfd turning readable
+  // is the news that it ended; how, only its parent learns.
   ProcessExit exit{child.pid, -1, 0};
   if (r == child.pid && WIFEXITED(status))
     exit.exit_code = WEXITSTATUS(status);
@@ -665,6 +667,32 @@ expected<int> ProcessLauncher::spawn(const ProcessSpec& spec, ExitCallback on_ex
     return make_error(Errc::stopped, plan.what + ": process launcher is shutting down");
   }
   return *pid;
+}
+
+expected<void> ProcessLauncher::adopt(int pid, ExitCallback on_exit) {
+  std::string what = "adopt " + std::to_string(pid);
+  if (pid <= 0)
+    return make_error(Errc::invalid_argument, what + ": not a pid");
+  if (auto err = impl_->admit(what))
+    return err;
+  int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (pidfd < 0)
+    return errno == ESRCH ? make_error(Errc::invalid_argument, what + ": no such process")
+                          : make_os_error(errno, what + ": pidfd_open");
+  impl_->live_.fetch_add(1);
+  auto* impl = impl_.get();
+  bool leads_group = ::getpgid(pid) == pid;
+  bool queued = impl->post(
+      [impl, pid, pidfd, on_exit = std::move(on_exit), leads_group]() mutable {
+        impl->watch_on_loop(pid, pidfd, std::move(on_exit), leads_group);
+      },
+      true);
+  if (!queued) {
+    ::close(pidfd);
+    impl_->live_.fetch_sub(1);
+    return make_error(Errc::stopped, what + ": process launcher is shutting down");
+  }
+  return caf::unit;
 }
 
 caf::error ProcessLauncher::kill(int pid, int signal, bool group) {

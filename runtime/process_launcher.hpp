@@ -59,6 +59,13 @@ class ProcessLauncher {
   // value (Errc::spawn_failed with the cause), never a crash.
   expected<int> spawn(const ProcessSpec& spec, ExitCallback on_exit);
 
+  // Watches a running process this launcher did not start (an agent's
+  // executor from before the agent restarted), so that on_exit reports its
+  // end and kill() reaches it (its process group too, when it leads one).
+  // Not being its parent, the launcher cannot learn how it ended: the exit
+  // says exit_code -1, term_signal 0. A pid that is gone: Errc::invalid_argument.
+  expected<void> adopt(int pid, ExitCallback on_exit);
+
   // Sends signal to a process this launcher started; to the whole session /
   // process group when group is true. Unknown pid: Errc::invalid_argument.
   caf::error kill(int pid, int signal, bool group = false);

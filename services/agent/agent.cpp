@@ -4,6 +4,7 @@
 #include "services/agent/agent.hpp"
 
 #include "runtime/log.hpp"
+#include "services/agent/checkpoint.hpp"
 
 #include <algorithm>
 
@@ -56,6 +57,7 @@ void Agent::on_start() {
   else
     log().warn("{}: fetcher cache off: {}", me().to_string(), describe(cache.error()));
   fetcher_ = std::make_shared<Fetcher>(config_.fetcher, fetcher_cache_.get());
+  recover();
   try_register();
 }
 
@@ -129,7 +131,13 @@ void Agent::install_master_handlers() {
   });
   on<wire::ShutdownAgent>([this](const Received<wire::ShutdownAgent>& m) {
     // The master, or a local control actor (`tessera agent` on SIGTERM).
-    if (m.sender().same_node(me()) || from_master(m.sender(), "ShutdownAgent"))
+    bool local = m.sender().same_node(me());
+    if (!local && !from_master(m.sender(), "ShutdownAgent"))
+      return;
+    // Refused on reregistering a recovered id: begin again as a new agent.
+    if (!local && recovered_ && !registered_)
+      start_over(str(m.body().getReason()));
+    else
       shutdown_agent(str(m.body().getReason()));
   });
   on<wire::FrameworkToExecutor>([this](const Received<wire::FrameworkToExecutor>& m) {
@@ -252,6 +260,8 @@ void Agent::on_registered(const std::string& agent_id, int64_t ping_interval_ns)
   bool first = agent_id_.empty();
   agent_id_ = agent_id;
   registered_ = true;
+  recovered_ = false;
+  checkpoint_agent();
   cancel(registration_timer_);
   registration_timer_ = 0;
   registration_backoff_ = config_.registration_backoff_min_ms;
@@ -302,7 +312,11 @@ void Agent::arm_ping_timer() {
 // -- frameworks and the agent's end --------------------------------------------
 
 void Agent::remember_framework(wire::FrameworkInfo::Reader info) {
-  frameworks_.insert_or_assign(str(info.getFrameworkId()), Owned<wire::FrameworkInfo>(info));
+  auto id = str(info.getFrameworkId());
+  bool fresh = !frameworks_.count(id);
+  frameworks_.insert_or_assign(id, Owned<wire::FrameworkInfo>(info));
+  if (fresh)
+    checkpoint_framework(id);
 }
 
 void Agent::maybe_forget_framework(const std::string& framework_id) {
@@ -311,7 +325,8 @@ void Agent::maybe_forget_framework(const std::string& framework_id) {
   if ((t != tasks_.end() && t->first.first == framework_id) ||
       (e != executors_.end() && e->first.first == framework_id))
     return;
-  frameworks_.erase(framework_id);
+  if (frameworks_.erase(framework_id))
+    forget_checkpointed_framework(framework_id);
 }
 
 void Agent::shutdown_agent(const std::string& reason) {
@@ -322,7 +337,7 @@ void Agent::shutdown_agent(const std::string& reason) {
   cancel(registration_timer_);
   registration_timer_ = 0;
   if (executors_.empty()) {
-    stop();
+    finish_shutdown();
     return;
   }
   std::vector<Key> all;
@@ -330,6 +345,15 @@ void Agent::shutdown_agent(const std::string& reason) {
     all.push_back(key);
   for (const auto& key : all)
     shutdown_executor(key);
+}
+
+// The end of a shutdown: the work it stood for is over, so a later start
+// with this work dir registers as a new agent.
+void Agent::finish_shutdown() {
+  if (config_.checkpoint)
+    if (auto ok = checkpoint::remove_all(config_.work_dir); !ok)
+      checkpoint_failed(ok.error());
+  stop();
 }
 
 }  // namespace tessera

@@ -62,6 +62,10 @@
 
 namespace tessera {
 
+namespace checkpoint {
+struct RecoveredFramework;
+}
+
 enum class ExecutorMode : uint8_t {
   in_process,  // CommandExecutor actors on the agent's own node
   process,     // `<executor_binary> executor` child processes
@@ -88,6 +92,7 @@ struct AgentMetrics {
   std::atomic<uint64_t> container_errors{0};       // prepare/destroy failures
   std::atomic<uint64_t> fetches{0};                // executor runs whose URIs were fetched
   std::atomic<uint64_t> fetch_failures{0};
+  std::atomic<uint64_t> checkpoint_failures{0};
 };
 
 struct AgentConfig {
@@ -123,6 +128,12 @@ struct AgentConfig {
   uint32_t container_pids_max = 4096;
   // How often usage is read to notice OOM kills and posix memory overuse.
   std::chrono::milliseconds container_monitor_interval_ms{1000};
+
+  // Checkpoint to <work_dir>/meta and recover from it on start
+  // (agent_recovery.cpp). A recovered executor process that has not
+  // resubscribed within this is killed.
+  bool checkpoint = true;
+  std::chrono::milliseconds executor_reregistration_timeout_ms{5000};
 
   // Task URIs are fetched into the sandbox before the executor starts;
   // cached ones in <work_dir>/fetcher-cache, at most this many bytes.
@@ -257,6 +268,22 @@ class Agent : public Actor {
   };
   static void destroy_containers(const std::shared_ptr<Isolator>& isolator, ContainerBook& book);
 
+  // Checkpoints and recovery (agent_recovery.cpp).
+  void checkpoint_failed(const caf::error& err);
+  void checkpoint_agent();
+  void checkpoint_framework(const std::string& framework_id);
+  void checkpoint_run(const Executor& e);
+  void checkpoint_task_later(const Key& key);
+  void flush_checkpoints();
+  void forget_checkpointed_task(const Key& key);
+  void forget_checkpointed_run(const Executor& e);
+  void forget_checkpointed_framework(const std::string& framework_id);
+  void recover();
+  void recover_framework(const std::string& framework_id, checkpoint::RecoveredFramework& fw,
+                         std::set<std::string>& claimed);
+  void start_over(const std::string& reason);
+  void finish_shutdown();
+
   // Status updates and sandboxes (agent_updates.cpp).
   StatusUpdateStream::Added ingest(Task& task, wire::TaskStatus::Reader status);
   void agent_update(Task& task, wire::TaskState state, Reason reason, const std::string& message);
@@ -274,6 +301,9 @@ class Agent : public Actor {
   std::string agent_id_;  // empty until the first registration
   bool registered_ = false;
   bool shutting_down_ = false;
+  bool recovered_ = false;     // agent_id_ came from a checkpoint; no master has taken it yet
+  std::set<Key> dirty_tasks_;  // task records to write at the end of this handler
+  bool flush_scheduled_ = false;
   Duration registration_backoff_;
   TimerId registration_timer_ = 0;
   Duration ping_interval_{0};

@@ -128,6 +128,7 @@ Agent::Task* Agent::add_task(const std::string& framework_id, wire::TaskInfo::Re
   task.task_id = task_id;
   task.info = Owned<wire::TaskInfo>(info);
   task.retry_backoff = config_.status_update_backoff_min_ms;
+  checkpoint_task_later(key);
   return &task;
 }
 
@@ -263,6 +264,7 @@ void Agent::start_run(const Key& key) {
     executors_.erase(key);
     return;
   }
+  checkpoint_run(executor);
   metrics_.tasks_launched.fetch_add(executor.tasks.size(), std::memory_order_relaxed);
   log().info("{}: launching {} {} of framework {} in {}", me().to_string(),
              executor.group ? "task group" : "task", key.second, key.first,
@@ -403,6 +405,7 @@ void Agent::on_executor_subscribe(Executor& e, const Address& sender,
   }
   e.subscribed = true;
   e.address = sender;
+  checkpoint_run(e);
   executor_by_address_[sender] = key;
   watch(sender);
   cancel(e.registration_timer);
@@ -588,6 +591,7 @@ void Agent::executor_terminated(const Key& key, int status) {
     return;
   Executor e = std::move(it->second);
   executors_.erase(it);
+  forget_checkpointed_run(e);
   cancel(e.registration_timer);
   cancel(e.kill_timer);
   if (!e.address.empty()) {
@@ -621,7 +625,7 @@ void Agent::executor_terminated(const Key& key, int status) {
     maybe_forget({e.framework_id, id});
   maybe_forget_framework(e.framework_id);
   if (shutting_down_ && executors_.empty())
-    stop();
+    finish_shutdown();
 }
 
 }  // namespace tessera

@@ -25,6 +25,7 @@ StatusUpdateStream::Added Agent::ingest(Task& task, wire::TaskStatus::Reader sta
   switch (added) {
     case Added::fresh:
       metrics_.updates_received.fetch_add(1, std::memory_order_relaxed);
+      checkpoint_task_later({task.framework_id, task.task_id});
       log().debug("{}: task {} of framework {} is {}", me().to_string(), task.task_id,
                   task.framework_id, to_string(status.getState()));
       if (task.stream.pending() == 1)
@@ -117,6 +118,7 @@ void Agent::on_ack(const Received<wire::StatusUpdateAck>& m) {
   cancel(task.retry_timer);
   task.retry_timer = 0;
   task.retry_backoff = config_.status_update_backoff_min_ms;
+  checkpoint_task_later(key);
   forward(task);
   maybe_forget(key);
 }
@@ -138,6 +140,7 @@ void Agent::maybe_forget(const Key& key) {
   }
   log().debug("{}: forgetting task {} of framework {}", me().to_string(), key.second, key.first);
   tasks_.erase(it);
+  forget_checkpointed_task(key);
   maybe_forget_framework(key.first);
 }
 

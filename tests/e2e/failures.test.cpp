@@ -2,6 +2,7 @@
 // library: lost agents, dropped status updates, framework failover and a
 // master restart.
 
+#include "e2e/agent_cleanup.hpp"
 #include "e2e/test_framework.hpp"
 #include "runtime/simulation.hpp"
 #include "services/cluster/local_cluster.hpp"
@@ -133,6 +134,7 @@ TEST_CASE("an agent process killed with SIGKILL is reported lost", "[e2e][failur
   // The agent's executor and task outlived it (as they would on a machine
   // whose agent crashed): stop them by pid.
   kill_processes_under(agent_dir);
+  destroy_agent_containers(agent_dir);
   CHECK(wait_until([&] { return !alive(pid); }));
   (*node)->stop();
   master->kill(SIGTERM);

@@ -582,3 +582,35 @@ TEST_CASE("a container spawn that cannot exec reports why", "[launcher][containe
   CHECK(text.find("execve") != std::string::npos);
   CHECK(launcher.running() == 0);
 }
+
+TEST_CASE("a launcher adopts a process it did not start", "[launcher][adopt]") {
+  TempDir dir;
+  ExitLog first_log;
+  ProcessLauncher first;
+  // The shell leaves a sleep behind (in its own session) and exits: the
+  // sleep is nobody's child of ours.
+  auto spec = shell("setsid sleep 30 & echo $! > " + dir.file("pid"));
+  auto shell_pid = first.spawn(spec, first_log.callback());
+  REQUIRE(shell_pid);
+  REQUIRE(first_log.wait_for(1));
+  REQUIRE(eventually([&] { return !read_file(dir.file("pid")).empty(); }));
+  int orphan = std::stoi(read_file(dir.file("pid")));
+
+  ExitLog log;
+  ProcessLauncher launcher;
+  REQUIRE(launcher.adopt(orphan, log.callback()));
+  CHECK(launcher.running() == 1);
+  REQUIRE_FALSE(launcher.kill(orphan, SIGKILL));
+  auto exit = log.single();
+  CHECK(exit.pid == orphan);
+  CHECK(exit.exit_code == -1);  // not our child: how it ended is its parent's to know
+  CHECK(exit.term_signal == 0);
+  CHECK(launcher.running() == 0);
+  CHECK(eventually([&] { return is_dead(orphan); }));
+
+  // The shell is reaped and gone (the orphan may linger as a zombie, which
+  // counts as running until its new parent reaps it).
+  auto gone = launcher.adopt(*shell_pid, {});
+  REQUIRE_FALSE(gone);
+  CHECK(gone.error() == tessera::make_error(Errc::invalid_argument));
+}

@@ -1,0 +1,335 @@
+// Checkpoints and recovery (Mesos's slave recovery): what the agent writes to
+// <work_dir>/meta as it goes, and how a restarted agent takes its executors,
+// tasks and unacknowledged updates back from there.
+//
+//  - Written: the agent's id once registered, each framework it runs tasks
+//    for, each executor run (pid, container, sandbox, tasks) once started and
+//    again once subscribed, and each task with its status update stream
+//    whenever the stream changes. Task writes within one handler are
+//    coalesced into one write at its end (flush_checkpoints).
+//  - Recovered on start: a process executor whose pid still runs (and is
+//    still that executor: its environment names it) is adopted and has
+//    executor_reregistration_timeout_ms to resubscribe; it then resends the
+//    updates it holds, and the agent resends the ones it holds. Any other run
+//    is over: its container is destroyed and its unfinished tasks fail.
+//    Containers in the agent's scope that no run claims are destroyed.
+//  - A master that refuses the recovered id (ShutdownAgent before the agent
+//    is registered again) makes the agent start over: every container of the
+//    old id is destroyed, meta/ removed, and it registers as a new agent.
+
+#include "services/agent/agent.hpp"
+
+#include "runtime/log.hpp"
+#include "services/agent/checkpoint.hpp"
+#include "services/agent/sandbox.hpp"
+
+#include <signal.h>
+
+namespace tessera {
+
+namespace {
+
+using State = wire::TaskState;
+
+// Whether pid is still the executor the checkpoint says (a pid can be reused).
+bool is_executor(int pid, const std::string& framework_id, const std::string& executor_id) {
+  std::string env;
+  if (auto f = std::fopen(("/proc/" + std::to_string(pid) + "/environ").c_str(), "rb")) {
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0 && env.size() < (1u << 20))
+      env.append(buf, n);
+    std::fclose(f);
+  }
+  auto has = [&](const std::string& entry) {
+    return env.find(std::string("\0", 1) + entry + std::string("\0", 1)) != std::string::npos ||
+           env.rfind(entry + std::string("\0", 1), 0) == 0;
+  };
+  return has("TESSERA_FRAMEWORK_ID=" + framework_id) && has("TESSERA_EXECUTOR_ID=" + executor_id);
+}
+
+int wait_status_of(const ProcessExit& exit) {
+  return exit.term_signal != 0 ? exit.term_signal : (exit.exit_code & 0xff) << 8;
+}
+
+}  // namespace
+
+// -- writing -------------------------------------------------------------------------
+
+void Agent::checkpoint_failed(const caf::error& err) {
+  metrics_.checkpoint_failures.fetch_add(1, std::memory_order_relaxed);
+  log().error("{}: checkpoint: {}", me().to_string(), describe(err));
+}
+
+void Agent::checkpoint_agent() {
+  if (!config_.checkpoint)
+    return;
+  capnp::MallocMessageBuilder b;
+  auto r = b.initRoot<wire::AgentRecord>();
+  fill_agent_info(r.initAgentInfo());
+  r.setMasterAddress(config_.master.to_string());
+  r.setVersion(version);
+  if (auto ok = checkpoint::write_agent(config_.work_dir, r.asReader()); !ok)
+    checkpoint_failed(ok.error());
+}
+
+void Agent::checkpoint_framework(const std::string& framework_id) {
+  if (!config_.checkpoint)
+    return;
+  auto it = frameworks_.find(framework_id);
+  if (it == frameworks_.end())
+    return;
+  if (auto ok = checkpoint::write_framework(config_.work_dir, it->second.get()); !ok)
+    checkpoint_failed(ok.error());
+}
+
+void Agent::checkpoint_run(const Executor& e) {
+  if (!config_.checkpoint)
+    return;
+  capnp::MallocMessageBuilder b;
+  auto r = b.initRoot<wire::ExecutorRunRecord>();
+  r.setFrameworkId(e.framework_id);
+  r.setExecutorId(e.executor_id);
+  r.setRunId(e.run_id);
+  r.setPid(e.pid);
+  r.setContainerId(e.run_id);
+  r.setIsolation(isolator_->name());
+  auto cgroups = r.initCgroupPaths(static_cast<unsigned>(e.placement.cgroups.size()));
+  for (unsigned i = 0; i < e.placement.cgroups.size(); ++i)
+    cgroups.set(i, e.placement.cgroups[i]);
+  if (!e.address.empty())
+    r.setExecutorAddress(e.address.to_string());
+  r.setSandbox(e.sandbox.string());
+  std::vector<const Task*> given;
+  for (const auto& id : e.tasks)
+    if (auto t = tasks_.find({e.framework_id, id}); t != tasks_.end())
+      given.push_back(&t->second);
+  auto tasks = r.initTasks(static_cast<unsigned>(given.size()));
+  for (unsigned i = 0; i < given.size(); ++i)
+    tasks.setWithCaveats(i, given[i]->info.get());
+  if (auto ok = checkpoint::write_executor_run(config_.work_dir, r.asReader()); !ok)
+    checkpoint_failed(ok.error());
+}
+
+void Agent::checkpoint_task_later(const Key& key) {
+  if (!config_.checkpoint)
+    return;
+  dirty_tasks_.insert(key);
+  if (flush_scheduled_)
+    return;
+  flush_scheduled_ = true;
+  defer([this] { flush_checkpoints(); });
+}
+
+void Agent::flush_checkpoints() {
+  flush_scheduled_ = false;
+  auto dirty = std::move(dirty_tasks_);
+  dirty_tasks_.clear();
+  for (const auto& key : dirty) {
+    auto it = tasks_.find(key);
+    if (it == tasks_.end())
+      continue;  // forgotten meanwhile, record removed with it
+    const auto& task = it->second;
+    capnp::MallocMessageBuilder b;
+    auto r = b.initRoot<wire::TaskRecord>();
+    r.setFrameworkId(task.framework_id);
+    r.setExecutorId(task.executor_id);
+    if (auto e = executors_.find({task.framework_id, task.executor_id}); e != executors_.end())
+      r.setRunId(e->second.run_id);
+    r.setTask(task.info.get());
+    task.stream.save(r);
+    if (auto ok = checkpoint::write_task(config_.work_dir, r.asReader()); !ok)
+      checkpoint_failed(ok.error());
+  }
+}
+
+void Agent::forget_checkpointed_task(const Key& key) {
+  if (!config_.checkpoint)
+    return;
+  dirty_tasks_.erase(key);
+  if (auto ok = checkpoint::remove_task(config_.work_dir, key.first, key.second); !ok)
+    checkpoint_failed(ok.error());
+}
+
+void Agent::forget_checkpointed_run(const Executor& e) {
+  if (!config_.checkpoint)
+    return;
+  if (auto ok = checkpoint::remove_executor_run(config_.work_dir, e.framework_id, e.executor_id,
+                                                e.run_id);
+      !ok)
+    checkpoint_failed(ok.error());
+}
+
+void Agent::forget_checkpointed_framework(const std::string& framework_id) {
+  if (!config_.checkpoint)
+    return;
+  if (auto ok = checkpoint::remove_framework(config_.work_dir, framework_id); !ok)
+    checkpoint_failed(ok.error());
+}
+
+// -- recovering ------------------------------------------------------------------------
+
+void Agent::recover() {
+  if (!config_.checkpoint)
+    return;
+  auto state = checkpoint::recover(config_.work_dir);
+  if (!state) {
+    checkpoint_failed(state.error());
+    return;
+  }
+  for (const auto& w : state->warnings)
+    log().warn("{}: recovery: {}", me().to_string(), w);
+  std::set<std::string> claimed;  // container ids of recovered runs
+  if (state->agent) {
+    agent_id_ = str(state->agent.get().getAgentInfo().getAgentId());
+    recovered_ = !agent_id_.empty();
+  }
+  if (recovered_) {
+    for (auto& [fid, fw] : state->frameworks)
+      recover_framework(fid, fw, claimed);
+    log().info("{}: recovered agent {}: {} task(s), {} executor(s) still running", me().to_string(),
+               agent_id_, tasks_.size(), executors_.size());
+  }
+  // Containers nobody claims are left from runs that ended with the agent.
+  for (const auto& id : isolator_->containers())
+    if (!claimed.count(id)) {
+      log().info("{}: recovery: destroying orphan container {}", me().to_string(), id);
+      if (auto err = isolator_->destroy(id))
+        log().warn("{}: recovery: container {}: {}", me().to_string(), id, describe(err));
+    }
+  if (!recovered_ && state->records() > 0)
+    if (auto ok = checkpoint::remove_all(config_.work_dir); !ok)
+      checkpoint_failed(ok.error());
+}
+
+void Agent::recover_framework(const std::string& fid, checkpoint::RecoveredFramework& fw,
+                              std::set<std::string>& claimed) {
+  if (fw.record)
+    frameworks_.insert_or_assign(fid, Owned<wire::FrameworkInfo>(fw.record.get().getInfo()));
+  for (auto& rec : fw.tasks) {
+    auto r = rec.get();
+    Key key{fid, str(r.getTask().getTaskId())};
+    auto& task = tasks_[key];
+    task.framework_id = fid;
+    task.task_id = key.second;
+    task.executor_id = str(r.getExecutorId());
+    task.info = Owned<wire::TaskInfo>(r.getTask());
+    task.stream = StatusUpdateStream::restore(r);
+    task.retry_backoff = config_.status_update_backoff_min_ms;
+  }
+  std::vector<Key> ended;
+  for (auto& rec : fw.runs) {
+    auto r = rec.get();
+    Key key{fid, str(r.getExecutorId())};
+    Executor e;
+    e.framework_id = fid;
+    e.executor_id = key.second;
+    e.run_id = str(r.getRunId());
+    e.sandbox = str(r.getSandbox());
+    e.group = r.getTasks().size() > 1;
+    Resources resources;
+    for (auto t : r.getTasks()) {
+      auto id = str(t.getTaskId());
+      e.tasks.push_back(id);
+      if (auto task = tasks_.find({fid, id}); task != tasks_.end())
+        task->second.sandbox = e.sandbox;
+      if (auto res = from_wire(t.getResources()))
+        resources += *res;
+    }
+    for (auto c : r.getCgroupPaths())
+      e.placement.cgroups.push_back(str(c));
+    e.container.active = true;
+    e.container.limits.cpus_milli = static_cast<uint64_t>(resources.total("cpus") * 1000.0 + 0.5);
+    e.container.limits.pids_max = config_.container_pids_max;
+    {
+      std::lock_guard<std::mutex> guard(containers_->mu);
+      containers_->ids.insert(e.run_id);
+    }
+    claimed.insert(e.run_id);
+    int pid = r.getPid();
+    bool live = config_.executor_mode == ExecutorMode::process && pid > 0 &&
+                is_executor(pid, fid, e.executor_id) && !executors_.count(key);
+    if (executors_.count(key)) {
+      // An older run of the same executor: over.
+      if (auto err = isolator_->destroy(e.run_id))
+        log().warn("{}: recovery: container {}: {}", me().to_string(), e.run_id, describe(err));
+      forget_checkpointed_run(e);
+      continue;
+    }
+    auto& executor = executors_.emplace(key, std::move(e)).first->second;
+    if (!live) {
+      ended.push_back(key);
+      continue;
+    }
+    auto adopted = adopt_process(pid, [this, key, run = executor.run_id](const ProcessExit& x) {
+      auto it = executors_.find(key);
+      if (it == executors_.end() || it->second.run_id != run)
+        return;
+      it->second.pid = 0;
+      executor_terminated(key, wait_status_of(x));
+    });
+    if (!adopted) {
+      ended.push_back(key);
+      continue;
+    }
+    executor.pid = pid;
+    log().info("{}: recovery: executor {} of framework {} (pid {}) still runs; waiting for it",
+               me().to_string(), key.second, fid, pid);
+    executor.registration_timer = after(config_.executor_reregistration_timeout_ms, [this, key] {
+      auto it = executors_.find(key);
+      if (it == executors_.end() || it->second.subscribed)
+        return;
+      it->second.registration_timer = 0;
+      log().info("{}: recovered executor {} did not resubscribe; killing it", me().to_string(),
+                 key.second);
+      destroy_executor(key);
+    });
+  }
+  for (const auto& key : ended) {
+    log().info("{}: recovery: executor {} of framework {} is gone", me().to_string(), key.second,
+               fid);
+    executor_terminated(key, 0);
+  }
+  // Tasks without a run to go with (lost between their launch and the
+  // executor's start) cannot go on.
+  for (auto& [key, task] : tasks_)
+    if (key.first == fid && !task.stream.terminated() && !executors_.count({fid, task.executor_id}))
+      agent_update(task, State::FAILED, Reason::AGENT_RESTARTED,
+                   "the agent restarted before the task's executor started");
+  for (auto it = tasks_.lower_bound({fid, ""}); it != tasks_.end() && it->first.first == fid;) {
+    auto key = (it++)->first;
+    maybe_forget(key);
+  }
+}
+
+// The master does not know the recovered id any more: everything that ran
+// under it is over, and the agent begins again as a new one.
+void Agent::start_over(const std::string& reason) {
+  log().warn(
+      "{}: the master refused agent id {} ({}); killing its executors and registering "
+      "as a new agent",
+      me().to_string(), agent_id_, reason);
+  for (auto& [key, e] : executors_) {
+    cancel(e.registration_timer);
+    cancel(e.kill_timer);
+    if (e.pid != 0)
+      node().launcher().kill(e.pid, SIGKILL, true);
+    destroy_container(e);
+  }
+  executors_.clear();
+  executor_by_address_.clear();
+  for (auto& [key, t] : tasks_)
+    cancel(t.retry_timer);
+  tasks_.clear();
+  frameworks_.clear();
+  completed_.clear();
+  dirty_tasks_.clear();
+  if (config_.checkpoint)
+    if (auto ok = checkpoint::remove_all(config_.work_dir); !ok)
+      checkpoint_failed(ok.error());
+  agent_id_.clear();
+  recovered_ = false;
+  try_register();
+}
+
+}  // namespace tessera
