@@ -50,6 +50,7 @@ void Agent::on_start() {
   log().info("{}: agent starting; master {}, work dir {}", me().to_string(),
              config_.master.to_string(), config_.work_dir.string());
   try_register();
+  arm_gc();
 }
 
 void Agent::install_master_handlers() {
