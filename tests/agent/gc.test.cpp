@@ -144,7 +144,9 @@ TEST_CASE("an agent removes an ended task's sandbox after the GC delay, not a ru
   auto ended = c.sandbox("hello");
   auto executor = ended.parent_path().parent_path();
 
-  REQUIRE(wait_until([&] { return !fs::exists(ended); }, 10s));
+  // Counted once the whole scan is done (the directory goes before that).
+  REQUIRE(wait_until([&] { return c.metrics->gc_sandboxes_removed.load() >= 1; }, 10s));
+  CHECK_FALSE(fs::exists(ended));
   CHECK_FALSE(fs::exists(executor));  // left empty, so removed too
   CHECK(c.metrics->gc_sandboxes_removed.load() == 1);
   CHECK(c.metrics->gc_failures.load() == 0);
@@ -173,7 +175,8 @@ TEST_CASE("an agent collects sandboxes left from before its restart by their age
   config.gc_interval_ms = 50ms;
   REQUIRE(node->spawn<Agent>("agent", config));
 
-  REQUIRE(wait_until([&] { return !fs::exists(old_run); }, 10s));
+  REQUIRE(wait_until([&] { return metrics->gc_sandboxes_removed.load() >= 1; }, 10s));
+  CHECK_FALSE(fs::exists(old_run));
   auto scans = metrics->gc_scans.load();
   REQUIRE(wait_until([&] { return metrics->gc_scans.load() > scans + 2; }, 10s));
   CHECK(fs::exists(recent_run / "stdout"));
