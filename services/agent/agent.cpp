@@ -59,6 +59,7 @@ void Agent::on_start() {
   fetcher_ = std::make_shared<Fetcher>(config_.fetcher, fetcher_cache_.get());
   recover();
   try_register();
+  arm_gc();
 }
 
 void Agent::install_master_handlers() {

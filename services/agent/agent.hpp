@@ -29,9 +29,12 @@
 //     (re)registration. None is dropped while the agent lives.
 //  2. A task is forgotten only once its terminal update is acknowledged and
 //     its executor has exited; its sandbox stays readable for the last
-//     completed_tasks_max such tasks.
+//     completed_tasks_max such tasks, until sandbox GC removes it (GC wins).
 //  3. Every table is bounded (the *_max constants); bad input from any peer is
 //     counted, logged at most at powers of two, and refused; the agent keeps serving.
+//  4. Sandbox GC (agent_gc.cpp, sandbox_gc.hpp) removes only runs whose
+//     executor has ended, off the actor's thread, at most
+//     gc_removals_per_scan_max per gc_interval_ms.
 // Threading: an actor; handlers run one at a time. AgentMetrics may be read
 // from any thread.
 
@@ -93,6 +96,9 @@ struct AgentMetrics {
   std::atomic<uint64_t> fetches{0};                // executor runs whose URIs were fetched
   std::atomic<uint64_t> fetch_failures{0};
   std::atomic<uint64_t> checkpoint_failures{0};
+  std::atomic<uint64_t> gc_scans{0};
+  std::atomic<uint64_t> gc_sandboxes_removed{0};  // executor run directories
+  std::atomic<uint64_t> gc_failures{0};           // file system errors met by scans
 };
 
 struct AgentConfig {
@@ -140,6 +146,12 @@ struct AgentConfig {
   FetcherConfig fetcher;
   uint64_t fetcher_cache_bytes_max = uint64_t{2} << 30;
 
+  // Sandbox GC (sandbox_gc.hpp): an ended run's sandbox stays
+  // gc_delay_ms * max(0, 1 - gc_disk_headroom - disk used fraction).
+  std::chrono::milliseconds gc_delay_ms{std::chrono::hours(24 * 7)};
+  double gc_disk_headroom = 0.1;                    // in [0, 1)
+  std::chrono::milliseconds gc_interval_ms{60000};  // 0: no GC
+
   std::shared_ptr<AgentMetrics> metrics = std::make_shared<AgentMetrics>();
   // Called on the agent's thread each time it (re)registers; must not block.
   std::function<void(const std::string& agent_id)> on_registered;
@@ -162,6 +174,7 @@ class Agent : public Actor {
   static constexpr size_t tasks_max = 10000;
   static constexpr size_t executors_max = 10000;
   static constexpr size_t completed_tasks_max = 1000;
+  static constexpr size_t gc_removals_per_scan_max = 100;
   static constexpr const char* version = "tessera 0.1.0";
 
   Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config);
@@ -295,6 +308,11 @@ class Agent : public Actor {
   const std::filesystem::path* sandbox_of(const Key& task) const;
   Duration jittered(Duration d);
 
+  // Sandbox GC (agent_gc.cpp).
+  void arm_gc();
+  void start_gc_scan();
+  void mark_run_ended(const std::filesystem::path& sandbox) const;
+
   AgentConfig config_;
   AgentMetrics& metrics_;
   std::mt19937_64 rng_;
@@ -313,6 +331,8 @@ class Agent : public Actor {
   std::shared_ptr<Fetcher> fetcher_;
   std::shared_ptr<ContainerBook> containers_ = std::make_shared<ContainerBook>();
   TimerId monitor_timer_ = 0;
+  TimerId gc_timer_ = 0;
+  bool gc_scanning_ = false;
   std::map<Key, Task> tasks_;
   std::map<Key, Executor> executors_;
   std::map<Address, Key> executor_by_address_;

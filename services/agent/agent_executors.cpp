@@ -603,6 +603,7 @@ void Agent::executor_terminated(const Key& key, int status) {
              e.framework_id, status);
   bool limited = check_limitation(e);
   destroy_container(e);  // whatever it left behind goes with it
+  mark_run_ended(e.sandbox);
   for (const auto& id : e.tasks) {
     auto t = tasks_.find({e.framework_id, id});
     if (t == tasks_.end() || t->second.stream.terminated())

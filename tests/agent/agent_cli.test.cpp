@@ -85,6 +85,21 @@ TEST_CASE("tessera agent refuses bad resources and attributes with one line", "[
   }
 }
 
+TEST_CASE("tessera agent refuses a bad sandbox GC delay or headroom with one line", "[cli]") {
+  testing::TempDir dir;
+  auto work = (dir.path() / "work").string();
+  for (auto delay : {"0", "-5", "nan", "1e300"}) {
+    Tessera t({"agent", "--master", "127.0.0.1:5050", "--work-dir", work,
+               std::string("--gc-delay=") + delay});
+    check_one_line_failure(t, "--gc-delay");
+  }
+  for (auto headroom : {"1", "-0.1", "nan"}) {
+    Tessera t({"agent", "--master", "127.0.0.1:5050", "--work-dir", work,
+               std::string("--gc-disk-headroom=") + headroom});
+    check_one_line_failure(t, "--gc-disk-headroom");
+  }
+}
+
 TEST_CASE("tessera agent cannot listen on a port in use", "[cli]") {
   testing::TempDir dir;
   auto busy = testing::start_node();

@@ -5,6 +5,7 @@
 //   tessera agent --master HOST:PORT --work-dir DIR [--listen HOST:PORT]
 //                 [--resources TEXT] [--attributes TEXT] [--hostname H]
 //                 [--isolation cgroups|posix|auto[,pid-ns]]
+//                 [--gc-delay SECONDS] [--gc-disk-headroom FRACTION]
 
 #include "runtime/actor.hpp"
 #include "services/agent/agent.hpp"
@@ -15,7 +16,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -32,7 +35,12 @@ struct AgentOptions {
   std::string attributes;
   std::string hostname;
   std::string isolation = "auto";
+  double gc_delay_s = 7 * 86400.0;
+  double gc_disk_headroom = 0.1;
 };
+
+// Longest --gc-delay: a century, far inside the milliseconds' range.
+constexpr double gc_delay_s_max = 100 * 365 * 86400.0;
 
 // How long the agent may take to register before the command says it waits.
 constexpr std::chrono::seconds registration_notice_after{2};
@@ -82,8 +90,31 @@ int wait_signal(const sigset_t& set, std::chrono::seconds timeout) {
   return sigtimedwait(&set, nullptr, &ts);
 }
 
+std::string number(double x) {
+  char text[32];
+  std::snprintf(text, sizeof(text), "%g", x);
+  return text;
+}
+
+// The sandbox GC flags, checked: 0 < delay <= gc_delay_s_max, 0 <= headroom < 1.
+caf::error set_gc(const AgentOptions& o, AgentConfig& c) {
+  if (!(o.gc_delay_s > 0 && o.gc_delay_s <= gc_delay_s_max))
+    return make_error(Errc::invalid_argument, "bad --gc-delay: " + number(o.gc_delay_s) +
+                                                  " (seconds, more than 0 and at most 100 years)");
+  if (!(o.gc_disk_headroom >= 0 && o.gc_disk_headroom < 1))
+    return make_error(Errc::invalid_argument,
+                      "bad --gc-disk-headroom: " + number(o.gc_disk_headroom) +
+                          " (a fraction, at least 0 and less than 1)");
+  c.gc_delay_ms = std::max(std::chrono::milliseconds(1),
+                           std::chrono::ceil<std::chrono::milliseconds>(seconds(o.gc_delay_s)));
+  c.gc_disk_headroom = o.gc_disk_headroom;
+  return caf::none;
+}
+
 expected<AgentConfig> make_config(const AgentOptions& o) {
   AgentConfig c;
+  if (auto err = set_gc(o, c))
+    return err;
   auto master = parse_endpoint("master", o.master);
   if (!master)
     return make_error(Errc::invalid_argument, "bad --master: " + what(master.error()));
@@ -186,6 +217,13 @@ Command add_agent_command(CLI::App& app) {
   sub->add_option("--hostname", options->hostname, "Hostname to advertise");
   sub->add_option("--isolation", options->isolation,
                   "cgroups, posix or auto (cgroups when writable), optionally ',pid-ns'")
+      ->capture_default_str();
+  sub->add_option("--gc-delay", options->gc_delay_s,
+                  "Seconds an ended executor's sandbox is kept, at most (less as the disk fills)")
+      ->capture_default_str();
+  sub->add_option("--gc-disk-headroom", options->gc_disk_headroom,
+                  "Fraction of the disk kept free: sandboxes are kept gc-delay * max(0, 1 - "
+                  "headroom - disk used fraction)")
       ->capture_default_str();
   return {sub, [options] { return run_agent(*options); }};
 }
