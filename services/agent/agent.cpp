@@ -47,8 +47,15 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
 }
 
 void Agent::on_start() {
-  log().info("{}: agent starting; master {}, work dir {}", me().to_string(),
-             config_.master.to_string(), config_.work_dir.string());
+  log().info("{}: agent starting; master {}, work dir {}, isolation {}", me().to_string(),
+             config_.master.to_string(), config_.work_dir.string(), isolator_->name());
+  auto cache =
+      FetcherCache::open(config_.work_dir / "fetcher-cache", config_.fetcher_cache_bytes_max);
+  if (cache)
+    fetcher_cache_ = std::move(*cache);
+  else
+    log().warn("{}: fetcher cache off: {}", me().to_string(), describe(cache.error()));
+  fetcher_ = std::make_shared<Fetcher>(config_.fetcher, fetcher_cache_.get());
   try_register();
 }
 

@@ -36,6 +36,7 @@
 // from any thread.
 
 #include "runtime/actor.hpp"
+#include "services/agent/fetcher.hpp"
 #include "services/agent/isolator.hpp"
 #include "services/agent/status_update_stream.hpp"
 #include "services/common/resources.hpp"
@@ -85,6 +86,8 @@ struct AgentMetrics {
   std::atomic<uint64_t> containers_destroyed{0};
   std::atomic<uint64_t> container_limitations{0};  // memory limits hit
   std::atomic<uint64_t> container_errors{0};       // prepare/destroy failures
+  std::atomic<uint64_t> fetches{0};                // executor runs whose URIs were fetched
+  std::atomic<uint64_t> fetch_failures{0};
 };
 
 struct AgentConfig {
@@ -120,6 +123,11 @@ struct AgentConfig {
   uint32_t container_pids_max = 4096;
   // How often usage is read to notice OOM kills and posix memory overuse.
   std::chrono::milliseconds container_monitor_interval_ms{1000};
+
+  // Task URIs are fetched into the sandbox before the executor starts;
+  // cached ones in <work_dir>/fetcher-cache, at most this many bytes.
+  FetcherConfig fetcher;
+  uint64_t fetcher_cache_bytes_max = uint64_t{2} << 30;
 
   std::shared_ptr<AgentMetrics> metrics = std::make_shared<AgentMetrics>();
   // Called on the agent's thread each time it (re)registers; must not block.
@@ -182,6 +190,8 @@ class Agent : public Actor {
     bool shutdown_requested = false;
     bool destroyed = false;           // killed by the agent, not ended by itself
     bool group = false;               // its tasks go out in one launchGroup
+    bool fetching = false;            // its tasks' URIs are being fetched
+    Placement placement;              // of its container
     std::vector<std::string> tasks;   // ids of every task it was given
     std::vector<std::string> queued;  // launched once it subscribes
     TimerId registration_timer = 0;
@@ -218,6 +228,9 @@ class Agent : public Actor {
   void launch_command_task(Task& task);
   void launch_executor(const std::string& framework_id, const std::string& executor_id,
                        const std::vector<Task*>& tasks, bool group);
+  bool fetch_uris(Executor& e);
+  void on_fetched(const Key& key, const std::string& run_id, const caf::error& error);
+  void start_run(const Key& key);
   expected<void> start_executor(Executor& e, const Placement& placement);
   void kill_task(const Received<wire::KillTask>& m);
   void shutdown_executor(const Key& key);
@@ -266,6 +279,8 @@ class Agent : public Actor {
   Duration ping_interval_{0};
   TimerId ping_timer_ = 0;
   std::shared_ptr<Isolator> isolator_;
+  std::shared_ptr<FetcherCache> fetcher_cache_;  // null: caching off (it could not open)
+  std::shared_ptr<Fetcher> fetcher_;
   std::shared_ptr<ContainerBook> containers_ = std::make_shared<ContainerBook>();
   TimerId monitor_timer_ = 0;
   std::map<Key, Task> tasks_;

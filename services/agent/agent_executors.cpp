@@ -6,6 +6,7 @@
 #include "runtime/log.hpp"
 #include "services/agent/sandbox.hpp"
 #include "services/executor/command_executor.hpp"
+#include "services/executor/task_process.hpp"
 
 #include <caf/send.hpp>
 
@@ -171,14 +172,101 @@ void Agent::launch_executor(const std::string& framework_id, const std::string& 
     executors_.erase(key);
     return fail_all("cannot make the container: " + describe(placement.error()));
   }
-  if (auto started = start_executor(executor, *placement); !started) {
+  executor.placement = std::move(*placement);
+  if (!fetch_uris(executor))
+    start_run(key);
+}
+
+// Fetches the URIs of the executor's tasks off the actor's thread, each
+// task's into its own directory; false when there is nothing to fetch.
+bool Agent::fetch_uris(Executor& e) {
+  struct Job {
+    std::vector<FetchUri> uris;
+    std::filesystem::path dir;
+  };
+  std::vector<Job> jobs;
+  for (const auto& id : e.tasks) {
+    auto t = tasks_.find({e.framework_id, id});
+    if (t == tasks_.end())
+      continue;
+    auto info = t->second.info.get();
+    if (!info.hasCommand() || info.getCommand().getUris().size() == 0)
+      continue;
+    Job job;
+    job.dir = e.group ? group_task_placement(e.sandbox, id).cwd : e.sandbox;
+    for (auto u : info.getCommand().getUris())
+      job.uris.push_back({str(u.getValue()), u.getExtract(), u.getExecutable(), u.getCache()});
+    jobs.push_back(std::move(job));
+  }
+  if (jobs.empty())
+    return false;
+  e.fetching = true;
+  Key key{e.framework_id, e.executor_id};
+  auto fetcher = fetcher_;
+  auto cache = fetcher_cache_;  // the fetcher points to it: it must outlive the job
+  auto queued =
+      blocking([this, fetcher, cache, jobs, key, run = e.run_id]() -> std::function<void()> {
+        caf::error error;
+        for (const auto& job : jobs) {
+          std::error_code ec;
+          std::filesystem::create_directories(job.dir, ec);
+          if (ec) {
+            error = make_os_error(ec.value(), "create " + job.dir.string());
+            break;
+          }
+          if (auto fetched = fetcher->fetch(job.uris, job.dir); !fetched) {
+            error = fetched.error();
+            break;
+          }
+        }
+        // The continuation runs on the actor's thread.
+        return [this, key, run, error] { on_fetched(key, run, error); };
+      });
+  if (!queued)
+    on_fetched(key, e.run_id, make_error(Errc::stopped, "the agent's worker pool is full"));
+  return true;
+}
+
+void Agent::on_fetched(const Key& key, const std::string& run_id, const caf::error& error) {
+  auto it = executors_.find(key);
+  if (it == executors_.end() || it->second.run_id != run_id)
+    return;
+  auto& e = it->second;
+  e.fetching = false;
+  metrics_.fetches.fetch_add(1, std::memory_order_relaxed);
+  if (error) {
+    metrics_.fetch_failures.fetch_add(1, std::memory_order_relaxed);
+    log().info("{}: fetching for executor {} of framework {} failed: {}", me().to_string(),
+               key.second, key.first, what(error));
+    for (const auto& id : e.queued)
+      if (auto t = tasks_.find({key.first, id}); t != tasks_.end())
+        agent_update(t->second, State::FAILED, Reason::FETCH_FAILED, what(error));
+    e.queued.clear();
+  }
+  // Killed (or failed) while fetching: the run ends without an executor.
+  if (e.destroyed || e.queued.empty()) {
+    executor_terminated(key, error ? 0 : SIGKILL);
+    return;
+  }
+  start_run(key);
+}
+
+// Starts the executor of a run whose container is ready and files fetched.
+void Agent::start_run(const Key& key) {
+  auto& executor = executors_.at(key);
+  if (auto started = start_executor(executor, executor.placement); !started) {
+    for (const auto& id : executor.queued)
+      if (auto t = tasks_.find({key.first, id}); t != tasks_.end())
+        agent_update(t->second, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
+                     "cannot start executor: " + describe(started.error()));
     destroy_container(executor);
     executors_.erase(key);
-    return fail_all("cannot start executor: " + describe(started.error()));
+    return;
   }
-  metrics_.tasks_launched.fetch_add(tasks.size(), std::memory_order_relaxed);
+  metrics_.tasks_launched.fetch_add(executor.tasks.size(), std::memory_order_relaxed);
   log().info("{}: launching {} {} of framework {} in {}", me().to_string(),
-             group ? "task group" : "task", executor_id, framework_id, executor.sandbox.string());
+             executor.group ? "task group" : "task", key.second, key.first,
+             executor.sandbox.string());
   executor.registration_timer = after(config_.executor_registration_timeout_ms, [this, key] {
     auto it = executors_.find(key);
     if (it == executors_.end() || it->second.subscribed)

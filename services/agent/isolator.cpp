@@ -115,6 +115,12 @@ bool valid_component(const std::string& s) {
   return !s.empty() && s != "." && s != ".." && s.find('/') == std::string::npos;
 }
 
+// The environment entry that marks a container's processes. The scope is
+// part of it: container ids are only unique per agent.
+std::string container_marker(const std::string& scope, const std::string& id) {
+  return "TESSERA_CONTAINER=" + scope + "/" + id;
+}
+
 // Kills every pid in the listed files until they are all empty, or the
 // deadline passes. The caller froze the container when it could, so the
 // first pass is the only one that usually matters.
@@ -197,7 +203,7 @@ class CgroupsV1 : public Isolator {
       destroy(id);
       return err;
     }
-    p.env.push_back("TESSERA_CONTAINER=" + id);
+    p.env.push_back(container_marker(config_.scope, id));
     return p;
   }
 
@@ -351,7 +357,7 @@ class CgroupsV2 : public Isolator {
       destroy(id);
       return err;
     }
-    return Placement{{d.string()}, {"TESSERA_CONTAINER=" + id}};
+    return Placement{{d.string()}, {container_marker(config_.scope, id)}};
   }
 
   expected<ContainerStats> usage(const std::string& id) const override {
@@ -431,7 +437,7 @@ class Posix : public Isolator {
   expected<Placement> prepare(const std::string& id, const ContainerLimits&) override {
     if (!valid_component(id))
       return make_error(Errc::invalid_argument, "container id '" + id + "'");
-    return Placement{{}, {marker(id)}};
+    return Placement{{}, {container_marker(config_.scope, id)}};
   }
 
   expected<ContainerStats> usage(const std::string& id) const override {
@@ -493,12 +499,11 @@ class Posix : public Isolator {
   }
 
  private:
-  static std::string marker(const std::string& id) { return "TESSERA_CONTAINER=" + id; }
-
-  // Every process whose environment carries a container marker, with its id.
+  // Every process whose environment carries a marker of this scope, with
+  // the container id from it.
   template <class F>
-  static void scan(F&& fn) {
-    static const std::string prefix = "TESSERA_CONTAINER=";
+  void scan(F&& fn) const {
+    const std::string prefix = container_marker(config_.scope, "");
     DIR* proc = ::opendir("/proc");
     if (!proc)
       return;
@@ -525,7 +530,7 @@ class Posix : public Isolator {
     ::closedir(proc);
   }
 
-  static std::vector<int> members(const std::string& id) {
+  std::vector<int> members(const std::string& id) const {
     std::vector<int> out;
     scan([&](int pid, const std::string& found) {
       if (found == id)

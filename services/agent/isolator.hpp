@@ -16,7 +16,7 @@
 //    enforces; OOM kills are read from memory.oom_control.
 //  - cgroups-v2: the same under the unified hierarchy (cpu.max, cpu.weight,
 //    memory.max, pids.max, memory.events, cgroup.kill).
-//  - posix: no kernel isolation. Processes carry TESSERA_CONTAINER=<id> in
+//  - posix: no kernel isolation. Processes carry TESSERA_CONTAINER=<scope>/<id> in
 //    their environment; usage sums /proc over the processes that carry it, and
 //    the agent enforces the memory limit itself by polling. A process that
 //    clears its environment escapes.
