@@ -300,7 +300,8 @@ TEST_CASE("an http health check that starts failing fails the task as unhealthy"
   CHECK(setup.errors().empty());
 }
 
-TEST_CASE("a task group: a failing task kills its sibling; a good group finishes", "[e2e][group]") {
+TEST_CASE("a task group: a failing task kills its sibling and a good group finishes",
+          "[e2e][group]") {
   Setup setup;
   SECTION("one task fails") {
     setup.features->launch_group({shell_task("bad", "exit 1", "cpus:0.2;mem:32"),
@@ -332,7 +333,7 @@ TEST_CASE("a task group: a failing task kills its sibling; a good group finishes
   CHECK(setup.errors().empty());
 }
 
-TEST_CASE("a tarball fetched over http is unpacked into the sandbox and run; a 404 fails the task",
+TEST_CASE("a tarball fetched over http is unpacked and run and a 404 fails the task",
           "[e2e][fetch]") {
   TempDir files;
   auto src = files.path() / "src";
