@@ -19,6 +19,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <fstream>
@@ -164,6 +165,16 @@ class FeatureFramework : public TestFramework {
   std::shared_ptr<FeatureLog> features_;
 };
 
+std::string describe_updates(const std::vector<TaskStatus>& updates) {
+  std::string out;
+  for (const auto& u : updates) {
+    out += "\n  " + describe(u);
+    if (u.healthy)
+      out += *u.healthy ? " healthy" : " unhealthy";
+  }
+  return out;
+}
+
 // A cluster of one agent and a FeatureFramework subscribed to it.
 struct Setup {
   explicit Setup(std::vector<FrameworkCapability> capabilities = {}) {
@@ -197,6 +208,20 @@ struct Setup {
     auto u = log->last(task);
     return u && u->terminal();
   }
+  // Waits until every task has ended; fails the test with what they went
+  // through if one has not.
+  void wait_ended(const std::vector<std::string>& tasks) const {
+    if (wait_until(
+            [&] {
+              return std::all_of(tasks.begin(), tasks.end(), [&](auto& t) { return ended(t); });
+            },
+            30s))
+      return;
+    std::string seen;
+    for (const auto& t : tasks)
+      seen += "\n" + t + ":" + describe_updates(updates(t));
+    FAIL("not every task ended; their updates:" << seen);
+  }
   void kill(const std::string& task) {
     log->post([=](TestFramework& f) { static_cast<FeatureFramework&>(f).kill_task(task); });
   }
@@ -223,16 +248,6 @@ struct Setup {
   std::shared_ptr<TestFrameworkLog> log = std::make_shared<TestFrameworkLog>();
   std::shared_ptr<FeatureLog> features = std::make_shared<FeatureLog>();
 };
-
-std::string describe_updates(const std::vector<TaskStatus>& updates) {
-  std::string out;
-  for (const auto& u : updates) {
-    out += "\n  " + describe(u);
-    if (u.healthy)
-      out += *u.healthy ? " healthy" : " unhealthy";
-  }
-  return out;
-}
 
 // A file named name somewhere under root, or empty.
 fs::path find_file(const fs::path& root, const std::string& name) {
@@ -273,7 +288,7 @@ TEST_CASE("an http health check that starts failing fails the task as unhealthy"
   task.kill_grace = 200ms;
   setup.log->launch(task);
 
-  REQUIRE(wait_until([&] { return setup.ended("web"); }, 30s));
+  setup.wait_ended({"web"});
   auto updates = setup.updates("web");
   INFO("updates:" << describe_updates(updates));
   // RUNNING, then RUNNING healthy, then RUNNING unhealthy, then the end.
@@ -306,7 +321,7 @@ TEST_CASE("a task group: a failing task kills its sibling and a good group finis
   SECTION("one task fails") {
     setup.features->launch_group({shell_task("bad", "exit 1", "cpus:0.2;mem:32"),
                                   shell_task("sibling", "sleep 600", "cpus:0.2;mem:32")});
-    REQUIRE(wait_until([&] { return setup.ended("bad") && setup.ended("sibling"); }, 30s));
+    setup.wait_ended({"bad", "sibling"});
     INFO("bad:" << describe_updates(setup.updates("bad")));
     INFO("sibling:" << describe_updates(setup.updates("sibling")));
     auto bad = *setup.log->last("bad");
@@ -321,7 +336,7 @@ TEST_CASE("a task group: a failing task kills its sibling and a good group finis
   SECTION("both finish") {
     setup.features->launch_group({shell_task("one", "echo one", "cpus:0.2;mem:32"),
                                   shell_task("two", "echo two", "cpus:0.2;mem:32")});
-    REQUIRE(wait_until([&] { return setup.ended("one") && setup.ended("two"); }, 30s));
+    setup.wait_ended({"one", "two"});
     INFO("one:" << describe_updates(setup.updates("one")));
     INFO("two:" << describe_updates(setup.updates("two")));
     CHECK(setup.log->last("one")->state == TaskState::FINISHED);
@@ -361,7 +376,7 @@ TEST_CASE("a tarball fetched over http is unpacked and run and a 404 fails the t
   missing.uris = {{server.url("/missing.tar.gz")}};
   setup.log->launch(missing);
 
-  REQUIRE(wait_until([&] { return setup.ended("app") && setup.ended("missing"); }, 30s));
+  setup.wait_ended({"app", "missing"});
   INFO("app:" << describe_updates(setup.updates("app")));
   INFO("missing:" << describe_updates(setup.updates("missing")));
   auto app = *setup.log->last("app");
@@ -386,7 +401,7 @@ TEST_CASE("a task that ignores SIGTERM is SIGKILLed after its kill policy's grac
   REQUIRE(wait_until([&] { return !find_file(setup.dir.path(), "ready").empty(); }));
 
   setup.kill("stubborn");
-  REQUIRE(wait_until([&] { return setup.ended("stubborn"); }, 30s));
+  setup.wait_ended({"stubborn"});
   auto updates = setup.updates("stubborn");
   INFO("updates:" << describe_updates(updates));
   REQUIRE(updates.size() >= 2);
@@ -404,7 +419,7 @@ TEST_CASE("without TASK_KILLED_STATE a killed task goes straight to TASK_KILLED"
   setup.log->launch(shell_task("sleeper", "exec sleep 600"));
   REQUIRE(wait_until([&] { return setup.log->has("sleeper", TaskState::RUNNING); }, 30s));
   setup.kill("sleeper");
-  REQUIRE(wait_until([&] { return setup.ended("sleeper"); }, 30s));
+  setup.wait_ended({"sleeper"});
   CHECK(setup.errors().empty());
   INFO("updates:" << describe_updates(setup.updates("sleeper")));
   CHECK(setup.log->last("sleeper")->state == TaskState::KILLED);
