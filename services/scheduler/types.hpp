@@ -24,6 +24,7 @@ using TaskState = wire::TaskState;
 using TaskReason = wire::TaskStatus::Reason;
 using TaskSource = wire::TaskStatus::Source;
 using FrameworkCapability = wire::FrameworkCapability;
+using HealthCheckType = wire::HealthCheck::Type;
 
 // Who a framework is (common.capnp FrameworkInfo).
 struct FrameworkInfo {
@@ -69,6 +70,39 @@ struct TaskStatus {
   bool terminal() const { return is_terminal(state); }
 };
 
+// A file the agent fetches into the task's sandbox before the task starts
+// (common.capnp Uri; services/agent/fetcher.hpp says which sources work).
+// If one cannot be fetched the task ends TASK_FAILED with reason
+// FETCH_FAILED and a message naming the URI and the cause.
+struct UriSpec {
+  std::string value;        // http://host:port/path, file:///abs/path or /abs/path
+  bool extract = true;      // unpack archives (.tar.gz, .tgz, .zip, ...) into the sandbox
+  bool executable = false;  // chmod 0755 (and never extracted)
+  bool cache = false;       // may be served from the agent's fetcher cache
+};
+
+// How the executor checks that a running task is healthy (common.capnp
+// HealthCheck, after Mesos's). Each unset optional takes Mesos's default,
+// carried by the schema: delay 15 s, interval 10 s, timeout 20 s,
+// consecutive_failures 3, grace_period 10 s. A failed check within the
+// grace period (from the task's start, until the first success) is not
+// counted; consecutive_failures counted failures in a row kill the task,
+// which ends TASK_FAILED with reason TASK_UNHEALTHY. Every change of the
+// result arrives as a RUNNING update with TaskStatus::healthy set.
+struct HealthCheckSpec {
+  HealthCheckType type = HealthCheckType::COMMAND;
+  std::string command;  // COMMAND: run with /bin/sh -c in the task's sandbox; exit 0 is healthy
+  // HTTP and TCP: the port on 127.0.0.1, 1..65535 (wider than uint16_t so that
+  // validate() can name a port out of range instead of wrapping it).
+  uint32_t port = 0;
+  std::string path = "/";            // HTTP: GET this path; status 200-399 is healthy
+  std::optional<Duration> delay;     // from the task's start to the first check
+  std::optional<Duration> interval;  // between checks
+  std::optional<Duration> timeout;   // a check that takes longer has failed
+  std::optional<uint32_t> consecutive_failures;
+  std::optional<Duration> grace_period;
+};
+
 // A task to launch with accept(). Exactly one of shell and argv is set.
 struct TaskSpec {
   std::string id;    // unique among the framework's tasks
@@ -83,6 +117,9 @@ struct TaskSpec {
   // SIGTERM, then SIGKILL after this long; unset: the agent's default.
   std::optional<Duration> kill_grace;
   std::map<std::string, std::string> labels;
+  // Fetched into the sandbox, in order, before the command starts.
+  std::vector<UriSpec> uris;
+  std::optional<HealthCheckSpec> health_check;
 };
 
 // A task named in reconcile() or kill(): its agent helps the master answer
@@ -104,7 +141,9 @@ struct SandboxData {
 // agent address leaves agent_address empty.
 expected<Offer> from_wire(wire::Offer::Reader in);
 TaskStatus from_wire(wire::TaskStatus::Reader in);
-// Checks the spec (ids, exactly one command form, grace not negative).
+// Checks the spec: ids, exactly one command form, grace not negative, URIs
+// not empty, and a health check's command (COMMAND) or port 1..65535 (HTTP,
+// TCP), path, durations not negative and consecutive_failures at least 1.
 caf::error validate(const TaskSpec& task);
 void to_wire(const TaskSpec& task, wire::TaskInfo::Builder out);
 void to_wire(const FrameworkInfo& info, wire::FrameworkInfo::Builder out);
