@@ -123,6 +123,9 @@ struct AgentConfig {
   std::chrono::milliseconds executor_shutdown_grace_ms{5000};
   // How long an executor tries to resubscribe to this agent once lost.
   std::chrono::milliseconds executor_recovery_timeout_ms{15000};
+  // After an executor process exits with tasks not yet ended, how long its
+  // last updates (still in flight on its connection) may take to arrive.
+  std::chrono::milliseconds executor_exit_drain_ms{1000};
   // The master counts as lost after this many ping intervals without a Ping.
   uint32_t ping_timeout_intervals = 5;
   uint64_t seed = 0;  // backoff jitter and update uuids; 0: std::random_device
@@ -259,6 +262,7 @@ class Agent : public Actor {
   void kill_task(const Received<wire::KillTask>& m);
   void shutdown_executor(const Key& key);
   void destroy_executor(const Key& key);
+  void executor_exited(const Key& key, int status);
   void executor_terminated(const Key& key, int status);
   void on_executor_call(const Received<wire::ExecutorCall>& m);
   void on_executor_subscribe(Executor& e, const Address& sender,

@@ -329,7 +329,7 @@ expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
     if (it == executors_.end() || it->second.run_id != run)
       return;
     it->second.pid = 0;
-    executor_terminated(key, wait_status(exit));
+    executor_exited(key, wait_status(exit));
   });
   if (!pid)
     return pid.error();
@@ -583,6 +583,29 @@ void Agent::on_executor_lost(const Key& key) {
         it->second.kill_timer = 0;
       destroy_executor(key);
     });
+}
+
+// A process executor's exit can overtake its last messages (they come
+// through its connection, the exit through a pidfd): unless every task of it
+// has ended already, its end is taken only after a short drain.
+void Agent::executor_exited(const Key& key, int status) {
+  auto it = executors_.find(key);
+  if (it == executors_.end())
+    return;
+  auto& e = it->second;
+  bool all_ended = std::all_of(e.tasks.begin(), e.tasks.end(), [&](const std::string& id) {
+    auto t = tasks_.find({key.first, id});
+    return t == tasks_.end() || t->second.stream.terminated();
+  });
+  if (all_ended || e.destroyed || config_.executor_exit_drain_ms.count() <= 0) {
+    executor_terminated(key, status);
+    return;
+  }
+  after(config_.executor_exit_drain_ms, [this, key, run = e.run_id, status] {
+    auto it = executors_.find(key);
+    if (it != executors_.end() && it->second.run_id == run)
+      executor_terminated(key, status);
+  });
 }
 
 void Agent::executor_terminated(const Key& key, int status) {

@@ -266,7 +266,7 @@ void Agent::recover_framework(const std::string& fid, checkpoint::RecoveredFrame
       if (it == executors_.end() || it->second.run_id != run)
         return;
       it->second.pid = 0;
-      executor_terminated(key, wait_status_of(x));
+      executor_exited(key, wait_status_of(x));
     });
     if (!adopted) {
       ended.push_back(key);

@@ -10,8 +10,8 @@
 using namespace tessera::testing;
 
 TEST_CASE("the framework guide quotes the hello example as it is", "[scheduler][docs]") {
-  // This file is tests/scheduler/guide.test.cpp under the repository root.
-  auto root = std::filesystem::path(__FILE__).parent_path().parent_path().parent_path();
+  // Not __FILE__: ccache's base_dir makes it relative to the build directory.
+  auto root = std::filesystem::path(TESSERA_SOURCE_DIR);
   auto guide = read_file(root / "docs/framework-guide.md");
   REQUIRE(!guide.empty());
   const std::string marker = "<!-- quoted: ";
