@@ -73,6 +73,7 @@ expected<Address> LocalCluster::add_agent() {
   if (!agent)
     return agent.error();
   agents_.push_back(*agent);
+  metrics_.push_back(ac.metrics);
   return *agent;
 }
 

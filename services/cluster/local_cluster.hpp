@@ -53,6 +53,11 @@ class LocalCluster {
 
   const Address& master_address() const { return master_; }
   const std::vector<Address>& agent_addresses() const { return agents_; }
+  // Agent i's counters (in add_agent order); null when there is no agent i.
+  // Readable from any thread.
+  std::shared_ptr<AgentMetrics> agent_metrics(size_t i) const {
+    return i < metrics_.size() ? metrics_[i] : nullptr;
+  }
   Node& node() { return *node_; }
   // Stops every actor and closes the port; the destructor does it too.
   void stop();
@@ -65,6 +70,7 @@ class LocalCluster {
   std::unique_ptr<Node> node_;
   Address master_;
   std::vector<Address> agents_;
+  std::vector<std::shared_ptr<AgentMetrics>> metrics_;
   bool warned_ = false;
 };
 

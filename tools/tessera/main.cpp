@@ -149,6 +149,11 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   launch_cmd->add_flag("--process-executors", launch.process_executors,
                        "Run executors as processes instead of actors");
+  launch_cmd
+      ->add_option("--isolation", launch.isolation,
+                   "Give the agent this isolator and then time launching, killing and "
+                   "destroying --tasks containers at once")
+      ->check(CLI::IsMember({"cgroups", "posix"}));
   launch_cmd->add_flag("--json", launch.json, "Print one JSON object instead of a table");
   auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
 
