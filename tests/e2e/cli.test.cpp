@@ -67,6 +67,9 @@ TEST_CASE("role commands refuse bad flags with one line and exit code 2", "[e2e]
     auto [cluster, master] = start_cluster(dir);
     expect_refusal({"master", "--listen", master, "--work-dir", (dir.path() / "m").string()},
                    "cannot listen");
+    // A clean stop: the cluster's agent removes its (empty) cgroup scope.
+    cluster->kill(SIGTERM);
+    CHECK(cluster->wait_exit());
   }
   SECTION("an unreachable master") {
     expect_refusal({"run", "--master", "127.0.0.1:1", "--", "true"}, "cannot reach");
