@@ -644,6 +644,19 @@ expected<void> Actor::adopt_process(int pid, std::function<void(const ProcessExi
   return adopted;
 }
 
+std::function<void()> Actor::continuation(std::function<void()> fn) {
+  auto self = caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()});
+  auto* sim = node_->simulation();
+  auto id = next_blocking_++;
+  blocking_.emplace(id, std::make_shared<std::function<void()>>(std::move(fn)));
+  return [self, sim, id] {
+    if (sim)
+      sim->post([self, id] { caf::anon_send(self, blocking_atom::value, id); });
+    else
+      caf::anon_send(self, blocking_atom::value, id);
+  };
+}
+
 bool Actor::blocking(std::function<std::function<void()>()> work) {
   auto self = caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()});
   auto* sim = node_->simulation();

@@ -102,6 +102,12 @@ class Actor : public caf::event_based_actor {
   // work is logged and its continuation skipped.
   bool blocking(std::function<std::function<void()>()> work);
 
+  // Registers fn to run on this actor's thread, like a handler, once the
+  // returned trigger is called (from any thread, at most once; never calling
+  // it leaves fn waiting until the actor ends). For callbacks of threads the
+  // actor does not own (a writer thread's completion).
+  std::function<void()> continuation(std::function<void()> fn);
+
   void stop() { quit(); }
 
  private:

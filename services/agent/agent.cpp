@@ -31,6 +31,10 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
       metrics_(*config_.metrics),
       rng_(seed_or_random(config_.seed)),
       registration_backoff_(config_.registration_backoff_min_ms) {
+  if (config_.checkpoint)
+    writer_ = std::make_unique<CheckpointWriter>([metrics = config_.metrics](const caf::error&) {
+      metrics->checkpoint_failures.fetch_add(1, std::memory_order_relaxed);
+    });
   isolator_ = config_.isolator;
   if (!isolator_) {
     IsolationConfig posix;
@@ -351,9 +355,7 @@ void Agent::shutdown_agent(const std::string& reason) {
 // The end of a shutdown: the work it stood for is over, so a later start
 // with this work dir registers as a new agent.
 void Agent::finish_shutdown() {
-  if (config_.checkpoint)
-    if (auto ok = checkpoint::remove_all(config_.work_dir); !ok)
-      checkpoint_failed(ok.error());
+  forget_all_checkpoints();
   stop();
 }
 

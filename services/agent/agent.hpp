@@ -39,6 +39,7 @@
 // from any thread.
 
 #include "runtime/actor.hpp"
+#include "services/agent/checkpoint_writer.hpp"
 #include "services/agent/fetcher.hpp"
 #include "services/agent/isolator.hpp"
 #include "services/agent/status_update_stream.hpp"
@@ -196,6 +197,9 @@ class Agent : public Actor {
     TimerId retry_timer = 0;
     Duration retry_backoff{};
     bool kill_requested = false;
+    // Executor updates taken and not yet on disk: acknowledged to the
+    // executor once their checkpoint is written.
+    std::vector<std::string> ack_after_write;
   };
   // An executor run's container, while it exists.
   struct Container {
@@ -268,6 +272,8 @@ class Agent : public Actor {
   void on_executor_subscribe(Executor& e, const Address& sender,
                              wire::ExecutorCall::Subscribe::Reader sub);
   void on_executor_update(Executor& e, wire::TaskStatus::Reader status);
+  void acknowledge_executor(const Executor& e, const std::string& task_id,
+                            const std::vector<std::string>& uuids);
   void on_executor_lost(const Key& key);
   Outgoing executor_event(const std::function<void(wire::ExecutorEvent::Builder)>& fill) const;
 
@@ -295,6 +301,7 @@ class Agent : public Actor {
   void forget_checkpointed_task(const Key& key);
   void forget_checkpointed_run(const Executor& e);
   void forget_checkpointed_framework(const std::string& framework_id);
+  void forget_all_checkpoints();
   void recover();
   void recover_framework(const std::string& framework_id, checkpoint::RecoveredFramework& fw,
                          std::set<std::string>& claimed);
@@ -323,8 +330,9 @@ class Agent : public Actor {
   std::string agent_id_;  // empty until the first registration
   bool registered_ = false;
   bool shutting_down_ = false;
-  bool recovered_ = false;     // agent_id_ came from a checkpoint; no master has taken it yet
-  std::set<Key> dirty_tasks_;  // task records to write at the end of this handler
+  bool recovered_ = false;  // agent_id_ came from a checkpoint; no master has taken it yet
+  std::unique_ptr<CheckpointWriter> writer_;  // null: checkpointing off
+  std::set<Key> dirty_tasks_;                 // task records to write at the end of this handler
   bool flush_scheduled_ = false;
   Duration registration_backoff_;
   TimerId registration_timer_ = 0;

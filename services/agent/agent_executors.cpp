@@ -464,12 +464,26 @@ void Agent::on_executor_update(Executor& e, wire::TaskStatus::Reader status) {
   auto added = ingest(it->second, status);
   if (added == StatusUpdateStream::Added::full || added == StatusUpdateStream::Added::invalid)
     return;  // not ours yet: the executor keeps it
-  auto uuid = status.getUuid();
-  send(e.address, executor_event([&](Event::Builder b) {
-         auto ack = b.initAcknowledged();
-         ack.setTaskId(task_id);
-         ack.setUuid(uuid);
-       }));
+  auto uuid = str(status.getUuid());
+  if (writer_) {
+    // Acknowledged once it is on disk: until then the executor keeps it.
+    it->second.ack_after_write.push_back(uuid);
+    checkpoint_task_later(it->first);
+    return;
+  }
+  acknowledge_executor(e, task_id, {uuid});
+}
+
+void Agent::acknowledge_executor(const Executor& e, const std::string& task_id,
+                                 const std::vector<std::string>& uuids) {
+  if (e.address.empty())
+    return;
+  for (const auto& uuid : uuids)
+    send(e.address, executor_event([&](Event::Builder b) {
+           auto ack = b.initAcknowledged();
+           ack.setTaskId(task_id);
+           ack.setUuid(tessera::data(uuid));
+         }));
 }
 
 Outgoing Agent::executor_event(const std::function<void(Event::Builder)>& fill) const {

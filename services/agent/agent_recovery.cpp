@@ -62,29 +62,28 @@ void Agent::checkpoint_failed(const caf::error& err) {
 }
 
 void Agent::checkpoint_agent() {
-  if (!config_.checkpoint)
+  if (!writer_)
     return;
   capnp::MallocMessageBuilder b;
   auto r = b.initRoot<wire::AgentRecord>();
   fill_agent_info(r.initAgentInfo());
   r.setMasterAddress(config_.master.to_string());
   r.setVersion(version);
-  if (auto ok = checkpoint::write_agent(config_.work_dir, r.asReader()); !ok)
-    checkpoint_failed(ok.error());
+  writer_->write(checkpoint::agent_path(config_.work_dir), checkpoint::frame_record(b));
 }
 
 void Agent::checkpoint_framework(const std::string& framework_id) {
-  if (!config_.checkpoint)
-    return;
   auto it = frameworks_.find(framework_id);
-  if (it == frameworks_.end())
+  if (!writer_ || it == frameworks_.end())
     return;
-  if (auto ok = checkpoint::write_framework(config_.work_dir, it->second.get()); !ok)
-    checkpoint_failed(ok.error());
+  capnp::MallocMessageBuilder b;
+  b.initRoot<wire::FrameworkRecord>().setInfo(it->second.get());
+  writer_->write(checkpoint::framework_path(config_.work_dir, framework_id),
+                 checkpoint::frame_record(b));
 }
 
 void Agent::checkpoint_run(const Executor& e) {
-  if (!config_.checkpoint)
+  if (!writer_)
     return;
   capnp::MallocMessageBuilder b;
   auto r = b.initRoot<wire::ExecutorRunRecord>();
@@ -107,12 +106,13 @@ void Agent::checkpoint_run(const Executor& e) {
   auto tasks = r.initTasks(static_cast<unsigned>(given.size()));
   for (unsigned i = 0; i < given.size(); ++i)
     tasks.setWithCaveats(i, given[i]->info.get());
-  if (auto ok = checkpoint::write_executor_run(config_.work_dir, r.asReader()); !ok)
-    checkpoint_failed(ok.error());
+  writer_->write(
+      checkpoint::executor_run_path(config_.work_dir, e.framework_id, e.executor_id, e.run_id),
+      checkpoint::frame_record(b));
 }
 
 void Agent::checkpoint_task_later(const Key& key) {
-  if (!config_.checkpoint)
+  if (!writer_)
     return;
   dirty_tasks_.insert(key);
   if (flush_scheduled_)
@@ -121,6 +121,8 @@ void Agent::checkpoint_task_later(const Key& key) {
   defer([this] { flush_checkpoints(); });
 }
 
+// Writes the records of the tasks changed in this handler; the executor
+// updates they took are acknowledged once their record is on disk.
 void Agent::flush_checkpoints() {
   flush_scheduled_ = false;
   auto dirty = std::move(dirty_tasks_);
@@ -129,7 +131,7 @@ void Agent::flush_checkpoints() {
     auto it = tasks_.find(key);
     if (it == tasks_.end())
       continue;  // forgotten meanwhile, record removed with it
-    const auto& task = it->second;
+    auto& task = it->second;
     capnp::MallocMessageBuilder b;
     auto r = b.initRoot<wire::TaskRecord>();
     r.setFrameworkId(task.framework_id);
@@ -138,39 +140,67 @@ void Agent::flush_checkpoints() {
       r.setRunId(e->second.run_id);
     r.setTask(task.info.get());
     task.stream.save(r);
-    if (auto ok = checkpoint::write_task(config_.work_dir, r.asReader()); !ok)
-      checkpoint_failed(ok.error());
+    CheckpointWriter::Done done;
+    if (!task.ack_after_write.empty()) {
+      auto trigger = continuation(
+          [this, key, executor_id = task.executor_id, uuids = std::move(task.ack_after_write)] {
+            if (auto e = executors_.find({key.first, executor_id}); e != executors_.end())
+              acknowledge_executor(e->second, key.second, uuids);
+          });
+      task.ack_after_write.clear();
+      // Acknowledged even when the write failed (logged, counted): holding
+      // the executor's updates for ever would stall it instead.
+      done = [trigger](const caf::error&) { trigger(); };
+    }
+    writer_->write(checkpoint::task_path(config_.work_dir, key.first, key.second),
+                   checkpoint::frame_record(b), std::move(done));
   }
 }
 
+namespace {
+
+caf::error as_error(const expected<void>& r) {
+  return r ? caf::error{} : r.error();
+}
+
+}  // namespace
+
 void Agent::forget_checkpointed_task(const Key& key) {
-  if (!config_.checkpoint)
+  if (!writer_)
     return;
   dirty_tasks_.erase(key);
-  if (auto ok = checkpoint::remove_task(config_.work_dir, key.first, key.second); !ok)
-    checkpoint_failed(ok.error());
+  writer_->run([dir = config_.work_dir, key] {
+    return as_error(checkpoint::remove_task(dir, key.first, key.second));
+  });
 }
 
 void Agent::forget_checkpointed_run(const Executor& e) {
-  if (!config_.checkpoint)
+  if (!writer_)
     return;
-  if (auto ok = checkpoint::remove_executor_run(config_.work_dir, e.framework_id, e.executor_id,
-                                                e.run_id);
-      !ok)
-    checkpoint_failed(ok.error());
+  writer_->run([dir = config_.work_dir, f = e.framework_id, x = e.executor_id, r = e.run_id] {
+    return as_error(checkpoint::remove_executor_run(dir, f, x, r));
+  });
 }
 
 void Agent::forget_checkpointed_framework(const std::string& framework_id) {
-  if (!config_.checkpoint)
+  if (!writer_)
     return;
-  if (auto ok = checkpoint::remove_framework(config_.work_dir, framework_id); !ok)
-    checkpoint_failed(ok.error());
+  writer_->run([dir = config_.work_dir, framework_id] {
+    return as_error(checkpoint::remove_framework(dir, framework_id));
+  });
+}
+
+void Agent::forget_all_checkpoints() {
+  if (!writer_)
+    return;
+  dirty_tasks_.clear();
+  writer_->run([dir = config_.work_dir] { return as_error(checkpoint::remove_all(dir)); });
 }
 
 // -- recovering ------------------------------------------------------------------------
 
 void Agent::recover() {
-  if (!config_.checkpoint)
+  if (!writer_)
     return;
   auto state = checkpoint::recover(config_.work_dir);
   if (!state) {
@@ -198,8 +228,7 @@ void Agent::recover() {
         log().warn("{}: recovery: container {}: {}", me().to_string(), id, describe(err));
     }
   if (!recovered_ && state->records() > 0)
-    if (auto ok = checkpoint::remove_all(config_.work_dir); !ok)
-      checkpoint_failed(ok.error());
+    forget_all_checkpoints();
 }
 
 void Agent::recover_framework(const std::string& fid, checkpoint::RecoveredFramework& fw,
@@ -323,10 +352,7 @@ void Agent::start_over(const std::string& reason) {
   tasks_.clear();
   frameworks_.clear();
   completed_.clear();
-  dirty_tasks_.clear();
-  if (config_.checkpoint)
-    if (auto ok = checkpoint::remove_all(config_.work_dir); !ok)
-      checkpoint_failed(ok.error());
+  forget_all_checkpoints();
   agent_id_.clear();
   recovered_ = false;
   try_register();

@@ -183,18 +183,23 @@ expected<void> write_atomically(const fs::path& file, std::string_view bytes) {
   return fsync_dir(dir);
 }
 
-expected<void> write_atomically(const fs::path& file, capnp::MessageBuilder& message) {
+std::string frame_record(capnp::MessageBuilder& message) {
   auto words = capnp::messageToFlatArray(message);
   auto payload = words.asChars();
-  if (payload.size() + header_bytes > record_bytes_max)
-    return make_error(Errc::oversized,
-                      file.string() + ": record of " + std::to_string(payload.size()) + " bytes");
   std::string bytes(header_bytes, '\0');
   std::memcpy(bytes.data(), magic, sizeof magic);
   std::string_view body(payload.begin(), payload.size());
   put_u64(bytes.data() + 8, body.size());
   put_u64(bytes.data() + 16, fnv1a64(body));
   bytes.append(body);
+  return bytes;
+}
+
+expected<void> write_atomically(const fs::path& file, capnp::MessageBuilder& message) {
+  auto bytes = frame_record(message);
+  if (bytes.size() > record_bytes_max)
+    return make_error(Errc::oversized,
+                      file.string() + ": record of " + std::to_string(bytes.size()) + " bytes");
   return write_atomically(file, std::string_view(bytes));
 }
 

@@ -66,6 +66,9 @@ fs::path task_path(const fs::path& work_dir, std::string_view framework_id,
 expected<void> write_atomically(const fs::path& file, std::string_view bytes);
 // The same with message, framed as a record (contract 2).
 expected<void> write_atomically(const fs::path& file, capnp::MessageBuilder& message);
+// The framed bytes write_atomically(file, message) writes, for a writer that
+// writes them later (CheckpointWriter).
+std::string frame_record(capnp::MessageBuilder& message);
 
 // A record file's content as Cap'n Proto words, its framing checked.
 expected<kj::Array<capnp::word>> read_record_words(const fs::path& file);

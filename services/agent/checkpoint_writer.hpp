@@ -1,0 +1,74 @@
+#pragma once
+// CheckpointWriter: one thread that writes and removes the agent's checkpoint
+// files in the order they were asked for, so that the agent's actor never
+// waits on fsync. A write to a file whose previous write still waits in the
+// queue replaces that write (its bytes, keeping its place) instead of adding
+// one: under load, one task's many updates cost one fsync.
+//
+// Contract: operations run in order; each done callback runs once, on the
+// writer's thread, after its operation (or the one that replaced it) is
+// durable or failed. flush() waits for everything queued so far.
+// Limits: at most queue_max operations wait; beyond that write() and run()
+// block the caller until there is room (backpressure, never loss).
+// Thread-safety: every member may be called from any thread.
+// Ownership: the destructor finishes the queue, then joins the thread.
+
+#include "runtime/error.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+namespace tessera {
+
+class CheckpointWriter {
+ public:
+  using Done = std::function<void(const caf::error&)>;
+
+  // on_error runs on the writer's thread for every operation that fails
+  // (after it is logged), e.g. to count it.
+  explicit CheckpointWriter(std::function<void(const caf::error&)> on_error = {},
+                            size_t queue_max = 65536);
+  ~CheckpointWriter();
+  CheckpointWriter(const CheckpointWriter&) = delete;
+  CheckpointWriter& operator=(const CheckpointWriter&) = delete;
+
+  // Writes bytes (a framed record) to file atomically (checkpoint.hpp).
+  void write(std::filesystem::path file, std::string bytes, Done done = {});
+  // Runs op in order with the writes (removals).
+  void run(std::function<caf::error()> op, Done done = {});
+  // Returns once every operation queued before the call is done.
+  void flush();
+
+ private:
+  struct Op {
+    std::filesystem::path file;  // empty: op
+    std::string bytes;
+    std::function<caf::error()> op;
+    std::vector<Done> done;
+    uint64_t seq = 0;
+  };
+  void loop();
+  void push(Op op);
+
+  const std::function<void(const caf::error&)> on_error_;
+  const size_t queue_max_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable room_;
+  std::condition_variable idle_;
+  std::deque<Op> queue_;                                    // guarded by mu_
+  std::unordered_map<std::string, uint64_t> pending_file_;  // file -> seq of its queued write
+  uint64_t next_seq_ = 1;                                   // guarded by mu_
+  uint64_t done_seq_ = 0;                                   // every op <= it is done
+  bool stopping_ = false;
+  std::thread thread_;
+};
+
+}  // namespace tessera
