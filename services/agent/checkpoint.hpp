@@ -99,7 +99,9 @@ expected<Owned<wire::TaskRecord>> read_task(const fs::path& work_dir, std::strin
                                             std::string_view task_id);
 
 // Removal: the record file first (so a crash leaves no half record), then
-// its directory. Removing what does not exist succeeds.
+// its directory. Removing what does not exist succeeds. Not fsynced: a
+// crash may bring a removed record back, and recovery then finds its task
+// or run over again.
 expected<void> remove_framework(const fs::path& work_dir, std::string_view framework_id);
 expected<void> remove_executor_run(const fs::path& work_dir, std::string_view framework_id,
                                    std::string_view executor_id, std::string_view run_id);
