@@ -479,6 +479,7 @@ void ProcessLauncher::Impl::drain() {
   }
   for (auto& task : batch)
     task();
+  close_wakeup_if_done();
 }
 
 caf::error ProcessLauncher::Impl::admit(const std::string& what) const {
@@ -588,7 +589,9 @@ void ProcessLauncher::Impl::begin_shutdown() {
 // leaves the loop with nothing alive, so uv_run returns and the thread ends.
 void ProcessLauncher::Impl::close_wakeup_if_done() {
   std::lock_guard<std::mutex> guard(mu_);
-  if (!stopping_ || !children_.empty() || wakeup_closed_)
+  // Not while work is queued: a caller may be waiting for it (call()), and a
+  // closed wakeup would leave it waiting for ever.
+  if (!stopping_ || !children_.empty() || wakeup_closed_ || !queue_.empty())
     return;
   wakeup_closed_ = true;
   uv_close(reinterpret_cast<uv_handle_t*>(&wakeup_), nullptr);
