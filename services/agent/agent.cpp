@@ -44,6 +44,9 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
   }
   attach_functor(
       [isolator = isolator_, book = containers_] { destroy_containers(isolator, *book); });
+  // What the agent asked to be written is on disk once it has ended.
+  if (writer_)
+    attach_functor([writer = writer_.get()] { writer->flush(); });
   if (config_.on_stopped)
     attach_functor([fn = config_.on_stopped] { fn(); });
   install_master_handlers();

@@ -266,6 +266,8 @@ class Agent : public Actor {
   void kill_task(const Received<wire::KillTask>& m);
   void shutdown_executor(const Key& key);
   void destroy_executor(const Key& key);
+  std::function<void(const ProcessExit&)> executor_exit_hook(const Key& key,
+                                                             const std::string& run_id);
   void executor_exited(const Key& key, int status);
   void executor_terminated(const Key& key, int status);
   void on_executor_call(const Received<wire::ExecutorCall>& m);

@@ -324,13 +324,7 @@ expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
   spec.stdout_path = (e.sandbox / "executor.stdout").string();
   spec.stderr_path = (e.sandbox / "executor.stderr").string();
   spec.new_session = true;
-  auto pid = start_process(spec, [this, key, run = e.run_id](const ProcessExit& exit) {
-    auto it = executors_.find(key);
-    if (it == executors_.end() || it->second.run_id != run)
-      return;
-    it->second.pid = 0;
-    executor_exited(key, wait_status(exit));
-  });
+  auto pid = start_process(spec, executor_exit_hook(key, e.run_id));
   if (!pid)
     return pid.error();
   e.pid = *pid;
@@ -597,6 +591,19 @@ void Agent::on_executor_lost(const Key& key) {
         it->second.kill_timer = 0;
       destroy_executor(key);
     });
+}
+
+// What a process executor's exit (started or adopted) does: the run's end,
+// if that run is still the executor's.
+std::function<void(const ProcessExit&)> Agent::executor_exit_hook(const Key& key,
+                                                                  const std::string& run_id) {
+  return [this, key, run_id](const ProcessExit& exit) {
+    auto it = executors_.find(key);
+    if (it == executors_.end() || it->second.run_id != run_id)
+      return;
+    it->second.pid = 0;
+    executor_exited(key, wait_status(exit));
+  };
 }
 
 // A process executor's exit can overtake its last messages (they come

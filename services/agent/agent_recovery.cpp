@@ -48,10 +48,6 @@ bool is_executor(int pid, const std::string& framework_id, const std::string& ex
   return has("TESSERA_FRAMEWORK_ID=" + framework_id) && has("TESSERA_EXECUTOR_ID=" + executor_id);
 }
 
-int wait_status_of(const ProcessExit& exit) {
-  return exit.term_signal != 0 ? exit.term_signal : (exit.exit_code & 0xff) << 8;
-}
-
 }  // namespace
 
 // -- writing -------------------------------------------------------------------------
@@ -290,13 +286,7 @@ void Agent::recover_framework(const std::string& fid, checkpoint::RecoveredFrame
       ended.push_back(key);
       continue;
     }
-    auto adopted = adopt_process(pid, [this, key, run = executor.run_id](const ProcessExit& x) {
-      auto it = executors_.find(key);
-      if (it == executors_.end() || it->second.run_id != run)
-        return;
-      it->second.pid = 0;
-      executor_exited(key, wait_status_of(x));
-    });
+    auto adopted = adopt_process(pid, executor_exit_hook(key, executor.run_id));
     if (!adopted) {
       ended.push_back(key);
       continue;

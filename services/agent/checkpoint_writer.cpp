@@ -75,6 +75,7 @@ void CheckpointWriter::loop() {
     if (queue_.empty())
       return;  // stopping, and everything written
     Op op = std::move(queue_.front());
+    auto seq = op.seq;
     queue_.pop_front();
     if (!op.file.empty()) {
       auto it = pending_file_.find(op.file.string());
@@ -96,8 +97,11 @@ void CheckpointWriter::loop() {
     }
     for (auto& d : op.done)
       d(err);
+    // Gone before the op counts as done: a callback may hold the last
+    // reference to the writer's owner, which must not die on this thread.
+    op = Op{};
     lock.lock();
-    done_seq_ = op.seq;
+    done_seq_ = seq;
     idle_.notify_all();
   }
 }

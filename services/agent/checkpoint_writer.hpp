@@ -11,7 +11,9 @@
 // Limits: at most queue_max operations wait; beyond that write() and run()
 // block the caller until there is room (backpressure, never loss).
 // Thread-safety: every member may be called from any thread.
-// Ownership: the destructor finishes the queue, then joins the thread.
+// Ownership: the destructor finishes the queue, then joins the thread; it
+// must not run on the writer's thread (callbacks are destroyed before flush()
+// returns, so an owner that flushes before it ends is never freed there).
 
 #include "runtime/error.hpp"
 

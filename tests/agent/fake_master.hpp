@@ -58,6 +58,7 @@ struct MasterState {
   Address agent;
   int registers = 0;
   int reregisters = 0;
+  bool refuse_reregistration = false;               // answer ReregisterAgent with ShutdownAgent
   std::vector<std::string> reregistered_tasks;      // "task-id STATE" of the last reregistration
   std::vector<SeenUpdate> updates;                  // every StatusUpdate, resends included
   std::vector<std::string> events;                  // "update <uuid>" / "ack <uuid>", in order
@@ -89,6 +90,12 @@ class FakeMaster : public Actor {
       for (auto t : m.body().getTasks())
         s_->reregistered_tasks.push_back(str(t.getTask().getTaskId()) + " " +
                                          to_string(t.getLatestState()));
+      if (s_->refuse_reregistration) {
+        send(m.sender(), build<wire::ShutdownAgent>([](wire::ShutdownAgent::Builder b) {
+               b.setReason("agent id was removed by the master");
+             }));
+        return;
+      }
       send(m.sender(), build<wire::AgentReregistered>([&](wire::AgentReregistered::Builder b) {
              b.setAgentId(str(m.body().getAgentInfo().getAgentId()));
              b.setPingIntervalNs(s_->ping_interval_ns);
