@@ -143,7 +143,7 @@ struct AgentConfig {
   // (agent_recovery.cpp). A recovered executor process that has not
   // resubscribed within this is killed.
   bool checkpoint = true;
-  std::chrono::milliseconds executor_reregistration_timeout_ms{5000};
+  std::chrono::milliseconds executor_reregistration_timeout_ms{10000};
 
   // Task URIs are fetched into the sandbox before the executor starts;
   // cached ones in <work_dir>/fetcher-cache, at most this many bytes.

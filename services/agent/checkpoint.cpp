@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -152,20 +153,24 @@ fs::path task_path(const fs::path& work_dir, std::string_view framework_id,
   return meta_dir(work_dir) / "frameworks" / framework_id / "tasks" / task_id / task_file;
 }
 
-expected<void> write_atomically(const fs::path& file, std::string_view bytes) {
+namespace {
+
+// The temp file of a record, written (and, when sync, fsynced) but not yet
+// renamed over it.
+expected<fs::path> write_temp(const fs::path& file, std::string_view bytes, bool sync) {
   if (bytes.size() > record_bytes_max)
     return make_error(Errc::oversized, file.string() + ": " + std::to_string(bytes.size()) +
                                            " bytes, more than " + std::to_string(record_bytes_max));
   auto dir = file.parent_path();
   if (auto ok = ensure_dir(dir); !ok)
-    return ok;
+    return ok.error();
   static std::atomic<uint64_t> temp_seq{0};
   auto temp = dir / (file.filename().string() + temp_marker + std::to_string(::getpid()) + "." +
                      std::to_string(temp_seq++));
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0)
     return make_os_error(errno, "open(" + temp.string() + ")");
-  auto fail = [&](caf::error err) -> expected<void> {
+  auto fail = [&](caf::error err) -> expected<fs::path> {
     ::unlink(temp.c_str());
     return err;
   };
@@ -173,16 +178,84 @@ expected<void> write_atomically(const fs::path& file, std::string_view bytes) {
     ::close(fd);
     return fail(ok.error());
   }
-  if (::fsync(fd) != 0) {
+  if (sync && ::fsync(fd) != 0) {
     int saved = errno;
     ::close(fd);
     return fail(make_os_error(saved, "fsync(" + temp.string() + ")"));
   }
   if (::close(fd) != 0)
     return fail(make_os_error(errno, "close(" + temp.string() + ")"));
-  if (::rename(temp.c_str(), file.c_str()) != 0)
-    return fail(make_os_error(errno, "rename(" + temp.string() + ")"));
-  return fsync_dir(dir);
+  return temp;
+}
+
+expected<void> rename_temp(const fs::path& temp, const fs::path& file) {
+  if (::rename(temp.c_str(), file.c_str()) != 0) {
+    auto err = make_os_error(errno, "rename(" + temp.string() + ")");
+    ::unlink(temp.c_str());
+    return err;
+  }
+  return {};
+}
+
+expected<void> sync_file_system(const fs::path& any) {
+  int fd = ::open(any.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return make_os_error(errno, "open(" + any.string() + ")");
+  int rc = ::syncfs(fd);
+  int saved = errno;
+  ::close(fd);
+  if (rc != 0)
+    return make_os_error(saved, "syncfs(" + any.string() + ")");
+  return {};
+}
+
+}  // namespace
+
+expected<void> write_atomically(const fs::path& file, std::string_view bytes) {
+  auto temp = write_temp(file, bytes, true);
+  if (!temp)
+    return temp.error();
+  if (auto ok = rename_temp(*temp, file); !ok)
+    return ok;
+  return fsync_dir(file.parent_path());
+}
+
+std::vector<caf::error> write_all_atomically(
+    const std::vector<std::pair<fs::path, std::string_view>>& records) {
+  std::vector<caf::error> result(records.size());
+  std::vector<std::optional<fs::path>> temps(records.size());
+  // Every temp file written, then one sync makes them all durable ...
+  for (size_t i = 0; i < records.size(); ++i) {
+    auto temp = write_temp(records[i].first, records[i].second, false);
+    if (temp)
+      temps[i] = *temp;
+    else
+      result[i] = temp.error();
+  }
+  auto first =
+      std::find_if(temps.begin(), temps.end(), [](const auto& t) { return t.has_value(); });
+  if (first == temps.end())
+    return result;
+  auto any_dir = (*first)->parent_path();  // still there after the renames
+  if (auto ok = sync_file_system(any_dir); !ok) {
+    for (size_t i = 0; i < records.size(); ++i)
+      if (temps[i]) {
+        ::unlink(temps[i]->c_str());
+        result[i] = ok.error();
+      }
+    return result;
+  }
+  // ... before any is renamed over its record; a second sync makes the
+  // renames durable.
+  for (size_t i = 0; i < records.size(); ++i)
+    if (temps[i])
+      if (auto ok = rename_temp(*temps[i], records[i].first); !ok)
+        result[i] = ok.error();
+  if (auto ok = sync_file_system(any_dir); !ok)
+    for (auto& r : result)
+      if (!r)
+        r = ok.error();
+  return result;
 }
 
 std::string frame_record(capnp::MessageBuilder& message) {

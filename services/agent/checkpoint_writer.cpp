@@ -74,32 +74,51 @@ void CheckpointWriter::loop() {
     wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (queue_.empty())
       return;  // stopping, and everything written
-    Op op = std::move(queue_.front());
-    auto seq = op.seq;
-    queue_.pop_front();
-    if (!op.file.empty()) {
-      auto it = pending_file_.find(op.file.string());
-      if (it != pending_file_.end() && it->second == op.seq)
-        pending_file_.erase(it);
-    }
+    // The writes at the head of the queue go as one group commit; any other
+    // operation goes alone, in its place.
+    std::vector<Op> batch;
+    do {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    } while (!batch.front().file.empty() && !queue_.empty() && !queue_.front().file.empty() &&
+             batch.size() < batch_max);
+    for (const auto& op : batch)
+      if (!op.file.empty()) {
+        auto it = pending_file_.find(op.file.string());
+        if (it != pending_file_.end() && it->second == op.seq)
+          pending_file_.erase(it);
+      }
     room_.notify_all();
     lock.unlock();
-    caf::error err;
-    if (op.file.empty()) {
-      err = op.op();
-    } else if (auto ok = checkpoint::write_atomically(op.file, op.bytes); !ok) {
-      err = ok.error();
+    std::vector<caf::error> errors;
+    if (batch.front().file.empty()) {
+      errors.push_back(batch.front().op());
+    } else if (batch.size() < group_commit_min) {
+      // A few records: their own fsyncs cost less than syncing the whole
+      // file system (which also flushes every sandbox being written).
+      for (const auto& op : batch) {
+        auto ok = checkpoint::write_atomically(op.file, op.bytes);
+        errors.push_back(ok ? caf::error{} : ok.error());
+      }
+    } else {
+      std::vector<std::pair<std::filesystem::path, std::string_view>> records;
+      for (const auto& op : batch)
+        records.emplace_back(op.file, op.bytes);
+      errors = checkpoint::write_all_atomically(records);
     }
-    if (err) {
-      log().error("checkpoint: {}", describe(err));
-      if (on_error_)
-        on_error_(err);
+    auto seq = batch.back().seq;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (errors[i]) {
+        log().error("checkpoint: {}", describe(errors[i]));
+        if (on_error_)
+          on_error_(errors[i]);
+      }
+      for (auto& d : batch[i].done)
+        d(errors[i]);
     }
-    for (auto& d : op.done)
-      d(err);
-    // Gone before the op counts as done: a callback may hold the last
+    // Gone before the ops count as done: a callback may hold the last
     // reference to the writer's owner, which must not die on this thread.
-    op = Op{};
+    batch.clear();
     lock.lock();
     done_seq_ = seq;
     idle_.notify_all();

@@ -3,7 +3,9 @@
 // files in the order they were asked for, so that the agent's actor never
 // waits on fsync. A write to a file whose previous write still waits in the
 // queue replaces that write (its bytes, keeping its place) instead of adding
-// one: under load, one task's many updates cost one fsync.
+// one: under load, one task's many updates cost one fsync. Writes at the
+// head of the queue go as one group commit (write_all_atomically) when
+// there are many of them, each with its own fsyncs when few.
 //
 // Contract: operations run in order; each done callback runs once, on the
 // writer's thread, after its operation (or the one that replaced it) is
@@ -60,6 +62,8 @@ class CheckpointWriter {
   void push(Op op);
 
   const std::function<void(const caf::error&)> on_error_;
+  static constexpr size_t batch_max = 256;        // writes per group commit
+  static constexpr size_t group_commit_min = 16;  // fewer: an fsync each
   const size_t queue_max_;
   std::mutex mu_;
   std::condition_variable wake_;
