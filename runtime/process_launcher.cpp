@@ -367,6 +367,7 @@ struct ProcessLauncher::Impl {
     bool new_session = true;
     Impl* owner = nullptr;
     std::optional<ProcessExit> exit;  // set once reaped
+    bool adopted = false;             // not our child: never waitpid()ed
   };
 
   explicit Impl(size_t process_count_max);
@@ -376,7 +377,8 @@ struct ProcessLauncher::Impl {
   auto call(F fn) -> decltype(fn());
   bool post(std::function<void()> task, bool internal);
 
-  void watch_on_loop(int pid, int pidfd, ExitCallback on_exit, bool new_session);
+  void watch_on_loop(int pid, int pidfd, ExitCallback on_exit, bool new_session,
+                     bool adopted = false);
   void reap(Child& child);
   caf::error kill_on_loop(int pid, int signal, bool group);
   caf::error admit(const std::string& what) const;
@@ -493,12 +495,20 @@ caf::error ProcessLauncher::Impl::admit(const std::string& what) const {
 }
 
 void ProcessLauncher::Impl::watch_on_loop(int pid, int pidfd, ExitCallback on_exit,
-                                          bool new_session) {
-  auto* child = new Child{{}, pid, pidfd, std::move(on_exit), new_session, this, std::nullopt};
+                                          bool new_session, bool adopted) {
+  auto* child =
+      new Child{{}, pid, pidfd, std::move(on_exit), new_session, this, std::nullopt, adopted};
   child->poll.data = child;
   {
     std::lock_guard<std::mutex> guard(mu_);
     children_.emplace(pid, child);
+    // Spawned while the launcher began to stop, after its kill sweep: it
+    // must not outlive the launcher either.
+    if (stopping_) {
+      ::kill(pid, SIGKILL);
+      if (new_session)
+        ::kill(-pid, SIGKILL);
+    }
   }
   if (int rc = uv_poll_init(&loop_, &child->poll, pidfd); rc != 0) {
     // Cannot watch it (no handle to close either): wait for it here rather
@@ -506,7 +516,8 @@ void ProcessLauncher::Impl::watch_on_loop(int pid, int pidfd, ExitCallback on_ex
     std::fprintf(stderr, "tessera: process launcher: watching pid %d: %s\n", pid,
                  uv_message(rc).c_str());
     ::kill(pid, SIGKILL);
-    ::waitpid(pid, nullptr, 0);
+    if (!adopted)
+      ::waitpid(pid, nullptr, 0);
     {
       std::lock_guard<std::mutex> guard(mu_);
       children_.erase(pid);
@@ -521,7 +532,9 @@ void ProcessLauncher::Impl::watch_on_loop(int pid, int pidfd, ExitCallback on_ex
   if (int rc = uv_poll_start(&child->poll, UV_READABLE, on_pidfd); rc != 0) {
     std::fprintf(stderr, "tessera: process launcher: watching pid %d: %s\n", pid,
                  uv_message(rc).c_str());
-    reap(*child);  // not active: reap() waits for it
+    if (adopted)
+      ::kill(pid, SIGKILL);  // cannot wait for it: end it rather than lose its exit
+    reap(*child);            // not active: reap() waits for it
   }
 }
 
@@ -532,12 +545,16 @@ void ProcessLauncher::Impl::on_pidfd(uv_poll_t* handle, int, int) {
 
 void ProcessLauncher::Impl::reap(Child& child) {
   int status = 0;
-  pid_t r = ::waitpid(child.pid, &status,
+  // An adopted process is not our child: its pidfd turning readable is the
+  // news that it ended (how, only its parent learns), and its pid is never
+  // waited for, which could take a child of ours that reused it.
+  pid_t r =
+      child.adopted
+          ? 0
+          : ::waitpid(child.pid, &status,
                       uv_is_active(reinterpret_cast<uv_handle_t*>(&child.poll)) ? WNOHANG : 0);
-  if (r == 0)
+  if (r == 0 && !child.adopted)
     return;  // not yet (a spurious wake-up)
-  // An adopted process is not our child (ECHILD): its pidfd turning readable
-  // is the news that it ended; how, only its parent learns.
   ProcessExit exit{child.pid, -1, 0};
   if (r == child.pid && WIFEXITED(status))
     exit.exit_code = WEXITSTATUS(status);
@@ -687,7 +704,7 @@ expected<void> ProcessLauncher::adopt(int pid, ExitCallback on_exit) {
   bool leads_group = ::getpgid(pid) == pid;
   bool queued = impl->post(
       [impl, pid, pidfd, on_exit = std::move(on_exit), leads_group]() mutable {
-        impl->watch_on_loop(pid, pidfd, std::move(on_exit), leads_group);
+        impl->watch_on_loop(pid, pidfd, std::move(on_exit), leads_group, true);
       },
       true);
   if (!queued) {

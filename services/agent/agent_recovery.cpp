@@ -25,6 +25,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+
 namespace tessera {
 
 namespace {
@@ -243,6 +245,13 @@ void Agent::recover_framework(const std::string& fid, checkpoint::RecoveredFrame
     task.retry_backoff = config_.status_update_backoff_min_ms;
   }
   std::vector<Key> ended;
+  // A live run first: of two runs of one executor (an old one whose record
+  // outlived it), the one still running is the one to keep.
+  std::stable_partition(
+      fw.runs.begin(), fw.runs.end(), [&](const Owned<wire::ExecutorRunRecord>& x) {
+        auto r = x.get();
+        return r.getPid() > 0 && is_executor(r.getPid(), fid, str(r.getExecutorId()));
+      });
   for (auto& rec : fw.runs) {
     auto r = rec.get();
     Key key{fid, str(r.getExecutorId())};

@@ -12,7 +12,10 @@
 // durable or failed. flush() waits for everything queued so far.
 // Limits: at most queue_max operations wait; beyond that write() and run()
 // block the caller until there is room (backpressure, never loss).
-// Thread-safety: every member may be called from any thread.
+// Thread-safety: every member may be called from any thread, but the order
+// promise holds per producer: the agent's actor is the only one that writes
+// and removes (a removal racing another thread's write to the same file may
+// be overtaken by it).
 // Ownership: the destructor finishes the queue, then joins the thread; it
 // must not run on the writer's thread (callbacks are destroyed before flush()
 // returns, so an owner that flushes before it ends is never freed there).

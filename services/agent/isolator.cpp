@@ -235,13 +235,17 @@ class CgroupsV1 : public Isolator {
       return {};
     // Frozen, nothing in it can fork while we kill; SIGKILL is delivered on thaw.
     auto freezer = dir("freezer", id);
-    bool frozen = mounts_.count("freezer") && fs::exists(freezer, ec) &&
-                  !write_text(freezer / "freezer.state", "FROZEN") &&
-                  wait_frozen(freezer, deadline);
+    bool freezing = mounts_.count("freezer") && fs::exists(freezer, ec) &&
+                    !write_text(freezer / "freezer.state", "FROZEN");
+    // At most half the time for freezing (a task in uninterruptible sleep
+    // can hold it in FREEZING); killing goes on either way.
+    if (freezing)
+      wait_frozen(freezer, std::chrono::steady_clock::now() + config_.destroy_timeout_ms / 2);
     for (const auto& f : procs)
       for (int pid : read_pids(f))
         ::kill(pid, SIGKILL);
-    if (frozen)
+    // Thawed whenever freezing began, so the kills are delivered.
+    if (freezing)
       write_text(freezer / "freezer.state", "THAWED");
     if (!kill_until_empty(procs, deadline))
       return make_error(Errc::timeout, "container " + id + ": processes still alive after " +
