@@ -285,6 +285,7 @@ class Agent : public Actor {
   void destroy_container(Executor& e);
   void arm_container_monitor();
   void monitor_containers();
+  void on_container_usage(const std::map<std::string, ContainerStats>& usage);
   void on_get_usage(const Received<wire::GetContainerUsage>& m);
   // Containers not yet destroyed, shared with the destroy jobs and the exit hook.
   struct ContainerBook {

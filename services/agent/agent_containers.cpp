@@ -118,6 +118,8 @@ void Agent::arm_container_monitor() {
   });
 }
 
+// Reads usage on the blocking pool (posix scans all of /proc), then acts on
+// it here; the next check is armed once this one is done.
 void Agent::monitor_containers() {
   std::vector<std::string> ids;
   for (auto& [key, e] : executors_)
@@ -125,7 +127,16 @@ void Agent::monitor_containers() {
       ids.push_back(e.run_id);
   if (ids.empty())
     return;
-  auto usage = isolator_->usage_of(ids);
+  auto isolator = isolator_;
+  bool queued = blocking([this, isolator, ids]() -> std::function<void()> {
+    auto usage = isolator->usage_of(ids);
+    return [this, usage = std::move(usage)] { on_container_usage(usage); };
+  });
+  if (!queued)
+    arm_container_monitor();  // the pool is full: try again next interval
+}
+
+void Agent::on_container_usage(const std::map<std::string, ContainerStats>& usage) {
   for (auto& [key, e] : executors_) {
     auto u = usage.find(e.run_id);
     if (!e.container.active || u == usage.end())
