@@ -224,6 +224,9 @@ caf::error Allocator::claim(const FrameworkId& fid, const AgentId& id, const std
   if (!agent->second.available.allocatable_to(role).contains(r))
     return make_error(Errc::invalid_argument, "agent '" + id + "' does not have " + r.to_string() +
                                                   " available for " + role);
+  // Nothing claimed holds nothing: an empty entry would outlive every recover.
+  if (r.empty())
+    return caf::none;
   grant(fid, id, agent->second, role, r);
   return caf::none;
 }

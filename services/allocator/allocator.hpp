@@ -97,7 +97,27 @@ class Allocator {
   size_t agent_count() const { return agents_.size(); }
   size_t framework_count() const { return frameworks_.size(); }
 
+  // Checks the books against each other and returns the first invariant that
+  // does not hold (Errc::invalid_argument, naming it), or none. O(agents ×
+  // frameworks): for tests and debugging, not the allocation path. The
+  // invariants (allocator_check.cpp):
+  //  1. per agent, available + what every framework holds there == total, and
+  //     every book holds only known agents, frameworks and roles;
+  //  2. per role, the role's book, the role sorter's allocation and the sum of
+  //     its frameworks' holdings agree; per framework and role, the framework
+  //     sorter's allocation equals its holdings; sorters hold exactly the
+  //     roles and frameworks there are, with shares that match the books;
+  //  3. the cached counts (unsuppressed frameworks, partly suppressed ones,
+  //     unsuppressed filters per agent, the cluster total, the walk order)
+  //     equal what they count, and filters are known on both sides;
+  //  4. suppressed roles are roles of the framework.
+  // What a cycle may offer (quota, suppression, filters) is a property of
+  // allocate()'s output, which the property test checks against a model.
+  caf::error check() const;
+
  private:
+  friend struct AllocatorTestAccess;  // tests: corrupts the books to prove check() fails
+
   struct Filter {
     Resources refused;
     TimePoint expires;
