@@ -9,7 +9,12 @@
 
 #include <caf/io/middleman.hpp>
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <climits>
 #include <thread>
 
 namespace tessera {
@@ -38,6 +43,53 @@ caf::behavior router_behavior(caf::event_based_actor*, Node* node) {
 constexpr const char* relay_name = "tessera.relay";
 
 }  // namespace
+
+bool is_wildcard_host(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "::";
+}
+
+std::string default_advertise_host(const std::string& host, std::string* warning) {
+  if (!is_wildcard_host(host))
+    return host;
+  char name[HOST_NAME_MAX + 1] = {};
+  std::string chosen;
+  addrinfo hints{};
+  hints.ai_family = host == "::" ? AF_UNSPEC : AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (::gethostname(name, sizeof(name) - 1) == 0 &&
+      ::getaddrinfo(name, nullptr, &hints, &found) == 0) {
+    // IPv4 first: a dual-stack wildcard listener takes both.
+    for (int family : {AF_INET, AF_INET6}) {
+      for (auto* a = found; a && chosen.empty(); a = a->ai_next) {
+        if (a->ai_family != family)
+          continue;
+        char text[INET6_ADDRSTRLEN] = {};
+        const void* in =
+            family == AF_INET
+                ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+                : &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr;
+        if (::inet_ntop(family, in, text, sizeof(text)))
+          chosen = text;
+      }
+    }
+    ::freeaddrinfo(found);
+  }
+  if (chosen.empty()) {
+    if (warning)
+      *warning = "listening on " + (host.empty() ? std::string("0.0.0.0") : host) +
+                 " and this machine's name '" + name +
+                 "' does not resolve: advertising 127.0.0.1, which other machines cannot "
+                 "reach; pass --advertise HOST:PORT";
+    return "127.0.0.1";
+  }
+  bool loopback = chosen.rfind("127.", 0) == 0 || chosen == "::1";
+  if (loopback && warning)
+    *warning = "listening on " + (host.empty() ? std::string("0.0.0.0") : host) +
+               " and advertising " + chosen + " (this machine's name '" + name +
+               "' resolves to it), which other machines cannot reach; pass --advertise HOST:PORT";
+  return chosen;
+}
 
 void configure_actor_system(caf::actor_system_config& cfg, const NodeConfig& config) {
   cfg.add_message_type<Address>("tessera.address");
@@ -75,7 +127,20 @@ Node::Node(NodeConfig config, std::unique_ptr<caf::actor_system> system, Simulat
       system_(owned_system_ ? owned_system_.get() : shared_system),
       sim_(sim),
       clock_(config_.clock ? config_.clock : Clock::make_real()) {
-  port_ = config_.port;
+  host_ = config_.advertise_host.empty() ? config_.host : config_.advertise_host;
+  port_ = config_.advertise_port != 0 ? config_.advertise_port : config_.port;
+  bound_port_ = config_.port;
+}
+
+// Settles the advertised address once the port is bound.
+void Node::advertise() {
+  if (config_.advertise_host.empty()) {
+    std::string warning;
+    host_ = default_advertise_host(config_.host, &warning);
+    if (!warning.empty())
+      log().warn("node: {}", warning);
+  }
+  port_ = config_.advertise_port != 0 ? config_.advertise_port : bound_port_;
 }
 
 expected<void> Node::listen() {
@@ -88,8 +153,9 @@ expected<void> Node::listen() {
                                                   std::to_string(config_.port) + ": " +
                                                   describe(port.error()));
     }
-    port_ = *port;
+    bound_port_ = *port;
   }
+  advertise();
   if (auto relay = spawn<Relay>(relay_name); !relay)
     return relay.error();
   log().debug("node {} started", id());

@@ -39,8 +39,14 @@ class Simulation;
 class Actor;
 
 struct NodeConfig {
-  std::string host = "127.0.0.1";
-  uint16_t port = 0;  // 0: the OS picks a free port
+  std::string host = "127.0.0.1";  // the address to bind; 0.0.0.0 or ::: every interface
+  uint16_t port = 0;               // 0: the OS picks a free port
+  // The address others reach this node at: the host:port in every address
+  // the node hands out (name@host:port), so in every identity the cluster
+  // keeps. Empty / 0: the bind host and the port bound. A wildcard bind host
+  // with no advertise_host advertises default_advertise_host(host).
+  std::string advertise_host;
+  uint16_t advertise_port = 0;
   size_t message_bytes_max = size_t{64} << 20;
   uint64_t traversal_limit_words = uint64_t{64} << 17;  // 64 MiB of words
   uint32_t nesting_limit = 64;
@@ -63,12 +69,13 @@ class Node {
 
   void stop();
 
-  const std::string& host() const { return config_.host; }
+  // The advertised host and port: what this node's addresses name.
+  const std::string& host() const { return host_; }
   uint16_t port() const { return port_; }
-  std::string id() const;  // "host:port"
-  Address address_of(std::string name) const {
-    return Address{std::move(name), config_.host, port_};
-  }
+  // Where the node listens (config().host) and the port it bound.
+  uint16_t bound_port() const { return bound_port_; }
+  std::string id() const;  // "host:port", advertised
+  Address address_of(std::string name) const { return Address{std::move(name), host_, port_}; }
   const NodeConfig& config() const { return config_; }
 
   // Spawns actor type A (derived from tessera::Actor) under name. A's
@@ -99,7 +106,7 @@ class Node {
 
   // -- used by the runtime itself ------------------------------------------
   caf::actor lookup_local(const std::string& name) const;
-  bool is_local(const Address& a) const { return a.port == port_ && a.host == config_.host; }
+  bool is_local(const Address& a) const { return a.port == port_ && a.host == host_; }
   std::atomic<int64_t>& inflight() { return inflight_; }
 
  private:
@@ -108,13 +115,16 @@ class Node {
   Node(NodeConfig config, std::unique_ptr<caf::actor_system> system, Simulation* sim,
        caf::actor_system* shared_system);
   expected<void> listen();
+  void advertise();
   caf::error reserve(const std::string& name);
   void bind(const std::string& name, caf::actor handle);
   void unbind(const std::string& name, const caf::actor_addr& who);
   void kill_all();
 
   NodeConfig config_;
-  uint16_t port_ = 0;
+  std::string host_;         // advertised
+  uint16_t port_ = 0;        // advertised
+  uint16_t bound_port_ = 0;  // listened on
   std::unique_ptr<caf::actor_system_config> system_config_;
   std::unique_ptr<caf::actor_system> owned_system_;
   caf::actor_system* system_ = nullptr;
@@ -150,6 +160,15 @@ expected<Address> Node::spawn(const std::string& name, Ts&&... args) {
   system_->spawn<A>(ActorInit{this, name}, std::forward<Ts>(args)...);
   return address_of(name);
 }
+
+// True for the hosts that mean "every interface": 0.0.0.0, ::, empty.
+bool is_wildcard_host(const std::string& host);
+
+// What a node bound to host advertises when told nothing: host itself, or for
+// a wildcard host the first address this machine's name (gethostname)
+// resolves to (IPv4 first), else 127.0.0.1. *warning, if given, is set when
+// the result is a loopback address other machines cannot reach.
+std::string default_advertise_host(const std::string& host, std::string* warning = nullptr);
 
 // Builds the CAF configuration every real node uses: message types, error
 // category and scheduler settings. Exposed so the bench's plain-CAF baseline

@@ -43,7 +43,7 @@ expected<Address> LocalCluster::add_agent() {
   ac.work_dir = config_.work_dir / ("agent-" + n);
   ac.attributes = attributes_;
   if (ac.hostname.empty())
-    ac.hostname = config_.node.host;
+    ac.hostname = node_->host();  // the advertised host
   ac.metrics = std::make_shared<AgentMetrics>();
   std::error_code ec;
   std::filesystem::create_directories(ac.work_dir, ec);

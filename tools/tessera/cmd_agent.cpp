@@ -3,6 +3,7 @@
 // executor` processes, and on SIGINT/SIGTERM shuts its executors down and exits 0.
 //
 //   tessera agent --master HOST:PORT --work-dir DIR [--listen HOST:PORT]
+//                 [--advertise HOST:PORT]
 //                 [--resources TEXT] [--attributes TEXT] [--hostname H]
 //                 [--isolation cgroups|posix|auto[,pid-ns]]
 //                 [--gc-delay SECONDS] [--gc-disk-headroom FRACTION]
@@ -10,6 +11,7 @@
 #include "runtime/actor.hpp"
 #include "services/agent/agent.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/endpoints.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -30,6 +32,7 @@ namespace {
 struct AgentOptions {
   std::string master;
   std::string listen = "127.0.0.1:5051";
+  std::string advertise;
   std::string work_dir;
   std::string resources;
   std::string attributes;
@@ -64,12 +67,11 @@ class Stopper : public Actor {
 };
 
 // "HOST:PORT" as an address of actor name; a host name becomes its first IPv4
-// address, because the master's messages carry the host it listens on and the
+// address, because the master's messages carry the host it advertises and the
 // agent obeys only that exact address.
-expected<Address> parse_endpoint(const std::string& name, const std::string& text,
-                                 bool any_port = false) {
+expected<Address> parse_endpoint(const std::string& name, const std::string& text) {
   auto endpoint = parse_host_port(text);
-  if (!endpoint || (endpoint->port == 0 && !any_port))
+  if (!endpoint || endpoint->port == 0)
     return make_error(Errc::bad_address, "'" + text + "' is not HOST:PORT");
   Address address{name, endpoint->host, endpoint->port};
   addrinfo hints{};
@@ -155,12 +157,14 @@ expected<AgentConfig> make_config(const AgentOptions& o) {
 }
 
 int run_agent(const AgentOptions& o) {
+  auto endpoints = parse_endpoints(o.listen, o.advertise);
+  if (!endpoints)
+    return fail("agent: " + what(endpoints.error()));
   auto config = make_config(o);
   if (!config)
     return fail(what(config.error()));
-  auto listen = parse_endpoint("agent", o.listen, true);
-  if (!listen)
-    return fail("agent: bad --listen: " + describe(listen.error()));
+  if (!endpoints->warning.empty())
+    std::fprintf(stderr, "tessera: agent: warning: %s\n", endpoints->warning.c_str());
   // Signals are taken by sigwait; the node's threads inherit this mask.
   sigset_t set;
   sigemptyset(&set);
@@ -168,8 +172,7 @@ int run_agent(const AgentOptions& o) {
     sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   NodeConfig node_config;
-  node_config.host = listen->host;
-  node_config.port = listen->port;
+  apply(*endpoints, node_config);
   auto node = Node::start(node_config);
   if (!node)
     return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
@@ -208,8 +211,10 @@ Command add_agent_command(CLI::App& app) {
   auto options = std::make_shared<AgentOptions>();
   auto* sub = app.add_subcommand("agent", "Run an agent: offer this machine's resources");
   sub->add_option("--master", options->master, "The master's HOST:PORT")->required();
-  sub->add_option("--listen", options->listen, "HOST:PORT to listen on (port 0: any free one)")
+  sub->add_option("--listen", options->listen,
+                  "HOST:PORT to listen on (0.0.0.0: every interface; port 0: any free one)")
       ->capture_default_str();
+  add_advertise_flag(sub, options->advertise);
   sub->add_option("--work-dir", options->work_dir, "Directory for sandboxes")->required();
   sub->add_option("--resources", options->resources,
                   "e.g. 'cpus:4;mem:8192;ports:[31000-32000]' (default: detected)");

@@ -4,6 +4,7 @@
 #include "runtime/log.hpp"
 #include "services/cluster/local_cluster.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/endpoints.hpp"
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,7 @@ namespace {
 
 struct ClusterOptions {
   std::string listen = "127.0.0.1:5050";
+  std::string advertise;
   size_t agents = 1;
   std::string agent_resources;
   std::string agent_attributes;
@@ -27,12 +29,13 @@ struct ClusterOptions {
 
 int run_cluster(const ClusterOptions& o) {
   block_stop_signals();
-  auto where = parse_host_port(o.listen);
-  if (!where)
-    return fail("--listen: expected HOST:PORT, got '" + o.listen + "'");
+  auto endpoints = parse_endpoints(o.listen, o.advertise);
+  if (!endpoints)
+    return fail(what(endpoints.error()));
+  if (!endpoints->warning.empty())
+    std::fprintf(stderr, "tessera: cluster: warning: %s\n", endpoints->warning.c_str());
   LocalClusterConfig config;
-  config.node.host = where->host;
-  config.node.port = where->port;
+  apply(*endpoints, config.node);
   config.agents = o.agents;
   config.agent_resources = o.agent_resources;
   config.agent_attributes = o.agent_attributes;
@@ -74,7 +77,9 @@ int run_cluster(const ClusterOptions& o) {
 Command add_cluster_command(CLI::App& app) {
   auto o = std::make_shared<ClusterOptions>();
   auto* sub = app.add_subcommand("cluster", "Run a master and N agents in this one process");
-  sub->add_option("--listen", o->listen, "HOST:PORT to listen on")->capture_default_str();
+  sub->add_option("--listen", o->listen, "HOST:PORT to listen on (0.0.0.0: every interface)")
+      ->capture_default_str();
+  add_advertise_flag(sub, o->advertise);
   sub->add_option("--agents", o->agents, "Number of agents")
       ->check(CLI::Range(size_t{1}, size_t{1000}))
       ->capture_default_str();

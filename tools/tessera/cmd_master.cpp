@@ -3,6 +3,7 @@
 #include "runtime/log.hpp"
 #include "services/master/master.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/endpoints.hpp"
 
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +16,7 @@ namespace {
 
 struct MasterOptions {
   std::string listen = "127.0.0.1:5050";
+  std::string advertise;
   std::string work_dir;
   double allocation_interval_s = 1.0;
   double offer_timeout_s = 0;
@@ -28,16 +30,17 @@ struct MasterOptions {
 
 int run_master(const MasterOptions& o) {
   block_stop_signals();
-  auto where = parse_host_port(o.listen);
-  if (!where)
-    return fail("--listen: expected HOST:PORT, got '" + o.listen + "'");
+  auto endpoints = parse_endpoints(o.listen, o.advertise);
+  if (!endpoints)
+    return fail(what(endpoints.error()));
   std::error_code ec;
   std::filesystem::create_directories(o.work_dir, ec);
   if (ec)
     return fail("--work-dir " + o.work_dir + ": " + ec.message());
+  if (!endpoints->warning.empty())
+    std::fprintf(stderr, "tessera: master: warning: %s\n", endpoints->warning.c_str());
   NodeConfig nc;
-  nc.host = where->host;
-  nc.port = where->port;
+  apply(*endpoints, nc);
   auto node = Node::start(nc);
   if (!node)
     return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
@@ -53,7 +56,8 @@ int run_master(const MasterOptions& o) {
   auto master = (*node)->spawn<Master>("master", mc);
   if (!master)
     return fail("cannot start the master: " + describe(master.error()));
-  std::printf("tessera master listening on %s (work dir %s)\n", master->to_string().c_str(),
+  std::printf("tessera master listening on %s (bound to %s:%u; work dir %s)\n",
+              master->to_string().c_str(), nc.host.c_str(), (*node)->bound_port(),
               o.work_dir.c_str());
   std::fflush(stdout);
   int sig = wait_for_stop_signal();
@@ -69,7 +73,9 @@ Command add_master_command(CLI::App& app) {
   auto* sub = app.add_subcommand("master",
                                  "Run a master: it pools agents and offers them to "
                                  "frameworks");
-  sub->add_option("--listen", o->listen, "HOST:PORT to listen on")->capture_default_str();
+  sub->add_option("--listen", o->listen, "HOST:PORT to listen on (0.0.0.0: every interface)")
+      ->capture_default_str();
+  add_advertise_flag(sub, o->advertise);
   sub->add_option("--work-dir", o->work_dir, "Directory for the master's state")->required();
   add_allocation_flags(sub, o->allocation_interval_s, o->offer_timeout_s);
   sub->add_option("--agent-ping-interval", o->agent_ping_interval_s, "Seconds between agent pings")
