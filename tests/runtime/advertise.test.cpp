@@ -67,7 +67,8 @@ TEST_CASE("a node bound to 0.0.0.0 is addressed by the address it advertises",
   CHECK(outcome->get() == expected_result(20, 100));
 }
 
-TEST_CASE("an advertised port is used as given; the bound one stays known", "[node][advertise]") {
+TEST_CASE("an advertised port is used as given and the bound one stays known",
+          "[node][advertise]") {
   auto config = wildcard_advertising_loopback();
   config.advertise_port = 1;  // as behind a port forward
   auto a = start_node(config);
@@ -78,7 +79,7 @@ TEST_CASE("an advertised port is used as given; the bound one stays known", "[no
   CHECK(a->address_of("x").to_string() == "x@127.0.0.1:1");
 }
 
-TEST_CASE("a wildcard bind host gets a concrete default, with a warning when loopback",
+TEST_CASE("a wildcard bind host gets a concrete default and a warning when loopback",
           "[node][advertise]") {
   CHECK(is_wildcard_host("0.0.0.0"));
   CHECK(is_wildcard_host("::"));
