@@ -56,8 +56,9 @@ int run_master(const MasterOptions& o) {
   auto master = (*node)->spawn<Master>("master", mc);
   if (!master)
     return fail("cannot start the master: " + describe(master.error()));
+  auto bound = nc.host.find(':') == std::string::npos ? nc.host : "[" + nc.host + "]";
   std::printf("tessera master listening on %s (bound to %s:%u; work dir %s)\n",
-              master->to_string().c_str(), nc.host.c_str(), (*node)->bound_port(),
+              master->to_string().c_str(), bound.c_str(), (*node)->bound_port(),
               o.work_dir.c_str());
   std::fflush(stdout);
   int sig = wait_for_stop_signal();
