@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <thread>
 
 using namespace tessera;
 using namespace tessera::agent_test;
@@ -109,6 +110,10 @@ TEST_CASE("a full disk fails the launch saying so, and stops launches until it h
     });
     c.master.send_to_agent(run_task("before", "true"));
     c.master.wait_state("before", State::FINISHED);
+    // Its records written and removed: no write is under way as the disk fills.
+    REQUIRE(wait_until([&] {
+      return !std::filesystem::exists(checkpoint::meta_dir(work) / "frameworks" / "fw-1");
+    }));
 
     fill(dir.path() / "disk" / "filler");
     c.master.send_to_agent(run_task("full", "true"));
@@ -128,7 +133,9 @@ TEST_CASE("a full disk fails the launch saying so, and stops launches until it h
     // Room again: the agent writes its records and launches again.
     std::filesystem::remove(dir.path() / "disk" / "filler");
     bool finished = false;
-    for (int i = 0; i < 50 && !finished; ++i) {
+    for (int i = 0; i < 100 && !finished; ++i) {
+      if (i > 0)
+        std::this_thread::sleep_for(50ms);  // a poll: the agent retries every 100 ms
       auto id = "after-" + std::to_string(i);
       c.master.send_to_agent(run_task(id, "true"));
       REQUIRE(wait_until([&] {

@@ -119,12 +119,16 @@ expected<AgentConfig> make_config(const AgentOptions& o) {
   if (!master)
     return make_error(Errc::invalid_argument, "bad --master: " + what(master.error()));
   c.master = *master;
-  c.work_dir = o.work_dir;
   std::error_code ec;
-  std::filesystem::create_directories(c.work_dir, ec);
+  std::filesystem::create_directories(o.work_dir, ec);
   if (ec)
     return make_error(Errc::invalid_argument,
                       "cannot create --work-dir " + o.work_dir + ": " + ec.message());
+  // Absolute: sandboxes are handed to executors, which run in them (a
+  // relative path would be taken from the sandbox again).
+  c.work_dir = std::filesystem::absolute(o.work_dir, ec);
+  if (ec)
+    return make_error(Errc::invalid_argument, "bad --work-dir " + o.work_dir + ": " + ec.message());
   auto given = Resources::parse(o.resources);
   if (!given)
     return make_error(Errc::invalid_argument, "bad --resources: " + what(given.error()));
