@@ -6,6 +6,7 @@
 #include "e2e/agent_cleanup.hpp"
 
 #include "runtime/process_launcher.hpp"
+#include "services/agent/checkpoint.hpp"
 
 #include <signal.h>
 
@@ -192,7 +193,7 @@ TEST_CASE("SIGTERM stops a tessera agent and keeps its tasks; SIGUSR1 drains",
   }
   CHECK(::kill(pid, 0) == 0);
   CHECK(std::filesystem::exists(work / "meta" / "agent.info"));
-  CHECK(master.states_of("sleeper") == std::vector<State>{State::RUNNING});
+  CHECK(master.states_of("sleeper") == std::vector<State>{State::STARTING, State::RUNNING});
 
   // Started again there, it reregisters with the task; SIGUSR1 drains it.
   Tessera agent({"agent", "--master", master_at, "--listen", listen, "--work-dir", work.string(),
@@ -229,7 +230,14 @@ TEST_CASE("a corrupt checkpoint stops a tessera agent unless --no-strict", "[cli
   testing::TempDir dir;
   auto work = dir.path() / "work";
   Cleanup cleanup{work};
-  auto record = work / "meta" / "frameworks" / "fw-1" / "tasks" / "t1" / "task.info";
+  // A framework whose task record is garbage.
+  {
+    capnp::MallocMessageBuilder b;
+    auto info = b.initRoot<wire::FrameworkInfo>();
+    info.setFrameworkId("fw-1");
+    REQUIRE(checkpoint::write_framework(work, info.asReader()));
+  }
+  auto record = checkpoint::task_path(work, "fw-1", "t1");
   std::filesystem::create_directories(record.parent_path());
   { std::ofstream(record.string()) << "TSRCKPT1 and then garbage where a record should be"; }
   MasterNode master;
