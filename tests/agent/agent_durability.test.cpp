@@ -67,6 +67,50 @@ void fill(const std::filesystem::path& file) {
   std::fclose(f);
 }
 
+// The records of agent-1 running task t1 of fw-1 under executor t1, run r1,
+// whose process is pid (started at start_time; pid 0: not started yet).
+void write_run_records(const std::filesystem::path& work, int pid, uint64_t start_time) {
+  namespace ck = checkpoint;
+  {
+    capnp::MallocMessageBuilder b;
+    auto r = b.initRoot<wire::AgentRecord>();
+    r.initAgentInfo().setAgentId("agent-1");
+    REQUIRE(ck::write_agent(work, r.asReader()));
+  }
+  {
+    capnp::MallocMessageBuilder b;
+    auto info = b.initRoot<wire::FrameworkInfo>();
+    info.setFrameworkId("fw-1");
+    REQUIRE(ck::write_framework(work, info.asReader()));
+  }
+  capnp::MallocMessageBuilder task_message;
+  auto task = task_message.initRoot<wire::TaskInfo>();
+  task.setTaskId("t1");
+  task.initCommand().setShell("sleep 60");
+  {
+    capnp::MallocMessageBuilder b;
+    auto r = b.initRoot<wire::ExecutorRunRecord>();
+    r.setFrameworkId("fw-1");
+    r.setExecutorId("t1");
+    r.setRunId("r1");
+    r.setPid(pid);
+    r.setPidStartTime(start_time);
+    r.setSandbox((work / "sandbox").string());
+    r.initTasks(1).setWithCaveats(0, task.asReader());
+    REQUIRE(ck::write_executor_run(work, r.asReader()));
+  }
+  {
+    capnp::MallocMessageBuilder b;
+    auto r = b.initRoot<wire::TaskRecord>();
+    r.setFrameworkId("fw-1");
+    r.setExecutorId("t1");
+    r.setRunId("r1");
+    r.setTask(task.asReader());
+    r.setLatestState(State::RUNNING);
+    REQUIRE(ck::write_task(work, r.asReader()));
+  }
+}
+
 }  // namespace
 
 TEST_CASE("an executor run is on disk before its executor starts", "[agent][checkpoint][process]") {
@@ -157,50 +201,13 @@ TEST_CASE("recovery does not adopt a pid that another process reuses", "[agent][
   ProcessSpec spec;
   spec.argv = {"sleep", "60"};
   spec.env = {"TESSERA_FRAMEWORK_ID=fw-1", "TESSERA_EXECUTOR_ID=t1"};
-  auto impostor = launcher.spawn(spec, {});
+  auto exited = std::make_shared<std::atomic<bool>>(false);
+  auto impostor = launcher.spawn(spec, [exited](const ProcessExit&) { exited->store(true); });
   REQUIRE(impostor);
   auto started = process_start_time(*impostor);
   REQUIRE(started);
 
-  namespace ck = checkpoint;
-  {
-    capnp::MallocMessageBuilder b;
-    auto r = b.initRoot<wire::AgentRecord>();
-    r.initAgentInfo().setAgentId("agent-1");
-    REQUIRE(ck::write_agent(work, r.asReader()));
-  }
-  {
-    capnp::MallocMessageBuilder b;
-    auto info = b.initRoot<wire::FrameworkInfo>();
-    info.setFrameworkId("fw-1");
-    REQUIRE(ck::write_framework(work, info.asReader()));
-  }
-  capnp::MallocMessageBuilder task_message;
-  auto task = task_message.initRoot<wire::TaskInfo>();
-  task.setTaskId("t1");
-  task.initCommand().setShell("sleep 60");
-  {
-    capnp::MallocMessageBuilder b;
-    auto r = b.initRoot<wire::ExecutorRunRecord>();
-    r.setFrameworkId("fw-1");
-    r.setExecutorId("t1");
-    r.setRunId("r1");
-    r.setPid(*impostor);
-    r.setPidStartTime(*started - 1);  // the executor that had this pid started earlier
-    r.setSandbox((work / "sandbox").string());
-    r.initTasks(1).setWithCaveats(0, task.asReader());
-    REQUIRE(ck::write_executor_run(work, r.asReader()));
-  }
-  {
-    capnp::MallocMessageBuilder b;
-    auto r = b.initRoot<wire::TaskRecord>();
-    r.setFrameworkId("fw-1");
-    r.setExecutorId("t1");
-    r.setRunId("r1");
-    r.setTask(task.asReader());
-    r.setLatestState(State::RUNNING);
-    REQUIRE(ck::write_task(work, r.asReader()));
-  }
+  write_run_records(work, *impostor, *started - 1);  // it had this pid, started earlier
 
   {
     Cluster c([&](AgentConfig& a) {
@@ -213,9 +220,9 @@ TEST_CASE("recovery does not adopt a pid that another process reuses", "[agent][
     auto failed = c.master.wait_state("t1", State::FAILED);
     CHECK(failed.reason == Reason::EXECUTOR_TERMINATED);
     // And the process that reuses the pid is left alone.
-    CHECK(::kill(*impostor, 0) == 0);
+    CHECK_FALSE(exited->load());
   }
-  CHECK(::kill(*impostor, 0) == 0);
+  CHECK_FALSE(exited->load());
   REQUIRE_FALSE(launcher.kill(*impostor, SIGKILL));
 }
 
@@ -282,4 +289,31 @@ TEST_CASE("a task queued for an executor that had not subscribed ends after a re
   REQUIRE(wait_until([&] { return master.with([](MasterState& s) { return s.exited.size(); }); }));
   node->stop();
   testing::kill_processes_under(work);
+}
+
+TEST_CASE("recovery finds the executor of a run recorded before its process started",
+          "[agent][recovery]") {
+  testing::TempDir dir;
+  auto work = dir.path() / "work";
+  // The agent died after starting the executor and before writing its pid:
+  // the record says pid 0, the process names its run in its environment.
+  ProcessLauncher launcher;
+  ProcessSpec spec;
+  spec.argv = {"sleep", "60"};
+  spec.env = {"TESSERA_FRAMEWORK_ID=fw-1", "TESSERA_EXECUTOR_ID=t1", "TESSERA_RUN_ID=r1"};
+  auto exited = std::make_shared<std::atomic<bool>>(false);
+  auto executor = launcher.spawn(spec, [exited](const ProcessExit&) { exited->store(true); });
+  REQUIRE(executor);
+  write_run_records(work, 0, 0);
+
+  Cluster c([&](AgentConfig& a) {
+    a.work_dir = work;
+    a.executor_mode = ExecutorMode::process;
+    a.executor_binary = TESSERA_BIN;
+    a.executor_reregistration_timeout_ms = 300ms;
+  });
+  // Adopted: known, so it is waited for, and (as it never resubscribes)
+  // killed when its time is up; only then does its task end.
+  c.master.wait_state("t1", State::FAILED);
+  CHECK(wait_until([&] { return exited->load(); }));
 }
