@@ -51,6 +51,10 @@ struct ExecutorRunRecord {
   # Optional (hasExecutorInfo()): absent for a command task's executor.
   tasks @10 :List(TaskInfo);
   # Every task it was given, in order.
+  pidStartTime @11 :UInt64;
+  # When pid started (/proc/<pid>/stat field 22, clock ticks after boot):
+  # recovery adopts pid only if the process there still started then.
+  # 0 with pid 0: written before the process was started.
 }
 
 struct TaskRecord {

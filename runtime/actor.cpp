@@ -635,10 +635,11 @@ expected<int> Actor::start_process(const ProcessSpec& spec,
   return pid;
 }
 
-expected<void> Actor::adopt_process(int pid, std::function<void(const ProcessExit&)> on_exit) {
+expected<void> Actor::adopt_process(int pid, std::function<void(const ProcessExit&)> on_exit,
+                                    uint64_t start_time) {
   // Registered first: the exit may be reported before adopt() returns.
   processes_.emplace(pid, std::move(on_exit));
-  auto adopted = node_->launcher().adopt(pid, exit_forwarder());
+  auto adopted = node_->launcher().adopt(pid, exit_forwarder(), start_time);
   if (!adopted)
     processes_.erase(pid);
   return adopted;

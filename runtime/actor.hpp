@@ -91,9 +91,11 @@ class Actor : public caf::event_based_actor {
   expected<int> start_process(const ProcessSpec& spec,
                               std::function<void(const ProcessExit&)> on_exit);
 
-  // Watches a process this actor did not start (ProcessLauncher::adopt);
-  // on_exit runs on this actor's thread as for start_process.
-  expected<void> adopt_process(int pid, std::function<void(const ProcessExit&)> on_exit);
+  // Watches a process this actor did not start (ProcessLauncher::adopt,
+  // refused when start_time is given and the pid is no longer that
+  // process); on_exit runs on this actor's thread as for start_process.
+  expected<void> adopt_process(int pid, std::function<void(const ProcessExit&)> on_exit,
+                               uint64_t start_time = 0);
 
   // Runs work on the node's BlockingPool and then the continuation it returns
   // on this actor's thread, like a handler (in a simulation: once it is

@@ -381,6 +381,7 @@ struct ProcessLauncher::Impl {
                      bool adopted = false);
   void reap(Child& child);
   caf::error kill_on_loop(int pid, int signal, bool group);
+  caf::error release_on_loop(int pid);
   caf::error admit(const std::string& what) const;
   void shutdown();
   void begin_shutdown();
@@ -583,6 +584,18 @@ caf::error ProcessLauncher::Impl::kill_on_loop(int pid, int signal, bool group) 
   if (group && !it->second->new_session)
     return make_error(Errc::invalid_argument,
                       "kill " + std::to_string(pid) + ": group kill needs new_session");
+  // An adopted process is not our child: nothing holds its pid once it
+  // exits, so it is signalled through its pidfd, and its group only while
+  // the pidfd shows it alive (a group id is not reused while the group
+  // lives).
+  if (it->second->adopted) {
+    int pidfd = it->second->pidfd;
+    if (::syscall(SYS_pidfd_send_signal, pidfd, group ? 0 : signal, nullptr, 0) != 0)
+      return make_os_error(errno, "pidfd_send_signal(" + std::to_string(pid) + ", " +
+                                      std::to_string(group ? 0 : signal) + ")");
+    if (!group)
+      return {};
+  }
   // Each child is reaped right before its own exit callback and erased from
   // children_ first, so a pid found here is not yet reaped and cannot have
   // been reused.
@@ -590,6 +603,25 @@ caf::error ProcessLauncher::Impl::kill_on_loop(int pid, int signal, bool group) 
   if (::kill(target, signal) != 0)
     return make_os_error(errno,
                          "kill(" + std::to_string(target) + ", " + std::to_string(signal) + ")");
+  return {};
+}
+
+caf::error ProcessLauncher::Impl::release_on_loop(int pid) {
+  auto it = children_.find(pid);
+  if (it == children_.end())
+    return make_error(Errc::invalid_argument, "release " + std::to_string(pid) +
+                                                  ": not a running process of this launcher");
+  Child* child = it->second;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    children_.erase(it);
+  }
+  live_.fetch_sub(1);
+  child->on_exit = nullptr;  // on_child_closed then only frees it
+  if (uv_is_active(reinterpret_cast<uv_handle_t*>(&child->poll)))
+    uv_poll_stop(&child->poll);
+  uv_close(reinterpret_cast<uv_handle_t*>(&child->poll), on_child_closed);
+  close_wakeup_if_done();
   return {};
 }
 
@@ -689,7 +721,38 @@ expected<int> ProcessLauncher::spawn(const ProcessSpec& spec, ExitCallback on_ex
   return *pid;
 }
 
-expected<void> ProcessLauncher::adopt(int pid, ExitCallback on_exit) {
+expected<uint64_t> process_start_time(int pid) {
+  std::string path = "/proc/" + std::to_string(pid) + "/stat";
+  std::FILE* f = std::fopen(path.c_str(), "re");
+  if (!f)
+    return errno == ENOENT ? make_error(Errc::invalid_argument, path + ": no such process")
+                           : make_os_error(errno, "open " + path);
+  char buf[1024];
+  size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+  std::fclose(f);
+  std::string_view stat(buf, n);
+  // The command name (field 2) may hold spaces and parentheses: the fields
+  // after it start past its last ')'. Field 3 is the first of them.
+  auto close = stat.rfind(')');
+  if (close == std::string_view::npos)
+    return make_error(Errc::malformed, path + ": no command name");
+  std::string_view rest = stat.substr(close + 1);
+  for (int field = 3; field < 22; ++field) {
+    auto space = rest.find(' ', 1);
+    if (space == std::string_view::npos)
+      return make_error(Errc::malformed, path + ": fewer than 22 fields");
+    rest = rest.substr(space);
+  }
+  uint64_t ticks = 0;
+  size_t i = 1;
+  for (; i < rest.size() && rest[i] >= '0' && rest[i] <= '9'; ++i)
+    ticks = ticks * 10 + static_cast<uint64_t>(rest[i] - '0');
+  if (i == 1)
+    return make_error(Errc::malformed, path + ": field 22 is not a number");
+  return ticks;
+}
+
+expected<void> ProcessLauncher::adopt(int pid, ExitCallback on_exit, uint64_t start_time) {
   std::string what = "adopt " + std::to_string(pid);
   if (pid <= 0)
     return make_error(Errc::invalid_argument, what + ": not a pid");
@@ -699,6 +762,22 @@ expected<void> ProcessLauncher::adopt(int pid, ExitCallback on_exit) {
   if (pidfd < 0)
     return errno == ESRCH ? make_error(Errc::invalid_argument, what + ": no such process")
                           : make_os_error(errno, what + ": pidfd_open");
+  if (start_time != 0) {
+    // The pidfd names whatever process had pid when it was opened; the start
+    // time read after it, and the pidfd still alive after that, say that
+    // process is the one that started at start_time.
+    auto started = process_start_time(pid);
+    bool same = started && *started == start_time &&
+                ::syscall(SYS_pidfd_send_signal, pidfd, 0, nullptr, 0) == 0;
+    if (!same) {
+      ::close(pidfd);
+      return make_error(Errc::invalid_argument,
+                        what + ": " +
+                            (started ? "started at " + std::to_string(*started) + ", not at " +
+                                           std::to_string(start_time) + ": the pid was reused"
+                                     : tessera::what(started.error())));
+    }
+  }
   impl_->live_.fetch_add(1);
   auto* impl = impl_.get();
   bool leads_group = ::getpgid(pid) == pid;
@@ -719,6 +798,10 @@ caf::error ProcessLauncher::kill(int pid, int signal, bool group) {
   if (signal < 0 || signal > SIGRTMAX)
     return make_error(Errc::invalid_argument, "kill: no such signal " + std::to_string(signal));
   return impl_->call([&] { return impl_->kill_on_loop(pid, signal, group); });
+}
+
+caf::error ProcessLauncher::release(int pid) {
+  return impl_->call([&] { return impl_->release_on_loop(pid); });
 }
 
 size_t ProcessLauncher::running() const {

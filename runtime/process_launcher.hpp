@@ -45,6 +45,11 @@ struct ProcessExit {
   int term_signal = 0;  // 0 when the process exited by itself
 };
 
+// When the process started, in clock ticks after boot (/proc/<pid>/stat
+// field 22): with its pid, it names one process for as long as the machine
+// runs, so a checkpointed pid can be told from a reuse of it.
+expected<uint64_t> process_start_time(int pid);
+
 class ProcessLauncher {
  public:
   using ExitCallback = std::function<void(const ProcessExit&)>;
@@ -64,7 +69,17 @@ class ProcessLauncher {
   // end and kill() reaches it (its process group too, when it leads one).
   // Not being its parent, the launcher cannot learn how it ended: the exit
   // says exit_code -1, term_signal 0. A pid that is gone: Errc::invalid_argument.
-  expected<void> adopt(int pid, ExitCallback on_exit);
+  // With start_time (process_start_time() as checkpointed), the pid is taken
+  // only while it is still that process: a pid reused by another process
+  // since is refused (Errc::invalid_argument), checked through its pidfd so
+  // no reuse can slip in between. Signals to an adopted process go through
+  // its pidfd (pidfd_send_signal), never to a pid that may be reused.
+  expected<void> adopt(int pid, ExitCallback on_exit, uint64_t start_time = 0);
+
+  // Stops watching a process without signalling it: it runs on after the
+  // launcher ends, its on_exit never runs (an agent that stops and leaves
+  // its executors running for its next start). Unknown pid: Errc::invalid_argument.
+  caf::error release(int pid);
 
   // Sends signal to a process this launcher started; to the whole session /
   // process group when group is true. Unknown pid: Errc::invalid_argument.

@@ -32,9 +32,20 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
       rng_(seed_or_random(config_.seed)),
       registration_backoff_(config_.registration_backoff_min_ms) {
   if (config_.checkpoint)
-    writer_ = std::make_unique<CheckpointWriter>([metrics = config_.metrics](const caf::error&) {
-      metrics->checkpoint_failures.fetch_add(1, std::memory_order_relaxed);
-    });
+    writer_ = std::make_unique<CheckpointWriter>(
+        [metrics = config_.metrics, health = checkpoint_health_](const caf::error& err) {
+          metrics->checkpoint_failures.fetch_add(1, std::memory_order_relaxed);
+          std::function<void()> report;
+          {
+            std::lock_guard<std::mutex> guard(health->mu);
+            health->last_error = err;
+            ++health->failures;
+            report = std::move(health->report);
+            health->report = nullptr;
+          }
+          if (report)
+            report();  // on_checkpoint_failure(), on the actor's thread
+        });
   isolator_ = config_.isolator;
   if (!isolator_) {
     IsolationConfig posix;
@@ -64,9 +75,29 @@ void Agent::on_start() {
   else
     log().warn("{}: fetcher cache off: {}", me().to_string(), describe(cache.error()));
   fetcher_ = std::make_shared<Fetcher>(config_.fetcher, fetcher_cache_.get());
-  recover();
+  if (config_.stopper) {
+    std::lock_guard<std::mutex> guard(config_.stopper->mu_);
+    config_.stopper->keep_ = continuation([this] { stop_keeping_work(); });
+    config_.stopper->drain_ = continuation([this] { shutdown_agent("drained by the operator"); });
+  }
+  arm_checkpoint_failure_report();
+  if (!recover())
+    return;
   try_register();
   arm_gc();
+}
+
+bool AgentStopper::stop(bool drain) {
+  std::function<void()> trigger;
+  {
+    std::lock_guard<std::mutex> guard(mu_);
+    trigger = std::move(drain ? drain_ : keep_);
+    (drain ? drain_ : keep_) = nullptr;
+  }
+  if (!trigger)
+    return false;
+  trigger();
+  return true;
 }
 
 void Agent::install_master_handlers() {
@@ -355,10 +386,60 @@ void Agent::shutdown_agent(const std::string& reason) {
     shutdown_executor(key);
 }
 
-// The end of a shutdown: the work it stood for is over, so a later start
-// with this work dir registers as a new agent.
+// The end of a shutdown (a drain, or the master's ShutdownAgent): the work
+// it stood for is over, so a later start with this work dir registers as a
+// new agent.
 void Agent::finish_shutdown() {
   forget_all_checkpoints();
+  stop();
+}
+
+// The end of a stop that keeps the work: executor processes are let go
+// (the launcher neither kills nor waits for them, their containers stay)
+// and every record is written, so the next agent on this work dir adopts
+// them. In-process executors cannot outlive the node; their runs end.
+void Agent::stop_keeping_work() {
+  if (shutting_down_)
+    return;  // a drain is under way: it finishes
+  if (!writer_) {
+    // Without checkpoints no later agent could take them back.
+    shutdown_agent("stopped; checkpointing is off, so the executors are shut down");
+    return;
+  }
+  shutting_down_ = true;
+  cancel(registration_timer_);
+  registration_timer_ = 0;
+  size_t kept = 0;
+  for (auto& [key, e] : executors_) {
+    if (e.pid == 0)
+      continue;
+    if (auto err = node().launcher().release(e.pid)) {
+      log().warn("{}: letting executor {} go: {}", me().to_string(), key.second, describe(err));
+      continue;
+    }
+    e.pid = 0;
+    std::lock_guard<std::mutex> guard(containers_->mu);
+    containers_->ids.erase(e.run_id);  // not destroyed as the agent ends
+    ++kept;
+  }
+  flush_checkpoints();  // written before the agent ends (the writer's flush)
+  log().info("{}: stopping; {} executor(s) keep running for the next start on {}", me().to_string(),
+             kept, config_.work_dir.string());
+  stop();
+}
+
+// Recovery cannot go on (strict): the agent ends and touches nothing, so the
+// operator can look at the work dir as it was.
+void Agent::fail_to_start(const std::string& why) {
+  if (!config_.on_fatal)
+    log().error("{}: {}", me().to_string(), why);  // else on_fatal reports it
+  shutting_down_ = true;
+  {
+    std::lock_guard<std::mutex> guard(containers_->mu);
+    containers_->ids.clear();
+  }
+  if (config_.on_fatal)
+    config_.on_fatal(why);
   stop();
 }
 

@@ -58,6 +58,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
 #include <string>
@@ -102,6 +103,8 @@ struct AgentMetrics {
   std::atomic<uint64_t> gc_failures{0};           // file system errors met by scans
 };
 
+class AgentStopper;
+
 struct AgentConfig {
   Address master;  // master@host:port
   std::filesystem::path work_dir;
@@ -144,6 +147,12 @@ struct AgentConfig {
   // resubscribed within this is killed.
   bool checkpoint = true;
   std::chrono::milliseconds executor_reregistration_timeout_ms{10000};
+  // A corrupt checkpoint record stops the agent as it starts (Mesos's
+  // --strict); false: it is skipped with a warning (`--no-strict`).
+  bool strict_recovery = true;
+  // After a checkpoint write fails, the agent takes no new task and writes
+  // its records again this often until a write succeeds.
+  std::chrono::milliseconds checkpoint_retry_ms{1000};
 
   // Task URIs are fetched into the sandbox before the executor starts;
   // cached ones in <work_dir>/fetcher-cache, at most this many bytes.
@@ -161,6 +170,29 @@ struct AgentConfig {
   std::function<void(const std::string& agent_id)> on_registered;
   // Called once as the agent ends (ShutdownAgent, node stop); must not block.
   std::function<void()> on_stopped;
+  // Called on the agent's thread when it stops because it cannot go on (a
+  // corrupt checkpoint under strict_recovery), before on_stopped.
+  std::function<void(const std::string& why)> on_fatal;
+  // Set: the agent makes it able to stop it from outside (AgentStopper).
+  std::shared_ptr<AgentStopper> stopper;
+};
+
+// Stops an agent from any thread (`tessera agent` on a signal).
+//  - stop(false) keeps the work: the agent ends but its executor processes
+//    run on and its checkpoints stay, for the next agent on the same work
+//    dir to take them back (an upgrade, `systemctl restart`).
+//  - stop(true) drains: every executor is shut down (its tasks killed), the
+//    checkpoints are removed, and the next start is a new agent.
+// False when the agent has not started yet.
+class AgentStopper {
+ public:
+  bool stop(bool drain);
+
+ private:
+  friend class Agent;
+  std::mutex mu_;
+  std::function<void()> keep_;
+  std::function<void()> drain_;
 };
 
 // This machine's resources: cpus (hardware threads), mem (RAM in MiB minus
@@ -214,9 +246,12 @@ class Agent : public Actor {
     std::string executor_id;
     std::string run_id;
     std::filesystem::path sandbox;
-    std::string actor_name;  // in-process mode
-    Address address;         // in-process: from spawn; process: its subscribe
-    int pid = 0;             // process mode, until it exits
+    std::string actor_name;       // in-process mode
+    Address address;              // in-process: from spawn; process: its subscribe
+    int pid = 0;                  // process mode, until it exits
+    uint64_t pid_start_time = 0;  // process_start_time(pid), checkpointed beside it
+    bool recovered = false;       // taken back from a checkpoint by this agent
+    bool starting = false;        // its record is being written; no process yet
     bool subscribed = false;
     bool shutdown_requested = false;
     bool destroyed = false;           // killed by the agent, not ended by itself
@@ -262,7 +297,11 @@ class Agent : public Actor {
   bool fetch_uris(Executor& e);
   void on_fetched(const Key& key, const std::string& run_id, const caf::error& error);
   void start_run(const Key& key);
+  void on_run_checkpointed(const Key& key, const std::string& run_id, const caf::error& error);
+  void launch_run(const Key& key);
   expected<void> start_executor(Executor& e, const Placement& placement);
+  bool refuse_launch(const std::vector<Task*>& tasks);
+  void drop_unlaunched(Task& task, Reason reason, const std::string& why);
   void kill_task(const Received<wire::KillTask>& m);
   void shutdown_executor(const Key& key);
   void destroy_executor(const Key& key);
@@ -295,21 +334,30 @@ class Agent : public Actor {
   static void destroy_containers(const std::shared_ptr<Isolator>& isolator, ContainerBook& book);
 
   // Checkpoints and recovery (agent_recovery.cpp).
+  CheckpointWriter::Done on_written(std::function<void(const caf::error&)> then);
+  void arm_checkpoint_failure_report();
+  void on_checkpoint_failure();
+  void retry_checkpoints();
   void checkpoint_failed(const caf::error& err);
   void checkpoint_agent();
   void checkpoint_framework(const std::string& framework_id);
-  void checkpoint_run(const Executor& e);
+  void checkpoint_run(const Executor& e, CheckpointWriter::Done done = {});
   void checkpoint_task_later(const Key& key);
   void flush_checkpoints();
   void forget_checkpointed_task(const Key& key);
   void forget_checkpointed_run(const Executor& e);
   void forget_checkpointed_framework(const std::string& framework_id);
   void forget_all_checkpoints();
-  void recover();
+  bool recover();
+  std::pair<int, uint64_t> running_process(wire::ExecutorRunRecord::Reader run,
+                                           const std::string& framework_id);
   void recover_framework(const std::string& framework_id, checkpoint::RecoveredFramework& fw,
                          std::set<std::string>& claimed);
+  void on_recovered_subscribe(const Key& key);
   void start_over(const std::string& reason);
   void finish_shutdown();
+  void stop_keeping_work();
+  void fail_to_start(const std::string& why);
 
   // Status updates and sandboxes (agent_updates.cpp).
   StatusUpdateStream::Added ingest(Task& task, wire::TaskStatus::Reader status);
@@ -334,6 +382,19 @@ class Agent : public Actor {
   bool registered_ = false;
   bool shutting_down_ = false;
   bool recovered_ = false;  // agent_id_ came from a checkpoint; no master has taken it yet
+  // What the checkpoint writer's thread tells the actor about failed writes.
+  struct CheckpointHealth {
+    std::mutex mu;
+    caf::error last_error;         // guarded by mu
+    uint64_t failures = 0;         // guarded by mu
+    std::function<void()> report;  // the actor's continuation, armed once at a time
+  };
+  std::shared_ptr<CheckpointHealth> checkpoint_health_ = std::make_shared<CheckpointHealth>();
+  caf::error checkpoint_error_;  // set: writes fail, no new task is taken
+  // During recovery: run id -> (pid, start time) of the executor processes
+  // found running (read from /proc once, when a run record has no pid).
+  std::optional<std::map<std::string, std::pair<int, uint64_t>>> run_processes_;
+  TimerId checkpoint_retry_timer_ = 0;
   std::unique_ptr<CheckpointWriter> writer_;  // null: checkpointing off
   std::set<Key> dirty_tasks_;                 // task records to write at the end of this handler
   bool flush_scheduled_ = false;

@@ -47,6 +47,8 @@ void Agent::run_task(const Received<wire::RunTask>& m) {
   if (!task)
     return;
   remember_framework(body.getFrameworkInfo());
+  if (refuse_launch({task}))
+    return;
   if (info.hasExecutor() || body.hasExecutor()) {
     agent_update(*task, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
                  "custom executors not supported yet");
@@ -100,7 +102,32 @@ void Agent::run_task_group(const Received<wire::RunTaskGroup>& m) {
       agent_update(*t, State::FAILED, Reason::TASK_GROUP_INVALID, invalid);
     return;
   }
+  if (refuse_launch(tasks))
+    return;
   launch_executor(fid, executor_id, tasks, true);
+}
+
+// While checkpoint writes fail, a task started now could not be recovered:
+// none is, and the framework hears why (DROPPED or LOST: it was never
+// started, so it may be launched elsewhere).
+bool Agent::refuse_launch(const std::vector<Task*>& tasks) {
+  if (!checkpoint_error_)
+    return false;
+  for (auto* t : tasks)
+    drop_unlaunched(*t, Reason::CONTAINER_LAUNCH_FAILED,
+                    "the agent cannot write its checkpoints (" + what(checkpoint_error_) +
+                        "); it takes no new task until it can");
+  return true;
+}
+
+// A task that never reached an executor and never will: TASK_DROPPED for a
+// partition-aware framework, TASK_LOST for others (as Mesos).
+void Agent::drop_unlaunched(Task& task, Reason reason, const std::string& why) {
+  bool partition_aware = false;
+  if (auto f = frameworks_.find(task.framework_id); f != frameworks_.end())
+    for (auto c : f->second.get().getCapabilities())
+      partition_aware = partition_aware || c == wire::FrameworkCapability::PARTITION_AWARE;
+  agent_update(task, partition_aware ? State::DROPPED : State::LOST, reason, why);
 }
 
 Agent::Task* Agent::add_task(const std::string& framework_id, wire::TaskInfo::Reader info) {
@@ -156,6 +183,9 @@ void Agent::launch_executor(const std::string& framework_id, const std::string& 
   e.sandbox = sandbox::directory(config_.work_dir, e.framework_id, e.executor_id, e.run_id);
   std::error_code ec;
   std::filesystem::create_directories(e.sandbox, ec);
+  if (ec == std::errc::no_space_on_device)
+    return fail_all("cannot create sandbox " + e.sandbox.string() + ": " + ec.message() +
+                    " (ENOSPC): the agent's disk is full");
   if (ec)
     return fail_all("cannot create sandbox " + e.sandbox.string() + ": " + ec.message());
   Resources resources;
@@ -252,19 +282,59 @@ void Agent::on_fetched(const Key& key, const std::string& run_id, const caf::err
   start_run(key);
 }
 
-// Starts the executor of a run whose container is ready and files fetched.
+// A run whose container is ready and files fetched: its record goes to disk
+// first (pid 0), so that whenever the agent dies from here on, the next one
+// knows the run; the writer's thread says when, and launch_run() goes on.
+// The actor does not wait meanwhile.
 void Agent::start_run(const Key& key) {
+  auto& executor = executors_.at(key);
+  if (!writer_) {
+    launch_run(key);
+    return;
+  }
+  executor.starting = true;
+  checkpoint_run(executor, on_written([this, key, run = executor.run_id](const caf::error& err) {
+                   on_run_checkpointed(key, run, err);
+                 }));
+}
+
+void Agent::on_run_checkpointed(const Key& key, const std::string& run_id,
+                                const caf::error& error) {
+  auto it = executors_.find(key);
+  if (it == executors_.end() || it->second.run_id != run_id)
+    return;
+  auto& e = it->second;
+  e.starting = false;
+  // Killed (or shut down) while its record was written: it ends unstarted.
+  if (e.destroyed || e.queued.empty()) {
+    executor_terminated(key, SIGKILL);
+    return;
+  }
+  if (error) {
+    for (const auto& id : e.queued)
+      if (auto t = tasks_.find({key.first, id}); t != tasks_.end())
+        agent_update(t->second, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
+                     "cannot checkpoint the executor run before starting it: " + what(error));
+    e.queued.clear();
+    executor_terminated(key, 0);
+    return;
+  }
+  launch_run(key);
+}
+
+// Starts the executor of a run (its record on disk, when checkpointing).
+void Agent::launch_run(const Key& key) {
   auto& executor = executors_.at(key);
   if (auto started = start_executor(executor, executor.placement); !started) {
     for (const auto& id : executor.queued)
       if (auto t = tasks_.find({key.first, id}); t != tasks_.end())
         agent_update(t->second, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
                      "cannot start executor: " + describe(started.error()));
-    destroy_container(executor);
-    executors_.erase(key);
+    executor.queued.clear();
+    executor_terminated(key, 0);
     return;
   }
-  checkpoint_run(executor);
+  checkpoint_run(executor);  // now with its pid and start time
   metrics_.tasks_launched.fetch_add(executor.tasks.size(), std::memory_order_relaxed);
   log().info("{}: launching {} {} of framework {} in {}", me().to_string(),
              executor.group ? "task group" : "task", key.second, key.first,
@@ -312,6 +382,7 @@ expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
   spec.env = {"TESSERA_AGENT=" + me().to_string(),
               "TESSERA_FRAMEWORK_ID=" + e.framework_id,
               "TESSERA_EXECUTOR_ID=" + e.executor_id,
+              "TESSERA_RUN_ID=" + e.run_id,
               "TESSERA_SANDBOX=" + e.sandbox.string(),
               "TESSERA_KILL_GRACE_MS=" + std::to_string(config_.kill_grace_ms.count()),
               "TESSERA_RECOVERY_TIMEOUT_MS=" +
@@ -328,6 +399,14 @@ expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
   if (!pid)
     return pid.error();
   e.pid = *pid;
+  // The child exists (posix_spawn returned), so its start time can be read;
+  // exec does not change it. Without it recovery falls back to the
+  // environment check alone.
+  if (auto started = process_start_time(*pid))
+    e.pid_start_time = *started;
+  else
+    log().warn("{}: start time of executor {} (pid {}): {}", me().to_string(), e.executor_id, *pid,
+               describe(started.error()));
   return caf::unit;
 }
 
@@ -436,6 +515,8 @@ void Agent::on_executor_subscribe(Executor& e, const Address& sender,
       send(sender, executor_event([&](Event::Builder b) { b.setLaunch(t->info.get()); }));
   if (e.shutdown_requested)
     send(sender, executor_event([](Event::Builder b) { b.setShutdown(); }));
+  if (e.recovered)
+    on_recovered_subscribe(key);
 }
 
 void Agent::on_executor_update(Executor& e, wire::TaskStatus::Reader status) {
@@ -653,7 +734,12 @@ void Agent::executor_terminated(const Key& key, int status) {
     if (t == tasks_.end() || t->second.stream.terminated())
       continue;
     bool killed = e.shutdown_requested || t->second.kill_requested;
-    if (limited && !killed)
+    if (e.recovered && t->second.stream.latest_state() == State::STAGING && !killed)
+      // Given to the executor by the agent before this one, and never
+      // reported by it: it never started.
+      drop_unlaunched(t->second, Reason::AGENT_RESTARTED,
+                      "the agent restarted before the task reached its executor, which ended");
+    else if (limited && !killed)
       agent_update(t->second, State::FAILED, e.container.limitation,
                    e.container.limitation_message);
     else

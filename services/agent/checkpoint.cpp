@@ -608,7 +608,7 @@ class Walker {
       return false;
     }
     if (!read) {
-      state_.warnings.push_back(what(read.error()) + "; skipped");
+      state_.errors.push_back(what(read.error()));
       return false;
     }
     into = std::move(*read);

@@ -18,10 +18,13 @@
 //     truncated or corrupted file is detected, not misread.
 //  3. Records are bounded: one over record_bytes_max is refused on write and
 //     on read; recover() reads at most records_max records.
-//  4. recover() fails only when meta/ cannot be listed at all. A bad file (a
-//     leftover temp file, a truncated or undecodable record, a record whose
-//     ids disagree with its path) is skipped and named in warnings; leftover
-//     temp files are deleted, since they never hold committed state.
+//  4. recover() fails only when meta/ cannot be listed at all. A record that
+//     cannot be read (truncated, undecodable, a bad checksum, ids that
+//     disagree with its path) is corrupt: skipped and named in errors, for
+//     the agent to refuse to start on (strict) or to warn about. Leftovers of
+//     interrupted writes and removals (temp files, which never hold
+//     committed state and are deleted; directories without their record)
+//     and unknown files are named in warnings.
 //  5. Ids become path components: empty ids, ".", "..", and ids holding '/'
 //     or NUL are refused (invalid_argument).
 // Thread-safety: free functions; callers serialise writes to one record.
@@ -126,7 +129,8 @@ struct RecoveredFramework {
 struct RecoveredState {
   Owned<wire::AgentRecord> agent;  // empty: a fresh agent (or its record was bad)
   std::map<std::string, RecoveredFramework> frameworks;  // by framework id
-  std::vector<std::string> warnings;                     // one line per file skipped or deleted
+  std::vector<std::string> warnings;                     // one line per leftover skipped or deleted
+  std::vector<std::string> errors;                       // one line per corrupt record skipped
   size_t records() const;
 };
 

@@ -137,6 +137,12 @@ void CommandExecutor::subscribe() {
   if (subscribed_)
     return;
   watch(config_.agent);  // one-shot: armed again by every attempt
+  if (!subscribing_) {
+    subscribing_ = true;
+    first_subscribe_uuids_.clear();
+    for (const auto& u : unacked_)
+      first_subscribe_uuids_.insert(str(u.get().getUuid()));
+  }
   send(config_.agent, call([this](wire::ExecutorCall::Builder b) {
          auto list =
              b.initSubscribe().initUnacknowledgedUpdates(static_cast<unsigned>(unacked_.size()));
@@ -170,6 +176,13 @@ void CommandExecutor::on_subscribed(Event::Subscribed::Reader subscribed) {
   subscribe_timer_ = recovery_timer_ = 0;
   subscribe_backoff_ = config_.subscribe_backoff_min_ms;
   log().debug("{}: subscribed to {}", me().to_string(), config_.agent.to_string());
+  // Updates made while subscribing went nowhere (not subscribed) and may be
+  // in no subscribe this answers: they go now. The agent takes a uuid once.
+  subscribing_ = false;
+  for (const auto& u : unacked_)
+    if (!first_subscribe_uuids_.count(str(u.get().getUuid())))
+      send(config_.agent, call([&](wire::ExecutorCall::Builder b) { b.setUpdate(u.get()); }));
+  first_subscribe_uuids_.clear();
 }
 
 void CommandExecutor::on_agent_lost() {

@@ -22,8 +22,9 @@
 // Invariants:
 //  1. It accepts one launch or one launchGroup, once; each task starts at most once.
 //  2. Every update it makes stays in unacked_ until the agent acknowledges its
-//     uuid; all of them go with each (re)subscribe, so none is lost while the
-//     executor lives.
+//     uuid; all of them go with each (re)subscribe, and those made after the
+//     first subscribe of a round go again once subscribed, so none is lost
+//     while the executor lives.
 //  3. Exactly one terminal update is made per task; the executor stops once
 //     the agent has acknowledged all of them (or it gives up on a lost agent,
 //     or is shut down).
@@ -178,6 +179,12 @@ class CommandExecutor : public Actor {
   std::vector<std::string> order_;     // task ids in launch order
   bool shutting_down_ = false;
   std::deque<Owned<wire::TaskStatus>> unacked_;
+  // The uuids the first subscribe since the agent was lost (or since the
+  // start) carried: every later attempt carries them too, so whichever one
+  // subscribed answers holds them. Any other unacknowledged update (made
+  // between that subscribe and subscribed) is sent again once subscribed.
+  std::set<std::string> first_subscribe_uuids_;
+  bool subscribing_ = false;  // a round of subscribe attempts is under way
   uint64_t refused_ = 0;
 };
 

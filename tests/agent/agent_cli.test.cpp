@@ -1,13 +1,17 @@
 // `tessera agent` and `tessera executor` as processes: bad command lines, a
-// real agent process serving the fake master, and a clean stop on SIGTERM.
+// real agent process serving the fake master, stops that keep or drain its
+// tasks, and strict recovery.
 
 #include "agent/fake_master.hpp"
+#include "e2e/agent_cleanup.hpp"
 
 #include "runtime/process_launcher.hpp"
+#include "services/agent/checkpoint.hpp"
 
 #include <signal.h>
 
 #include <atomic>
+#include <fstream>
 
 using namespace tessera;
 using namespace tessera::agent_test;
@@ -121,26 +125,134 @@ TEST_CASE("tessera executor takes TESSERA_PID_NAMESPACE as 0 or 1", "[cli]") {
   check_one_line_failure(t, "TESSERA_PID_NAMESPACE");
 }
 
-TEST_CASE("a tessera agent process runs tasks and stops cleanly on SIGTERM", "[cli][process]") {
+namespace {
+
+// The address a `tessera agent` printed: "127.0.0.1:PORT".
+std::string listen_address(const Tessera& agent) {
+  auto out = agent.out();
+  auto at = out.find("agent@");
+  REQUIRE(at != std::string::npos);
+  at += 6;
+  return out.substr(at, out.find_first_of(", \n", at) - at);
+}
+
+// Whatever a failed test leaves of an agent's work: its processes and cgroups.
+struct Cleanup {
+  std::filesystem::path work;
+  ~Cleanup() {
+    testing::kill_processes_under(work);
+    testing::destroy_agent_containers(work);
+  }
+};
+
+int task_pid(const std::filesystem::path& work) {
+  int pid = 0;
+  wait_until([&] {
+    std::error_code ec;
+    for (auto it = std::filesystem::recursive_directory_iterator(work, ec);
+         !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
+      if (it->path().filename() == "pid" && !testing::read_file(it->path()).empty())
+        pid = std::stoi(testing::read_file(it->path()));
+    return pid > 0;
+  });
+  return pid;
+}
+
+}  // namespace
+
+TEST_CASE("SIGTERM stops a tessera agent and keeps its tasks; SIGUSR1 drains",
+          "[cli][process][recovery]") {
   testing::TempDir dir;
+  auto work = dir.path() / "work";
+  Cleanup cleanup{work};
+  MasterNode master;
+  master.start();
+  auto master_at = "127.0.0.1:" + std::to_string(master.port());
+  std::string listen;
+  int pid = 0;
+  {
+    Tessera agent({"agent", "--master", master_at, "--listen", "127.0.0.1:0", "--work-dir",
+                   work.string(), "--resources", "cpus:1;mem:256", "--attributes", "rack:r1"});
+    REQUIRE(
+        wait_until([&] { return master.with([](MasterState& s) { return s.registers; }) >= 1; }));
+    CHECK(agent.out().rfind("tessera agent listening on agent@127.0.0.1:", 0) == 0);
+    CHECK(agent.out().find("master master@127.0.0.1:" + std::to_string(master.port())) !=
+          std::string::npos);
+    listen = listen_address(agent);
+
+    master.send_to_agent(run_task("hello", "echo hello"));
+    master.wait_state("hello", State::FINISHED);
+    master.send_to_agent(run_task("sleeper", "echo $$ > pid; exec sleep 100"));
+    master.wait_state("sleeper", State::RUNNING);
+    pid = task_pid(work);
+    REQUIRE(pid > 0);
+
+    // SIGTERM: the agent exits 0, its task runs on, its checkpoints stay.
+    agent.signal(SIGTERM);
+    CHECK(agent.exit_code() == 0);
+  }
+  CHECK(::kill(pid, 0) == 0);
+  CHECK(std::filesystem::exists(work / "meta" / "agent.info"));
+  CHECK(master.states_of("sleeper") == std::vector<State>{State::STARTING, State::RUNNING});
+
+  // Started again there, it reregisters with the task; SIGUSR1 drains it.
+  Tessera agent({"agent", "--master", master_at, "--listen", listen, "--work-dir", work.string(),
+                 "--resources", "cpus:1;mem:256"});
+  REQUIRE(
+      wait_until([&] { return master.with([](MasterState& s) { return s.reregisters; }) >= 1; }));
+  CHECK(master.with([](MasterState& s) { return s.reregistered_tasks; }) ==
+        std::vector<std::string>{"sleeper TASK_RUNNING"});
+  agent.signal(SIGUSR1);
+  master.wait_state("sleeper", State::KILLED);
+  CHECK(agent.exit_code() == 0);
+  CHECK_FALSE(std::filesystem::exists(work / "meta"));
+  CHECK(wait_until([&] { return ::kill(pid, 0) != 0; }));
+}
+
+TEST_CASE("with --drain-on-stop, SIGTERM kills a tessera agent's tasks", "[cli][process]") {
+  testing::TempDir dir;
+  Cleanup cleanup{dir.path() / "work"};
   MasterNode master;
   master.start();
   Tessera agent({"agent", "--master", "127.0.0.1:" + std::to_string(master.port()), "--listen",
                  "127.0.0.1:0", "--work-dir", (dir.path() / "work").string(), "--resources",
-                 "cpus:1;mem:256", "--attributes", "rack:r1"});
+                 "cpus:1;mem:256", "--drain-on-stop"});
   REQUIRE(wait_until([&] { return master.with([](MasterState& s) { return s.registers; }) >= 1; }));
-  CHECK(agent.out().rfind("tessera agent listening on agent@127.0.0.1:", 0) == 0);
-  CHECK(agent.out().find("master master@127.0.0.1:" + std::to_string(master.port())) !=
-        std::string::npos);
-
-  master.send_to_agent(run_task("hello", "echo hello"));
-  master.wait_state("hello", State::FINISHED);
   master.send_to_agent(run_task("sleeper", "sleep 100"));
   master.wait_state("sleeper", State::RUNNING);
-
-  // SIGTERM: the agent shuts its executors down (their tasks end KILLED), then exits 0.
   agent.signal(SIGTERM);
   master.wait_state("sleeper", State::KILLED);
+  CHECK(agent.exit_code() == 0);
+  CHECK_FALSE(std::filesystem::exists(dir.path() / "work" / "meta"));
+}
+
+TEST_CASE("a corrupt checkpoint stops a tessera agent unless --no-strict", "[cli][recovery]") {
+  testing::TempDir dir;
+  auto work = dir.path() / "work";
+  Cleanup cleanup{work};
+  // A framework whose task record is garbage.
+  {
+    capnp::MallocMessageBuilder b;
+    auto info = b.initRoot<wire::FrameworkInfo>();
+    info.setFrameworkId("fw-1");
+    REQUIRE(checkpoint::write_framework(work, info.asReader()));
+  }
+  auto record = checkpoint::task_path(work, "fw-1", "t1");
+  std::filesystem::create_directories(record.parent_path());
+  { std::ofstream(record.string()) << "TSRCKPT1 and then garbage where a record should be"; }
+  MasterNode master;
+  master.start();
+  auto master_at = "127.0.0.1:" + std::to_string(master.port());
+  {
+    Tessera agent({"agent", "--master", master_at, "--work-dir", work.string()});
+    check_one_line_failure(agent, "corrupt checkpoint record: " + record.string());
+    CHECK(agent.err().find("--no-strict") != std::string::npos);
+    CHECK(std::filesystem::exists(record));  // left for the operator to see
+  }
+  CHECK(master.with([](MasterState& s) { return s.registers + s.reregisters; }) == 0);
+  Tessera agent({"agent", "--master", master_at, "--work-dir", work.string(), "--no-strict"});
+  REQUIRE(wait_until([&] { return master.with([](MasterState& s) { return s.registers; }) >= 1; }));
+  agent.signal(SIGTERM);
   CHECK(agent.exit_code() == 0);
 }
 

@@ -12,6 +12,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <fstream>
 #include <mutex>
 
 using namespace tessera;
@@ -137,4 +138,103 @@ TEST_CASE("signal names read as Mesos prints them", "[executor]") {
   CHECK(signal_name(SIGTERM) == "SIGTERM");
   CHECK(signal_name(SIGKILL) == "SIGKILL");
   CHECK(signal_name(1000) == "signal 1000");
+}
+
+TEST_CASE("an update made between subscribe and subscribed is sent once subscribed", "[executor]") {
+  TempDir sandbox;
+  auto seen = std::make_shared<Seen>();
+  NodeConfig agent_config;
+  auto agent_node = start_node(agent_config);
+  auto flag = sandbox.path() / "go";
+  // The first agent launches a task that ends only once flag exists, and
+  // acknowledges every update.
+  REQUIRE(agent_node->spawn<Probe>("agent", [seen, flag](Probe& self) {
+    self.on<wire::ExecutorCall>([&self, seen, flag](const Received<wire::ExecutorCall>& m) {
+      auto call = m.body();
+      if (call.isSubscribe()) {
+        self.send(m.sender(), event([](auto b) { b.initSubscribed(); }));
+        self.send(m.sender(), event([&](wire::ExecutorEvent::Builder b) {
+                    auto task = b.initLaunch();
+                    task.setTaskId("t1");
+                    task.initCommand().setShell("while [ ! -e " + flag.string() +
+                                                " ]; do sleep 0.02; done; exit 3");
+                  }));
+        return;
+      }
+      if (!call.isUpdate())
+        return;
+      std::lock_guard<std::mutex> lock(seen->mu);
+      seen->updates.push_back(call.getUpdate().getState());
+      self.send(m.sender(), event([&](wire::ExecutorEvent::Builder b) {
+                  auto a = b.initAcknowledged();
+                  a.setTaskId(call.getUpdate().getTaskId());
+                  a.setUuid(call.getUpdate().getUuid());
+                }));
+    });
+  }));
+  auto done = std::make_shared<std::atomic<int>>(-100);
+  auto executor_node = start_node();
+  CommandExecutorConfig config;
+  config.agent = agent_node->address_of("agent");
+  config.framework_id = "fw-1";
+  config.executor_id = "t1";
+  config.sandbox = sandbox.path();
+  config.subscribe_backoff_min_ms = 10ms;
+  config.subscribe_backoff_max_ms = 50ms;
+  config.on_done = [done](int code) { done->store(code); };
+  REQUIRE(executor_node->spawn<CommandExecutor>("executor", config));
+  auto updates = [&] {
+    std::lock_guard<std::mutex> lock(seen->mu);
+    return seen->updates;
+  };
+  REQUIRE(wait_until([&] { return updates().size() == 2; }));  // STARTING, RUNNING
+
+  // The agent restarts. The new one answers the executor's subscribe late:
+  // only after the task has ended (the executor made its FAILED update while
+  // not subscribed). Its answer is to a subscribe that did not carry that
+  // update; the later attempts that carry it are lost (dropped here).
+  auto port = agent_node->port();
+  agent_node.reset();
+  agent_config.port = port;
+  agent_node = start_node(agent_config);
+  REQUIRE(agent_node->spawn<Probe>("agent", [seen](Probe& self) {
+    auto answered = std::make_shared<bool>(false);
+    self.on<wire::ExecutorCall>([&self, seen, answered](const Received<wire::ExecutorCall>& m) {
+      auto call = m.body();
+      std::lock_guard<std::mutex> lock(seen->mu);
+      if (call.isSubscribe()) {
+        std::vector<State> carried;
+        for (auto u : call.getSubscribe().getUnacknowledgedUpdates())
+          carried.push_back(u.getState());
+        seen->subscribes.push_back(carried);
+        if (!*answered && !carried.empty()) {
+          *answered = true;
+          self.send(m.sender(), event([](auto b) { b.initSubscribed(); }));
+        }
+        return;
+      }
+      if (!call.isUpdate())
+        return;
+      seen->updates.push_back(call.getUpdate().getState());
+      seen->uuids.push_back(str(call.getUpdate().getUuid()));
+      self.send(m.sender(), event([&](wire::ExecutorEvent::Builder b) {
+                  auto a = b.initAcknowledged();
+                  a.setTaskId(call.getUpdate().getTaskId());
+                  a.setUuid(call.getUpdate().getUuid());
+                }));
+    });
+  }));
+  // Subscribing (unanswered) to the new agent, then the task ends.
+  REQUIRE(wait_until([&] {
+    std::lock_guard<std::mutex> lock(seen->mu);
+    return !seen->subscribes.empty();
+  }));
+  { std::ofstream(flag.string()) << "go"; }
+
+  // The FAILED update reaches the agent as an update of its own, and once
+  // acknowledged the executor ends.
+  REQUIRE(wait_until([&] { return updates().size() == 3; }));
+  CHECK(updates().back() == State::FAILED);
+  REQUIRE(wait_until([&] { return done->load() != -100; }));
+  CHECK(done->load() == 0);
 }

@@ -1,8 +1,9 @@
 // Agent recovery through the real processes: a `tessera agent` killed with
-// SIGKILL mid-run and started again on the same work dir and address takes
-// its executors back. The framework hears of no loss, and each of its
-// tasks' updates exactly once, including the end of a task that exited
-// while the agent was down.
+// SIGKILL mid-run, or stopped with SIGTERM (which keeps its tasks running),
+// and started again on the same work dir and address takes its executors
+// back. The framework hears of no loss, and each of its tasks' updates
+// exactly once, including the end of a task that exited while the agent was
+// down.
 
 #include "e2e/agent_cleanup.hpp"
 #include "e2e/test_framework.hpp"
@@ -65,8 +66,9 @@ std::unique_ptr<ChildProcess> start_agent(const std::string& master, const std::
 
 }  // namespace
 
-TEST_CASE("an agent killed with SIGKILL recovers its tasks and loses no update",
-          "[e2e][recovery][multiprocess]") {
+// The agent ends by signal sig while three tasks run, one of them ends
+// while it is down, and it is started again.
+static void restart_keeps_tasks(int sig) {
   TempDir dir;
   // Pings miss only after 10 s: the restart below takes well under that.
   auto master =
@@ -100,8 +102,15 @@ TEST_CASE("an agent killed with SIGKILL recovers its tasks and loses no update",
   int down_pid = 0;
   REQUIRE(wait_until([&] { return alive(down_pid = read_pid(agent_dir, "down")); }));
 
-  agent->kill(SIGKILL);
+  agent->kill(sig);
   REQUIRE(agent->wait_exit());
+  if (sig == SIGTERM) {
+    auto status = agent->exit_status();
+    REQUIRE(status);
+    CHECK(status->exit_code == 0);
+  }
+  // Its tasks ran on without it.
+  REQUIRE(alive(down_pid));
   // One task ends while no agent is there to hear it.
   touch(ends_while_down);
   REQUIRE(wait_until([&] { return !alive(down_pid); }));
@@ -135,4 +144,14 @@ TEST_CASE("an agent killed with SIGKILL recovers its tasks and loses no update",
   CHECK(master->wait_exit());
   kill_processes_under(agent_dir);
   destroy_agent_containers(agent_dir);
+}
+
+TEST_CASE("an agent killed with SIGKILL recovers its tasks and loses no update",
+          "[e2e][recovery][multiprocess]") {
+  restart_keeps_tasks(SIGKILL);
+}
+
+TEST_CASE("an agent stopped with SIGTERM keeps its tasks and takes them back on restart",
+          "[e2e][recovery][multiprocess]") {
+  restart_keeps_tasks(SIGTERM);
 }

@@ -1,12 +1,21 @@
 // `tessera agent`: one machine's agent. It registers with the master (and
-// keeps retrying while the master is away), runs tasks under `tessera
-// executor` processes, and on SIGINT/SIGTERM shuts its executors down and exits 0.
+// keeps retrying while the master is away) and runs tasks under `tessera
+// executor` processes.
 //
 //   tessera agent --master HOST:PORT --work-dir DIR [--listen HOST:PORT]
 //                 [--advertise HOST:PORT]
 //                 [--resources TEXT] [--attributes TEXT] [--hostname H]
 //                 [--isolation cgroups|posix|auto[,pid-ns]]
 //                 [--gc-delay SECONDS] [--gc-disk-headroom FRACTION]
+//                 [--no-strict] [--drain-on-stop]
+//
+// Stopping keeps the work: on SIGTERM or SIGINT the agent exits 0 and leaves
+// its executors and tasks running and its checkpoints in DIR, so that an
+// agent started again on the same DIR and address takes them back (an
+// upgrade, `systemctl restart`). Draining is explicit: SIGUSR1, or SIGTERM /
+// SIGINT with --drain-on-stop, shuts every executor down (killing its tasks),
+// removes the checkpoints and exits 0; the next start is a new agent.
+// A corrupt checkpoint stops the start with exit code 2 unless --no-strict.
 
 #include "runtime/actor.hpp"
 #include "services/agent/agent.hpp"
@@ -40,7 +49,14 @@ struct AgentOptions {
   std::string isolation = "auto";
   double gc_delay_s = 7 * 86400.0;
   double gc_disk_headroom = 0.1;
+  bool no_strict = false;
+  bool drain_on_stop = false;
 };
+
+// The agent tells the main thread it has ended with this signal (blocked,
+// taken by sigwait like the operator's signals, and obeyed only once the
+// agent has really ended).
+constexpr int stopped_signal = SIGUSR2;
 
 // Longest --gc-delay: a century, far inside the milliseconds' range.
 constexpr double gc_delay_s_max = 100 * 365 * 86400.0;
@@ -49,22 +65,6 @@ constexpr double gc_delay_s_max = 100 * 365 * 86400.0;
 constexpr std::chrono::seconds registration_notice_after{2};
 // Beyond the executors' shutdown grace, what a clean stop may take.
 constexpr std::chrono::seconds stop_slack{2};
-
-// Asks the agent to shut its executors down (as the master's ShutdownAgent).
-class Stopper : public Actor {
- public:
-  Stopper(caf::actor_config& cfg, ActorInit init, Address agent)
-      : Actor(cfg, std::move(init)), agent_(std::move(agent)) {}
-
- private:
-  void on_start() override {
-    send(agent_, build<wire::ShutdownAgent>([](wire::ShutdownAgent::Builder b) {
-           b.setReason("agent stopped by signal");
-         }));
-    defer([this] { stop(); });
-  }
-  Address agent_;
-};
 
 // "HOST:PORT" as an address of actor name; a host name becomes its first IPv4
 // address, because the master's messages carry the host it advertises and the
@@ -121,12 +121,16 @@ expected<AgentConfig> make_config(const AgentOptions& o) {
   if (!master)
     return make_error(Errc::invalid_argument, "bad --master: " + what(master.error()));
   c.master = *master;
-  c.work_dir = o.work_dir;
   std::error_code ec;
-  std::filesystem::create_directories(c.work_dir, ec);
+  std::filesystem::create_directories(o.work_dir, ec);
   if (ec)
     return make_error(Errc::invalid_argument,
                       "cannot create --work-dir " + o.work_dir + ": " + ec.message());
+  // Absolute: sandboxes are handed to executors, which run in them (a
+  // relative path would be taken from the sandbox again).
+  c.work_dir = std::filesystem::absolute(o.work_dir, ec);
+  if (ec)
+    return make_error(Errc::invalid_argument, "bad --work-dir " + o.work_dir + ": " + ec.message());
   auto given = Resources::parse(o.resources);
   if (!given)
     return make_error(Errc::invalid_argument, "bad --resources: " + what(given.error()));
@@ -153,6 +157,7 @@ expected<AgentConfig> make_config(const AgentOptions& o) {
   c.isolator = std::move(*isolator);
   c.executor_mode = ExecutorMode::process;
   c.executor_binary = self_path();
+  c.strict_recovery = !o.no_strict;
   return c;
 }
 
@@ -168,7 +173,7 @@ int run_agent(const AgentOptions& o) {
   // Signals are taken by sigwait; the node's threads inherit this mask.
   sigset_t set;
   sigemptyset(&set);
-  for (int sig : {SIGTERM, SIGINT, SIGUSR1})
+  for (int sig : {SIGTERM, SIGINT, SIGUSR1, stopped_signal})
     sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   NodeConfig node_config;
@@ -177,8 +182,16 @@ int run_agent(const AgentOptions& o) {
   if (!node)
     return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
   auto registered = std::make_shared<std::atomic<bool>>(false);
+  auto stopped = std::make_shared<std::atomic<bool>>(false);
+  auto fatal = std::make_shared<std::string>();  // written before stopped is set
   config->on_registered = [registered](const std::string&) { registered->store(true); };
-  config->on_stopped = [] { ::kill(::getpid(), SIGUSR1); };
+  config->on_fatal = [fatal](const std::string& why) { *fatal = why; };
+  config->on_stopped = [stopped] {
+    stopped->store(true);
+    ::kill(::getpid(), stopped_signal);
+  };
+  auto stopper = std::make_shared<AgentStopper>();
+  config->stopper = stopper;
   auto master = config->master;
   auto grace = std::chrono::duration_cast<std::chrono::seconds>(config->executor_shutdown_grace_ms);
   auto agent = (*node)->spawn<Agent>("agent", std::move(*config));
@@ -187,21 +200,33 @@ int run_agent(const AgentOptions& o) {
   std::printf("tessera agent listening on %s, master %s\n", agent->to_string().c_str(),
               master.to_string().c_str());
   std::fflush(stdout);
+  // Until the operator's signal, or the agent's own end (the master's
+  // ShutdownAgent, a failed start).
   int sig = wait_signal(set, registration_notice_after);
-  if (sig < 0) {
-    if (!registered->load())
-      std::fprintf(stderr, "tessera: agent: waiting for master %s (retrying)\n",
-                   master.to_string().c_str());
+  if (sig < 0 && !registered->load())
+    std::fprintf(stderr, "tessera: agent: waiting for master %s (retrying)\n",
+                 master.to_string().c_str());
+  while (sig < 0 || (sig == stopped_signal && !stopped->load()))
     sigwait(&set, &sig);
-  }
-  if (sig != SIGUSR1 && (*node)->spawn<Stopper>("agent.stopper", *agent)) {
-    // Executors end their tasks first, so none outlives the agent.
-    sigset_t stopped;
-    sigemptyset(&stopped);
-    sigaddset(&stopped, SIGUSR1);
-    wait_signal(stopped, grace + stop_slack);
+  if (sig != stopped_signal) {
+    bool drain = sig == SIGUSR1 || o.drain_on_stop;
+    std::fprintf(stderr, "tessera: agent: %s\n",
+                 drain ? "draining: shutting every executor down, removing the checkpoints"
+                       : "stopping; tasks keep running and checkpoints stay for the next start "
+                         "(SIGUSR1 or --drain-on-stop drains instead)");
+    if (stopper->stop(drain)) {
+      // A drain lets executors end their tasks first, so none outlives it.
+      sigset_t wake;
+      sigemptyset(&wake);
+      sigaddset(&wake, stopped_signal);
+      auto deadline = std::chrono::steady_clock::now() + grace + stop_slack;
+      while (!stopped->load() && std::chrono::steady_clock::now() < deadline)
+        wait_signal(wake, std::chrono::seconds(1));
+    }
   }
   (*node)->stop();
+  if (!fatal->empty())
+    return fail("agent: " + *fatal);
   return 0;
 }
 
@@ -210,6 +235,10 @@ int run_agent(const AgentOptions& o) {
 Command add_agent_command(CLI::App& app) {
   auto options = std::make_shared<AgentOptions>();
   auto* sub = app.add_subcommand("agent", "Run an agent: offer this machine's resources");
+  sub->footer(
+      "Signals: SIGTERM/SIGINT stop the agent and leave its tasks running and its checkpoints "
+      "in --work-dir, for an agent started again there (same --listen) to take them back. "
+      "SIGUSR1 drains: kills every task, removes the checkpoints, then stops.");
   sub->add_option("--master", options->master, "The master's HOST:PORT")->required();
   sub->add_option("--listen", options->listen,
                   "HOST:PORT to listen on (0.0.0.0: every interface; port 0: any free one)")
@@ -230,6 +259,13 @@ Command add_agent_command(CLI::App& app) {
                   "Fraction of the disk kept free: sandboxes are kept gc-delay * max(0, 1 - "
                   "headroom - disk used fraction)")
       ->capture_default_str();
+  sub->add_flag("--no-strict", options->no_strict,
+                "Start even if checkpoint records are corrupt: skip them with a warning (what "
+                "they held is lost). By default a corrupt record stops the start (exit 2)");
+  sub->add_flag("--drain-on-stop", options->drain_on_stop,
+                "On SIGTERM/SIGINT, kill every task and remove the checkpoints (as SIGUSR1 "
+                "always does). By default SIGTERM/SIGINT leave tasks running and checkpoints "
+                "intact for the next start on this --work-dir and --listen address");
   return {sub, [options] { return run_agent(*options); }};
 }
 
