@@ -85,6 +85,13 @@ class Simulation {
   bool run_until(const std::function<bool()>& pred,
                  std::chrono::milliseconds wall_timeout = std::chrono::seconds(30));
 
+  // Actor::blocking work runs inline on the simulation's thread instead of
+  // the node's pool, so runs whose actors use it still replay exactly (the
+  // work must then be quick and must not wait for the simulation). Off by
+  // default: real file or network work keeps its pool.
+  void set_inline_blocking(bool on) { inline_blocking_ = on; }
+  bool inline_blocking() const { return inline_blocking_; }
+
   Clock& clock() { return *clock_; }
   caf::actor_system& system() { return *system_; }
   uint64_t seed() const { return seed_; }
@@ -113,6 +120,7 @@ class Simulation {
   std::map<uint16_t, TimePoint> stalled_until_;
   std::mt19937_64 fault_rng_;
   uint16_t next_port_ = 10000;
+  bool inline_blocking_ = false;
   bool drain_posted();
 
   std::mutex posted_mu_;

@@ -16,12 +16,6 @@ namespace {
 using Event = wire::ExecutorEvent;
 using State = wire::TaskState;
 
-int64_t epoch_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 uint64_t seed_or_random(uint64_t seed) {
   if (seed != 0)
     return seed;
@@ -505,7 +499,7 @@ void CommandExecutor::send_update(Task& t, State state, Reason reason, const std
   status.setState(state);
   status.setReason(reason);
   status.setMessage(message);
-  status.setTimestampNs(epoch_ns());
+  status.setTimestampNs(timestamp_ns(node()));
   auto uuid = new_uuid_bytes(rng_);
   status.setUuid(tessera::data(uuid));
   status.setSource(wire::TaskStatus::Source::EXECUTOR);

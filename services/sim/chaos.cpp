@@ -49,9 +49,9 @@ class Run {
  public:
   explicit Run(const ChaosConfig& config)
       : config_(config),
+        world_(config.seed, [this] { return sim_.clock().now() - start_; }),
         sim_(config.seed),
-        rng_(config.seed * 0x9e3779b97f4a7c15ULL + 1),
-        world_(config.seed, [this] { return sim_.clock().now() - start_; }) {
+        rng_(config.seed * 0x9e3779b97f4a7c15ULL + 1) {
     start_ = sim_.clock().now();
     dir_ = std::filesystem::temp_directory_path() /
            ("tessera-sim-" + std::to_string(::getpid()) + "-" + std::to_string(config.seed));
@@ -83,9 +83,9 @@ class Run {
   void advance_to(Duration t);
 
   ChaosConfig config_;
+  World world_;  // outlives the simulation: its actors report to it as they end
   Simulation sim_;
   std::mt19937_64 rng_;
-  World world_;
   TimePoint start_{};
   std::filesystem::path dir_;
   std::vector<Node*> nodes_;  // master, agents, frameworks
@@ -323,6 +323,7 @@ void Run::advance_to(Duration t) {
 }
 
 ChaosResult Run::go() {
+  sim_.set_inline_blocking(true);
   nodes_.push_back(&sim_.add_node("master"));
   for (size_t i = 0; i < config_.agents; ++i)
     nodes_.push_back(&sim_.add_node("agent" + std::to_string(i + 1)));
