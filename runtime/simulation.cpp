@@ -123,6 +123,11 @@ void Simulation::stall(const Node& node, Duration d) {
   at = std::max(at, until);
 }
 
+bool Simulation::stalled(const Node& node) const {
+  auto it = stalled_until_.find(node.port());
+  return it != stalled_until_.end() && it->second > clock_->now();
+}
+
 // What the fault rules do to one delivery. Draws come from fault_rng_ only
 // when a rule applies, so a run without faults keeps its interleaving.
 FilterAction Simulation::fault(const Envelope& env) {

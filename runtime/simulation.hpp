@@ -66,6 +66,8 @@ class Simulation {
   // The node pauses for d (a GC pause, SIGSTOP): every message to or from
   // its actors waits until the pause ends. Its own timers still fire.
   void stall(const Node& node, Duration d);
+  // Whether the node's messages are held by a stall now.
+  bool stalled(const Node& node) const;
 
   // Runs jobs, picked in seeded random order, until none is left (or
   // steps_max). Returns the number of steps.

@@ -42,6 +42,8 @@ void World::event(const std::string& what) {
 
 void World::violate(const std::string& invariant, const std::string& detail) {
   event("VIOLATION " + invariant + ": " + detail);
+  if (violations_.empty())
+    first_context_ = recent_;
   auto same = std::count_if(violations_.begin(), violations_.end(),
                             [&](const Violation& v) { return v.invariant == invariant; });
   if (static_cast<size_t>(same) >= violations_max) {
@@ -89,7 +91,10 @@ void World::ended(const std::string& framework_id, const std::string& task_id, i
     if (book.framework_id != framework_id)
       continue;
     auto t = book.tasks.find(task_id);
-    bool asked = book.torn_down || (t != book.tasks.end() && t->second.kill_asked);
+    // As Mesos, a task a framework that is not partition-aware was told is
+    // LOST is killed when its agent comes back: not unasked.
+    bool asked = book.torn_down ||
+                 (t != book.tasks.end() && (t->second.kill_asked || is_terminal(t->second.last)));
     if (!asked)
       violate("killed-unasked", "running task " + task_id + " of " + name +
                                     " was killed though its framework never asked");

@@ -101,10 +101,13 @@ class World : public SimulatedTasks {
   void event(const std::string& what);  // into the ring of recent events
 
   const std::vector<Violation>& violations() const { return violations_; }
-  const std::deque<std::string>& recent() const { return recent_; }
+  // The last events before the first violation (else the last events).
+  const std::deque<std::string>& recent() const {
+    return violations_.empty() ? recent_ : first_context_;
+  }
   // Violations recorded per invariant, at most this many (the rest counted).
   static constexpr size_t violations_max = 32;
-  static constexpr size_t recent_max = 60;
+  static constexpr size_t recent_max = 80;
   uint64_t tasks_started() const { return tasks_started_; }
 
  private:
@@ -127,6 +130,7 @@ class World : public SimulatedTasks {
   std::vector<Violation> violations_;
   uint64_t violations_dropped_ = 0;
   std::deque<std::string> recent_;
+  std::deque<std::string> first_context_;
   uint64_t tasks_started_ = 0;
 };
 
