@@ -53,8 +53,13 @@ class Run {
         sim_(config.seed),
         rng_(config.seed * 0x9e3779b97f4a7c15ULL + 1) {
     start_ = sim_.clock().now();
-    dir_ = std::filesystem::temp_directory_path() /
-           ("tessera-sim-" + std::to_string(::getpid()) + "-" + std::to_string(config.seed));
+    // Agents still make sandbox directories: in memory when the host has a
+    // tmpfs for it, which halves a seed's system time.
+    std::error_code ec;
+    auto base = std::filesystem::is_directory("/dev/shm", ec)
+                    ? std::filesystem::path("/dev/shm")
+                    : std::filesystem::temp_directory_path();
+    dir_ = base / ("tessera-sim-" + std::to_string(::getpid()) + "-" + std::to_string(config.seed));
     std::filesystem::remove_all(dir_);
     std::filesystem::create_directories(dir_);
   }
