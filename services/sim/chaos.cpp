@@ -432,12 +432,11 @@ std::string faults_text(uint32_t faults) {
 
 uint32_t ci_faults() {
   // Left out until the fixes of issue #9 land (tests/sim/regression_seeds.txt):
-  // drop, duplicate, delay and partition (a task reported LOST then KILLED;
-  // a duplicated message ends a live task DROPPED; a reordered
-  // reregistration forgets a running task), master-crash (tasks reported
+  // drop, delay and partition (a task reported LOST then KILLED; a
+  // reordered reregistration forgets a running task), master-crash (tasks reported
   // LOST or UNKNOWN by the new master while they run: item 4), stall (a
   // master stall makes registration retries mint new agent ids: item 1).
-  return agent_crash | executor_crash | framework_failover;
+  return link_duplicate | agent_crash | executor_crash | framework_failover;
 }
 
 ChaosResult run_chaos(const ChaosConfig& config) {
