@@ -16,8 +16,8 @@ using namespace std::chrono_literals;
 namespace {
 
 // A smaller cluster and a shorter run than `tessera sim`'s default, so the
-// sample (TESSERA_SIM_CI_SEEDS, tests/CMakeLists.txt) fits CI's budget; the fault kinds are those that do not fail only
-// because of the open defects of issue #9 items 1-9 (ci_faults()).
+// sample (TESSERA_SIM_CI_SEEDS, tests/CMakeLists.txt) fits CI's budget; the fault kinds are those
+// that do not fail only because of the open defects of issue #9 items 1-9 (ci_faults()).
 ChaosConfig ci_config(uint64_t seed) {
   ChaosConfig c;
   c.seed = seed;
