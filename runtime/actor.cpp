@@ -664,6 +664,18 @@ bool Actor::blocking(std::function<std::function<void()>()> work) {
   auto id = next_blocking_++;
   auto slot = std::make_shared<std::function<void()>>();
   auto name = address_.to_string();
+  if (sim && sim->inline_blocking()) {
+    // No pool thread: the work runs here and its continuation comes as a
+    // message, in the simulation's seeded order (the chaos simulation).
+    try {
+      *slot = work();
+    } catch (const std::exception& e) {
+      log().error("{}: blocking work threw: {}", name, e.what());
+    }
+    blocking_.emplace(id, std::move(slot));
+    caf::anon_send(self, blocking_atom::value, id);
+    return true;
+  }
   bool queued = node_->blocking_pool().submit([self, sim, slot, id, name, work = std::move(work)] {
     try {
       *slot = work();

@@ -46,6 +46,7 @@
 #include "services/common/resources.hpp"
 #include "services/common/wire.hpp"
 #include "services/executor/owned.hpp"
+#include "services/executor/simulated_tasks.hpp"
 
 #include <capnp/agent.capnp.h>
 #include <capnp/executor.capnp.h>
@@ -164,6 +165,10 @@ struct AgentConfig {
   std::chrono::milliseconds gc_delay_ms{std::chrono::hours(24 * 7)};
   double gc_disk_headroom = 0.1;                    // in [0, 1)
   std::chrono::milliseconds gc_interval_ms{60000};  // 0: no GC
+
+  // In-process executors run their tasks as simulated processes (the chaos
+  // simulation, services/sim); null: real processes.
+  std::shared_ptr<SimulatedTasks> simulated_tasks;
 
   std::shared_ptr<AgentMetrics> metrics = std::make_shared<AgentMetrics>();
   // Called on the agent's thread each time it (re)registers; must not block.

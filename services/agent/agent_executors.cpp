@@ -368,6 +368,7 @@ expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
     c.cgroups = placement.cgroups;  // the executor is an actor here: its tasks go in
     c.pid_namespace = config_.pid_namespace;
     c.container_env = placement.env;
+    c.simulated = config_.simulated_tasks;
     e.actor_name = "executor." + e.run_id;
     auto address = node().spawn<CommandExecutor>(e.actor_name, std::move(c));
     if (!address)

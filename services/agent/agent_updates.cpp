@@ -12,12 +12,6 @@ namespace {
 
 using Added = StatusUpdateStream::Added;
 
-int64_t epoch_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace
 
 StatusUpdateStream::Added Agent::ingest(Task& task, wire::TaskStatus::Reader status) {
@@ -55,7 +49,7 @@ void Agent::agent_update(Task& task, wire::TaskState state, Reason reason,
   status.setState(state);
   status.setReason(reason);
   status.setMessage(message);
-  status.setTimestampNs(epoch_ns());
+  status.setTimestampNs(timestamp_ns(node()));
   status.setUuid(tessera::data(new_uuid_bytes(rng_)));
   status.setSource(wire::TaskStatus::Source::AGENT);
   status.setAgentId(agent_id_);

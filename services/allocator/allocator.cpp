@@ -490,6 +490,14 @@ Resources Allocator::offerable(const Agent& agent, const std::string& role) cons
 
 // -- queries ---------------------------------------------------------------------
 
+std::vector<Allocator::AgentBooks> Allocator::agent_books() const {
+  std::vector<AgentBooks> out;
+  out.reserve(agents_.size());
+  for (const auto& [id, agent] : agents_)
+    out.push_back(AgentBooks{id, agent.total, agent.available});
+  return out;
+}
+
 Resources Allocator::available(const AgentId& id) const {
   auto it = agents_.find(id);
   return it != agents_.end() ? it->second.available : Resources{};

@@ -95,6 +95,13 @@ class Allocator {
   Resources allocated(const FrameworkId& framework) const;
   double dominant_share(const FrameworkId& framework, const std::string& role) const;
   size_t agent_count() const { return agents_.size(); }
+  // Every agent's total and available resources, for checks of the books.
+  struct AgentBooks {
+    AgentId id;
+    Resources total;
+    Resources available;
+  };
+  std::vector<AgentBooks> agent_books() const;
   size_t framework_count() const { return frameworks_.size(); }
 
   // Checks the books against each other and returns the first invariant that

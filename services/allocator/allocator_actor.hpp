@@ -29,6 +29,10 @@ class AllocatorActor : public Actor {
  public:
   AllocatorActor(caf::actor_config& cfg, ActorInit init, AllocatorActorConfig config);
 
+  // The books, read-only, for the chaos simulation's checks (services/sim):
+  // only from this actor's thread or, in a Simulation, between steps.
+  const Allocator& books() const { return *books_; }
+
  protected:
   void on_start() override;
 

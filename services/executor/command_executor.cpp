@@ -16,12 +16,6 @@ namespace {
 using Event = wire::ExecutorEvent;
 using State = wire::TaskState;
 
-int64_t epoch_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 uint64_t seed_or_random(uint64_t seed) {
   if (seed != 0)
     return seed;
@@ -72,9 +66,12 @@ CommandExecutor::CommandExecutor(caf::actor_config& cfg, ActorInit init,
       rng_(seed_or_random(config_.seed)),
       subscribe_backoff_(config_.subscribe_backoff_min_ms) {
   // Invariant 4, and on_done: run however the actor ends (stop, node stop, kill).
-  attach_functor([leftover = leftover_, node = &node(), done = config_.on_done] {
+  attach_functor([leftover = leftover_, node = &node(), done = config_.on_done,
+                  simulated = config_.simulated, fid = config_.framework_id] {
     for (int pid : leftover->pids)
       static_cast<void>(signal_group(*node, pid, SIGKILL));
+    for (const auto& [pid, task_id] : leftover->simulated)
+      simulated->ended(fid, task_id, SIGKILL);
     if (done)
       done(leftover->exit_code);
   });
@@ -287,6 +284,8 @@ CommandExecutor::Task& CommandExecutor::add_task(wire::TaskInfo::Reader info, Ta
 }
 
 expected<int> CommandExecutor::spawn_task(Task& t) {
+  if (config_.simulated)
+    return spawn_simulated(t);
   std::error_code ec;
   std::filesystem::create_directories(t.where.cwd, ec);
   if (ec)
@@ -362,7 +361,7 @@ void CommandExecutor::kill_task(Task& t, Duration grace, const std::string& caus
               std::chrono::duration_cast<std::chrono::milliseconds>(grace).count());
   if (killing_state_)
     send_update(t, State::KILLING, Reason::NONE, cause);
-  if (auto err = signal_group(node(), t.pid, SIGTERM))
+  if (auto err = signal_task(t, SIGTERM))
     log().warn("{}: SIGTERM to task {}: {}", me().to_string(), t.id, describe(err));
   t.escalation_timer = after(grace, [this, id = t.id] {
     auto* t = find(id);
@@ -370,7 +369,7 @@ void CommandExecutor::kill_task(Task& t, Duration grace, const std::string& caus
       return;
     t->escalation_timer = 0;
     if (t->pid != 0)
-      static_cast<void>(signal_group(node(), t->pid, SIGKILL));
+      static_cast<void>(signal_task(*t, SIGKILL));
   });
 }
 
@@ -442,6 +441,49 @@ void CommandExecutor::shutdown() {
 void CommandExecutor::kill_everything() {
   for (int pid : leftover_->pids)
     static_cast<void>(signal_group(node(), pid, SIGKILL));
+  for (auto& [id, t] : tasks_)
+    if (t.pid != 0 && config_.simulated)
+      static_cast<void>(signal_task(t, SIGKILL));
+}
+
+caf::error CommandExecutor::signal_task(Task& t, int signal) {
+  if (!config_.simulated)
+    return signal_group(node(), t.pid, signal);
+  if (signal == SIGKILL)
+    arm_simulated_exit(t, Duration::zero(), -1, SIGKILL);
+  else if (t.sim.term_after)
+    arm_simulated_exit(t, *t.sim.term_after, -1, signal);
+  return caf::none;
+}
+
+// A simulated process: it runs for what SimulatedTasks says, on this actor's
+// timers, and ends through on_task_exit as a real one would.
+expected<int> CommandExecutor::spawn_simulated(Task& t) {
+  int pid = next_simulated_pid_++;
+  t.pid = pid;
+  t.started = now();
+  t.sim = config_.simulated->started(config_.framework_id, t.id, me());
+  leftover_->simulated[pid] = t.id;
+  arm_simulated_exit(t, t.sim.runs_for, t.sim.exit_code, 0);
+  return pid;
+}
+
+// (Re)arms the exit of t's simulated process, unless it ends sooner anyway.
+void CommandExecutor::arm_simulated_exit(Task& t, Duration in, int exit_code, int term_signal) {
+  if (t.sim_exit_timer != 0) {
+    if (term_signal != SIGKILL && in >= t.sim.runs_for - (now() - t.started))
+      return;
+    cancel(t.sim_exit_timer);
+  }
+  t.sim_exit_timer = after(in, [this, id = t.id, pid = t.pid, exit_code, term_signal] {
+    auto* task = find(id);
+    if (task == nullptr || task->pid != pid)
+      return;
+    task->sim_exit_timer = 0;
+    leftover_->simulated.erase(pid);
+    config_.simulated->ended(config_.framework_id, id, term_signal);
+    on_task_exit(id, ProcessExit{pid, exit_code, term_signal});
+  });
 }
 
 void CommandExecutor::finish(int exit_code) {
@@ -470,7 +512,7 @@ void CommandExecutor::send_update(Task& t, State state, Reason reason, const std
   status.setState(state);
   status.setReason(reason);
   status.setMessage(message);
-  status.setTimestampNs(epoch_ns());
+  status.setTimestampNs(timestamp_ns(node()));
   auto uuid = new_uuid_bytes(rng_);
   status.setUuid(tessera::data(uuid));
   status.setSource(wire::TaskStatus::Source::EXECUTOR);

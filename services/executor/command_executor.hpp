@@ -41,6 +41,7 @@
 #include "services/executor/health_policy.hpp"
 #include "services/executor/health_probe.hpp"
 #include "services/executor/owned.hpp"
+#include "services/executor/simulated_tasks.hpp"
 #include "services/executor/task_process.hpp"
 
 #include <capnp/executor.capnp.h>
@@ -88,6 +89,9 @@ struct CommandExecutorConfig {
   // it gave up on a lost agent. Runs on the actor's thread, as it exits: it
   // must not block (nor stop the node).
   std::function<void(int exit_code)> on_done;
+  // Set: tasks are simulated processes (simulated_tasks.hpp) on the
+  // runtime clock, never real ones. Health checks are not simulated.
+  std::shared_ptr<SimulatedTasks> simulated;
 };
 
 class CommandExecutor : public Actor {
@@ -98,7 +102,8 @@ class CommandExecutor : public Actor {
   // What the actor leaves behind when it ends, shared with its exit hook.
   struct Leftover {
     int exit_code = 0;
-    std::set<int> pids;  // task commands and check commands still running
+    std::set<int> pids;                    // task commands and check commands still running
+    std::map<int, std::string> simulated;  // simulated pid -> task id, still running
   };
   using Reason = wire::TaskStatus::Reason;
   enum class Mode { waiting, single, group };
@@ -120,6 +125,9 @@ class CommandExecutor : public Actor {
     TimerId check_timer = 0;  // the next check, or a command check's timeout
     int check_pid = 0;        // a command check running
     bool check_timed_out = false;
+    // A simulated process: the timer of its exit.
+    TimerId sim_exit_timer = 0;
+    SimulatedRun sim;
   };
 
   void on_start() override;
@@ -146,6 +154,10 @@ class CommandExecutor : public Actor {
   void on_acknowledged(wire::ExecutorEvent::Acknowledged::Reader ack);
   bool all_acknowledged() const;
   void kill_everything();
+  // SIGTERM or SIGKILL to the task's process (group), real or simulated.
+  caf::error signal_task(Task& t, int signal);
+  expected<int> spawn_simulated(Task& t);
+  void arm_simulated_exit(Task& t, Duration in, int exit_code, int term_signal);
   void finish(int exit_code);
   Duration grace_of(const Task& t, int64_t kill_grace_ns = 0) const;
   Task* find(const std::string& id);
@@ -186,6 +198,7 @@ class CommandExecutor : public Actor {
   std::set<std::string> first_subscribe_uuids_;
   bool subscribing_ = false;  // a round of subscribe attempts is under way
   uint64_t refused_ = 0;
+  int next_simulated_pid_ = 1;
 };
 
 // "SIGTERM" for SIGTERM; "signal 42" when the signal has no name.

@@ -91,9 +91,37 @@ struct MasterCounters {
   uint64_t invalid_calls = 0;  // calls refused: unknown framework, wrong sender, ...
 };
 
+// A read-only copy of the master's books (Master::view()).
+struct MasterView {
+  struct Agent {
+    std::string id;
+    Address address;
+    bool registered = false;  // not disconnected nor unreachable
+    bool in_allocator = false;
+    Resources total;
+    Resources offered;  // in outstanding offers
+    Resources used;     // by tasks whose resources are not yet freed
+  };
+  struct Task {
+    std::string framework;
+    std::string id;
+    std::string agent;
+    wire::TaskState state = wire::TaskState::STAGING;
+    bool freed = false;
+  };
+  std::vector<Agent> agents;
+  std::vector<Task> tasks;
+  std::vector<std::string> frameworks_connected;
+};
+
 class Master : public Actor {
  public:
   Master(caf::actor_config& cfg, ActorInit init, MasterConfig config);
+
+  // The chaos simulation's window on the books (services/sim): call it only
+  // from this actor's thread, or in a Simulation between steps, when no
+  // handler runs. A copy, so no message is added to the run being checked.
+  MasterView view() const;
 
  protected:
   void on_start() override;

@@ -5,6 +5,8 @@
 
 #include "runtime/log.hpp"
 
+#include <algorithm>
+
 namespace tessera {
 
 namespace {
@@ -166,6 +168,13 @@ void Master::accept(FrameworkEntry& fw, wire::SchedulerCall::Accept::Reader a) {
     ++counters_.invalid_calls;
     log().info("master: framework {} accept refused: {}", fw.id, offer_error);
     tasks_of([&](wire::TaskInfo::Reader t, bool) {
+      // A duplicated or retried ACCEPT whose first copy launched the task:
+      // the task lives on, so no terminal state may be reported for it.
+      TaskKey key{fw.id, str(t.getTaskId())};
+      if (fw.tasks.count(key.second) > 0 ||
+          std::any_of(completed_.begin(), completed_.end(),
+                      [&](const CompletedTask& c) { return c.key == key; }))
+        return;
       send_master_update(fw, str(t.getTaskId()), str(t.getAgentId()),
                          fw.partition_aware() ? State::DROPPED : State::LOST,
                          Reason::INVALID_OFFERS, offer_error);

@@ -56,5 +56,6 @@ Command add_agent_command(CLI::App& app);
 Command add_cluster_command(CLI::App& app);
 Command add_run_command(CLI::App& app);
 Command add_executor_command(CLI::App& app);  // hidden: what agents start
+Command add_sim_command(CLI::App& app);
 
 }  // namespace tessera::cli

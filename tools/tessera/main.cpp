@@ -128,9 +128,9 @@ int main(int argc, char** argv) {
   tessera::bench::RuntimeBenchOptions runtime;
   runtime.self_path = tessera::cli::self_path();
   namespace cli = tessera::cli;
-  std::vector<cli::Command> commands = {cli::add_master_command(app), cli::add_agent_command(app),
-                                        cli::add_cluster_command(app), cli::add_run_command(app),
-                                        cli::add_executor_command(app)};
+  std::vector<cli::Command> commands = {cli::add_master_command(app),   cli::add_agent_command(app),
+                                        cli::add_cluster_command(app),  cli::add_run_command(app),
+                                        cli::add_executor_command(app), cli::add_sim_command(app)};
   auto* bench = add_bench(app, runtime);
   tessera::bench::AllocatorBenchOptions allocator;
   auto* allocator_cmd = add_allocator_bench(*bench, allocator);
