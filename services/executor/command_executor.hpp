@@ -37,6 +37,7 @@
 // Threading: an actor; handlers run one at a time.
 
 #include "runtime/actor.hpp"
+#include "runtime/backoff.hpp"
 #include "services/executor/health_policy.hpp"
 #include "services/executor/health_probe.hpp"
 #include "services/executor/owned.hpp"
@@ -126,7 +127,7 @@ class CommandExecutor : public Actor {
 
   // Stages: subscription.
   void subscribe();
-  void subscribe_later(Duration backoff);
+  void subscribe_later(Duration delay);
   void on_subscribed(wire::ExecutorEvent::Subscribed::Reader subscribed);
   void on_agent_lost();
   void arm_recovery_timer();
@@ -169,7 +170,7 @@ class CommandExecutor : public Actor {
   std::mt19937_64 rng_;
   bool subscribed_ = false;
   bool killing_state_ = false;  // the framework takes KILLING updates
-  Duration subscribe_backoff_;
+  Backoff subscribe_backoff_;
   TimerId subscribe_timer_ = 0;
   TimerId recovery_timer_ = 0;
   TimerId shutdown_timer_ = 0;
