@@ -9,6 +9,7 @@
 #include <httplib.h>
 
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <thread>
 
@@ -64,8 +65,8 @@ class StallingServer {
   bool released_ = false;
 };
 
-Outgoing run_task(const std::string& task_id, const std::string& shell,
-                  const std::string& resources, const std::string& uri = {}) {
+Outgoing lanes_task(const std::string& task_id, const std::string& shell,
+                    const std::string& resources, const std::string& uri = {}) {
   auto r = Resources::parse(resources);
   REQUIRE(r);
   return build<wire::RunTask>([&](wire::RunTask::Builder b) {
@@ -96,9 +97,12 @@ std::string ask_usage(Cluster& c, const std::string& executor_id, uint32_t& proc
         c.agent, msg, 20s,
         [done](const Received<wire::ContainerUsage>& r) {
           auto list = r.body().getContainers();
-          done->set_value({str(r.body().getError()), list.size() == 1 ? list[0].getProcesses() : 0});
+          done->set_value(
+              {str(r.body().getError()), list.size() == 1 ? list[0].getProcesses() : 0});
         },
-        [done](const caf::error& e) { done->set_value({describe(e), 0}); });
+        [done](const caf::error& e) {
+          done->set_value({describe(e), 0});
+        });
   }));
   REQUIRE(answer.wait_for(30s) == std::future_status::ready);
   auto [error, n] = answer.get();
@@ -143,8 +147,8 @@ void posix_process_executors(AgentConfig& a) {
 // More downloads than the fetch lane has threads: all of them stall.
 void stall_fetches(Cluster& c, StallingServer& server, int count) {
   for (int i = 0; i < count; ++i)
-    c.master.send_to_agent(run_task("slow-" + std::to_string(i), "true", "cpus:0.01;mem:1",
-                                    server.url("/slow-" + std::to_string(i) + ".txt")));
+    c.master.send_to_agent(lanes_task("slow-" + std::to_string(i), "true", "cpus:0.01;mem:1",
+                                      server.url("/slow-" + std::to_string(i) + ".txt")));
   auto threads = static_cast<int>(BlockingPool::default_limits(Work::fetch).threads_max);
   REQUIRE(wait_until([&] { return server.stalled() >= threads; }, 20s));
 }
@@ -155,7 +159,7 @@ TEST_CASE("stalled downloads delay no kill, container destroy, usage or OOM repo
           "[agent][lanes]") {
   Cluster c(posix_process_executors);
   StallingServer server;
-  c.master.send_to_agent(run_task("victim", "sleep 600", "cpus:0.1;mem:64"));
+  c.master.send_to_agent(lanes_task("victim", "sleep 600", "cpus:0.1;mem:64"));
   c.master.wait_state("victim", State::RUNNING, 30s);
   stall_fetches(c, server, 6);
 
@@ -174,7 +178,7 @@ TEST_CASE("stalled downloads delay no kill, container destroy, usage or OOM repo
   }
   SECTION("a task over its memory limit is reported") {
     c.master.send_to_agent(
-        run_task("hog", "head -c 268435456 /dev/zero | tail > /dev/null", "cpus:0.5;mem:32"));
+        lanes_task("hog", "head -c 268435456 /dev/zero | tail > /dev/null", "cpus:0.5;mem:32"));
     auto failed = c.master.wait_state("hog", State::FAILED, 30s);
     CHECK(failed.reason == Reason::CONTAINER_LIMITATION_MEMORY);
     CHECK(server.stalled() > 0);
@@ -188,7 +192,7 @@ TEST_CASE("stalled downloads delay no kill, container destroy, usage or OOM repo
 TEST_CASE("a destroy refused by a full container lane completes once there is room",
           "[agent][lanes]") {
   Cluster c(posix_process_executors);
-  c.master.send_to_agent(run_task("t1", "sleep 600", "cpus:0.1;mem:64"));
+  c.master.send_to_agent(lanes_task("t1", "sleep 600", "cpus:0.1;mem:64"));
   c.master.wait_state("t1", State::RUNNING, 30s);
   // Fill the container lane: one thread and one queued job, both the test's.
   auto& pool = c.node->blocking_pool();
@@ -207,7 +211,7 @@ TEST_CASE("a destroy refused by a full container lane completes once there is ro
   REQUIRE(wait_until([&] { return c.metrics->container_destroys_deferred.load() >= 1; }, 30s));
   CHECK(c.metrics->containers_destroyed.load() == destroyed);
   // The agent serves meanwhile: a new task runs.
-  c.master.send_to_agent(run_task("t2", "sleep 600", "cpus:0.1;mem:64"));
+  c.master.send_to_agent(lanes_task("t2", "sleep 600", "cpus:0.1;mem:64"));
   c.master.wait_state("t2", State::RUNNING, 30s);
   gate_state->release();
   CHECK(wait_until([&] { return c.metrics->containers_destroyed.load() > destroyed; }, 30s));

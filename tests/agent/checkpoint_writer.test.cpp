@@ -99,9 +99,8 @@ TEST_CASE("a full checkpoint queue refuses at once instead of blocking the calle
   REQUIRE(writer.write(dir.path() / "a.info", "a1", count));
   REQUIRE(writer.write(dir.path() / "b.info", "b1", count));
   // On another thread, so that a write that blocks shows as a failure, not a hang.
-  auto third = std::async(std::launch::async, [&] {
-    return writer.write(dir.path() / "c.info", "c1", count);
-  });
+  auto third = std::async(std::launch::async,
+                          [&] { return writer.write(dir.path() / "c.info", "c1", count); });
   bool returned = third.wait_for(10s) == std::future_status::ready;
   if (!returned)
     release.set_value();  // unblock it before failing

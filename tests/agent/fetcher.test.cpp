@@ -460,10 +460,10 @@ TEST_CASE("file URIs are decoded as URIs", "[fetcher]") {
 // A self-signed certificate for 127.0.0.1, made with openssl(1); empty
 // when it cannot be made here (the caller skips, saying why).
 static std::string make_certificate(const fs::path& dir) {
-  auto cmd = "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
-             " -addext subjectAltName=IP:127.0.0.1 -keyout '" +
-             (dir / "key.pem").string() + "' -out '" + (dir / "cert.pem").string() +
-             "' >/dev/null 2>&1";
+  auto cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+      " -addext subjectAltName=IP:127.0.0.1 -keyout '" +
+      (dir / "key.pem").string() + "' -out '" + (dir / "cert.pem").string() + "' >/dev/null 2>&1";
   if (std::system(cmd.c_str()) != 0)
     return "openssl req failed";
   return {};

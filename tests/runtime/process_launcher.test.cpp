@@ -638,8 +638,9 @@ TEST_CASE("kill_async signals without waiting and reports the outcome once", "[l
   CHECK(tessera::is(gone.get(), Errc::invalid_argument));  // reaped: no longer ours
 
   bool bad_signal = false;
-  launcher.kill_async(*pid, 1000, false,
-                      [&](const caf::error& err) { bad_signal = tessera::is(err, Errc::invalid_argument); });
+  launcher.kill_async(*pid, 1000, false, [&](const caf::error& err) {
+    bad_signal = tessera::is(err, Errc::invalid_argument);
+  });
   CHECK(bad_signal);  // at once, on this thread
 
   launcher.shutdown();
