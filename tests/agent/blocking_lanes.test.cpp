@@ -19,7 +19,7 @@ using namespace tessera::agent_test;
 namespace {
 
 // An HTTP server on 127.0.0.1 whose every answer waits until release() (or
-// a minute, so that a broken test still ends). Declare it after the Cluster:
+// two minutes, so that a broken test still ends). Declare it after the Cluster:
 // it must release the agent's stalled downloads before the agent's node stops.
 class StallingServer {
  public:
@@ -27,7 +27,7 @@ class StallingServer {
     server_.Get(R"(/.*)", [this](const httplib::Request&, httplib::Response& res) {
       std::unique_lock<std::mutex> lock(mu_);
       ++stalled_;
-      cv_.wait_for(lock, std::chrono::minutes(1), [this] { return released_; });
+      cv_.wait_for(lock, std::chrono::minutes(2), [this] { return released_; });
       --stalled_;
       res.set_content("late\n", "text/plain");
     });
@@ -142,12 +142,14 @@ void posix_process_executors(AgentConfig& a) {
   a.executor_binary = TESSERA_BIN;
   a.container_monitor_interval_ms = 100ms;
   a.executor_mem_headroom_bytes = 16ull << 20;
+  // The stalled downloads must outlast a slow run of the test, not time out.
+  a.fetcher.read_timeout_ms = std::chrono::minutes(2);
 }
 
 // More downloads than the fetch lane has threads: all of them stall.
 void stall_fetches(Cluster& c, StallingServer& server, int count) {
   for (int i = 0; i < count; ++i)
-    c.master.send_to_agent(lanes_task("slow-" + std::to_string(i), "true", "cpus:0.01;mem:1",
+    c.master.send_to_agent(lanes_task("slow-" + std::to_string(i), "true", "cpus:0.01;mem:64",
                                       server.url("/slow-" + std::to_string(i) + ".txt")));
   auto threads = static_cast<int>(BlockingPool::default_limits(Work::fetch).threads_max);
   REQUIRE(wait_until([&] { return server.stalled() >= threads; }, 20s));
