@@ -31,14 +31,10 @@ namespace tessera {
 
 namespace {
 
+using State = wire::TaskState;
+
 // How soon task records refused by a full checkpoint queue are tried again.
 constexpr auto checkpoint_retry_ms = std::chrono::milliseconds(50);
-
-}  // namespace
-
-namespace {
-
-using State = wire::TaskState;
 
 // Whether pid is still the executor the checkpoint says (a pid can be reused).
 bool is_executor(int pid, const std::string& framework_id, const std::string& executor_id) {
