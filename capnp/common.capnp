@@ -197,6 +197,8 @@ struct HealthCheck {
   # A check that takes longer has failed.
   consecutiveFailures @7 :UInt32 = 3;
   gracePeriodNs @8 :Int64 = 10000000000;
+  ipv6 @9 :Bool;
+  # For http and tcp checks: ::1 instead of 127.0.0.1 (Mesos's protocol IPv6).
 }
 
 struct ExecutorInfo {

@@ -659,6 +659,23 @@ std::function<void()> Actor::continuation(std::function<void()> fn) {
 }
 
 bool Actor::blocking(std::function<std::function<void()>()> work) {
+  return blocking(Work::general, std::move(work));
+}
+
+void Actor::kill_process(int pid, int signal, bool group, ErrorFn on_result) {
+  if (!on_result) {
+    node_->launcher().kill_async(pid, signal, group);
+    return;
+  }
+  auto result = std::make_shared<caf::error>();
+  auto done = continuation([result, fn = std::move(on_result)] { fn(*result); });
+  node_->launcher().kill_async(pid, signal, group, [result, done](const caf::error& err) {
+    *result = err;
+    done();
+  });
+}
+
+bool Actor::blocking(Work work_class, std::function<std::function<void()>()> work) {
   auto self = caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()});
   auto* sim = node_->simulation();
   auto id = next_blocking_++;
@@ -676,19 +693,20 @@ bool Actor::blocking(std::function<std::function<void()>()> work) {
     caf::anon_send(self, blocking_atom::value, id);
     return true;
   }
-  bool queued = node_->blocking_pool().submit([self, sim, slot, id, name, work = std::move(work)] {
-    try {
-      *slot = work();
-    } catch (const std::exception& e) {
-      log().error("{}: blocking work threw: {}", name, e.what());
-    } catch (...) {
-      log().error("{}: blocking work threw", name);
-    }
-    if (sim)
-      sim->post([self, id] { caf::anon_send(self, blocking_atom::value, id); });
-    else
-      caf::anon_send(self, blocking_atom::value, id);
-  });
+  bool queued = node_->blocking_pool().submit(
+      work_class, [self, sim, slot, id, name, work = std::move(work)] {
+        try {
+          *slot = work();
+        } catch (const std::exception& e) {
+          log().error("{}: blocking work threw: {}", name, e.what());
+        } catch (...) {
+          log().error("{}: blocking work threw", name);
+        }
+        if (sim)
+          sim->post([self, id] { caf::anon_send(self, blocking_atom::value, id); });
+        else
+          caf::anon_send(self, blocking_atom::value, id);
+      });
   if (queued)
     blocking_.emplace(id, std::move(slot));
   return queued;

@@ -22,6 +22,7 @@
 //
 // Threading: like every CAF actor, handlers run one at a time; no locks needed.
 
+#include "runtime/blocking_pool.hpp"
 #include "runtime/message.hpp"
 #include "runtime/node.hpp"
 #include "runtime/process_launcher.hpp"
@@ -75,6 +76,9 @@ class Actor : public caf::event_based_actor {
   void reply(const Received<T>& request, const Outgoing& msg) {
     reply_envelope(request.envelope(), msg);
   }
+  // A reply sent after the handler returned (once blocking work is done):
+  // keep a copy of request.envelope() and answer it with this.
+  void reply_later(const Envelope& request, const Outgoing& msg) { reply_envelope(request, msg); }
 
   TimerId after(Duration delay, std::function<void()> fn);
   void cancel(TimerId id);
@@ -103,6 +107,14 @@ class Actor : public caf::event_based_actor {
   // and nothing runs, when the pool refuses (full or stopping). A throwing
   // work is logged and its continuation skipped.
   bool blocking(std::function<std::function<void()>()> work);
+  // The same on the lane of one class of work (BlockingPool), so that slow
+  // work of one class never delays another's.
+  bool blocking(Work work_class, std::function<std::function<void()>()> work);
+
+  // Sends signal to a process this actor's node started (group: its process
+  // group) without waiting for the launcher's thread; on_result, if given,
+  // runs on this actor's thread with the outcome (as ProcessLauncher::kill).
+  void kill_process(int pid, int signal, bool group, ErrorFn on_result = {});
 
   // Registers fn to run on this actor's thread, like a handler, once the
   // returned trigger is called (from any thread, at most once; never calling

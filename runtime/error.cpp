@@ -41,6 +41,8 @@ const char* to_string(Errc code) {
       return "invalid_argument";
     case Errc::stopped:
       return "stopped";
+    case Errc::overloaded:
+      return "overloaded";
   }
   return "unknown";
 }

@@ -29,6 +29,7 @@ enum class Errc : uint8_t {
   os_error,          // a system call failed; the message names it
   invalid_argument,  // a caller passed something unusable
   stopped,           // the component is shutting down
+  overloaded,        // a bounded queue is full: nothing was queued; try again later
 };
 
 const char* to_string(Errc code);

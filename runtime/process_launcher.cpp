@@ -804,6 +804,29 @@ caf::error ProcessLauncher::release(int pid) {
   return impl_->call([&] { return impl_->release_on_loop(pid); });
 }
 
+void ProcessLauncher::kill_async(int pid, int signal, bool group,
+                                 std::function<void(const caf::error&)> done) {
+  auto report = [&done](const caf::error& err) {
+    if (done)
+      done(err);
+  };
+  if (signal < 0 || signal > SIGRTMAX) {
+    report(make_error(Errc::invalid_argument, "kill: no such signal " + std::to_string(signal)));
+    return;
+  }
+  auto* impl = impl_.get();
+  auto shared = std::make_shared<std::function<void(const caf::error&)>>(std::move(done));
+  bool queued = impl->post(
+      [impl, pid, signal, group, shared] {
+        auto err = impl->kill_on_loop(pid, signal, group);
+        if (*shared)
+          (*shared)(err);
+      },
+      false);
+  if (!queued && *shared)
+    (*shared)(make_error(Errc::stopped, "kill: process launcher is shutting down"));
+}
+
 size_t ProcessLauncher::running() const {
   return impl_->live_.load();
 }

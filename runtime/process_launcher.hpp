@@ -83,7 +83,16 @@ class ProcessLauncher {
 
   // Sends signal to a process this launcher started; to the whole session /
   // process group when group is true. Unknown pid: Errc::invalid_argument.
+  // Waits for the launcher's thread: not for an actor's thread (kill_async).
   caf::error kill(int pid, int signal, bool group = false);
+
+  // kill() without waiting: the signal is sent on the launcher's thread, in
+  // order with spawns, adoptions and other kills from this caller; done (if
+  // given) runs there exactly once with the outcome, or at once on the
+  // calling thread when the launcher is stopping (Errc::stopped) or the
+  // signal does not exist. done must not block.
+  void kill_async(int pid, int signal, bool group = false,
+                  std::function<void(const caf::error&)> done = {});
 
   // Kills (SIGKILL) and reaps every child, then refuses further spawn() and
   // kill() with Errc::stopped. The destructor does the same; shutdown()

@@ -30,7 +30,8 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
       config_(std::move(config)),
       metrics_(*config_.metrics),
       rng_(seed_or_random(config_.seed)),
-      registration_backoff_(config_.registration_backoff_min_ms) {
+      registration_backoff_(
+          {config_.registration_backoff_min_ms, config_.registration_backoff_max_ms, 2.0, 0.5}) {
   if (config_.checkpoint)
     writer_ = std::make_unique<CheckpointWriter>(
         [metrics = config_.metrics, health = checkpoint_health_](const caf::error& err) {
@@ -220,9 +221,10 @@ void Agent::refuse(std::atomic<uint64_t>& counter, const std::string& what) {
     log().warn("{}: refused {} ({} of its kind so far)", me().to_string(), what, n);
 }
 
-Duration Agent::jittered(Duration d) {
-  std::uniform_real_distribution<double> factor(0.5, 1.0);
-  return std::chrono::duration_cast<Duration>(d * factor(rng_));
+Backoff Agent::status_update_backoff() const {
+  // No jitter: each task's retries are already spread by when it was updated.
+  return Backoff(
+      {config_.status_update_backoff_min_ms, config_.status_update_backoff_max_ms, 2.0, 0.0});
 }
 
 // -- registration ----------------------------------------------------------------
@@ -234,9 +236,7 @@ void Agent::try_register() {
   watch(config_.master);  // one-shot: armed again by every attempt
   send(config_.master, registration());
   metrics_.registration_attempts.fetch_add(1, std::memory_order_relaxed);
-  auto delay = jittered(registration_backoff_);
-  registration_backoff_ =
-      std::min<Duration>(registration_backoff_ * 2, config_.registration_backoff_max_ms);
+  auto delay = registration_backoff_.next(rng_);
   registration_timer_ = after(delay, [this] {
     registration_timer_ = 0;
     try_register();
@@ -303,7 +303,7 @@ void Agent::on_registered(const std::string& agent_id, int64_t ping_interval_ns)
   checkpoint_agent();
   cancel(registration_timer_);
   registration_timer_ = 0;
-  registration_backoff_ = config_.registration_backoff_min_ms;
+  registration_backoff_.reset();
   metrics_.registrations.fetch_add(1, std::memory_order_relaxed);
   log().info("{}: {} with {} as agent {}", me().to_string(), first ? "registered" : "reregistered",
              config_.master.to_string(), agent_id_);
@@ -326,8 +326,8 @@ void Agent::on_master_lost(const std::string& why) {
     cancel(task.retry_timer);
     task.retry_timer = 0;
   }
-  registration_backoff_ = config_.registration_backoff_min_ms;
-  registration_timer_ = after(jittered(registration_backoff_), [this] {
+  registration_backoff_.reset();
+  registration_timer_ = after(registration_backoff_.peek(rng_), [this] {
     registration_timer_ = 0;
     try_register();
   });

@@ -39,6 +39,7 @@
 // from any thread.
 
 #include "runtime/actor.hpp"
+#include "runtime/backoff.hpp"
 #include "services/agent/checkpoint_writer.hpp"
 #include "services/agent/fetcher.hpp"
 #include "services/agent/isolator.hpp"
@@ -94,11 +95,14 @@ struct AgentMetrics {
   std::atomic<uint64_t> tasks_launched{0};
   std::atomic<uint64_t> executors_exited{0};
   std::atomic<uint64_t> containers_destroyed{0};
-  std::atomic<uint64_t> container_limitations{0};  // memory limits hit
-  std::atomic<uint64_t> container_errors{0};       // prepare/destroy failures
-  std::atomic<uint64_t> fetches{0};                // executor runs whose URIs were fetched
+  std::atomic<uint64_t> container_limitations{0};        // memory limits hit
+  std::atomic<uint64_t> container_errors{0};             // prepare/destroy failures
+  std::atomic<uint64_t> container_destroys_deferred{0};  // the pool was full: retried later
+  std::atomic<uint64_t> usage_requests_refused{0};       // GetContainerUsage with the pool full
+  std::atomic<uint64_t> fetches{0};                      // executor runs whose URIs were fetched
   std::atomic<uint64_t> fetch_failures{0};
   std::atomic<uint64_t> checkpoint_failures{0};
+  std::atomic<uint64_t> checkpoint_refusals{0};  // task records the full writer queue refused
   std::atomic<uint64_t> gc_scans{0};
   std::atomic<uint64_t> gc_sandboxes_removed{0};  // executor run directories
   std::atomic<uint64_t> gc_failures{0};           // file system errors met by scans
@@ -232,7 +236,7 @@ class Agent : public Actor {
     Owned<wire::TaskInfo> info;
     StatusUpdateStream stream;
     TimerId retry_timer = 0;
-    Duration retry_backoff{};
+    Backoff retry_backoff{BackoffPolicy{}};
     bool kill_requested = false;
     // Executor updates taken and not yet on disk: acknowledged to the
     // executor once their checkpoint is written.
@@ -327,6 +331,10 @@ class Agent : public Actor {
   expected<Placement> prepare_container(Executor& e, const Resources& resources);
   bool check_limitation(Executor& e, const ContainerStats* known = nullptr);
   void destroy_container(Executor& e);
+  // Destroys a container by id on the container lane of the blocking pool;
+  // when that lane is full, later (destroy_backlog_), never on this thread.
+  void destroy_container_id(const std::string& id);
+  void retry_destroys();
   void arm_container_monitor();
   void monitor_containers();
   void on_container_usage(const std::map<std::string, ContainerStats>& usage);
@@ -349,6 +357,10 @@ class Agent : public Actor {
   void checkpoint_run(const Executor& e, CheckpointWriter::Done done = {});
   void checkpoint_task_later(const Key& key);
   void flush_checkpoints();
+  // The writer's queue was full: the task's record is written later.
+  void checkpoint_task_retry(const Key& key);
+  // A removal in order with the writes; a full queue is reported as a failure.
+  void run_checkpoint_op(std::function<caf::error()> op);
   void forget_checkpointed_task(const Key& key);
   void forget_checkpointed_run(const Executor& e);
   void forget_checkpointed_framework(const std::string& framework_id);
@@ -373,7 +385,8 @@ class Agent : public Actor {
   void maybe_forget(const Key& key);
   void on_read_sandbox(const Received<wire::ReadSandboxFile>& m);
   const std::filesystem::path* sandbox_of(const Key& task) const;
-  Duration jittered(Duration d);
+  // The status update retries' backoff a task starts with.
+  Backoff status_update_backoff() const;
 
   // Sandbox GC (agent_gc.cpp).
   void arm_gc();
@@ -403,7 +416,8 @@ class Agent : public Actor {
   std::unique_ptr<CheckpointWriter> writer_;  // null: checkpointing off
   std::set<Key> dirty_tasks_;                 // task records to write at the end of this handler
   bool flush_scheduled_ = false;
-  Duration registration_backoff_;
+  TimerId checkpoint_retry_timer_ = 0;  // task records refused by a full writer queue
+  Backoff registration_backoff_;
   TimerId registration_timer_ = 0;
   Duration ping_interval_{0};
   TimerId ping_timer_ = 0;
@@ -412,6 +426,8 @@ class Agent : public Actor {
   std::shared_ptr<Fetcher> fetcher_;
   std::shared_ptr<ContainerBook> containers_ = std::make_shared<ContainerBook>();
   TimerId monitor_timer_ = 0;
+  std::deque<std::string> destroy_backlog_;  // refused by a full pool; at most one per container
+  TimerId destroy_retry_timer_ = 0;
   TimerId gc_timer_ = 0;
   bool gc_scanning_ = false;
   std::map<Key, Task> tasks_;

@@ -14,6 +14,8 @@ namespace tessera {
 namespace {
 
 constexpr uint64_t mib = uint64_t{1} << 20;
+// How soon a destroy refused by a full container lane is tried again.
+constexpr auto destroy_retry_ms = std::chrono::milliseconds(100);
 
 std::string mib_text(uint64_t bytes) {
   return std::to_string(bytes / mib) + " MiB";
@@ -53,13 +55,15 @@ expected<Placement> Agent::prepare_container(Executor& e, const Resources& resou
   return placement;
 }
 
-// Whether the container hit a limit; reads the kernel's count of OOM kills
-// (cgroups) or the container's memory (posix, where the agent enforces).
+// Whether the container hit a limit, from usage the monitor read on the
+// blocking pool (known), or else from the kernel's count of OOM kills alone
+// (Isolator::oom_state: two cgroup control files, no /proc scan; posix has
+// none, and its limit is the monitor's to find).
 bool Agent::check_limitation(Executor& e, const ContainerStats* known) {
   auto& c = e.container;
   if (!c.active || c.limitation != Reason::NONE)
     return c.limitation != Reason::NONE;
-  expected<ContainerStats> usage = known ? *known : isolator_->usage(e.run_id);
+  expected<ContainerStats> usage = known ? *known : isolator_->oom_state(e.run_id);
   if (!usage)
     return false;
   bool posix_over = c.limits.mem_bytes > 0 && usage->oom_kills == 0 &&
@@ -86,27 +90,49 @@ void Agent::destroy_container(Executor& e) {
   if (!e.container.active)
     return;
   e.container.active = false;
+  destroy_container_id(e.run_id);
+}
+
+// The container stays in containers_ until destroyed, so the exit hook
+// (destroy_containers) still ends it if the agent stops first.
+void Agent::destroy_container_id(const std::string& id) {
+  {
+    std::lock_guard<std::mutex> guard(containers_->mu);
+    containers_->ids.insert(id);
+  }
   auto isolator = isolator_;
-  auto id = e.run_id;
   auto name = me().to_string();
   auto metrics = config_.metrics;
   auto book = containers_;
-  auto work = [isolator, id, name, metrics, book] {
+  bool queued = blocking(Work::container, [=]() -> std::function<void()> {
     auto err = isolator->destroy(id);
     if (err) {
       metrics->container_errors.fetch_add(1, std::memory_order_relaxed);
       log().warn("{}: destroying container {}: {}", name, id, describe(err));
-      return;
+      return {};
     }
     metrics->containers_destroyed.fetch_add(1, std::memory_order_relaxed);
     std::lock_guard<std::mutex> guard(book->mu);
     book->ids.erase(id);
-  };
-  if (!blocking([work]() -> std::function<void()> {
-        work();
-        return {};
-      }))
-    work();  // the pool is stopping or full: here, rather than leak it
+    return {};
+  });
+  if (queued)
+    return;
+  // The lane is full (or stopping): later, from here, never on this thread.
+  metrics_.container_destroys_deferred.fetch_add(1, std::memory_order_relaxed);
+  destroy_backlog_.push_back(id);
+  if (destroy_retry_timer_ == 0)
+    destroy_retry_timer_ = after(destroy_retry_ms, [this] {
+      destroy_retry_timer_ = 0;
+      retry_destroys();
+    });
+}
+
+void Agent::retry_destroys() {
+  auto backlog = std::move(destroy_backlog_);
+  destroy_backlog_.clear();
+  for (const auto& id : backlog)
+    destroy_container_id(id);  // a refused one goes back, with a new timer
 }
 
 void Agent::arm_container_monitor() {
@@ -128,7 +154,7 @@ void Agent::monitor_containers() {
   if (ids.empty())
     return;
   auto isolator = isolator_;
-  bool queued = blocking([this, isolator, ids]() -> std::function<void()> {
+  bool queued = blocking(Work::usage, [this, isolator, ids]() -> std::function<void()> {
     auto usage = isolator->usage_of(ids);
     return [this, usage = std::move(usage)] { on_container_usage(usage); };
   });
@@ -151,41 +177,73 @@ void Agent::on_container_usage(const std::map<std::string, ContainerStats>& usag
   arm_container_monitor();
 }
 
+// Usage is read on the blocking pool's usage lane (posix scans all of
+// /proc) and the reply sent when it is back; a full lane is an error reply.
 void Agent::on_get_usage(const Received<wire::GetContainerUsage>& m) {
   auto fid = str(m.body().getFrameworkId());
   auto eid = str(m.body().getExecutorId());
-  std::vector<std::pair<const Executor*, ContainerStats>> found;
+  struct Row {
+    std::string framework_id, executor_id, run_id;
+    ContainerLimits limits;
+  };
+  std::vector<Row> rows;
+  std::vector<std::string> ids;
   for (const auto& [key, e] : executors_) {
     if (!e.container.active || (!eid.empty() && (key.first != fid || key.second != eid)))
       continue;
-    if (auto usage = isolator_->usage(e.run_id))
-      found.emplace_back(&e, *usage);
+    rows.push_back({e.framework_id, e.executor_id, e.run_id, e.container.limits});
+    ids.push_back(e.run_id);
   }
-  reply(
-      m, build<wire::ContainerUsage>([&](wire::ContainerUsage::Builder b) {
-        if (!eid.empty() && found.empty())
-          b.setError("no running container for executor '" + eid + "' of framework '" + fid + "'");
-        auto list = b.initContainers(static_cast<unsigned>(found.size()));
-        unsigned i = 0;
-        for (const auto& [e, u] : found) {
-          auto c = list[i++];
-          c.setFrameworkId(e->framework_id);
-          c.setExecutorId(e->executor_id);
-          c.setContainerId(e->run_id);
-          c.setIsolation(isolator_->name());
-          c.setTimestampNs(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count());
-          c.setCpuTimeNs(u.cpu_time_ns);
-          c.setCpusLimitMilli(e->container.limits.cpus_milli);
-          c.setMemRssBytes(u.mem_rss_bytes);
-          c.setMemPeakBytes(u.mem_peak_bytes);
-          c.setMemLimitBytes(e->container.limits.mem_bytes);
-          c.setProcesses(u.processes);
-          c.setPidsLimit(e->container.limits.pids_max);
-          c.setOomKills(u.oom_kills);
-        }
-      }));
+  auto isolator = isolator_;
+  auto answer = [this, request = m.envelope(), rows, fid, eid, isolator](
+                    const std::map<std::string, ContainerStats>& usage, const std::string& error) {
+    reply_later(request, build<wire::ContainerUsage>([&](wire::ContainerUsage::Builder b) {
+                  size_t n = 0;
+                  for (const auto& r : rows)
+                    n += usage.count(r.run_id);
+                  if (!error.empty())
+                    b.setError(error);
+                  else if (!eid.empty() && n == 0)
+                    b.setError("no running container for executor '" + eid + "' of framework '" +
+                               fid + "'");
+                  auto list = b.initContainers(static_cast<unsigned>(n));
+                  unsigned i = 0;
+                  for (const auto& r : rows) {
+                    auto it = usage.find(r.run_id);
+                    if (it == usage.end())
+                      continue;
+                    const auto& u = it->second;
+                    auto c = list[i++];
+                    c.setFrameworkId(r.framework_id);
+                    c.setExecutorId(r.executor_id);
+                    c.setContainerId(r.run_id);
+                    c.setIsolation(isolator->name());
+                    c.setTimestampNs(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
+                    c.setCpuTimeNs(u.cpu_time_ns);
+                    c.setCpusLimitMilli(r.limits.cpus_milli);
+                    c.setMemRssBytes(u.mem_rss_bytes);
+                    c.setMemPeakBytes(u.mem_peak_bytes);
+                    c.setMemLimitBytes(r.limits.mem_bytes);
+                    c.setProcesses(u.processes);
+                    c.setPidsLimit(r.limits.pids_max);
+                    c.setOomKills(u.oom_kills);
+                  }
+                }));
+  };
+  if (ids.empty()) {
+    answer({}, {});
+    return;
+  }
+  bool queued = blocking(Work::usage, [isolator, ids, answer]() -> std::function<void()> {
+    auto usage = isolator->usage_of(ids);
+    return [answer, usage = std::move(usage)] { answer(usage, {}); };
+  });
+  if (!queued) {
+    metrics_.usage_requests_refused.fetch_add(1, std::memory_order_relaxed);
+    answer({}, "the agent is busy reading usage; try again");
+  }
 }
 
 // The agent's clean end (its exit hook): nothing it started stays, and no

@@ -154,7 +154,7 @@ Agent::Task* Agent::add_task(const std::string& framework_id, wire::TaskInfo::Re
   task.framework_id = framework_id;
   task.task_id = task_id;
   task.info = Owned<wire::TaskInfo>(info);
-  task.retry_backoff = config_.status_update_backoff_min_ms;
+  task.retry_backoff = status_update_backoff();
   checkpoint_task_later(key);
   return &task;
 }
@@ -235,8 +235,8 @@ bool Agent::fetch_uris(Executor& e) {
   Key key{e.framework_id, e.executor_id};
   auto fetcher = fetcher_;
   auto cache = fetcher_cache_;  // the fetcher points to it: it must outlive the job
-  auto queued =
-      blocking([this, fetcher, cache, jobs, key, run = e.run_id]() -> std::function<void()> {
+  auto queued = blocking(
+      Work::fetch, [this, fetcher, cache, jobs, key, run = e.run_id]() -> std::function<void()> {
         caf::error error;
         for (const auto& job : jobs) {
           std::error_code ec;
@@ -649,8 +649,10 @@ void Agent::destroy_executor(const Key& key) {
     return;
   }
   if (e.pid != 0)
-    if (auto err = node().launcher().kill(e.pid, SIGKILL, true))
-      log().warn("{}: killing executor {}: {}", me().to_string(), key.second, describe(err));
+    kill_process(e.pid, SIGKILL, true, [this, id = key.second](const caf::error& err) {
+      if (err)
+        log().warn("{}: killing executor {}: {}", me().to_string(), id, describe(err));
+    });
   destroy_container(e);  // and whatever left its process group
 }
 

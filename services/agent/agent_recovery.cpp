@@ -49,6 +49,9 @@ namespace {
 
 using State = wire::TaskState;
 
+// How soon task records refused by a full checkpoint queue are tried again.
+constexpr auto checkpoint_retry_ms = std::chrono::milliseconds(50);
+
 // Whether pid is still the executor the checkpoint says (a pid can be reused).
 bool is_executor(int pid, const std::string& framework_id, const std::string& executor_id) {
   std::string env;
@@ -170,18 +173,23 @@ void Agent::retry_checkpoints() {
   for (const auto& [key, task] : tasks_)
     dirty_tasks_.insert(key);
   flush_checkpoints();
-  writer_->run([] { return caf::error{}; }, on_written([this, failures_before](const caf::error&) {
-                 uint64_t failures = 0;
-                 {
-                   std::lock_guard<std::mutex> guard(checkpoint_health_->mu);
-                   failures = checkpoint_health_->failures;
-                 }
-                 if (failures != failures_before || !checkpoint_error_)
-                   return;
-                 log().warn("{}: checkpoint writes succeed again; taking new tasks",
-                            me().to_string());
-                 checkpoint_error_ = caf::error{};
-               }));
+  bool queued = writer_->run(
+      [] { return caf::error{}; }, on_written([this, failures_before](const caf::error&) {
+        uint64_t failures = 0;
+        {
+          std::lock_guard<std::mutex> guard(checkpoint_health_->mu);
+          failures = checkpoint_health_->failures;
+        }
+        if (failures != failures_before || !checkpoint_error_)
+          return;
+        log().warn("{}: checkpoint writes succeed again; taking new tasks", me().to_string());
+        checkpoint_error_ = caf::error{};
+      }));
+  if (!queued && checkpoint_retry_timer_ == 0)  // the queue is full: try again later
+    checkpoint_retry_timer_ = after(config_.checkpoint_retry_ms, [this] {
+      checkpoint_retry_timer_ = 0;
+      retry_checkpoints();
+    });
 }
 
 void Agent::checkpoint_agent() {
@@ -192,7 +200,8 @@ void Agent::checkpoint_agent() {
   fill_agent_info(r.initAgentInfo());
   r.setMasterAddress(config_.master.to_string());
   r.setVersion(version);
-  writer_->write(checkpoint::agent_path(config_.work_dir), checkpoint::frame_record(b));
+  if (!writer_->write(checkpoint::agent_path(config_.work_dir), checkpoint::frame_record(b)))
+    checkpoint_failed(writer_->refusal());
 }
 
 void Agent::checkpoint_framework(const std::string& framework_id) {
@@ -201,8 +210,9 @@ void Agent::checkpoint_framework(const std::string& framework_id) {
     return;
   capnp::MallocMessageBuilder b;
   b.initRoot<wire::FrameworkRecord>().setInfo(it->second.get());
-  writer_->write(checkpoint::framework_path(config_.work_dir, framework_id),
-                 checkpoint::frame_record(b));
+  if (!writer_->write(checkpoint::framework_path(config_.work_dir, framework_id),
+                      checkpoint::frame_record(b)))
+    checkpoint_failed(writer_->refusal());
 }
 
 void Agent::checkpoint_run(const Executor& e, CheckpointWriter::Done done) {
@@ -230,9 +240,15 @@ void Agent::checkpoint_run(const Executor& e, CheckpointWriter::Done done) {
   auto tasks = r.initTasks(static_cast<unsigned>(given.size()));
   for (unsigned i = 0; i < given.size(); ++i)
     tasks.setWithCaveats(i, given[i]->info.get());
-  writer_->write(
-      checkpoint::executor_run_path(config_.work_dir, e.framework_id, e.executor_id, e.run_id),
-      checkpoint::frame_record(b), std::move(done));
+  if (!writer_->write(
+          checkpoint::executor_run_path(config_.work_dir, e.framework_id, e.executor_id, e.run_id),
+          checkpoint::frame_record(b), done)) {
+    // The writer's queue is full: the record is not written, and a launch
+    // waiting for it hears so (the writer never calls a refused done).
+    checkpoint_failed(writer_->refusal());
+    if (done)
+      done(writer_->refusal());
+  }
 }
 
 void Agent::checkpoint_task_later(const Key& key) {
@@ -256,6 +272,13 @@ void Agent::flush_checkpoints() {
     if (it == tasks_.end())
       continue;  // forgotten meanwhile, record removed with it
     auto& task = it->second;
+    auto path = checkpoint::task_path(config_.work_dir, key.first, key.second);
+    if (!writer_->accepts(path)) {
+      // Backpressure: the writer's queue is full. The record stays dirty and
+      // its executor updates unacknowledged (the executor keeps them).
+      checkpoint_task_retry(key);
+      continue;
+    }
     capnp::MallocMessageBuilder b;
     auto r = b.initRoot<wire::TaskRecord>();
     r.setFrameworkId(task.framework_id);
@@ -282,8 +305,7 @@ void Agent::flush_checkpoints() {
       });
       task.ack_after_write.clear();
     }
-    writer_->write(checkpoint::task_path(config_.work_dir, key.first, key.second),
-                   checkpoint::frame_record(b), std::move(done));
+    writer_->write(path, checkpoint::frame_record(b), std::move(done));
   }
 }
 
@@ -295,11 +317,31 @@ caf::error as_error(const expected<void>& r) {
 
 }  // namespace
 
+void Agent::checkpoint_task_retry(const Key& key) {
+  dirty_tasks_.insert(key);
+  metrics_.checkpoint_refusals.fetch_add(1, std::memory_order_relaxed);
+  if (checkpoint_retry_timer_ != 0)
+    return;
+  log().warn("{}: checkpoint: {}; retrying", me().to_string(), describe(writer_->refusal()));
+  checkpoint_retry_timer_ = after(checkpoint_retry_ms, [this] {
+    checkpoint_retry_timer_ = 0;
+    if (!flush_scheduled_) {
+      flush_scheduled_ = true;
+      flush_checkpoints();
+    }
+  });
+}
+
+void Agent::run_checkpoint_op(std::function<caf::error()> op) {
+  if (!writer_->run(std::move(op)))
+    checkpoint_failed(writer_->refusal());
+}
+
 void Agent::forget_checkpointed_task(const Key& key) {
   if (!writer_)
     return;
   dirty_tasks_.erase(key);
-  writer_->run([dir = config_.work_dir, key] {
+  run_checkpoint_op([dir = config_.work_dir, key] {
     return as_error(checkpoint::remove_task(dir, key.first, key.second));
   });
 }
@@ -307,7 +349,7 @@ void Agent::forget_checkpointed_task(const Key& key) {
 void Agent::forget_checkpointed_run(const Executor& e) {
   if (!writer_)
     return;
-  writer_->run([dir = config_.work_dir, f = e.framework_id, x = e.executor_id, r = e.run_id] {
+  run_checkpoint_op([dir = config_.work_dir, f = e.framework_id, x = e.executor_id, r = e.run_id] {
     return as_error(checkpoint::remove_executor_run(dir, f, x, r));
   });
 }
@@ -315,7 +357,7 @@ void Agent::forget_checkpointed_run(const Executor& e) {
 void Agent::forget_checkpointed_framework(const std::string& framework_id) {
   if (!writer_)
     return;
-  writer_->run([dir = config_.work_dir, framework_id] {
+  run_checkpoint_op([dir = config_.work_dir, framework_id] {
     return as_error(checkpoint::remove_framework(dir, framework_id));
   });
 }
@@ -324,7 +366,7 @@ void Agent::forget_all_checkpoints() {
   if (!writer_)
     return;
   dirty_tasks_.clear();
-  writer_->run([dir = config_.work_dir] { return as_error(checkpoint::remove_all(dir)); });
+  run_checkpoint_op([dir = config_.work_dir] { return as_error(checkpoint::remove_all(dir)); });
 }
 
 // -- recovering ------------------------------------------------------------------------
@@ -374,8 +416,7 @@ bool Agent::recover() {
   for (const auto& id : isolator_->containers())
     if (!claimed.count(id)) {
       log().info("{}: recovery: destroying orphan container {}", me().to_string(), id);
-      if (auto err = isolator_->destroy(id))
-        log().warn("{}: recovery: container {}: {}", me().to_string(), id, describe(err));
+      destroy_container_id(id);
     }
   if (!recovered_ && state->records() > 0)
     forget_all_checkpoints();
@@ -427,7 +468,7 @@ void Agent::recover_framework(const std::string& fid, checkpoint::RecoveredFrame
     task.executor_id = str(r.getExecutorId());
     task.info = Owned<wire::TaskInfo>(r.getTask());
     task.stream = StatusUpdateStream::restore(r);
-    task.retry_backoff = config_.status_update_backoff_min_ms;
+    task.retry_backoff = status_update_backoff();
   }
   std::vector<Key> ended;
   // A live run first: of two runs of one executor (an old one whose record
@@ -474,8 +515,7 @@ void Agent::recover_framework(const std::string& fid, checkpoint::RecoveredFrame
     bool live = pid > 0 && !executors_.count(key);
     if (executors_.count(key)) {
       // An older run of the same executor: over.
-      if (auto err = isolator_->destroy(e.run_id))
-        log().warn("{}: recovery: container {}: {}", me().to_string(), e.run_id, describe(err));
+      destroy_container(e);
       forget_checkpointed_run(e);
       continue;
     }
@@ -561,7 +601,7 @@ void Agent::start_over(const std::string& reason) {
     cancel(e.registration_timer);
     cancel(e.kill_timer);
     if (e.pid != 0)
-      node().launcher().kill(e.pid, SIGKILL, true);
+      kill_process(e.pid, SIGKILL, true);
     destroy_container(e);
   }
   executors_.clear();

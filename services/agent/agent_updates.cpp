@@ -74,9 +74,7 @@ void Agent::forward(Task& task) {
        }));
   metrics_.updates_forwarded.fetch_add(1, std::memory_order_relaxed);
   cancel(task.retry_timer);
-  auto delay = task.retry_backoff;
-  task.retry_backoff =
-      std::min<Duration>(task.retry_backoff * 2, config_.status_update_backoff_max_ms);
+  auto delay = task.retry_backoff.next();
   task.retry_timer = after(delay, [this, key = Key{task.framework_id, task.task_id}] {
     auto it = tasks_.find(key);
     if (it == tasks_.end())
@@ -89,7 +87,7 @@ void Agent::forward(Task& task) {
 
 void Agent::forward_all() {
   for (auto& [key, task] : tasks_) {
-    task.retry_backoff = config_.status_update_backoff_min_ms;
+    task.retry_backoff.reset();
     forward(task);
   }
 }
@@ -111,7 +109,7 @@ void Agent::on_ack(const Received<wire::StatusUpdateAck>& m) {
   auto& task = it->second;
   cancel(task.retry_timer);
   task.retry_timer = 0;
-  task.retry_backoff = config_.status_update_backoff_min_ms;
+  task.retry_backoff.reset();
   checkpoint_task_later(key);
   forward(task);
   maybe_forget(key);
@@ -161,19 +159,31 @@ void Agent::on_read_sandbox(const Received<wire::ReadSandboxFile>& m) {
     answer_error("unknown task '" + key.second + "' of framework '" + key.first + "'");
     return;
   }
+  // Read on the blocking pool (up to read_bytes_max from disk), answered
+  // when it is back.
   auto path = str(body.getPath());
-  auto chunk = sandbox::read(*dir, path, body.getOffset(), body.getLengthMax());
-  if (!chunk) {
-    if (is(chunk.error(), Errc::invalid_argument))
-      refuse(metrics_.refused_invalid,
-             "sandbox read of '" + path + "' from " + m.sender().to_string());
-    answer_error(describe(chunk.error()));
-    return;
-  }
-  reply(m, build<wire::SandboxFile>([&](wire::SandboxFile::Builder b) {
-          b.setData(tessera::data(chunk->data));
-          b.setSize(chunk->size);
-        }));
+  auto answer = [this, request = m.envelope(), path](const expected<sandbox::FileChunk>& chunk) {
+    if (!chunk) {
+      if (is(chunk.error(), Errc::invalid_argument))
+        refuse(metrics_.refused_invalid,
+               "sandbox read of '" + path + "' from " + request.sender.to_string());
+      reply_later(request, build<wire::SandboxFile>([&](wire::SandboxFile::Builder b) {
+                    b.setError(describe(chunk.error()));
+                  }));
+      return;
+    }
+    reply_later(request, build<wire::SandboxFile>([&](wire::SandboxFile::Builder b) {
+                  b.setData(tessera::data(chunk->data));
+                  b.setSize(chunk->size);
+                }));
+  };
+  auto queued = blocking([answer, dir = *dir, path, offset = body.getOffset(),
+                          length_max = body.getLengthMax()]() -> std::function<void()> {
+    auto chunk = sandbox::read(dir, path, offset, length_max);
+    return [answer, chunk = std::move(chunk)] { answer(chunk); };
+  });
+  if (!queued)
+    answer_error("the agent is busy; try again");
 }
 
 }  // namespace tessera

@@ -21,24 +21,39 @@ CheckpointWriter::~CheckpointWriter() {
   thread_.join();
 }
 
-void CheckpointWriter::write(std::filesystem::path file, std::string bytes, Done done) {
+bool CheckpointWriter::write(std::filesystem::path file, std::string bytes, Done done) {
   Op op;
   op.file = std::move(file);
   op.bytes = std::move(bytes);
   if (done)
     op.done.push_back(std::move(done));
-  push(std::move(op));
+  return push(std::move(op));
 }
 
-void CheckpointWriter::run(std::function<caf::error()> fn, Done done) {
+bool CheckpointWriter::run(std::function<caf::error()> fn, Done done) {
   Op op;
   op.op = std::move(fn);
   if (done)
     op.done.push_back(std::move(done));
-  push(std::move(op));
+  return push(std::move(op));
 }
 
-void CheckpointWriter::push(Op op) {
+bool CheckpointWriter::accepts(const std::filesystem::path& file) const {
+  std::lock_guard<std::mutex> guard(mu_);
+  return queue_.size() < queue_max_ || pending_file_.count(file.string()) > 0;
+}
+
+uint64_t CheckpointWriter::refused() const {
+  std::lock_guard<std::mutex> guard(mu_);
+  return refused_;
+}
+
+caf::error CheckpointWriter::refusal() const {
+  return make_error(Errc::overloaded,
+                    "checkpoint queue full (" + std::to_string(queue_max_) + " operations)");
+}
+
+bool CheckpointWriter::push(Op op) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!op.file.empty()) {
     auto it = pending_file_.find(op.file.string());
@@ -48,18 +63,21 @@ void CheckpointWriter::push(Op op) {
           queued.bytes = std::move(op.bytes);
           for (auto& d : op.done)
             queued.done.push_back(std::move(d));
-          return;
+          return true;
         }
-  } else {
-    // Later writes must not move in front of this operation.
-    pending_file_.clear();
   }
-  room_.wait(lock, [this] { return queue_.size() < queue_max_; });
+  if (queue_.size() >= queue_max_) {
+    ++refused_;
+    return false;
+  }
+  if (op.file.empty())
+    pending_file_.clear();  // later writes must not move in front of this operation
   op.seq = next_seq_++;
   if (!op.file.empty())
     pending_file_[op.file.string()] = op.seq;
   queue_.push_back(std::move(op));
   wake_.notify_one();
+  return true;
 }
 
 void CheckpointWriter::flush() {
@@ -88,7 +106,6 @@ void CheckpointWriter::loop() {
         if (it != pending_file_.end() && it->second == op.seq)
           pending_file_.erase(it);
       }
-    room_.notify_all();
     lock.unlock();
     std::vector<caf::error> errors;
     if (batch.front().file.empty()) {

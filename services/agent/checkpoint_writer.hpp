@@ -10,8 +10,11 @@
 // Contract: operations run in order; each done callback runs once, on the
 // writer's thread, after its operation (or the one that replaced it) is
 // durable or failed. flush() waits for everything queued so far.
-// Limits: at most queue_max operations wait; beyond that write() and run()
-// block the caller until there is room (backpressure, never loss).
+// Limits: at most queue_max operations wait. Beyond that write() and run()
+// refuse at once and return false (backpressure: nothing is queued, done is
+// not called, the caller still holds what it wanted written and tries again
+// later); a write to a file whose write is queued always fits (it replaces
+// it). Nothing here ever blocks the caller but flush().
 // Thread-safety: every member may be called from any thread, but the order
 // promise holds per producer: the agent's actor is the only one that writes
 // and removes (a removal racing another thread's write to the same file may
@@ -47,9 +50,17 @@ class CheckpointWriter {
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
 
   // Writes bytes (a framed record) to file atomically (checkpoint.hpp).
-  void write(std::filesystem::path file, std::string bytes, Done done = {});
-  // Runs op in order with the writes (removals).
-  void run(std::function<caf::error()> op, Done done = {});
+  // False: refused, the queue is full (see Limits).
+  bool write(std::filesystem::path file, std::string bytes, Done done = {});
+  // Runs op in order with the writes (removals). False: refused, as write().
+  bool run(std::function<caf::error()> op, Done done = {});
+  // Whether a write to file would be taken now. With one producer (the
+  // agent's actor) a true answer holds until its next write or run.
+  bool accepts(const std::filesystem::path& file) const;
+  // Operations refused so far because the queue was full.
+  uint64_t refused() const;
+  // The error to report for a refused operation (Errc::overloaded).
+  caf::error refusal() const;
   // Returns once every operation queued before the call is done.
   void flush();
 
@@ -62,20 +73,20 @@ class CheckpointWriter {
     uint64_t seq = 0;
   };
   void loop();
-  void push(Op op);
+  bool push(Op op);
 
   const std::function<void(const caf::error&)> on_error_;
   static constexpr size_t batch_max = 256;        // writes per group commit
   static constexpr size_t group_commit_min = 16;  // fewer: an fsync each
   const size_t queue_max_;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable wake_;
-  std::condition_variable room_;
   std::condition_variable idle_;
   std::deque<Op> queue_;                                    // guarded by mu_
   std::unordered_map<std::string, uint64_t> pending_file_;  // file -> seq of its queued write
   uint64_t next_seq_ = 1;                                   // guarded by mu_
   uint64_t done_seq_ = 0;                                   // every op <= it is done
+  uint64_t refused_ = 0;                                    // guarded by mu_
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -8,6 +8,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <httplib.h>
+#include <uriparser/Uri.h>
 #include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -130,82 +131,188 @@ caf::error with_context(const caf::error& err, const std::string& context) {
 // ---------------------------------------------------------------------------
 // URIs
 
+// What a URI names: a local file, or a resource on an HTTP(S) server.
 struct Source {
-  bool http = false;
+  bool http = false;   // http:// or https://
+  bool tls = false;    // https://
   std::string path;    // file: the absolute path
-  std::string host;    // http
+  std::string host;    // http: a name or an address, IPv6 without brackets
   int port = 80;       // http
-  std::string target;  // http: path and query, "/" at least
-  std::string name;    // the last path segment: the name in the sandbox
+  std::string target;  // http: path and query as sent, "/" at least
+  std::string name;    // the last path segment, decoded: the name in the sandbox
+  std::string uri;     // http: the URI itself, the base that redirects resolve against
 };
 
-caf::error set_name(Source& src, std::string_view path) {
-  auto end = path.find_first_of("?#");
-  path = path.substr(0, end);
-  auto slash = path.rfind('/');
-  auto name = slash == std::string_view::npos ? path : path.substr(slash + 1);
-  if (!sandbox::valid_path_id(name))
+// A URI parsed by uriparser, freed on every path out.
+class ParsedUri {
+ public:
+  explicit ParsedUri(const std::string& text) {
+    const char* error_at = nullptr;
+    ok_ = uriParseSingleUriA(&uri_, text.c_str(), &error_at) == URI_SUCCESS;
+    error_offset_ = error_at ? static_cast<size_t>(error_at - text.c_str()) : 0;
+  }
+  ~ParsedUri() {
+    if (ok_)
+      uriFreeUriMembersA(&uri_);
+  }
+  ParsedUri(const ParsedUri&) = delete;
+  ParsedUri& operator=(const ParsedUri&) = delete;
+  bool ok() const { return ok_; }
+  size_t error_offset() const { return error_offset_; }
+  const UriUriA& get() const { return uri_; }
+
+ private:
+  UriUriA uri_{};
+  bool ok_ = false;
+  size_t error_offset_ = 0;
+};
+
+std::string range(const UriTextRangeA& r) {
+  return r.first && r.afterLast ? std::string(r.first, r.afterLast) : std::string();
+}
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// %XX sequences decoded; a NUL among them is refused.
+expected<std::string> unescape(std::string text) {
+  text.push_back('\0');
+  auto* end = uriUnescapeInPlaceExA(text.data(), URI_FALSE, URI_BR_DONT_TOUCH);
+  text.resize(static_cast<size_t>(end - text.data()));
+  if (text.find('\0') != std::string::npos)
+    return make_error(Errc::invalid_argument, "an escaped NUL byte");
+  return text;
+}
+
+// The path's segments: raw (as they are sent) or decoded (as they name files).
+std::vector<std::string> segments(const UriUriA& u) {
+  std::vector<std::string> out;
+  for (auto* seg = u.pathHead; seg; seg = seg->next)
+    out.push_back(range(seg->text));
+  return out;
+}
+
+caf::error set_name(Source& src, const std::vector<std::string>& parts) {
+  auto name = unescape(parts.empty() ? std::string() : parts.back());
+  if (!name)
+    return name.error();
+  if (!sandbox::valid_path_id(*name))
     return make_error(Errc::invalid_argument, "no usable file name in the URI's path");
-  src.name = std::string(name);
+  src.name = *name;
   return caf::none;
 }
 
-expected<Source> parse_http(std::string_view rest) {
+expected<Source> parse_file(const UriUriA& u) {
+  auto host = lower(range(u.hostText));
+  if (!host.empty() && host != "localhost")
+    return make_error(Errc::invalid_argument, "file URIs must name a local absolute path");
   Source src;
-  src.http = true;
-  auto end = rest.find_first_of("/?#");
-  auto authority = rest.substr(0, end);
-  auto target = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
-  if (authority.empty())
-    return make_error(Errc::invalid_argument, "no host");
-  if (authority.find('@') != std::string_view::npos)
-    return make_error(Errc::invalid_argument, "user information is not supported");
-  auto colon = authority.rfind(':');
-  if (colon != std::string_view::npos && authority.find(']') == std::string_view::npos) {
-    uint64_t port = 0;
-    if (!text::parse_u64(authority.substr(colon + 1), port) || port == 0 || port > 65535)
-      return make_error(Errc::invalid_argument, "bad port");
-    src.port = static_cast<int>(port);
-    authority = authority.substr(0, colon);
+  auto parts = segments(u);
+  for (const auto& part : parts) {
+    auto decoded = unescape(part);
+    if (!decoded)
+      return decoded.error();
+    src.path += "/" + *decoded;
   }
-  if (authority.size() >= 2 && authority.front() == '[' && authority.back() == ']')
-    authority = authority.substr(1, authority.size() - 2);
-  src.host = std::string(authority);
-  target = target.substr(0, target.find('#'));
-  if (target.empty() || target.front() != '/')
-    src.target = "/" + std::string(target);
-  else
-    src.target = std::string(target);
-  if (auto err = set_name(src, target))
+  if (src.path.empty())
+    return make_error(Errc::invalid_argument, "file URIs must name a local absolute path");
+  if (auto err = set_name(src, parts))
     return err;
   return src;
 }
 
-expected<Source> parse_uri(std::string_view uri) {
-  constexpr std::string_view file_scheme = "file://";
-  constexpr std::string_view http_scheme = "http://";
-  if (uri.find('\0') != std::string_view::npos)
-    return make_error(Errc::invalid_argument, "a NUL byte");
-  if (uri.starts_with(http_scheme))
-    return parse_http(uri.substr(http_scheme.size()));
-  std::string_view path;
-  if (uri.starts_with(file_scheme)) {
-    path = uri.substr(file_scheme.size());
-    if (path.starts_with("localhost/"))
-      path.remove_prefix(std::string_view("localhost").size());
-    if (!path.starts_with('/'))
-      return make_error(Errc::invalid_argument, "file URIs must name a local absolute path");
-  } else if (uri.starts_with('/')) {
-    path = uri;
-  } else {
-    return make_error(Errc::invalid_argument,
-                      "unsupported URI (only file://, http:// and absolute paths)");
-  }
+expected<Source> parse_remote(const UriUriA& u, const std::string& text, bool tls) {
   Source src;
-  src.path = std::string(path);
-  if (auto err = set_name(src, path))
+  src.http = true;
+  src.tls = tls;
+  src.uri = text;
+  src.port = tls ? 443 : 80;
+  if (u.userInfo.first)
+    return make_error(Errc::invalid_argument, "user information is not supported");
+  if (u.hostData.ipFuture.first)
+    return make_error(Errc::invalid_argument, "future IP address formats are not supported");
+  src.host = range(u.hostText);  // an IPv6 address comes without its brackets
+  if (src.host.empty())
+    return make_error(Errc::invalid_argument, "no host");
+  if (u.portText.first) {
+    uint64_t port = 0;
+    if (!text::parse_u64(range(u.portText), port) || port == 0 || port > 65535)
+      return make_error(Errc::invalid_argument, "bad port");
+    src.port = static_cast<int>(port);
+  }
+  auto parts = segments(u);
+  for (const auto& part : parts)
+    src.target += "/" + part;
+  if (src.target.empty())
+    src.target = "/";
+  if (u.query.first)
+    src.target += "?" + range(u.query);
+  if (auto err = set_name(src, parts))
     return err;
   return src;
+}
+
+// An absolute URI (file, http or https) parsed by uriparser.
+expected<Source> parse_absolute(const std::string& text) {
+  ParsedUri parsed(text);
+  if (!parsed.ok())
+    return make_error(Errc::invalid_argument, "not a valid URI (at character " +
+                                                  std::to_string(parsed.error_offset()) + ")");
+  auto scheme = lower(range(parsed.get().scheme));
+  if (scheme == "http" || scheme == "https")
+    return parse_remote(parsed.get(), text, scheme == "https");
+  if (scheme == "file")
+    return parse_file(parsed.get());
+  return make_error(Errc::invalid_argument,
+                    (scheme.empty() ? std::string("unsupported URI")
+                                    : "unsupported URI scheme '" + scheme + "'") +
+                        " (only file://, http://, https:// and absolute paths)");
+}
+
+expected<Source> parse_uri(std::string_view uri) {
+  if (uri.find('\0') != std::string_view::npos)
+    return make_error(Errc::invalid_argument, "a NUL byte");
+  if (!uri.starts_with('/'))
+    return parse_absolute(std::string(uri));
+  // A plain path, taken as it is (no escapes).
+  Source src;
+  src.path = std::string(uri);
+  auto slash = uri.rfind('/');
+  auto name = uri.substr(slash + 1);
+  if (!sandbox::valid_path_id(name))
+    return make_error(Errc::invalid_argument, "no usable file name in the URI's path");
+  src.name = std::string(name);
+  return src;
+}
+
+// A Location header resolved against the URI that answered with it
+// (RFC 3986 section 5, by uriparser); it must lead to http:// or https://.
+expected<Source> follow(const Source& src, const std::string& location) {
+  auto refused = make_error(Errc::invalid_argument,
+                            "redirect to unsupported location '" + location.substr(0, 200) + "'");
+  ParsedUri base(src.uri), relative(location);
+  if (location.empty() || !base.ok() || !relative.ok())
+    return refused;
+  UriUriA resolved{};
+  if (uriAddBaseUriA(&resolved, &relative.get(), &base.get()) != URI_SUCCESS)
+    return refused;
+  int chars = 0;
+  std::string text;
+  if (uriToStringCharsRequiredA(&resolved, &chars) == URI_SUCCESS) {
+    text.resize(static_cast<size_t>(chars) + 1);
+    if (uriToStringA(text.data(), &resolved, chars + 1, nullptr) != URI_SUCCESS)
+      text.clear();
+    text.resize(static_cast<size_t>(chars));
+  }
+  uriFreeUriMembersA(&resolved);
+  auto next = parse_absolute(text);
+  if (!next || !next->http)
+    return refused;
+  next->name = src.name;  // the sandbox name comes from the URI as given
+  return next;
 }
 
 // ---------------------------------------------------------------------------
@@ -238,36 +345,45 @@ bool is_redirect(int status) {
   return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
-// Where a Location header points, from src: absolute http://, absolute path,
-// or relative to src's directory.
-expected<Source> follow(const Source& src, const std::string& location) {
-  if (location.starts_with("http://")) {
-    auto next = parse_http(std::string_view(location).substr(7));
-    if (!next)
-      return next.error();
-    next->name = src.name;  // the sandbox name comes from the URI as given
-    return next;
-  }
-  if (location.empty() || location.find("://") != std::string::npos)
-    return make_error(Errc::invalid_argument,
-                      "redirect to unsupported location '" + location.substr(0, 200) + "'");
-  Source next = src;
-  if (location.front() == '/') {
-    next.target = location;
-  } else {
-    auto dir_end = src.target.find('?');
-    auto slash = src.target.rfind('/', dir_end == std::string::npos ? dir_end : dir_end - 1);
-    next.target = src.target.substr(0, slash + 1) + location;
-  }
-  return next;
-}
-
 struct Attempt {
   int status = 0;
   std::string location;
   uint64_t bytes = 0;
   caf::error failure;
 };
+
+// "host:port", "[::1]:port".
+std::string authority(const Source& src) {
+  auto host = src.host.find(':') != std::string::npos ? "[" + src.host + "]" : src.host;
+  return host + ":" + std::to_string(src.port);
+}
+
+// Whether this build of cpp-httplib speaks TLS (Debian's does: its .pc
+// defines CPPHTTPLIB_OPENSSL_SUPPORT).
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+constexpr bool tls_supported = true;
+#else
+constexpr bool tls_supported = false;
+#endif
+
+caf::error describe_failure(httplib::Error error, const Source& src) {
+  auto where = authority(src);
+  switch (error) {
+    case httplib::Error::Connection:
+      return make_error(Errc::connect_failed, "cannot connect to " + where);
+    case httplib::Error::ConnectionTimeout:
+      return make_error(Errc::timeout, "connecting to " + where + " timed out");
+    case httplib::Error::SSLConnection:
+      return make_error(Errc::connect_failed, "TLS handshake with " + where + " failed");
+    case httplib::Error::SSLServerVerification:
+      return make_error(Errc::connect_failed,
+                        "the TLS certificate of " + where +
+                            " could not be verified (FetcherConfig::ca_file names the CAs)");
+    default:
+      return make_error(Errc::connect_failed,
+                        "transfer from " + where + " failed (" + httplib::to_string(error) + ")");
+  }
+}
 
 Attempt get_once(const Source& src, int out, const FetcherConfig& config,
                  std::chrono::steady_clock::time_point deadline) {
@@ -276,7 +392,20 @@ Attempt get_once(const Source& src, int out, const FetcherConfig& config,
     a.failure = err;
     return a;
   }
-  httplib::Client client(src.host, src.port);
+  if (src.tls && !tls_supported) {
+    a.failure = make_error(Errc::invalid_argument,
+                           "https:// is not supported: this cpp-httplib was built without "
+                           "OpenSSL (CPPHTTPLIB_OPENSSL_SUPPORT)");
+    return a;
+  }
+  httplib::Client client((src.tls ? "https://" : "http://") + authority(src));
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+  if (src.tls) {
+    client.enable_server_certificate_verification(true);
+    if (!config.ca_file.empty())
+      client.set_ca_cert_path(config.ca_file.string());
+  }
+#endif
   client.set_connection_timeout(config.connect_timeout_ms);
   client.set_read_timeout(config.read_timeout_ms);
   client.set_write_timeout(config.read_timeout_ms);
@@ -320,18 +449,7 @@ Attempt get_once(const Source& src, int out, const FetcherConfig& config,
     a.status = result->status;  // statuses without a body (204) skip on_response
   if (a.failure || (a.status != 0 && a.status != 200) || result.error() == httplib::Error::Success)
     return a;
-  auto where = src.host + ":" + std::to_string(src.port);
-  switch (result.error()) {
-    case httplib::Error::Connection:
-      a.failure = make_error(Errc::connect_failed, "cannot connect to " + where);
-      break;
-    case httplib::Error::ConnectionTimeout:
-      a.failure = make_error(Errc::timeout, "connecting to " + where + " timed out");
-      break;
-    default:
-      a.failure = make_error(Errc::connect_failed, "transfer from " + where + " failed (" +
-                                                       httplib::to_string(result.error()) + ")");
-  }
+  a.failure = describe_failure(result.error(), src);
   return a;
 }
 

@@ -5,12 +5,18 @@
 //
 // Contract of Fetcher::fetch(uris, sandbox):
 //  - Sources: `file:///abs/path` (or `file://localhost/abs/path`) and plain
-//    absolute paths are copied; `http://host[:port]/path[?query]` is
-//    downloaded (GET, 200 only, at most redirects_max redirects, each to
-//    http:// again). Any other scheme, https included, is refused.
-//  - The file lands in the sandbox under the URI's last path segment (query
-//    and fragment dropped), which must be one plain path component
-//    (sandbox::valid_path_id). It is written under a temporary name and
+//    absolute paths are copied; `http://host[:port]/path[?query]` and
+//    `https://...` are downloaded (GET, 200 only, at most redirects_max
+//    redirects, each to http:// or https:// again, resolved as RFC 3986
+//    says). Hosts may be names, IPv4 or bracketed IPv6 addresses
+//    (`http://[::1]:8080/x`). URIs are parsed by uriparser: percent escapes
+//    are decoded in file paths and names (a plain path is taken as it is).
+//    https verifies the server's certificate (FetcherConfig::ca_file, else
+//    the system's CAs); a cpp-httplib built without OpenSSL refuses https
+//    with an error that says so. Any other scheme is refused.
+//  - The file lands in the sandbox under the URI's last path segment,
+//    decoded (query and fragment dropped), which must be one plain path
+//    component (sandbox::valid_path_id). It is written under a temporary name and
 //    renamed, so a failed fetch leaves no partial file at that name.
 //  - executable: the file is chmod 0755 and never extracted (as in Mesos).
 //    Otherwise, extract and a name ending in .tar, .tar.gz, .tgz, .tar.bz2,
@@ -88,6 +94,9 @@ struct FetcherConfig {
   // One whole download, redirects included.
   std::chrono::milliseconds download_timeout_ms{3600000};
   uint32_t redirects_max = 5;
+  // https://: the certificate authorities a server's certificate must chain
+  // to (a PEM file); empty: the system's (OpenSSL's default paths).
+  std::filesystem::path ca_file;
   // What one archive may unpack to.
   uint64_t extract_bytes_max = uint64_t{16} << 30;
   uint64_t extract_entries_max = 100000;

@@ -221,6 +221,14 @@ class CgroupsV1 : public Isolator {
     return s;
   }
 
+  expected<ContainerStats> oom_state(const std::string& id) const override {
+    auto mem = dir("memory", id);
+    ContainerStats s;
+    s.oom_kills = static_cast<uint32_t>(read_keyed(mem / "memory.oom_control", "oom_kill"));
+    s.mem_peak_bytes = read_u64(mem / "memory.max_usage_in_bytes");
+    return s;
+  }
+
   caf::error destroy(const std::string& id) override {
     if (!valid_component(id))
       return make_error(Errc::invalid_argument, "container id '" + id + "'");
@@ -378,6 +386,14 @@ class CgroupsV2 : public Isolator {
     return s;
   }
 
+  expected<ContainerStats> oom_state(const std::string& id) const override {
+    auto d = dir(id);
+    ContainerStats s;
+    s.oom_kills = static_cast<uint32_t>(read_keyed(d / "memory.events", "oom_kill"));
+    s.mem_peak_bytes = read_u64(d / "memory.peak");
+    return s;
+  }
+
   caf::error destroy(const std::string& id) override {
     if (!valid_component(id))
       return make_error(Errc::invalid_argument, "container id '" + id + "'");
@@ -448,6 +464,8 @@ class Posix : public Isolator {
     auto all = usage_of({id});
     return all.empty() ? ContainerStats{} : all.begin()->second;
   }
+
+  expected<ContainerStats> oom_state(const std::string&) const override { return ContainerStats{}; }
 
   std::map<std::string, ContainerStats> usage_of(
       const std::vector<std::string>& ids) const override {

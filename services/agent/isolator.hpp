@@ -26,7 +26,9 @@
 // containers under its own scope.
 // Thread-safety: an isolator holds only its configuration; every member may
 // be called from any thread, for different containers at once. destroy()
-// blocks (it waits for the processes to die): call it off the actor thread.
+// blocks (it waits for the processes to die) and usage() may scan /proc:
+// call them off the actor thread (the agent uses the blocking pool's
+// container and usage lanes).
 
 #include "runtime/error.hpp"
 
@@ -81,6 +83,12 @@ class Isolator {
   virtual expected<Placement> prepare(const std::string& id, const ContainerLimits& limits) = 0;
 
   virtual expected<ContainerStats> usage(const std::string& id) const = 0;
+
+  // Only oom_kills and mem_peak_bytes, from at most two cgroup control files
+  // (kernfs: no disk, no /proc scan), cheap enough for an actor's thread.
+  // Posix: zeros (no kernel limit to hit; the agent finds its own by polling
+  // usage() on the blocking pool).
+  virtual expected<ContainerStats> oom_state(const std::string& id) const = 0;
 
   // usage() of many containers at once (the agent's periodic check); those
   // that do not exist are left out. Posix reads /proc once for all of them.

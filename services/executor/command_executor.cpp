@@ -39,11 +39,19 @@ bool worth_logging(uint64_t count) {
 // Signals a process group the executor started. Right after the spawn the
 // child may not have called setsid() yet, so the group does not exist: then
 // the child itself gets the signal (it has started nothing else yet).
-caf::error signal_group(Node& node, int pid, int signal) {
-  auto err = node.launcher().kill(pid, signal, true);
-  if (err)
-    err = node.launcher().kill(pid, signal, false);
-  return err;
+// Asynchronous (nothing waits for the launcher's thread); on_error, if given,
+// runs on the launcher's thread when neither signal could be sent.
+void signal_group(Node& node, int pid, int signal,
+                  std::function<void(const caf::error&)> on_error = {}) {
+  auto& launcher = node.launcher();
+  launcher.kill_async(pid, signal, true, [&launcher, pid, signal, on_error](const caf::error& err) {
+    if (!err)
+      return;
+    launcher.kill_async(pid, signal, false, [on_error](const caf::error& err) {
+      if (err && on_error)
+        on_error(err);
+    });
+  });
 }
 
 std::string exit_message(const ProcessExit& exit) {
@@ -64,12 +72,13 @@ CommandExecutor::CommandExecutor(caf::actor_config& cfg, ActorInit init,
     : Actor(cfg, std::move(init)),
       config_(std::move(config)),
       rng_(seed_or_random(config_.seed)),
-      subscribe_backoff_(config_.subscribe_backoff_min_ms) {
+      subscribe_backoff_(
+          {config_.subscribe_backoff_min_ms, config_.subscribe_backoff_max_ms, 2.0, 0.5}) {
   // Invariant 4, and on_done: run however the actor ends (stop, node stop, kill).
   attach_functor([leftover = leftover_, node = &node(), done = config_.on_done,
                   simulated = config_.simulated, fid = config_.framework_id] {
     for (int pid : leftover->pids)
-      static_cast<void>(signal_group(*node, pid, SIGKILL));
+      signal_group(*node, pid, SIGKILL);
     for (const auto& [pid, task_id] : leftover->simulated)
       simulated->ended(fid, task_id, SIGKILL);
     if (done)
@@ -146,15 +155,12 @@ void CommandExecutor::subscribe() {
          for (unsigned i = 0; i < unacked_.size(); ++i)
            list.setWithCaveats(i, unacked_[i].get());
        }));
-  auto delay = subscribe_backoff_;
-  subscribe_backoff_ = std::min<Duration>(subscribe_backoff_ * 2, config_.subscribe_backoff_max_ms);
-  subscribe_later(delay);
+  subscribe_later(subscribe_backoff_.next(rng_));
 }
 
-void CommandExecutor::subscribe_later(Duration backoff) {
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+void CommandExecutor::subscribe_later(Duration delay) {
   cancel(subscribe_timer_);
-  subscribe_timer_ = after(std::chrono::duration_cast<Duration>(backoff * jitter(rng_)), [this] {
+  subscribe_timer_ = after(delay, [this] {
     subscribe_timer_ = 0;
     subscribe();
   });
@@ -171,7 +177,7 @@ void CommandExecutor::on_subscribed(Event::Subscribed::Reader subscribed) {
   cancel(subscribe_timer_);
   cancel(recovery_timer_);
   subscribe_timer_ = recovery_timer_ = 0;
-  subscribe_backoff_ = config_.subscribe_backoff_min_ms;
+  subscribe_backoff_.reset();
   log().debug("{}: subscribed to {}", me().to_string(), config_.agent.to_string());
   // Updates made while subscribing went nowhere (not subscribed) and may be
   // in no subscribe this answers: they go now. The agent takes a uuid once.
@@ -191,8 +197,8 @@ void CommandExecutor::on_agent_lost() {
   arm_recovery_timer();
   // Not at once: an agent whose node is going down may still accept a
   // connection that then never answers.
-  subscribe_backoff_ = config_.subscribe_backoff_min_ms;
-  subscribe_later(subscribe_backoff_);
+  subscribe_backoff_.reset();
+  subscribe_later(subscribe_backoff_.peek(rng_));
 }
 
 // An agent that does not answer within the recovery timeout, whether at the
@@ -361,15 +367,16 @@ void CommandExecutor::kill_task(Task& t, Duration grace, const std::string& caus
               std::chrono::duration_cast<std::chrono::milliseconds>(grace).count());
   if (killing_state_)
     send_update(t, State::KILLING, Reason::NONE, cause);
-  if (auto err = signal_task(t, SIGTERM))
-    log().warn("{}: SIGTERM to task {}: {}", me().to_string(), t.id, describe(err));
+  signal_task(t, SIGTERM, [who = me().to_string(), id = t.id](const caf::error& err) {
+    log().warn("{}: SIGTERM to task {}: {}", who, id, describe(err));
+  });
   t.escalation_timer = after(grace, [this, id = t.id] {
     auto* t = find(id);
     if (t == nullptr)
       return;
     t->escalation_timer = 0;
     if (t->pid != 0)
-      static_cast<void>(signal_task(*t, SIGKILL));
+      signal_task(*t, SIGKILL);
   });
 }
 
@@ -440,20 +447,20 @@ void CommandExecutor::shutdown() {
 
 void CommandExecutor::kill_everything() {
   for (int pid : leftover_->pids)
-    static_cast<void>(signal_group(node(), pid, SIGKILL));
+    signal_group(node(), pid, SIGKILL);
   for (auto& [id, t] : tasks_)
     if (t.pid != 0 && config_.simulated)
-      static_cast<void>(signal_task(t, SIGKILL));
+      signal_task(t, SIGKILL);
 }
 
-caf::error CommandExecutor::signal_task(Task& t, int signal) {
+void CommandExecutor::signal_task(Task& t, int signal,
+                                  std::function<void(const caf::error&)> on_error) {
   if (!config_.simulated)
-    return signal_group(node(), t.pid, signal);
+    return signal_group(node(), t.pid, signal, std::move(on_error));
   if (signal == SIGKILL)
     arm_simulated_exit(t, Duration::zero(), -1, SIGKILL);
   else if (t.sim.term_after)
     arm_simulated_exit(t, *t.sim.term_after, -1, signal);
-  return caf::none;
 }
 
 // A simulated process: it runs for what SimulatedTasks says, on this actor's

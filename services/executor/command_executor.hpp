@@ -38,6 +38,7 @@
 // Threading: an actor; handlers run one at a time.
 
 #include "runtime/actor.hpp"
+#include "runtime/backoff.hpp"
 #include "services/executor/health_policy.hpp"
 #include "services/executor/health_probe.hpp"
 #include "services/executor/owned.hpp"
@@ -135,7 +136,7 @@ class CommandExecutor : public Actor {
 
   // Stages: subscription.
   void subscribe();
-  void subscribe_later(Duration backoff);
+  void subscribe_later(Duration delay);
   void on_subscribed(wire::ExecutorEvent::Subscribed::Reader subscribed);
   void on_agent_lost();
   void arm_recovery_timer();
@@ -155,7 +156,9 @@ class CommandExecutor : public Actor {
   bool all_acknowledged() const;
   void kill_everything();
   // SIGTERM or SIGKILL to the task's process (group), real or simulated.
-  caf::error signal_task(Task& t, int signal);
+  // Sends signal to t's process group (or plays it out on a simulated
+  // task); asynchronous: on_error runs when no signal could be sent.
+  void signal_task(Task& t, int signal, std::function<void(const caf::error&)> on_error = {});
   expected<int> spawn_simulated(Task& t);
   void arm_simulated_exit(Task& t, Duration in, int exit_code, int term_signal);
   void finish(int exit_code);
@@ -182,7 +185,7 @@ class CommandExecutor : public Actor {
   std::mt19937_64 rng_;
   bool subscribed_ = false;
   bool killing_state_ = false;  // the framework takes KILLING updates
-  Duration subscribe_backoff_;
+  Backoff subscribe_backoff_;
   TimerId subscribe_timer_ = 0;
   TimerId recovery_timer_ = 0;
   TimerId shutdown_timer_ = 0;

@@ -88,8 +88,9 @@ void CommandExecutor::run_network_check(Task& t, wire::HealthCheck::Reader check
   auto port = check.getPort();
   auto path = str(check.getPath());
   auto timeout = in_ms(check_timeout(check));
-  bool queued = blocking([this, id = t.id, http, port, path, timeout] {
-    auto result = http ? probe_http(port, path, timeout) : probe_tcp(port, timeout);
+  auto family = check.getIpv6() ? ProbeFamily::ipv6 : ProbeFamily::ipv4;
+  bool queued = blocking(Work::probe, [this, id = t.id, http, port, path, timeout, family] {
+    auto result = http ? probe_http(port, path, timeout, family) : probe_tcp(port, timeout, family);
     return std::function<void()>([this, id, result] { on_check_result(id, result); });
   });
   if (!queued) {
@@ -124,8 +125,8 @@ void CommandExecutor::run_command_check(Task& t, wire::HealthCheck::Reader check
       return;
     t->check_timer = 0;
     t->check_timed_out = true;
-    static_cast<void>(node().launcher().kill(t->check_pid, SIGKILL, true));
-    static_cast<void>(node().launcher().kill(t->check_pid, SIGKILL, false));
+    kill_process(t->check_pid, SIGKILL, true);
+    kill_process(t->check_pid, SIGKILL, false);
   });
 }
 
@@ -177,8 +178,8 @@ void CommandExecutor::stop_checks(Task& t) {
   cancel(t.check_timer);
   t.check_timer = 0;
   if (t.check_pid != 0) {
-    static_cast<void>(node().launcher().kill(t.check_pid, SIGKILL, true));
-    static_cast<void>(node().launcher().kill(t.check_pid, SIGKILL, false));
+    kill_process(t.check_pid, SIGKILL, true);
+    kill_process(t.check_pid, SIGKILL, false);
     t.check_pid = 0;
   }
 }

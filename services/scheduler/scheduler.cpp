@@ -62,7 +62,7 @@ Scheduler::Scheduler(caf::actor_config& cfg, ActorInit init, SchedulerConfig con
       config_(std::move(config)),
       framework_id_(config_.framework.framework_id),
       suppressed_(config_.suppressed_roles.begin(), config_.suppressed_roles.end()),
-      backoff_(config_.resubscribe_backoff_min),
+      backoff_({config_.resubscribe_backoff_min, config_.resubscribe_backoff_max, 2.0, 0.5}),
       rng_(config_.seed != 0 ? config_.seed : std::random_device{}()) {
   if (config_.framework.user.empty())
     config_.framework.user = current_user();
@@ -166,10 +166,7 @@ void Scheduler::master_lost(const caf::error& why) {
 }
 
 void Scheduler::retry_later() {
-  auto ceiling = backoff_;
-  backoff_ = std::min(backoff_ * 2, config_.resubscribe_backoff_max);
-  std::uniform_int_distribution<Duration::rep> jitter(ceiling.count() / 2, ceiling.count());
-  retry_timer_ = after(Duration(jitter(rng_)), [this] {
+  retry_timer_ = after(backoff_.next(rng_), [this] {
     retry_timer_ = 0;
     if (state_ == State::disconnected)
       subscribe_now();
@@ -273,7 +270,7 @@ void Scheduler::on_subscribed(Event::Subscribed::Reader s) {
   watch(config_.master);  // a no-op when still watched
   state_ = State::subscribed;
   framework_id_ = id;
-  backoff_ = config_.resubscribe_backoff_min;
+  backoff_.reset();
   last_event_ = now();
   heartbeat_interval_ = Duration(std::max<int64_t>(0, s.getHeartbeatIntervalNs()));
   if (heartbeat_interval_ > Duration::zero())

@@ -55,6 +55,7 @@
 // Callbacks are never made from inside a call.
 
 #include "runtime/actor.hpp"
+#include "runtime/backoff.hpp"
 #include "services/scheduler/types.hpp"
 
 #include <capnp/agent.capnp.h>
@@ -226,7 +227,7 @@ class Scheduler : public Actor {
   TimerId heartbeat_timer_ = 0;
   Duration heartbeat_interval_ = Duration::zero();
   TimePoint last_event_{};
-  Duration backoff_;
+  Backoff backoff_;
   std::mt19937_64 rng_;
   bool refusal_logged_ = false;
   // Uuids this library acknowledged, oldest first, and the same as a set;

@@ -139,6 +139,7 @@ void to_wire(const HealthCheckSpec& check, wire::HealthCheck::Builder out) {
     out.setPort(static_cast<uint16_t>(check.port));  // validate() checked the range
     if (check.type == HealthCheckType::HTTP)
       out.setPath(check.path);
+    out.setIpv6(check.ipv6);
   }
   if (check.delay)
     out.setDelayNs(check.delay->count());

@@ -96,6 +96,7 @@ struct HealthCheckSpec {
   // validate() can name a port out of range instead of wrapping it).
   uint32_t port = 0;
   std::string path = "/";            // HTTP: GET this path; status 200-399 is healthy
+  bool ipv6 = false;                 // HTTP and TCP: check [::1] instead of 127.0.0.1
   std::optional<Duration> delay;     // from the task's start to the first check
   std::optional<Duration> interval;  // between checks
   std::optional<Duration> timeout;   // a check that takes longer has failed

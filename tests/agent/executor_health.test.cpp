@@ -5,6 +5,7 @@
 #include "services/executor/health_policy.hpp"
 #include "services/executor/health_probe.hpp"
 
+#include <httplib.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -177,6 +178,48 @@ TEST_CASE("probes fail on a closed port and time out on a silent one", "[health]
   auto http = probe_http(silent.port(), "/", 50ms);
   CHECK_FALSE(http.healthy);
   CHECK_THAT(http.message, Catch::EndsWith("timed out after 50 ms"));
+}
+
+TEST_CASE("probes reach a task listening on IPv6 loopback", "[health][probe]") {
+  httplib::Server server;
+  server.Get("/health", [](const httplib::Request&, httplib::Response& res) { res.status = 204; });
+  int port = server.bind_to_any_port("::1");
+  if (port <= 0) {
+    WARN("skipped: cannot listen on [::1] here (no IPv6 loopback)");
+    return;
+  }
+  std::thread serving([&] { server.listen_after_bind(); });
+  auto p = static_cast<uint16_t>(port);
+  auto http = probe_http(p, "/health", 2000ms, ProbeFamily::ipv6);
+  CHECK(http.healthy);
+  CHECK(http.message == "HTTP GET [::1]:" + std::to_string(port) + "/health returned 204");
+  auto tcp = probe_tcp(p, 2000ms, ProbeFamily::ipv6);
+  CHECK(tcp.healthy);
+  CHECK(tcp.message == "TCP connection to [::1]:" + std::to_string(port) + " succeeded");
+  // Bound to ::1 only: the same port on 127.0.0.1 is not the task.
+  CHECK_FALSE(probe_tcp(p, 2000ms).healthy);
+  CHECK_FALSE(probe_http(p, "/health", 2000ms).healthy);
+  server.stop();
+  serving.join();
+}
+
+TEST_CASE("an HTTP probe reads the status, not the body", "[health][probe]") {
+  httplib::Server server;
+  // A body the probe must not wait for: it never ends.
+  server.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_chunked_content_provider("text/plain", [](size_t, httplib::DataSink& sink) {
+      std::string chunk(4096, 'x');
+      return sink.write(chunk.data(), chunk.size());
+    });
+  });
+  int port = server.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread serving([&] { server.listen_after_bind(); });
+  auto r = probe_http(static_cast<uint16_t>(port), "/", 2000ms);
+  CHECK(r.healthy);
+  CHECK(r.message == "HTTP GET 127.0.0.1:" + std::to_string(port) + "/ returned 200");
+  server.stop();
+  serving.join();
 }
 
 // -- the executor -------------------------------------------------------------------

@@ -224,8 +224,9 @@ TEST_CASE("fetch errors name the URI and the cause", "[fetcher]") {
     CHECK_THAT(error_text(r), Catch::StartsWith("fetch " + uri + ": cannot connect"));
   }
   SECTION("unsupported schemes and unusable names") {
-    for (std::string uri : {"https://example.com/x.tgz", "ftp://h/x", "relative/x", "file://h/x",
-                            "http://127.0.0.1/", "http://127.0.0.1/a/..", "/tmp/."}) {
+    for (std::string uri : {"ftp://h/x", "relative/x", "file://h/x", "http://127.0.0.1/",
+                            "http://127.0.0.1/a/..", "/tmp/.", "http://[::1/x", "http://u@h/x",
+                            "http://h:99999/x", "http:///x", "file:///tmp/%00x"}) {
       auto r = fetcher.fetch({{uri}}, dir.path());
       INFO(uri);
       CHECK(failed_with(r, Errc::invalid_argument));
@@ -420,3 +421,98 @@ TEST_CASE("a file larger than the cache is fetched but not cached", "[fetcher][c
   CHECK((*cache)->stats().entries == 0);
   CHECK(fs::is_empty(dir.path() / "cache"));
 }
+
+TEST_CASE("URIs may name IPv6 hosts in brackets and any case of scheme", "[fetcher]") {
+  TempDir dir;
+  httplib::Server server;
+  server.Get("/v6.txt", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("over ipv6", "text/plain");
+  });
+  int port = server.bind_to_any_port("::1");
+  if (port <= 0) {
+    WARN("skipped: cannot listen on [::1] here (no IPv6 loopback)");
+    return;
+  }
+  std::thread serving([&] { server.listen_after_bind(); });
+  REQUIRE(tessera::testing::wait_until([&] { return server.is_running(); }));
+  Fetcher fetcher(quick_config());
+  auto r = fetcher.fetch({{"HTTP://[::1]:" + std::to_string(port) + "/v6.txt#frag"}}, dir.path());
+  server.stop();
+  serving.join();
+  REQUIRE(r);
+  CHECK(read_file(dir.path() / "v6.txt") == "over ipv6");
+}
+
+TEST_CASE("file URIs are decoded as URIs", "[fetcher]") {
+  TempDir dir;
+  auto src = dir.path() / "src";
+  fs::create_directory(src);
+  { std::ofstream(src / "a b.txt") << "spaced"; }
+  auto sandbox = dir.path() / "sandbox";
+  fs::create_directory(sandbox);
+  Fetcher fetcher(quick_config());
+  auto r = fetcher.fetch({{"file://" + src.string() + "/a%20b.txt"}}, sandbox);
+  INFO((r ? std::string() : describe(r.error())));
+  REQUIRE(r);
+  CHECK(read_file(sandbox / "a b.txt") == "spaced");
+}
+
+// A self-signed certificate for 127.0.0.1, made with openssl(1); empty
+// when it cannot be made here (the caller skips, saying why).
+static std::string make_certificate(const fs::path& dir) {
+  auto cmd =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1"
+      " -addext subjectAltName=IP:127.0.0.1 -keyout '" +
+      (dir / "key.pem").string() + "' -out '" + (dir / "cert.pem").string() + "' >/dev/null 2>&1";
+  if (std::system(cmd.c_str()) != 0)
+    return "openssl req failed";
+  return {};
+}
+
+#ifdef CPPHTTPLIB_OPENSSL_SUPPORT
+TEST_CASE("https URIs are downloaded from a server whose certificate is trusted", "[fetcher]") {
+  TempDir dir;
+  if (auto why = make_certificate(dir.path()); !why.empty()) {
+    WARN("skipped: no test certificate: " << why);
+    return;
+  }
+  httplib::SSLServer server((dir.path() / "cert.pem").c_str(), (dir.path() / "key.pem").c_str());
+  REQUIRE(server.is_valid());
+  server.Get("/secret.txt", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content("over tls", "text/plain");
+  });
+  int port = server.bind_to_any_port("127.0.0.1");
+  REQUIRE(port > 0);
+  std::thread serving([&] { server.listen_after_bind(); });
+  REQUIRE(tessera::testing::wait_until([&] { return server.is_running(); }));
+  auto uri = "https://127.0.0.1:" + std::to_string(port) + "/secret.txt";
+  auto sandbox = dir.path() / "sandbox";
+  fs::create_directory(sandbox);
+
+  // Not trusted (self-signed, not among the system's CAs): refused, saying why.
+  Fetcher strict(quick_config());
+  auto refused = strict.fetch({{uri}}, sandbox);
+  // Trusted through ca_file.
+  auto config = quick_config();
+  config.ca_file = dir.path() / "cert.pem";
+  Fetcher trusting(config);
+  auto fetched = trusting.fetch({{uri}}, sandbox);
+  server.stop();
+  serving.join();
+
+  CHECK(failed_with(refused, Errc::connect_failed));
+  CHECK_THAT(error_text(refused), Catch::Contains("could not be verified"));
+  INFO((fetched ? std::string() : describe(fetched.error())));
+  REQUIRE(fetched);
+  CHECK(read_file(sandbox / "secret.txt") == "over tls");
+}
+#else
+TEST_CASE("without TLS in cpp-httplib an https URI fails saying so", "[fetcher]") {
+  WARN("cpp-httplib was built without CPPHTTPLIB_OPENSSL_SUPPORT: testing the refusal");
+  TempDir dir;
+  Fetcher fetcher(quick_config());
+  auto r = fetcher.fetch({{"https://127.0.0.1:1/x.txt"}}, dir.path());
+  CHECK(failed_with(r, Errc::invalid_argument));
+  CHECK_THAT(error_text(r), Catch::Contains("https:// is not supported"));
+}
+#endif

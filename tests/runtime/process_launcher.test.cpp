@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <map>
 #include <mutex>
 #include <sstream>
@@ -613,4 +614,38 @@ TEST_CASE("a launcher adopts a process it did not start", "[launcher][adopt]") {
   auto gone = launcher.adopt(*shell_pid, {});
   REQUIRE_FALSE(gone);
   CHECK(gone.error() == tessera::make_error(Errc::invalid_argument));
+}
+
+TEST_CASE("kill_async signals without waiting and reports the outcome once", "[launcher]") {
+  ExitLog log;
+  ProcessLauncher launcher;
+  ProcessSpec spec;
+  spec.argv = {"/bin/sleep", "600"};
+  auto pid = launcher.spawn(spec, log.callback());
+  REQUIRE(pid);
+  std::promise<caf::error> outcome;
+  launcher.kill_async(*pid, SIGKILL, true, [&](const caf::error& err) { outcome.set_value(err); });
+  auto reported = outcome.get_future();
+  REQUIRE(reported.wait_for(kWait) == std::future_status::ready);
+  CHECK_FALSE(reported.get());
+  auto exit = log.single();
+  CHECK(exit.term_signal == SIGKILL);
+
+  std::promise<caf::error> unknown;
+  launcher.kill_async(*pid, SIGKILL, false, [&](const caf::error& err) { unknown.set_value(err); });
+  auto gone = unknown.get_future();
+  REQUIRE(gone.wait_for(kWait) == std::future_status::ready);
+  CHECK(tessera::is(gone.get(), Errc::invalid_argument));  // reaped: no longer ours
+
+  bool bad_signal = false;
+  launcher.kill_async(*pid, 1000, false, [&](const caf::error& err) {
+    bad_signal = tessera::is(err, Errc::invalid_argument);
+  });
+  CHECK(bad_signal);  // at once, on this thread
+
+  launcher.shutdown();
+  bool stopped = false;
+  launcher.kill_async(*pid, SIGTERM, false,
+                      [&](const caf::error& err) { stopped = tessera::is(err, Errc::stopped); });
+  CHECK(stopped);
 }
