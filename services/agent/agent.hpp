@@ -416,7 +416,7 @@ class Agent : public Actor {
   std::unique_ptr<CheckpointWriter> writer_;  // null: checkpointing off
   std::set<Key> dirty_tasks_;                 // task records to write at the end of this handler
   bool flush_scheduled_ = false;
-  TimerId checkpoint_retry_timer_ = 0;  // task records refused by a full writer queue
+  TimerId checkpoint_backpressure_timer_ = 0;  // task records refused by a full writer queue
   Backoff registration_backoff_;
   TimerId registration_timer_ = 0;
   Duration ping_interval_{0};

@@ -50,7 +50,7 @@ namespace {
 using State = wire::TaskState;
 
 // How soon task records refused by a full checkpoint queue are tried again.
-constexpr auto checkpoint_retry_ms = std::chrono::milliseconds(50);
+constexpr auto checkpoint_backpressure_retry_ms = std::chrono::milliseconds(50);
 
 // Whether pid is still the executor the checkpoint says (a pid can be reused).
 bool is_executor(int pid, const std::string& framework_id, const std::string& executor_id) {
@@ -320,11 +320,11 @@ caf::error as_error(const expected<void>& r) {
 void Agent::checkpoint_task_retry(const Key& key) {
   dirty_tasks_.insert(key);
   metrics_.checkpoint_refusals.fetch_add(1, std::memory_order_relaxed);
-  if (checkpoint_retry_timer_ != 0)
+  if (checkpoint_backpressure_timer_ != 0)
     return;
   log().warn("{}: checkpoint: {}; retrying", me().to_string(), describe(writer_->refusal()));
-  checkpoint_retry_timer_ = after(checkpoint_retry_ms, [this] {
-    checkpoint_retry_timer_ = 0;
+  checkpoint_backpressure_timer_ = after(checkpoint_backpressure_retry_ms, [this] {
+    checkpoint_backpressure_timer_ = 0;
     if (!flush_scheduled_) {
       flush_scheduled_ = true;
       flush_checkpoints();
