@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -91,6 +92,12 @@ PingResult ping_pong(Node& node, const Address& ponger, const std::string& name)
   return outcome->get();
 }
 
+// Three round trips and a burst of three, all answered (the ponger's count
+// depends on who pinged it before).
+bool served(const PingResult& r) {
+  return r.done && r.replies == 3 && r.burst_pongs == 3 && r.in_order && r.errors.empty();
+}
+
 }  // namespace
 
 TEST_CASE("a frame claiming 4 GiB is refused before anything is allocated", "[transport][reject]") {
@@ -101,7 +108,7 @@ TEST_CASE("a frame claiming 4 GiB is refused before anything is allocated", "[tr
   Address ponger{"ponger", "127.0.0.1", peer->port()};
   auto node = start_node();
   // An existing peer, connected before the attack.
-  REQUIRE(ping_pong(*node, ponger, "before") == expected_result(3, 3));
+  REQUIRE(served(ping_pong(*node, ponger, "before")));
   auto rss_before = rss_bytes(peer->pid());
   REQUIRE(rss_before > 0);
 
@@ -111,11 +118,12 @@ TEST_CASE("a frame claiming 4 GiB is refused before anything is allocated", "[tr
   CHECK(attacker.closed_by_peer(10s));
 
   // Still serving the existing peer, and a new one.
-  CHECK(ping_pong(*node, ponger, "after") == expected_result(3, 3));
+  CHECK(served(ping_pong(*node, ponger, "after")));
   auto other = start_node();
-  CHECK(ping_pong(*other, ponger, "newcomer") == expected_result(3, 3));
+  CHECK(served(ping_pong(*other, ponger, "newcomer")));
   auto rss_after = rss_bytes(peer->pid());
   INFO("peer RSS before " << rss_before << " after " << rss_after);
+  CHECK(rss_after > 0);  // alive
   CHECK(rss_after < rss_before + (size_t{8} << 20));
   // Counted (and logged) by the node: the peer prints its counters on SIGTERM.
   peer->kill(SIGTERM);
@@ -141,7 +149,7 @@ TEST_CASE("the frame limit follows message_bytes_max", "[transport][reject]") {
     CHECK(node->transport_counters().refused_frames == 1);
   }
   auto client = start_node();
-  CHECK(ping_pong(*client, node->address_of("ponger"), "pinger") == expected_result(3, 3));
+  CHECK(served(ping_pong(*client, node->address_of("ponger"), "pinger")));
 }
 
 TEST_CASE("inbound connections are bounded; existing peers keep being served",
@@ -152,7 +160,7 @@ TEST_CASE("inbound connections are bounded; existing peers keep being served",
   auto node = start_node(config);
   REQUIRE(node->spawn<Ponger>("ponger"));
   auto client = start_node();
-  REQUIRE(ping_pong(*client, node->address_of("ponger"), "before") == expected_result(3, 3));
+  REQUIRE(served(ping_pong(*client, node->address_of("ponger"), "before")));
 
   std::vector<std::unique_ptr<RawSocket>> flood;
   for (int i = 0; i < 20; ++i)
@@ -164,12 +172,12 @@ TEST_CASE("inbound connections are bounded; existing peers keep being served",
     closed += s->closed_by_peer(50ms) ? 1 : 0;
   CHECK(closed == 17);
   CHECK(node->transport_counters().open == 4);
-  CHECK(ping_pong(*client, node->address_of("ponger"), "during") == expected_result(3, 3));
+  CHECK(served(ping_pong(*client, node->address_of("ponger"), "during")));
   // Slots free up when connections close.
   flood.clear();
   REQUIRE(wait_until([&] { return node->transport_counters().open == 1; }));
   auto newcomer = start_node();
-  CHECK(ping_pong(*newcomer, node->address_of("ponger"), "newcomer") == expected_result(3, 3));
+  CHECK(served(ping_pong(*newcomer, node->address_of("ponger"), "newcomer")));
 }
 
 TEST_CASE("a connection that says nothing is closed after the idle timeout; live peers stay",
@@ -186,7 +194,7 @@ TEST_CASE("a connection that says nothing is closed after the idle timeout; live
     self.watch(ponger);
     self.send(ponger, make_ping(1));
   }));
-  REQUIRE(ping_pong(*client, node->address_of("ponger"), "before") == expected_result(3, 3));
+  REQUIRE(served(ping_pong(*client, node->address_of("ponger"), "before")));
 
   RawSocket silent(node->port());
   auto t0 = std::chrono::steady_clock::now();
@@ -196,5 +204,5 @@ TEST_CASE("a connection that says nothing is closed after the idle timeout; live
   // The quiet client stayed connected all along, and is still served.
   std::this_thread::sleep_for(600ms);
   CHECK(lost == 0);
-  CHECK(ping_pong(*client, node->address_of("ponger"), "after") == expected_result(3, 3));
+  CHECK(served(ping_pong(*client, node->address_of("ponger"), "after")));
 }
