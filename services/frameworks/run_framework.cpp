@@ -217,19 +217,34 @@ void RunFramework::task_ended(const TaskStatus& s) {
   });
 }
 
-void RunFramework::print_sandbox(const char* path, std::FILE* to, std::function<void()> next) {
-  read_whole_sandbox_file(agent_address_, task_id_, path, options_.output_bytes_max,
-                          [this, path, to, next](expected<SandboxData> file) {
-                            if (!file) {
-                              output_unread_ = true;
-                              std::fprintf(options_.err, "tessera: cannot read the task's %s: %s\n",
-                                           path, describe(file.error()).c_str());
-                            } else {
-                              std::fwrite(file->bytes.data(), 1, file->bytes.size(), to);
-                              std::fflush(to);
-                            }
-                            next();
-                          });
+// A read that failed on the way (the agent slow to answer under load, a
+// connection lost) is tried again, a bounded number of times; a file the
+// agent says it cannot read is not.
+void RunFramework::print_sandbox(const char* path, std::FILE* to, std::function<void()> next,
+                                 int attempt) {
+  read_whole_sandbox_file(
+      agent_address_, task_id_, path, options_.output_bytes_max,
+      [this, path, to, next, attempt](expected<SandboxData> file) {
+        if (file) {
+          std::fwrite(file->bytes.data(), 1, file->bytes.size(), to);
+          std::fflush(to);
+          next();
+          return;
+        }
+        const auto& err = file.error();
+        bool transient =
+            is(err, Errc::timeout) || is(err, Errc::connect_failed) || is(err, Errc::peer_lost);
+        if (transient && attempt < sandbox_read_attempts_max && !finished_) {
+          log().debug("run: reading {} failed ({}); retrying", path, describe(err));
+          after(sandbox_read_retry_delay,
+                [this, path, to, next, attempt] { print_sandbox(path, to, next, attempt + 1); });
+          return;
+        }
+        output_unread_ = true;
+        std::fprintf(options_.err, "tessera: cannot read the task's %s: %s\n", path,
+                     describe(err).c_str());
+        next();
+      });
 }
 
 void RunFramework::poll_interrupts() {

@@ -80,13 +80,16 @@ class RunFramework : public Scheduler {
   static constexpr auto interrupt_poll = std::chrono::milliseconds(50);
   // Declined offers are not offered again for this long: we need one.
   static constexpr auto refuse_long = std::chrono::hours(1);
+  // Sandbox reads that failed on the way are tried this often in all.
+  static constexpr int sandbox_read_attempts_max = 3;
+  static constexpr auto sandbox_read_retry_delay = std::chrono::seconds(1);
 
   std::optional<Resources> fit(const Offer& offer) const;
   void launch_on(const Offer& offer, const Resources& take);
   void poll_interrupts();
   void on_interrupt();
   void task_ended(const TaskStatus& status);
-  void print_sandbox(const char* path, std::FILE* to, std::function<void()> next);
+  void print_sandbox(const char* path, std::FILE* to, std::function<void()> next, int attempt = 1);
   void print_state(const TaskStatus& status);
   void done(int exit_code);
   std::string last_failure_text() const;
