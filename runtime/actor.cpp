@@ -309,19 +309,20 @@ void Actor::route(Envelope env) {
     if (!target) {
       node_->stats().reject(Reject::unknown_receiver, env, env.receiver);
       if (env.request_id != 0)
-        defer([this, id = env.request_id, to = env.receiver] {
-          auto it = pending_.find(id);
-          if (it == pending_.end())
-            return;
-          auto p = std::move(it->second);
-          pending_.erase(it);
-          cancel(p.timer);
-          run_guarded("request error callback",
-                      [&] { p.on_error(make_error(Errc::unknown_actor, to.to_string())); });
-        });
+        fail_request_soon(env.request_id,
+                          make_error(Errc::unknown_actor, env.receiver.to_string()));
       return;
     }
     enqueue(target, true, std::move(env));
+    return;
+  }
+  // A peer closes a connection that carries a frame beyond its limit, which
+  // would cut off every actor using it: refuse an oversized message here.
+  if (env.payload.size_bytes() > node_->config().message_bytes_max) {
+    node_->stats().reject(Reject::oversized, env, env.receiver, "not sent");
+    if (env.request_id != 0)
+      fail_request_soon(env.request_id,
+                        make_error(Errc::oversized, "request to " + env.receiver.to_string()));
     return;
   }
   if (auto it = peers_.find(env.receiver); it != peers_.end()) {
@@ -339,14 +340,37 @@ void Actor::route(Envelope env) {
     resolve(peer);
 }
 
+// Runs a request's error callback after the current handler, as if the
+// failure had come back from elsewhere.
+void Actor::fail_request_soon(uint64_t request_id, caf::error why) {
+  defer([this, request_id, why = std::move(why)] {
+    auto it = pending_.find(request_id);
+    if (it == pending_.end())
+      return;
+    auto p = std::move(it->second);
+    pending_.erase(it);
+    cancel(p.timer);
+    run_guarded("request error callback", [&] { p.on_error(why); });
+  });
+}
+
 void Actor::enqueue(const caf::actor& target, bool local, Envelope env) {
   auto box = std::find_if(outboxes_.begin(), outboxes_.end(),
                           [&](const Outbox& b) { return b.target == target; });
   if (box == outboxes_.end()) {
-    outboxes_.push_back(Outbox{target, local, {}});
+    outboxes_.push_back(Outbox{target, local, {}, 0});
     box = outboxes_.end() - 1;
   }
+  // A batch stays within one message's size (plus the envelopes' own
+  // overhead, NodeConfig::frame_overhead_bytes), so its frame is never
+  // refused by the receiving node.
+  constexpr size_t envelope_overhead_bytes = 64;
+  size_t bytes = env.payload.size_bytes() + env.sender.name.size() + env.sender.host.size() +
+                 env.receiver.name.size() + env.receiver.host.size() + envelope_overhead_bytes;
+  if (!box->items.empty() && box->bytes + bytes > node_->config().message_bytes_max)
+    flush_one(*box);
   box->items.push_back(std::move(env));
+  box->bytes += bytes;
   if (box->items.size() >= node_->config().batch_envelopes_max)
     flush_one(*box);
 }
@@ -372,6 +396,7 @@ void Actor::flush_one(Outbox& box) {
     base::send(box.target, EnvelopeBatch{std::move(box.items), box.local});
   }
   box.items.clear();
+  box.bytes = 0;
 }
 
 void Actor::resolve(const Address& peer) {

@@ -144,6 +144,7 @@ class Actor : public caf::event_based_actor {
     caf::actor target;
     bool local;  // on this node: counted for settle()
     std::vector<Envelope> items;
+    size_t bytes = 0;  // an estimate of the batch's size on the wire
   };
 
   caf::behavior make_behavior() override;
@@ -179,6 +180,7 @@ class Actor : public caf::event_based_actor {
   void reply_error(const Envelope& request, Errc code);
   void add_request(const Address& to, const Outgoing& msg, Duration timeout, Pending pending);
   void fail_requests_to(const Address& peer, const caf::error& why);
+  void fail_request_soon(uint64_t request_id, caf::error why);
   void fail_request(uint64_t id, const Address& from, const caf::error& why);
 
   // Peers.

@@ -42,6 +42,24 @@ caf::behavior router_behavior(caf::event_based_actor*, Node* node) {
 
 constexpr const char* relay_name = "tessera.relay";
 
+using sweep_atom = caf::atom_constant<caf::atom("tssweep")>;
+
+// Asks the listener every period to close connections idle for too long.
+caf::behavior sweeper_behavior(caf::event_based_actor* self, GuardedListener listener,
+                               std::chrono::milliseconds period) {
+  self->delayed_send(self, period, sweep_atom::value);
+  return {
+      [self, listener, period](sweep_atom) {
+        listener.sweep(self->system());
+        self->delayed_send(self, period, sweep_atom::value);
+      },
+  };
+}
+
+TransportLimits limits_of(const NodeConfig& c) {
+  return TransportLimits{c.frame_bytes_max(), c.connections_max, c.connection_idle_timeout_ms};
+}
+
 }  // namespace
 
 bool is_wildcard_host(const std::string& host) {
@@ -106,6 +124,10 @@ void configure_actor_system(caf::actor_system_config& cfg, const NodeConfig& con
     cfg.set("scheduler.max-threads", config.scheduler_threads);
   if (config.low_latency)
     cfg.set("work-stealing.moderate-poll-attempts", size_t{0});
+  if (config.idle_worker_sleep_ms.count() > 0)
+    cfg.set("work-stealing.relaxed-sleep-duration", caf::timespan{config.idle_worker_sleep_ms});
+  if (config.heartbeat_interval_ms.count() > 0)
+    cfg.set("middleman.heartbeat-interval", caf::timespan{config.heartbeat_interval_ms});
 }
 
 expected<std::unique_ptr<Node>> Node::start(NodeConfig config) {
@@ -146,14 +168,18 @@ void Node::advertise() {
 expected<void> Node::listen() {
   router_ = system_->spawn(router_behavior, this);
   if (!sim_) {
-    auto port = system_->middleman().publish(router_, config_.port, config_.host.c_str(), true);
-    if (!port) {
+    auto listener =
+        listen_guarded(*system_, router_, config_.host, config_.port, limits_of(config_));
+    if (!listener) {
       caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
-      return make_error(Errc::connect_failed, "cannot listen on " + config_.host + ":" +
-                                                  std::to_string(config_.port) + ": " +
-                                                  describe(port.error()));
+      return listener.error();
     }
-    bound_port_ = *port;
+    listener_ = std::move(*listener);
+    bound_port_ = listener_.port;
+    auto idle = config_.connection_idle_timeout_ms;
+    if (idle.count() > 0)
+      sweeper_ = system_->spawn(sweeper_behavior, listener_,
+                                std::max(idle / 4, std::chrono::milliseconds(10)));
   }
   advertise();
   if (auto relay = spawn<Relay>(relay_name); !relay)
@@ -211,6 +237,8 @@ void Node::kill_all() {
     caf::anon_send_exit(handle, caf::exit_reason::kill);
   if (router_)
     caf::anon_send_exit(router_, caf::exit_reason::kill);
+  if (sweeper_)
+    caf::anon_send_exit(sweeper_, caf::exit_reason::kill);
 }
 
 caf::error Node::reserve(const std::string& name) {
@@ -268,6 +296,11 @@ void Node::send_envelope(Envelope env) {
   } else {
     caf::anon_send(target, relay_atom::value, std::move(env));
   }
+}
+
+const TransportCounters& Node::transport_counters() const {
+  static const TransportCounters none;
+  return listener_.guard ? listener_.counters() : none;
 }
 
 ProcessLauncher& Node::launcher() {

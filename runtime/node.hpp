@@ -19,6 +19,7 @@
 #include "runtime/filter.hpp"
 #include "runtime/message.hpp"
 #include "runtime/stats.hpp"
+#include "runtime/transport.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -53,11 +54,44 @@ struct NodeConfig {
   std::chrono::milliseconds resolve_timeout_ms{5000};
   size_t pending_per_peer_max = 65536;  // envelopes queued while connecting
   size_t batch_envelopes_max = 512;     // envelopes per network write, at most
-  size_t scheduler_threads = 0;         // 0: one per core
-  // Idle scheduler workers spin instead of sleeping 50 us between polls: much
-  // lower latency, slightly lower one-way throughput (../shared/TOOLCHAIN.md).
+  size_t scheduler_threads = 0;         // 0: CAF's default, max(cores, 4)
+  // Idle scheduler workers skip CAF's "moderate" phase (500 polls 50 us
+  // apart) and go straight to waiting on their condition variable, which an
+  // enqueue signals: much lower latency and idle CPU, slightly lower one-way
+  // throughput (../shared/TOOLCHAIN.md).
   bool low_latency = true;
   std::shared_ptr<Clock> clock;  // null: a new real clock
+
+  // -- the transport's guards (transport.hpp) --------------------------------
+  // A peer may announce a frame of at most message_bytes_max plus this (the
+  // envelopes' addresses and CAF's own framing); a larger one is refused
+  // before it is read and its connection closed.
+  size_t frame_overhead_bytes = size_t{1} << 20;
+  // Inbound connections open at once; more are closed at accept.
+  size_t connections_max = 1024;
+  // An inbound connection that received nothing for this long is closed.
+  // Zero: never. Must be well above peers' heartbeat_interval_ms.
+  std::chrono::milliseconds connection_idle_timeout_ms{60000};
+  // CAF's BASP heartbeats on every connection, so that quiet but live peers
+  // are never idle. Zero: none.
+  std::chrono::milliseconds heartbeat_interval_ms{5000};
+  // Idle CAF scheduler workers wait on a condition variable this long between
+  // steal attempts (CAF's work-stealing.relaxed-sleep-duration; 0: CAF's 10 ms).
+  std::chrono::milliseconds idle_worker_sleep_ms{0};
+
+  size_t frame_bytes_max() const { return message_bytes_max + frame_overhead_bytes; }
+
+  // For a process that mostly waits (`tessera run`, an executor): one
+  // scheduler worker that sleeps on its condition variable until work is
+  // enqueued, instead of CAF's four or more polling workers; idles well
+  // under 1% of a core.
+  static NodeConfig lean() {
+    NodeConfig c;
+    c.scheduler_threads = 1;
+    c.low_latency = true;
+    c.idle_worker_sleep_ms = std::chrono::milliseconds(1000);  // no one to steal from
+    return c;
+  }
 };
 
 class Node {
@@ -91,6 +125,9 @@ class Node {
   Clock& clock() { return *clock_; }
   FilterSet& filters() { return filters_; }
   Stats& stats() { return stats_; }
+  // The listening side's counters (refused frames and connections, idle
+  // closes); all zero in a simulation.
+  const TransportCounters& transport_counters() const;
   ProcessLauncher& launcher();
   // Threads for blocking work (Actor::blocking); started on first use.
   BlockingPool& blocking_pool();
@@ -134,6 +171,8 @@ class Node {
   Stats stats_;
   std::atomic<int64_t> inflight_{0};
   caf::actor router_;
+  GuardedListener listener_;
+  caf::actor sweeper_;  // closes idle inbound connections periodically
   mutable std::mutex mu_;
   std::unordered_map<std::string, caf::actor> actors_;  // null handle: reserved
   std::once_flag launcher_once_;

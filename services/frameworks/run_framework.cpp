@@ -85,11 +85,22 @@ void RunFramework::started() {
     offer_timer_ = 0;
     if (launched_)
       return;
+    if (!ever_subscribed_) {
+      std::fprintf(options_.err, "tessera: cannot reach master at %s within %s s%s\n",
+                   config().master.to_string().c_str(),
+                   seconds_text(options_.offer_timeout).c_str(), last_failure_text().c_str());
+      done(2);
+      return;
+    }
     std::fprintf(options_.err, "tessera: no offer with %s within %s s\n",
                  wanted().to_string().c_str(), seconds_text(options_.offer_timeout).c_str());
     done(1);
   });
   poll_interrupts();
+}
+
+std::string RunFramework::last_failure_text() const {
+  return last_subscribe_failure_.empty() ? "" : " (" + last_subscribe_failure_ + ")";
 }
 
 void RunFramework::subscribed(const std::string&) {
@@ -99,13 +110,12 @@ void RunFramework::subscribed(const std::string&) {
     reconcile({{task_id_, agent_id_}});
 }
 
+// The library retries with backoff, as a Mesos driver does; the offer
+// timer (--timeout) decides when to give up on a master never reached.
 void RunFramework::subscribe_failed(const caf::error& why) {
-  if (ever_subscribed_)
-    return;  // the library retries; the task may still be running
-  log().debug("run: {}", describe(why));
-  std::fprintf(options_.err, "tessera: cannot reach master at %s\n",
-               config().master.to_string().c_str());
-  done(2);
+  log().debug("run: subscribe failed: {}", describe(why));
+  if (!ever_subscribed_)
+    last_subscribe_failure_ = describe(why);
 }
 
 void RunFramework::disconnected(const caf::error& why) {
@@ -187,29 +197,54 @@ void RunFramework::task_ended(const TaskStatus& s) {
   int code = interrupts_seen_ > 0 ? 130 : exit_code_of(s);
   bool ran = s.state == TaskState::FINISHED || s.state == TaskState::FAILED ||
              s.state == TaskState::KILLED;
-  if (!ran || agent_address_.empty()) {
+  if (!ran) {
     if (s.state != TaskState::FINISHED && s.state != TaskState::FAILED)
       std::fprintf(options_.err, "tessera: task %s\n", describe(s).c_str());
     done(code);
     return;
   }
+  if (agent_address_.empty()) {
+    std::fprintf(options_.err, "tessera: cannot read the task's output: no agent address\n");
+    done(code == 0 ? 1 : code);
+    return;
+  }
   print_sandbox("stdout", options_.out, [this, code] {
-    print_sandbox("stderr", options_.err, [this, code] { done(code); });
+    print_sandbox("stderr", options_.err, [this, code] {
+      // A run whose output could not be shown did not succeed, whatever the
+      // task did: the caller would act on output it never saw.
+      done(output_unread_ && code == 0 ? 1 : code);
+    });
   });
 }
 
-void RunFramework::print_sandbox(const char* path, std::FILE* to, std::function<void()> next) {
-  read_whole_sandbox_file(agent_address_, task_id_, path, options_.output_bytes_max,
-                          [this, path, to, next](expected<SandboxData> file) {
-                            if (!file) {
-                              std::fprintf(options_.err, "tessera: cannot read the task's %s: %s\n",
-                                           path, describe(file.error()).c_str());
-                            } else {
-                              std::fwrite(file->bytes.data(), 1, file->bytes.size(), to);
-                              std::fflush(to);
-                            }
-                            next();
-                          });
+// A read that failed on the way (the agent slow to answer under load, a
+// connection lost) is tried again, a bounded number of times; a file the
+// agent says it cannot read is not.
+void RunFramework::print_sandbox(const char* path, std::FILE* to, std::function<void()> next,
+                                 int attempt) {
+  read_whole_sandbox_file(
+      agent_address_, task_id_, path, options_.output_bytes_max,
+      [this, path, to, next, attempt](expected<SandboxData> file) {
+        if (file) {
+          std::fwrite(file->bytes.data(), 1, file->bytes.size(), to);
+          std::fflush(to);
+          next();
+          return;
+        }
+        const auto& err = file.error();
+        bool transient =
+            is(err, Errc::timeout) || is(err, Errc::connect_failed) || is(err, Errc::peer_lost);
+        if (transient && attempt < sandbox_read_attempts_max && !finished_) {
+          log().debug("run: reading {} failed ({}); retrying", path, describe(err));
+          after(sandbox_read_retry_delay,
+                [this, path, to, next, attempt] { print_sandbox(path, to, next, attempt + 1); });
+          return;
+        }
+        output_unread_ = true;
+        std::fprintf(options_.err, "tessera: cannot read the task's %s: %s\n", path,
+                     describe(err).c_str());
+        next();
+      });
 }
 
 void RunFramework::poll_interrupts() {

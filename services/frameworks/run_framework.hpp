@@ -6,8 +6,11 @@
 // from the agent's sandbox) and reports the exit code:
 //   the command's exit code; 128 + signal when a signal ended it;
 //   1 for any other end (TASK_ERROR, TASK_LOST, ...: the message is printed),
-//     for no fitting offer within offer_timeout, or the master removing us;
-//   2 when the master cannot be reached at all (never subscribed);
+//     for no fitting offer within offer_timeout, for the master removing us,
+//     and for a task that succeeded but whose output could not be read (what
+//     could not be read is printed);
+//   2 when the master could not be reached within offer_timeout (a failed
+//     SUBSCRIBE is retried with backoff until then);
 //   130 when interrupted (the task is killed first).
 // Then it tears the framework down.
 
@@ -77,15 +80,19 @@ class RunFramework : public Scheduler {
   static constexpr auto interrupt_poll = std::chrono::milliseconds(50);
   // Declined offers are not offered again for this long: we need one.
   static constexpr auto refuse_long = std::chrono::hours(1);
+  // Sandbox reads that failed on the way are tried this often in all.
+  static constexpr int sandbox_read_attempts_max = 3;
+  static constexpr auto sandbox_read_retry_delay = std::chrono::seconds(1);
 
   std::optional<Resources> fit(const Offer& offer) const;
   void launch_on(const Offer& offer, const Resources& take);
   void poll_interrupts();
   void on_interrupt();
   void task_ended(const TaskStatus& status);
-  void print_sandbox(const char* path, std::FILE* to, std::function<void()> next);
+  void print_sandbox(const char* path, std::FILE* to, std::function<void()> next, int attempt = 1);
   void print_state(const TaskStatus& status);
   void done(int exit_code);
+  std::string last_failure_text() const;
 
   RunOptions options_;
   std::shared_ptr<RunControl> control_;
@@ -95,6 +102,8 @@ class RunFramework : public Scheduler {
   bool ended_ = false;
   bool finished_ = false;
   int interrupts_seen_ = 0;
+  bool output_unread_ = false;          // a sandbox read failed
+  std::string last_subscribe_failure_;  // why, while never subscribed
   std::string agent_id_;
   Address agent_address_;
   TimerId offer_timer_ = 0;

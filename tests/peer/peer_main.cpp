@@ -1,6 +1,8 @@
 // tessera_test_peer: the other OS process in cross-process tests.
 //
-//   tessera_test_peer serve [--port N]           ponger + echo, until SIGTERM
+//   tessera_test_peer serve [--port N] [--address-space-mb M]
+//                                                ponger + echo, until SIGTERM;
+//                                                then prints its transport counters
 //   tessera_test_peer flood --target A --count N  malformed messages to A
 //
 // Prints "READY <port>" once its node listens. Started and stopped by pid.
@@ -10,6 +12,7 @@
 #include "support/ping_pong.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
@@ -47,6 +50,12 @@ int serve(Node& node) {
   sigaddset(&set, SIGINT);
   int sig = 0;
   sigwait(&set, &sig);
+  const auto& c = node.transport_counters();
+  std::printf("refused_frames %llu\nrefused_connections %llu\nidle_closed %llu\n",
+              static_cast<unsigned long long>(c.refused_frames.load()),
+              static_cast<unsigned long long>(c.refused_connections.load()),
+              static_cast<unsigned long long>(c.idle_closed.load()));
+  std::fflush(stdout);
   return 0;
 }
 
@@ -132,6 +141,12 @@ int forge(Node& node, const Address& target, int count) {
   sigaddset(&set, SIGTERM);
   int sig = 0;
   sigwait(&set, &sig);
+  const auto& c = node.transport_counters();
+  std::printf("refused_frames %llu\nrefused_connections %llu\nidle_closed %llu\n",
+              static_cast<unsigned long long>(c.refused_frames.load()),
+              static_cast<unsigned long long>(c.refused_connections.load()),
+              static_cast<unsigned long long>(c.idle_closed.load()));
+  std::fflush(stdout);
   return 0;
 }
 
@@ -148,6 +163,13 @@ int main(int argc, char** argv) {
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+
+  // A bound on the address space: a node tricked into a huge allocation
+  // fails here instead of taking the machine's memory.
+  if (auto mb = std::stoull(arg_value(argc, argv, "--address-space-mb", "0")); mb > 0) {
+    rlimit limit{mb << 20, mb << 20};
+    setrlimit(RLIMIT_AS, &limit);
+  }
 
   NodeConfig config;
   config.port = static_cast<uint16_t>(std::stoi(arg_value(argc, argv, "--port", "0")));

@@ -9,6 +9,8 @@
 
 #include <signal.h>
 
+#include <thread>
+
 using namespace tessera;
 using namespace tessera::testing;
 
@@ -36,6 +38,14 @@ class Tessera {
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
+}
+
+// A port nothing listens on (a node's, just stopped).
+uint16_t free_port() {
+  auto node = start_node();
+  auto port = node->port();
+  node->stop();
+  return port;
 }
 
 size_t lines(const std::string& text) {
@@ -178,14 +188,58 @@ TEST_CASE("tessera run: no fitting offer within the timeout exits 1", "[run]") {
   CHECK(run.err() == "tessera: no offer with cpus:0.1;mem:32 within 0.2 s\n");
 }
 
-TEST_CASE("tessera run: an unreachable master is one line and exit code 2", "[run][cli]") {
-  auto node = start_node();
-  auto port = node->port();
-  node->stop();
-  Tessera run({"run", "--master", "127.0.0.1:" + std::to_string(port), "--", "true"});
+TEST_CASE("tessera run: a master unreachable until --timeout is one line and exit code 2",
+          "[run][cli]") {
+  auto port = free_port();
+  Tessera run(
+      {"run", "--master", "127.0.0.1:" + std::to_string(port), "--timeout", "1", "--", "true"});
   CHECK(run.wait() == 2);
-  CHECK(run.err() ==
-        "tessera: cannot reach master at master@127.0.0.1:" + std::to_string(port) + "\n");
+  auto err = run.err();
+  INFO(err);
+  CHECK(err.rfind("tessera: cannot reach master at master@127.0.0.1:" + std::to_string(port) +
+                      " within 1 s",
+                  0) == 0);
+  CHECK(lines(err) == 1);
+}
+
+TEST_CASE("tessera run: a failed first SUBSCRIBE is retried within --timeout", "[run]") {
+  // The master is not there yet when the run starts (a master restarting, or
+  // started after its clients): the run keeps trying, as a Mesos driver does.
+  auto port = free_port();
+  Tessera run({"run", "--master", "127.0.0.1:" + std::to_string(port), "--timeout", "30", "--",
+               "echo", "hi"});
+  std::this_thread::sleep_for(700ms);  // a few refused attempts
+  Harness h;
+  h.start_master({}, port);
+  auto agent = spawn_agent(h, "hi\n", "");
+  script(h, {status("", TaskState::RUNNING, "u-1"), status("", TaskState::FINISHED, "u-2")});
+  REQUIRE(h.wait_calls(Call::SUBSCRIBE, 1));
+  h.master->call(
+      [&](FakeMaster& m) { m.offer("o-1", *Resources::parse("cpus:1;mem:128"), agent); });
+  CHECK(run.wait() == 0);
+  CHECK(run.out() == "hi\n");
+}
+
+TEST_CASE("tessera run: output it could not read is named, and the run does not succeed", "[run]") {
+  Harness h;
+  auto agent = h.master_node->spawn<FakeAgent>(
+      "agent",
+      [](const std::string&, const std::string& path) -> std::optional<std::string> {
+        if (path == "stderr")
+          return std::string("warning\n");
+        return std::nullopt;  // stdout cannot be read
+      },
+      uint64_t{4}, std::make_shared<std::atomic<int>>(0));
+  REQUIRE(agent);
+  script(h, {status("", TaskState::FINISHED, "u-1")});
+  Tessera run({"run", "--master", master_flag(h), "--", "echo", "hi"});
+  REQUIRE(h.wait_calls(Call::SUBSCRIBE, 1));
+  h.master->call(
+      [&](FakeMaster& m) { m.offer("o-1", *Resources::parse("cpus:1;mem:128"), *agent); });
+  CHECK(run.wait() == 1);
+  INFO(run.err());
+  CHECK(contains(run.err(), "tessera: cannot read the task's stdout: "));
+  CHECK(contains(run.err(), "warning\n"));
 }
 
 TEST_CASE("tessera run: bad command lines are one line and exit code 2", "[run][cli]") {

@@ -106,7 +106,7 @@ int run_executor() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // The executor's end wakes the main thread, which may then stop the node.
   config.on_done = [](int) { ::kill(::getpid(), SIGUSR1); };
-  NodeConfig node_config;
+  auto node_config = NodeConfig::lean();  // an executor mostly waits
   node_config.host = "127.0.0.1";
   auto node = Node::start(node_config);
   if (!node)

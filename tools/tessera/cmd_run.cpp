@@ -69,10 +69,10 @@ int run(const RunArgs& args, const CLI::App& sub) {
   // any thread starts, so every thread inherits the mask.
   block_stop_signals();
 
-  NodeConfig config;
+  // A client mostly waits: it must not spin (NodeConfig::lean).
+  auto config = NodeConfig::lean();
   config.host = "127.0.0.1";
   config.port = 0;
-  config.low_latency = false;  // a command that mostly waits should not spin
   auto node = Node::start(config);
   if (!node)
     return fail("run: " + describe(node.error()));

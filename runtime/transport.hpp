@@ -1,0 +1,70 @@
+#pragma once
+// The guarded listening side of a node's network transport.
+//
+// CAF's BASP broker reads a 32-byte header, then configures an exact read of
+// the payload length the header claims (up to 4 GiB) and its stream resizes
+// its buffer to that length before a byte of the payload arrives: one packet
+// could make a node allocate gigabytes. CAF 0.17 has no option to bound it.
+//
+// A node therefore does not publish through the middleman actor. It opens the
+// listening socket itself and hands the BASP broker its own doorman, whose
+// connections are CAF's ordinary TCP scribes with three guards added, all on
+// the multiplexer thread, with no extra copy or hop:
+//   - a read longer than frame_bytes_max is refused before CAF sizes its buffer
+//     for it; the connection is closed (the broker sees it fail) and counted;
+//   - at most connections_max inbound connections are open; more are closed at
+//     accept and counted;
+//   - an inbound connection that has received nothing for idle_timeout is
+//     closed and counted. Live peers are never idle: nodes send CAF's BASP
+//     heartbeats (NodeConfig::heartbeat_interval_ms) on every connection.
+// Outbound connections (dialled through CAF's middleman) are not guarded.
+//
+// Thread-safety: the counters may be read from any thread; everything else
+// runs on the multiplexer thread.
+
+#include "runtime/error.hpp"
+
+#include <caf/actor.hpp>
+#include <caf/actor_system.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace tessera {
+
+struct TransportLimits {
+  size_t frame_bytes_max = 0;                 // largest read a peer may ask for
+  size_t connections_max = 0;                 // inbound connections open at once
+  std::chrono::milliseconds idle_timeout{0};  // 0: never closed for silence
+};
+
+struct TransportCounters {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> open{0};                 // inbound connections open now
+  std::atomic<uint64_t> refused_connections{0};  // beyond connections_max
+  std::atomic<uint64_t> refused_frames{0};       // beyond frame_bytes_max
+  std::atomic<uint64_t> idle_closed{0};
+};
+
+class TransportGuard;
+
+// Listens on host:port (0: any free port) and publishes router there through
+// the BASP broker of system's middleman, under limits. Returns the port.
+// The guard lives as long as the returned handle (and its connections).
+struct GuardedListener {
+  uint16_t port = 0;
+  std::shared_ptr<TransportGuard> guard;
+  const TransportCounters& counters() const;
+  // Closes inbound connections idle for longer than the idle timeout; a node
+  // calls it periodically. Thread-safe (it runs on the multiplexer thread).
+  void sweep(caf::actor_system& system) const;
+};
+
+expected<GuardedListener> listen_guarded(caf::actor_system& system, const caf::actor& router,
+                                         const std::string& host, uint16_t port,
+                                         const TransportLimits& limits);
+
+}  // namespace tessera
