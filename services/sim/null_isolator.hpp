@@ -13,6 +13,7 @@ class NullIsolator : public Isolator {
     return Placement{};
   }
   expected<ContainerStats> usage(const std::string&) const override { return ContainerStats{}; }
+  expected<ContainerStats> oom_state(const std::string&) const override { return ContainerStats{}; }
   caf::error destroy(const std::string&) override { return caf::none; }
   std::vector<std::string> containers() const override { return {}; }
 };
