@@ -19,9 +19,9 @@ uint64_t seed_or_random(uint64_t seed) {
   return (uint64_t{rd()} << 32) ^ rd();
 }
 
-// Another value per process start, even with a fixed seed: the runtime
-// clock (virtual in a simulation, so a replay makes the same one) tells
-// two starts apart.
+// Another value per process start, even with a fixed seed: the agent's
+// address and the runtime clock (virtual in a simulation, so a replay makes
+// the same one) tell two starts apart.
 std::string boot_id_from(uint64_t seed, int64_t now_ns) {
   std::mt19937_64 rng(seed_or_random(seed) ^ static_cast<uint64_t>(now_ns));
   return hex(new_uuid_bytes(rng).substr(0, 8));
@@ -232,7 +232,9 @@ void Agent::fill_agent_info(wire::AgentInfo::Builder b) const {
 std::string Agent::make_boot_id() const {
   if (!config_.boot_id.empty())
     return config_.boot_id;
-  return boot_id_from(config_.seed, now().time_since_epoch().count());
+  return boot_id_from(config_.seed,
+                      now().time_since_epoch().count() ^
+                          static_cast<int64_t>(std::hash<std::string>{}(me().to_string())));
 }
 
 Outgoing Agent::registration() const {

@@ -28,7 +28,8 @@
 //    they bring. For agent_reregister_timeout after it starts the master is
 //    recovering: it cannot tell an agent it never knew from one that has
 //    not come back yet, so an explicit reconciliation of a task it does not
-//    know (and a kill of one) waits for the task's agent to reregister, and
+//    know (and a kill of one) naming an agent that is not registered waits
+//    for that agent to reregister, and
 //    is answered LOST/UNREACHABLE only when the window closes (Mesos answers
 //    nothing for tasks of recovered agents until they reregister or their
 //    reregistration timeout expires).

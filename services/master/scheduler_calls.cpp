@@ -377,9 +377,10 @@ std::optional<Master::State> Master::unknown_task_state(const FrameworkEntry& fw
     return fw.partition_aware() ? State::UNREACHABLE : State::LOST;
   if (!aid.empty() && removed_agents_.count(aid))
     return fw.partition_aware() ? State::GONE : State::LOST;
-  // While recovering, an agent this master has not heard from since it
-  // started (or that is away) may still come back with the task.
-  if (recovering_ && (!a || a->state != AgentState::registered))
+  // While recovering, the agent named, if this master has not heard from it
+  // since it started (or it is away), may still come back with the task.
+  // No agent named: unknown at once, as Mesos.
+  if (recovering_ && !aid.empty() && (!a || a->state != AgentState::registered))
     return std::nullopt;
   if (a)
     return fw.partition_aware() ? State::GONE : State::LOST;

@@ -103,12 +103,13 @@ void Scheduler::lost(const Address&, const caf::error&) {
 // -- subscription ----------------------------------------------------------------
 
 void Scheduler::on_start() {
-  // Another id per instance even with a fixed seed: the runtime clock
-  // (virtual in a simulation, so a replay makes the same one) tells two
-  // instances apart.
+  // Another id per instance even with a fixed seed: the actor's address
+  // and the runtime clock (virtual in a simulation, so a replay makes the
+  // same one) tell two instances apart.
   std::random_device rd;
   uint64_t base = config_.seed != 0 ? config_.seed : (uint64_t{rd()} << 32 | rd());
-  std::mt19937_64 id_rng(base ^ static_cast<uint64_t>(now().time_since_epoch().count()));
+  std::mt19937_64 id_rng(base ^ static_cast<uint64_t>(now().time_since_epoch().count()) ^
+                         std::hash<std::string>{}(me().to_string()));
   subscription_id_ = hex(new_uuid_bytes(id_rng).substr(0, 8));
   started();
   if (auto err = validate(config_)) {
