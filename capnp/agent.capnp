@@ -20,6 +20,11 @@ struct RegisterAgent {
   # Agent -> master: first registration (agentInfo.agentId empty).
   agentInfo @0 :AgentInfo;
   version @1 :Text;
+  bootId @2 :Text;
+  # Random, made once per agent process start. Every retry of this
+  # registration carries the same one, so the master answers them all with
+  # the same agent id; a RegisterAgent from a known address with another
+  # boot id is an agent that restarted without its state.
 }
 
 struct AgentTask {
@@ -46,6 +51,15 @@ struct ReregisterAgent {
   tasks @2 :List(AgentTask);
   executors @3 :List(ExecutorInfo);
   frameworks @4 :List(FrameworkInfo);
+  bootId @5 :Text;
+  # As RegisterAgent.bootId.
+  registrationSeq @6 :UInt64;
+  # Counts this boot's reregistration episodes (1, 2, ...): every retry of
+  # one episode carries the same number, and the agent starts a new one
+  # each time it loses the master. The master reconciles the agent's tasks
+  # once per (bootId, registrationSeq): a retry of an episode it already
+  # processed is answered again but changes nothing (its task list is older
+  # than the RunTasks sent since), and an older episode is ignored.
 }
 
 struct AgentRegistered {

@@ -56,6 +56,11 @@ struct SchedulerCall {
     frameworkInfo @0 :FrameworkInfo;
     suppressedRoles @1 :List(Text);
     # Roles to start suppressed (no offers until revived).
+    subscriptionId @2 :Text;
+    # Random, made once per scheduler instance and sent with every subscribe
+    # it makes. A retried first subscribe (empty frameworkId) whose
+    # subscriptionId the master already gave a framework id to is answered
+    # with that id instead of a second framework.
   }
 
   struct Accept {

@@ -19,6 +19,14 @@ uint64_t seed_or_random(uint64_t seed) {
   return (uint64_t{rd()} << 32) ^ rd();
 }
 
+// Another value per process start, even with a fixed seed: the agent's
+// address and the runtime clock (virtual in a simulation, so a replay makes
+// the same one) tell two starts apart.
+std::string boot_id_from(uint64_t seed, int64_t now_ns) {
+  std::mt19937_64 rng(seed_or_random(seed) ^ static_cast<uint64_t>(now_ns));
+  return hex(new_uuid_bytes(rng).substr(0, 8));
+}
+
 bool worth_logging(uint64_t count) {
   return (count & (count - 1)) == 0;
 }
@@ -82,6 +90,7 @@ void Agent::on_start() {
     config_.stopper->drain_ = continuation([this] { shutdown_agent("drained by the operator"); });
   }
   arm_checkpoint_failure_report();
+  boot_id_ = make_boot_id();
   if (!recover())
     return;
   try_register();
@@ -251,15 +260,26 @@ void Agent::fill_agent_info(wire::AgentInfo::Builder b) const {
   to_wire(config_.attributes, b.initAttributes(static_cast<unsigned>(config_.attributes.size())));
 }
 
+std::string Agent::make_boot_id() const {
+  if (!config_.boot_id.empty())
+    return config_.boot_id;
+  return boot_id_from(config_.seed,
+                      now().time_since_epoch().count() ^
+                          static_cast<int64_t>(std::hash<std::string>{}(me().to_string())));
+}
+
 Outgoing Agent::registration() const {
   if (agent_id_.empty())
     return build<wire::RegisterAgent>([this](wire::RegisterAgent::Builder b) {
       fill_agent_info(b.initAgentInfo());
       b.setVersion(version);
+      b.setBootId(boot_id_);
     });
   return build<wire::ReregisterAgent>([this](wire::ReregisterAgent::Builder b) {
     fill_agent_info(b.initAgentInfo());
     b.setVersion(version);
+    b.setBootId(boot_id_);
+    b.setRegistrationSeq(registration_seq_);
     auto tasks = b.initTasks(static_cast<unsigned>(tasks_.size()));
     unsigned i = 0;
     for (const auto& [key, task] : tasks_) {
@@ -317,6 +337,7 @@ void Agent::on_master_lost(const std::string& why) {
   if (!registered_)
     return;  // still registering: the retry timer carries on
   registered_ = false;
+  ++registration_seq_;  // a new episode: its task list is newer than the last one's
   metrics_.master_lost.fetch_add(1, std::memory_order_relaxed);
   log().warn("{}: lost master {} ({}); reregistering", me().to_string(), config_.master.to_string(),
              why);

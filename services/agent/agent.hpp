@@ -6,7 +6,10 @@
 // Contracts (capnp/agent.capnp master <-> agent, capnp/executor.capnp agent <-> executor):
 //  - Registration: RegisterAgent (no id yet) or ReregisterAgent (with its tasks)
 //    is retried with jittered exponential backoff until AgentRegistered /
-//    AgentReregistered arrives. Losing the master (its actor or connection, or
+//    AgentReregistered arrives. Each carries the agent's boot id (and a
+//    reregistration its episode number), so the master answers every retry
+//    of one registration with the same id and never reconciles tasks twice
+//    for one episode. Losing the master (its actor or connection, or
 //    no Ping for ping_timeout_intervals pings) starts reregistration.
 //  - Master messages are obeyed only from the configured master address;
 //    anything else is counted (AgentMetrics), logged and dropped.
@@ -138,6 +141,10 @@ struct AgentConfig {
   // The master counts as lost after this many ping intervals without a Ping.
   uint32_t ping_timeout_intervals = 5;
   uint64_t seed = 0;  // backoff jitter and update uuids; 0: std::random_device
+  // Names this agent process in every (re)registration, so the master tells
+  // a retry from a restart. Empty: made at start (random; with a seed, from
+  // the seed and the runtime clock, so a simulation replays it).
+  std::string boot_id;
 
   // Containers. Null isolator: posix isolation scoped by work_dir.
   std::shared_ptr<Isolator> isolator;
@@ -287,6 +294,7 @@ class Agent : public Actor {
   bool from_master(const Address& sender, const char* what);
   void try_register();
   Outgoing registration() const;
+  std::string make_boot_id() const;
   void fill_agent_info(wire::AgentInfo::Builder b) const;
   void on_registered(const std::string& agent_id, int64_t ping_interval_ns);
   void on_master_lost(const std::string& why);
@@ -397,6 +405,10 @@ class Agent : public Actor {
   AgentMetrics& metrics_;
   std::mt19937_64 rng_;
   std::string agent_id_;  // empty until the first registration
+  std::string boot_id_;   // this process's, made at start
+  // This boot's reregistration episode: every retry of one carries the
+  // same number; losing the master starts the next.
+  uint64_t registration_seq_ = 1;
   bool registered_ = false;
   bool shutting_down_ = false;
   bool recovered_ = false;  // agent_id_ came from a checkpoint; no master has taken it yet

@@ -45,12 +45,14 @@ void Master::on_start() {
   log().info("master {} started (run {})", me().to_string(), run_id_);
   after(config_.agent_ping_interval, [this] { ping_agents(); });
   after(config_.framework_heartbeat_interval, [this] { heartbeat(); });
+  after(config_.agent_reregister_timeout, [this] { end_recovery(); });
 }
 
 // -- registration -------------------------------------------------------------
 
 void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
   auto info = m.body().getAgentInfo();
+  auto boot = str(m.body().getBootId());
   auto total = from_wire(info.getResources());
   if (!total) {
     ++counters_.invalid_calls;
@@ -58,10 +60,21 @@ void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
                describe(total.error()));
     return;
   }
-  // An agent that registers anew from an address we know restarted without
-  // its state: what ran there is gone.
+  if (!boot.empty() && retired(boot)) {
+    ++counters_.agents_stale_registrations;
+    log().info("master: ignoring a registration from {} of replaced boot {}",
+               m.sender().to_string(), boot);
+    return;
+  }
   if (auto old = agent_at_.find(m.sender()); old != agent_at_.end()) {
     if (auto* entry = agent(old->second)) {
+      // A retry of a registration already made (the answer was late or
+      // lost): the same id, as often as asked.
+      if (!boot.empty() && entry->boot_id == boot)
+        return answer_again(*entry, false);
+      // Registering anew from an address we know: the agent restarted
+      // without its state, and what ran there is gone.
+      retire_boot(entry->boot_id);
       remove_agent(*entry, Reason::AGENT_RESTARTED, "agent restarted without recovery");
     }
   }
@@ -77,6 +90,7 @@ void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
   entry.hostname = str(info.getHostname());
   entry.total = std::move(*total);
   entry.attributes = from_wire(info.getAttributes());
+  entry.boot_id = boot;
   auto id = entry.id;
   agent_at_[entry.address] = id;
   auto& a = agents_.emplace(id, std::move(entry)).first->second;
@@ -85,20 +99,70 @@ void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
   ++counters_.agents_registered;
   log().info("master: registered agent {} at {} with {}", id, a.address.to_string(),
              a.total.to_string());
-  send(a.address, build<wire::AgentRegistered>([&](wire::AgentRegistered::Builder b) {
-         b.setAgentId(id);
-         b.setPingIntervalNs(config_.agent_ping_interval.count());
-       }));
+  send_registered(a, false);
+}
+
+void Master::send_registered(const AgentEntry& a, bool reregistered) {
+  if (reregistered)
+    send(a.address, build<wire::AgentReregistered>([&](wire::AgentReregistered::Builder b) {
+           b.setAgentId(a.id);
+           b.setPingIntervalNs(config_.agent_ping_interval.count());
+         }));
+  else
+    send(a.address, build<wire::AgentRegistered>([&](wire::AgentRegistered::Builder b) {
+           b.setAgentId(a.id);
+           b.setPingIntervalNs(config_.agent_ping_interval.count());
+         }));
+}
+
+void Master::answer_again(AgentEntry& a, bool reregistered) {
+  ++counters_.agents_duplicate_registrations;
+  log().debug("master: agent {} at {} retried its {}registration; answered again", a.id,
+              a.address.to_string(), reregistered ? "re" : "");
+  if (a.state != AgentState::registered) {
+    // Lost meanwhile (its tasks were already reported), and here again:
+    // admitted as it is.
+    if (a.removal_timer) {
+      cancel(a.removal_timer);
+      a.removal_timer = 0;
+    }
+    a.state = AgentState::registered;
+    a.pings_missed = 0;
+    a.ping_outstanding = false;
+    watch(a.address);
+    if (a.in_allocator)
+      remove_agent_from_allocator(a);
+    add_agent_to_allocator(a);
+    send_pending_kills(a);
+  }
+  send_registered(a, reregistered);
+}
+
+void Master::retire_boot(const std::string& boot) {
+  if (boot.empty() || !retired_boots_.insert(boot).second)
+    return;
+  retired_boots_order_.push_back(boot);
+  while (retired_boots_order_.size() > config_.retired_boots_max) {
+    retired_boots_.erase(retired_boots_order_.front());
+    retired_boots_order_.pop_front();
+  }
 }
 
 void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
   auto body = m.body();
   auto info = body.getAgentInfo();
   auto id = str(info.getAgentId());
+  auto boot = str(body.getBootId());
+  auto seq = body.getRegistrationSeq();
   auto total = from_wire(info.getResources());
   if (id.empty() || !total) {
     ++counters_.invalid_calls;
     log().warn("master: bad reregistration from {}", m.sender().to_string());
+    return;
+  }
+  if (!boot.empty() && retired(boot)) {
+    ++counters_.agents_stale_registrations;
+    log().info("master: ignoring a reregistration of agent {} from replaced boot {}", id, boot);
     return;
   }
   if (auto gone = removed_agents_.find(id); gone != removed_agents_.end()) {
@@ -113,11 +177,27 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
          build<wire::ShutdownAgent>([&](wire::ShutdownAgent::Builder b) { b.setReason(reason); }));
     return;
   }
+  auto* a = agent(id);
+  if (a && !boot.empty() && a->boot_id == boot && a->address == m.sender()) {
+    // The same agent process: order its episodes. Its task list is as old
+    // as its episode; RunTasks sent since the episode was processed would
+    // look lost in it.
+    if (seq < a->registration_seq) {
+      ++counters_.agents_stale_registrations;
+      log().info("master: ignoring agent {}'s reregistration #{} (#{} already processed)", id, seq,
+                 a->registration_seq);
+      return;
+    }
+    if (seq == a->registration_seq)
+      return answer_again(*a, true);
+  }
   // Another agent registered from this address restarted as this one.
   if (auto old = agent_at_.find(m.sender()); old != agent_at_.end() && old->second != id)
-    if (auto* entry = agent(old->second))
+    if (auto* entry = agent(old->second)) {
+      retire_boot(entry->boot_id);
       remove_agent(*entry, Reason::AGENT_RESTARTED, "agent restarted as " + id);
-  auto* a = agent(id);
+    }
+  a = agent(id);
   if (!a) {
     if (agents_.size() >= config_.agents_max) {
       ++counters_.invalid_calls;
@@ -132,6 +212,10 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
     a = &agents_.emplace(id, std::move(entry)).first->second;
     a->state = AgentState::disconnected;
   }
+  if (!a->boot_id.empty() && a->boot_id != boot)
+    retire_boot(a->boot_id);  // the agent restarted (and recovered)
+  a->boot_id = boot;
+  a->registration_seq = seq;
   if (a->address != m.sender()) {
     agent_at_.erase(a->address);
     unwatch(a->address);
@@ -148,29 +232,7 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
     a->removal_timer = 0;
   }
   watch(a->address);
-
-  // The agent is the truth about what runs on it.
-  std::set<TaskKey> reported;
-  for (auto t : body.getTasks()) {
-    reported.emplace(str(t.getFrameworkId()), str(t.getTask().getTaskId()));
-    adopt_agent_task(*a, t, body.getFrameworks());
-  }
-  for (auto key : std::set<TaskKey>(a->tasks)) {
-    if (reported.count(key))
-      continue;
-    auto* fw = framework(key.first);
-    if (!fw)
-      continue;
-    auto it = fw->tasks.find(key.second);
-    if (it == fw->tasks.end() || is_terminal(it->second.state))
-      continue;
-    // Launched here but unknown to the agent: the RunTask never arrived.
-    set_task_state(it->second, fw->partition_aware() ? State::GONE : State::LOST,
-                   Reason::AGENT_RESTARTED, "task unknown to the reregistered agent");
-    send_master_update(*fw, key.second, id, it->second.state, Reason::AGENT_RESTARTED,
-                       it->second.message);
-    complete_task(*fw, key.second);
-  }
+  reconcile_agent_tasks(*a, body);
   bool was_registered = a->state == AgentState::registered;
   a->state = AgentState::registered;
   // Its total or its tasks may have changed: the allocator hears it anew
@@ -181,10 +243,53 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
   ++counters_.agents_reregistered;
   log().info("master: reregistered agent {} at {} ({} tasks){}", id, a->address.to_string(),
              a->tasks.size(), was_registered ? "" : " after a disconnection");
-  send(a->address, build<wire::AgentReregistered>([&](wire::AgentReregistered::Builder b) {
-         b.setAgentId(id);
-         b.setPingIntervalNs(config_.agent_ping_interval.count());
-       }));
+  send_registered(*a, true);
+  send_pending_kills(*a);
+  answer_deferred(*a);
+}
+
+void Master::reconcile_agent_tasks(AgentEntry& agent, wire::ReregisterAgent::Reader body) {
+  // The agent is the truth about what runs on it.
+  std::set<TaskKey> reported;
+  for (auto t : body.getTasks()) {
+    reported.emplace(str(t.getFrameworkId()), str(t.getTask().getTaskId()));
+    adopt_agent_task(agent, t, body.getFrameworks());
+  }
+  for (auto key : std::set<TaskKey>(agent.tasks)) {
+    if (reported.count(key))
+      continue;
+    auto* fw = framework(key.first);
+    if (!fw)
+      continue;
+    auto it = fw->tasks.find(key.second);
+    if (it == fw->tasks.end() || is_terminal(it->second.state))
+      continue;
+    // Launched here but unknown to the agent: the RunTask never arrived
+    // (or crossed this reregistration, and the agent dropped it).
+    set_task_state(it->second, fw->partition_aware() ? State::GONE : State::LOST,
+                   Reason::AGENT_RESTARTED, "task unknown to the reregistered agent");
+    send_master_update(*fw, key.second, agent.id, it->second.state, Reason::AGENT_RESTARTED,
+                       it->second.message);
+    complete_task(*fw, key.second);
+  }
+}
+
+void Master::send_pending_kills(AgentEntry& a) {
+  for (auto& key : a.tasks) {
+    auto* fw = framework(key.first);
+    if (!fw)
+      continue;
+    auto it = fw->tasks.find(key.second);
+    if (it == fw->tasks.end() || !it->second.kill_pending || is_terminal(it->second.state))
+      continue;
+    log().info("master: killing task {} of {} on {}, as asked while the agent was away", key.second,
+               key.first, a.id);
+    send(a.address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
+           b.setFrameworkId(key.first);
+           b.setTaskId(key.second);
+           b.setGracePeriodNs(it->second.kill_grace_ns);
+         }));
+  }
 }
 
 void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
@@ -273,6 +378,12 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
   if (is_terminal(task.state))
     task.resources_freed = true;  // not counted as used when re-added
   agent.tasks.insert({fid, tid});
+  if (auto k = deferred_kills_.find({fid, tid}); k != deferred_kills_.end()) {
+    // Killed while this master did not know it yet: send_pending_kills.
+    task.kill_pending = true;
+    task.kill_grace_ns = k->second.second;
+    deferred_kills_.erase(k);
+  }
 }
 
 void Master::add_agent_to_allocator(AgentEntry& a) {
@@ -465,6 +576,16 @@ void Master::on_status_update(const Received<wire::StatusUpdate>& m) {
   }
   if (!fw->tasks.count(tid) && fw->tasks.size() >= config_.tasks_per_framework_max) {
     ++counters_.invalid_calls;  // the agent retries; adopted once there is room
+    return;
+  }
+  if (auto known = fw->tasks.find(tid); known != fw->tasks.end() && known->second.agent != a->id) {
+    // Only the agent the task was placed on speaks for it.
+    auto n = ++counters_.status_updates_refused;
+    if ((n & (n - 1)) == 0)
+      log().warn(
+          "master: refused a status update for task {} of {} from agent {}: the task is "
+          "on agent {} ({} refused so far)",
+          tid, fid, a->id, known->second.agent, n);
     return;
   }
   auto& task = fw->tasks[tid];

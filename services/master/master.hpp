@@ -25,7 +25,31 @@
 //    register as a new agent. The last removed_agents_max ids are kept;
 //  - after a master restart, agents reregister with their tasks and
 //    frameworks resubscribe with their ids; both are admitted with the ids
-//    they bring.
+//    they bring. For agent_reregister_timeout after it starts the master is
+//    recovering: it cannot tell an agent it never knew from one that has
+//    not come back yet, so an explicit reconciliation of a task it does not
+//    know (and a kill of one) naming an agent that is not registered waits
+//    for that agent to reregister, and
+//    is answered LOST/UNREACHABLE only when the window closes (Mesos answers
+//    nothing for tasks of recovered agents until they reregister or their
+//    reregistration timeout expires).
+//
+// Idempotence (every message may be retried or duplicated):
+//  - RegisterAgent carries the agent's boot id: every retry from the same
+//    address and boot gets the same agent id; another boot from that
+//    address is an agent that restarted without its state. A boot replaced
+//    that way is retired and its late messages are ignored;
+//  - ReregisterAgent carries (boot id, registrationSeq): the agent's tasks
+//    are reconciled once per episode; a retry of a processed episode is
+//    answered again and changes nothing, an older one is ignored;
+//  - SUBSCRIBE carries the scheduler's subscriptionId: a retried first
+//    subscribe gets the framework id the first one made. Any subscribe of
+//    a known framework rescinds its outstanding offers (the instance that
+//    subscribes may never have seen them).
+//
+// Authority: a StatusUpdate is applied only from the agent the task was
+// placed on; a kill of a task whose agent is away is remembered and sent
+// when the agent reregisters.
 //
 // The master keeps no durable state of its own yet (no registry): after a
 // restart it knows what reregistering agents and resubscribing frameworks
@@ -62,14 +86,21 @@ struct MasterConfig {
   // An agent unreachable this long is removed: its tasks are GONE (LOST for
   // frameworks that are not partition-aware) and it must register anew.
   Duration agent_removal_timeout = std::chrono::minutes(10);
+  // After the master starts, how long agents have to reregister before
+  // reconciliation answers for tasks it does not know (Mesos's
+  // agent_reregister_timeout).
+  Duration agent_reregister_timeout = std::chrono::minutes(10);
   Duration framework_heartbeat_interval = std::chrono::seconds(15);
   uint64_t seed = 0;  // ids; zero: from std::random_device
   size_t agents_max = 100'000;
   size_t frameworks_max = 10'000;
   size_t tasks_per_framework_max = 1'000'000;
-  size_t completed_tasks_max = 10'000;     // kept for reconciliation
-  size_t removed_frameworks_max = 10'000;  // ids refused on resubscribe
-  size_t removed_agents_max = 100'000;     // ids told to shut down on reregister
+  size_t completed_tasks_max = 10'000;            // kept for reconciliation
+  size_t removed_frameworks_max = 10'000;         // ids refused on resubscribe
+  size_t removed_agents_max = 100'000;            // ids told to shut down on reregister
+  size_t retired_boots_max = 100'000;             // agent boots replaced by a newer one
+  size_t deferred_reconciliations_max = 100'000;  // unanswered while recovering
+  size_t deferred_kills_max = 100'000;            // kills of unknown tasks while recovering
 };
 
 // What the master counts; read with Master::counters() from its own thread
@@ -89,6 +120,12 @@ struct MasterCounters {
   uint64_t tasks_invalid = 0;
   uint64_t status_updates = 0;
   uint64_t invalid_calls = 0;  // calls refused: unknown framework, wrong sender, ...
+  uint64_t agents_duplicate_registrations = 0;   // retries answered with the same id
+  uint64_t agents_stale_registrations = 0;       // older episodes or retired boots, ignored
+  uint64_t frameworks_duplicate_subscribes = 0;  // retried first subscribes, same id
+  uint64_t status_updates_refused = 0;           // from an agent the task is not on
+  uint64_t kills_deferred = 0;                   // remembered until the task's agent is back
+  uint64_t reconciliations_deferred = 0;         // answered once the task's agent is back
 };
 
 // A read-only copy of the master's books (Master::view()).
@@ -147,6 +184,10 @@ class Master : public Actor {
     // arrives and it was terminal, the task is done.
     std::string forwarded_uuid;
     State forwarded_state = State::STAGING;
+    // Killed while its agent was away: sent again on every reregistration
+    // until the task ends.
+    bool kill_pending = false;
+    int64_t kill_grace_ns = 0;  // 0: the agent's default
   };
 
   struct FrameworkEntry {
@@ -162,6 +203,7 @@ class Master : public Actor {
     Actor::TimerId failover_timer = 0;
     std::set<OfferId> offers;
     std::map<TaskId, Task> tasks;
+    std::string subscription_id;  // of the instance subscribed last
     bool partition_aware() const {
       return capabilities.count(wire::FrameworkCapability::PARTITION_AWARE) > 0;
     }
@@ -183,6 +225,8 @@ class Master : public Actor {
     uint32_t pings_missed = 0;
     bool ping_outstanding = false;
     Actor::TimerId removal_timer = 0;
+    std::string boot_id;            // of the agent process registered last
+    uint64_t registration_seq = 0;  // its last reregistration episode processed
   };
 
   struct Offer {
@@ -203,6 +247,16 @@ class Master : public Actor {
   // -- agents (master.cpp) --------------------------------------------------
   void on_register_agent(const Received<wire::RegisterAgent>& m);
   void on_reregister_agent(const Received<wire::ReregisterAgent>& m);
+  // A retry of a registration already processed: answered, nothing changes.
+  void answer_again(AgentEntry& agent, bool reregistered);
+  void send_registered(const AgentEntry& agent, bool reregistered);
+  // Reconciles the agent's reported tasks with the books (the agent is the
+  // truth), then admits it.
+  void reconcile_agent_tasks(AgentEntry& agent, wire::ReregisterAgent::Reader body);
+  bool retired(const std::string& boot) const { return retired_boots_.count(boot) > 0; }
+  void retire_boot(const std::string& boot);
+  // Sends the kills remembered for tasks on this agent.
+  void send_pending_kills(AgentEntry& agent);
   void on_status_update(const Received<wire::StatusUpdate>& m);
   void on_exited_executor(const Received<wire::ExitedExecutor>& m);
   void on_executor_message(const Received<wire::ExecutorToFramework>& m);
@@ -226,6 +280,14 @@ class Master : public Actor {
   void kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k);
   void acknowledge(FrameworkEntry& fw, wire::SchedulerCall::Acknowledge::Reader a);
   void reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reader r);
+  // The answer for a task this master does not know; nullopt: none yet
+  // (recovering, and its agent may still come back).
+  std::optional<State> unknown_task_state(const FrameworkEntry& fw, const AgentId& aid) const;
+  void defer_reconciliation(const FrameworkEntry& fw, const TaskId& tid, const AgentId& aid);
+  // Answers deferred reconciliations (and kills) for tasks that agent
+  // reported or should have.
+  void answer_deferred(const AgentEntry& agent);
+  void end_recovery();
   void relay_message(FrameworkEntry& fw, wire::SchedulerCall::Message::Reader m);
   void shutdown_executor(FrameworkEntry& fw, wire::SchedulerCall::Shutdown::Reader s);
   void framework_disconnected(FrameworkEntry& fw);
@@ -286,6 +348,7 @@ class Master : public Actor {
   std::unordered_map<AgentId, AgentEntry> agents_;
   std::unordered_map<Address, AgentId> agent_at_;
   std::unordered_map<FrameworkId, FrameworkEntry> frameworks_;
+  std::unordered_map<std::string, FrameworkId> framework_by_subscription_;
   std::unordered_map<Address, FrameworkId> framework_at_;
   std::unordered_map<OfferId, Offer> offers_;
   std::deque<CompletedTask> completed_;
@@ -293,6 +356,13 @@ class Master : public Actor {
   std::unordered_map<AgentId, std::string> removed_agents_;  // id -> why
   std::deque<AgentId> removed_agents_order_;
   std::deque<FrameworkId> removed_order_;
+  std::set<std::string> retired_boots_;
+  std::deque<std::string> retired_boots_order_;
+  // While recovering: reconciliations and kills of tasks this master does
+  // not know, by task, with the agent the framework named (may be empty).
+  bool recovering_ = true;
+  std::map<TaskKey, AgentId> deferred_reconciliations_;
+  std::map<TaskKey, std::pair<AgentId, int64_t>> deferred_kills_;  // agent, grace ns
   uint64_t ping_seq_ = 0;
   uint64_t next_epoch_ = 1;
   MasterCounters counters_;

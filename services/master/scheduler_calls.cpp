@@ -85,6 +85,16 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
       return refuse_call(from, "suppressed role '" + str(r) + "' is not one of its roles");
   if (info.getName().size() > framework_name_bytes_max)
     return refuse_call(from, "framework name too long");
+  auto subscription = str(s.getSubscriptionId());
+  if (fid.empty() && !subscription.empty())
+    if (auto it = framework_by_subscription_.find(subscription);
+        it != framework_by_subscription_.end() && framework(it->second)) {
+      // A retry of a first subscribe this master already answered (the
+      // answer was late or lost): the same framework, not a second one.
+      fid = it->second;
+      ++counters_.frameworks_duplicate_subscribes;
+      log().info("master: subscribe retried from {}; it is framework {}", from.to_string(), fid);
+    }
   if (!fid.empty() && removed(fid))
     return refuse_call(from, "framework " + fid + " has been removed");
   if (info.getFailoverTimeoutNs() < 0)
@@ -112,6 +122,21 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
       }));
     framework_at_.erase(*fw->address);
     unwatch(*fw->address);
+  }
+  if (!fresh) {
+    // Offers made before this subscribe: the instance subscribing now may
+    // never have seen them (a new instance, or one whose earlier answer
+    // was lost), so they would stay out of the pool for ever.
+    for (auto& id : std::set<OfferId>(fw->offers))
+      rescind(id, true);
+  }
+  if (fw->subscription_id != subscription) {
+    if (auto it = framework_by_subscription_.find(fw->subscription_id);
+        it != framework_by_subscription_.end() && it->second == fid)
+      framework_by_subscription_.erase(it);
+    fw->subscription_id = subscription;
+    if (!subscription.empty())
+      framework_by_subscription_[subscription] = fid;
   }
   if (fw->failover_timer) {
     cancel(fw->failover_timer);
@@ -216,6 +241,15 @@ void Master::remove_framework(const FrameworkId& id, const std::string& why) {
     framework_at_.erase(*fw->address);
     unwatch(*fw->address);
   }
+  if (auto it = framework_by_subscription_.find(fw->subscription_id);
+      it != framework_by_subscription_.end() && it->second == id)
+    framework_by_subscription_.erase(it);
+  for (auto it = deferred_reconciliations_.lower_bound({id, ""});
+       it != deferred_reconciliations_.end() && it->first.first == id;)
+    it = deferred_reconciliations_.erase(it);
+  for (auto it = deferred_kills_.lower_bound({id, ""});
+       it != deferred_kills_.end() && it->first.first == id;)
+    it = deferred_kills_.erase(it);
   frameworks_.erase(id);
   removed_frameworks_.insert(id);
   removed_order_.push_back(id);
@@ -234,11 +268,27 @@ void Master::heartbeat() {
 
 void Master::kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k) {
   auto tid = str(k.getTaskId());
+  auto aid = str(k.getAgentId());
+  int64_t grace_ns = k.hasKillPolicy() ? k.getKillPolicy().getGracePeriodNs() : 0;
   auto it = fw.tasks.find(tid);
   if (it == fw.tasks.end()) {
+    if (!unknown_task_state(fw, aid)) {
+      // Recovering: the task may be on an agent that has not come back
+      // yet. Killed when it does; answered when the window closes.
+      if (deferred_kills_.size() >= config_.deferred_kills_max &&
+          !deferred_kills_.count({fw.id, tid})) {
+        ++counters_.invalid_calls;
+        log().warn("master: kill of unknown task {} not remembered: {} kills wait already", tid,
+                   deferred_kills_.size());
+        return;
+      }
+      ++counters_.kills_deferred;
+      deferred_kills_[{fw.id, tid}] = {aid, grace_ns};
+      log().info("master: kill of task {} of {} waits for its agent to reregister", tid, fw.id);
+      return;
+    }
     // Mesos: an unknown task is reported so the framework can stop asking.
-    return send_master_update(fw, tid, str(k.getAgentId()),
-                              fw.partition_aware() ? State::UNKNOWN : State::LOST,
+    return send_master_update(fw, tid, aid, fw.partition_aware() ? State::UNKNOWN : State::LOST,
                               Reason::TASK_UNKNOWN, "kill of an unknown task");
   }
   auto& task = it->second;
@@ -246,16 +296,17 @@ void Master::kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k) {
     return;
   auto* a = agent(task.agent);
   if (!a || a->state != AgentState::registered) {
-    // The agent will hear it when it comes back: tasks of frameworks that
-    // asked are killed on reregistration (a later issue); say what we know.
-    log().info("master: kill of task {} on unreachable agent {} deferred", tid, task.agent);
+    // Remembered: sent when the agent reregisters (send_pending_kills).
+    ++counters_.kills_deferred;
+    task.kill_pending = true;
+    task.kill_grace_ns = grace_ns;
+    log().info("master: kill of task {} waits for agent {} to come back", tid, task.agent);
     return;
   }
   send(a->address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
          b.setFrameworkId(fw.id);
          b.setTaskId(tid);
-         if (k.hasKillPolicy())
-           b.setGracePeriodNs(k.getKillPolicy().getGracePeriodNs());
+         b.setGracePeriodNs(grace_ns);
        }));
 }
 
@@ -303,24 +354,106 @@ void Master::reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reade
                          it->second.message);
       continue;
     }
-    State state = State::UNKNOWN;
     if (auto c = done.find(tid); c != done.end()) {
-      state = c->second->state;
-      aid = c->second->agent;
+      send_master_update(fw, tid, c->second->agent, c->second->state, Reason::RECONCILIATION, "");
+      continue;
     }
-    if (state == State::UNKNOWN) {
-      // As Mesos: a registered agent that does not have it means it is gone;
-      // an unreachable one might still run it.
-      auto* a = aid.empty() ? nullptr : agent(aid);
-      if (a && a->state == AgentState::unreachable)
-        state = fw.partition_aware() ? State::UNREACHABLE : State::LOST;
-      else if (a)
-        state = fw.partition_aware() ? State::GONE : State::LOST;
-      else
-        state = fw.partition_aware() ? State::UNKNOWN : State::LOST;
+    auto state = unknown_task_state(fw, aid);
+    if (!state) {
+      defer_reconciliation(fw, tid, aid);
+      continue;
     }
-    send_master_update(fw, tid, aid, state, Reason::RECONCILIATION, "");
+    send_master_update(fw, tid, aid, *state, Reason::RECONCILIATION, "");
   }
+}
+
+std::optional<Master::State> Master::unknown_task_state(const FrameworkEntry& fw,
+                                                        const AgentId& aid) const {
+  // As Mesos: a registered agent that does not have it means it is gone;
+  // an unreachable one might still run it.
+  auto it = aid.empty() ? agents_.end() : agents_.find(aid);
+  const AgentEntry* a = it == agents_.end() ? nullptr : &it->second;
+  if (a && a->state == AgentState::unreachable)
+    return fw.partition_aware() ? State::UNREACHABLE : State::LOST;
+  if (!aid.empty() && removed_agents_.count(aid))
+    return fw.partition_aware() ? State::GONE : State::LOST;
+  // While recovering, the agent named, if this master has not heard from it
+  // since it started (or it is away), may still come back with the task.
+  // No agent named: unknown at once, as Mesos.
+  if (recovering_ && !aid.empty() && (!a || a->state != AgentState::registered))
+    return std::nullopt;
+  if (a)
+    return fw.partition_aware() ? State::GONE : State::LOST;
+  return fw.partition_aware() ? State::UNKNOWN : State::LOST;
+}
+
+void Master::defer_reconciliation(const FrameworkEntry& fw, const TaskId& tid, const AgentId& aid) {
+  if (deferred_reconciliations_.size() >= config_.deferred_reconciliations_max &&
+      !deferred_reconciliations_.count({fw.id, tid})) {
+    // No answer is what recovering promises anyway; the framework asks again.
+    ++counters_.invalid_calls;
+    return;
+  }
+  ++counters_.reconciliations_deferred;
+  deferred_reconciliations_[{fw.id, tid}] = aid;
+  log().debug("master: reconciliation of task {} of {} waits for agent '{}'", tid, fw.id, aid);
+}
+
+void Master::answer_deferred(const AgentEntry& a) {
+  auto answer = [&](const TaskKey& key, const AgentId& named) {
+    auto* fw = framework(key.first);
+    if (!fw)
+      return true;
+    if (auto t = fw->tasks.find(key.second); t != fw->tasks.end()) {
+      send_master_update(*fw, key.second, t->second.agent, t->second.state, Reason::RECONCILIATION,
+                         t->second.message);
+      return true;
+    }
+    if (named != a.id)
+      return false;  // another agent's, or no agent named: wait for the window
+    send_master_update(*fw, key.second, a.id, fw->partition_aware() ? State::GONE : State::LOST,
+                       Reason::RECONCILIATION, "task unknown to its reregistered agent");
+    return true;
+  };
+  for (auto it = deferred_reconciliations_.begin(); it != deferred_reconciliations_.end();)
+    it = answer(it->first, it->second) ? deferred_reconciliations_.erase(it) : std::next(it);
+  for (auto it = deferred_kills_.begin(); it != deferred_kills_.end();) {
+    auto* fw = framework(it->first.first);
+    if (!fw || fw->tasks.count(it->first.second)) {
+      it = deferred_kills_.erase(it);  // gone, or adopted (and killed) since
+    } else if (it->second.first == a.id) {
+      send_master_update(*fw, it->first.second, a.id,
+                         fw->partition_aware() ? State::GONE : State::LOST, Reason::TASK_UNKNOWN,
+                         "kill of a task unknown to its reregistered agent");
+      it = deferred_kills_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Master::end_recovery() {
+  recovering_ = false;
+  log().info(
+      "master: agent reregistration window closed; {} reconciliation(s) and {} kill(s) "
+      "of unknown tasks answered now",
+      deferred_reconciliations_.size(), deferred_kills_.size());
+  // As Mesos marks the agents that did not come back unreachable.
+  auto state_for = [](const FrameworkEntry& fw, const AgentId& aid) {
+    if (aid.empty())
+      return fw.partition_aware() ? State::UNKNOWN : State::LOST;
+    return fw.partition_aware() ? State::UNREACHABLE : State::LOST;
+  };
+  for (auto& [key, aid] : deferred_reconciliations_)
+    if (auto* fw = framework(key.first))
+      send_master_update(*fw, key.second, aid, state_for(*fw, aid), Reason::RECONCILIATION,
+                         "agent did not reregister within the reregistration timeout");
+  for (auto& [key, kill] : deferred_kills_)
+    if (auto* fw = framework(key.first))
+      send_master_update(*fw, key.second, kill.first, state_for(*fw, kill.first),
+                         Reason::TASK_UNKNOWN, "kill of an unknown task");
+  deferred_reconciliations_.clear();
+  deferred_kills_.clear();
 }
 
 void Master::relay_message(FrameworkEntry& fw, wire::SchedulerCall::Message::Reader m) {

@@ -103,6 +103,14 @@ void Scheduler::lost(const Address&, const caf::error&) {
 // -- subscription ----------------------------------------------------------------
 
 void Scheduler::on_start() {
+  // Another id per instance even with a fixed seed: the actor's address
+  // and the runtime clock (virtual in a simulation, so a replay makes the
+  // same one) tell two instances apart.
+  std::random_device rd;
+  uint64_t base = config_.seed != 0 ? config_.seed : (uint64_t{rd()} << 32 | rd());
+  std::mt19937_64 id_rng(base ^ static_cast<uint64_t>(now().time_since_epoch().count()) ^
+                         std::hash<std::string>{}(me().to_string()));
+  subscription_id_ = hex(new_uuid_bytes(id_rng).substr(0, 8));
   started();
   if (auto err = validate(config_)) {
     state_ = State::closed;
@@ -124,6 +132,7 @@ void Scheduler::subscribe_now() {
          to_wire(info, s.initFrameworkInfo());
          std::vector<std::string> roles(suppressed_.begin(), suppressed_.end());
          set_texts(s.initSuppressedRoles(static_cast<unsigned>(roles.size())), roles);
+         s.setSubscriptionId(subscription_id_);
        }));
   subscribe_timer_ = after(config_.subscribe_timeout, [this] {
     subscribe_timer_ = 0;

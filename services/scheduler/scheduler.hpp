@@ -220,6 +220,9 @@ class Scheduler : public Actor {
   SchedulerConfig config_;
   State state_ = State::disconnected;
   std::string framework_id_;
+  // Sent with every subscribe of this instance: the master matches a
+  // retried first subscribe to the framework the first one made.
+  std::string subscription_id_;
   std::set<std::string> suppressed_;                     // roles, resent on every subscribe
   std::unordered_map<std::string, std::string> offers_;  // offer id -> agent id
   TimerId subscribe_timer_ = 0;

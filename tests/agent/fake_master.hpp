@@ -1,7 +1,12 @@
 #pragma once
 // A fake master for agent tests: it registers agents, records what they send
 // (updates, acknowledgement order, exited executors) and acknowledges updates
-// by a policy the test sets. The test drives it from its own thread with
+// by a policy the test sets. It numbers and answers registrations as the real
+// master (services/master/master.cpp) does: a RegisterAgent from a known
+// address with the same boot id is answered with the same id, any other
+// RegisterAgent gets a new one ("agent-1", "agent-2", ...); a ReregisterAgent
+// is answered with the id it brings, or refused as the master refuses a
+// removed id. The test drives it from its own thread with
 // run(job), which executes job on the master actor, so every message the
 // agent gets really comes from the master's address.
 
@@ -53,10 +58,12 @@ class FakeMaster;
 // Everything the fake master knows, shared with the test thread.
 struct MasterState {
   std::mutex mu;
-  std::string agent_id = "agent-1";
+  std::string agent_id;  // the id the master holds for the agent heard from last
   int64_t ping_interval_ns = 0;
   Address agent;
-  int registers = 0;
+  int registers = 0;  // RegisterAgent messages, retries included
+  int agent_ids_made = 0;
+  std::map<Address, std::pair<std::string, std::string>> boots;  // address -> (boot id, agent id)
   int reregisters = 0;
   bool refuse_reregistration = false;               // answer ReregisterAgent with ShutdownAgent
   std::vector<std::string> reregistered_tasks;      // "task-id STATE" of the last reregistration
@@ -77,6 +84,15 @@ class FakeMaster : public Actor {
       std::lock_guard<std::mutex> lock(s_->mu);
       ++s_->registers;
       s_->agent = m.sender();
+      auto boot = str(m.body().getBootId());
+      auto known = s_->boots.find(m.sender());
+      if (known == s_->boots.end() || boot.empty() || known->second.first != boot)
+        known = s_->boots
+                    .insert_or_assign(
+                        m.sender(),
+                        std::make_pair(boot, "agent-" + std::to_string(++s_->agent_ids_made)))
+                    .first;
+      s_->agent_id = known->second.second;
       send(m.sender(), build<wire::AgentRegistered>([&](wire::AgentRegistered::Builder b) {
              b.setAgentId(s_->agent_id);
              b.setPingIntervalNs(s_->ping_interval_ns);
@@ -96,8 +112,10 @@ class FakeMaster : public Actor {
              }));
         return;
       }
+      s_->agent_id = str(m.body().getAgentInfo().getAgentId());
+      s_->boots[m.sender()] = {str(m.body().getBootId()), s_->agent_id};
       send(m.sender(), build<wire::AgentReregistered>([&](wire::AgentReregistered::Builder b) {
-             b.setAgentId(str(m.body().getAgentInfo().getAgentId()));
+             b.setAgentId(s_->agent_id);
              b.setPingIntervalNs(s_->ping_interval_ns);
            }));
     });
@@ -241,13 +259,17 @@ class MasterNode {
   std::unique_ptr<Node> node_;
 };
 
+// agent_id: the agent the master placed the task on (the real master always
+// names it); empty names none.
 inline Outgoing run_task(const std::string& task_id, const std::string& shell,
-                         const std::string& framework_id = "fw-1") {
+                         const std::string& framework_id = "fw-1",
+                         const std::string& agent_id = {}) {
   return build<wire::RunTask>([&](wire::RunTask::Builder b) {
     b.initFrameworkInfo().setFrameworkId(framework_id);
     b.getFrameworkInfo().setName("test");
     auto task = b.initTask();
     task.setTaskId(task_id);
+    task.setAgentId(agent_id);
     task.setName(task_id);
     task.initCommand().setShell(shell);
   });

@@ -36,6 +36,7 @@ struct OfferSeen {
 // What a scripted framework has heard.
 struct FrameworkLog {
   std::string id;
+  std::vector<std::string> ids;  // every subscribed event's, in order
   std::vector<OfferSeen> offers;
   std::vector<std::string> rescinded;
   std::vector<Update> updates;
@@ -47,6 +48,7 @@ struct FrameworkLog {
 // What a scripted agent has heard.
 struct AgentLog {
   std::string id;
+  std::vector<std::string> ids;  // every AgentRegistered's, in order
   size_t registered = 0;
   size_t reregistered = 0;
   std::vector<std::string> run_tasks;
@@ -92,10 +94,24 @@ struct Cluster {
     sim.run();
   }
 
-  Address add_agent(Node& node, AgentLog& log, const std::string& resources) {
-    auto addr = node.spawn<Probe>("agent", [&log, &node, resources, this](Probe& self) {
+  Address add_agent(Node& node, AgentLog& log, const std::string& resources,
+                    const std::string& boot = {}) {
+    auto total = Resources::parse(resources);
+    REQUIRE(total);
+    return spawn_agent(node, log, build<wire::RegisterAgent>([&](wire::RegisterAgent::Builder b) {
+                         b.setBootId(boot);
+                         auto info = b.initAgentInfo();
+                         info.setHostname("host-" + std::to_string(node.port()));
+                         to_wire(*total, info.initResources(wire_size(*total)));
+                       }));
+  }
+
+  // A scripted agent whose first message to the master is first.
+  Address spawn_agent(Node& node, AgentLog& log, Outgoing first) {
+    auto addr = node.spawn<Probe>("agent", [&log, first, this](Probe& self) {
       self.on<wire::AgentRegistered>([&log](const Received<wire::AgentRegistered>& m) {
         log.id = str(m.body().getAgentId());
+        log.ids.push_back(log.id);
         ++log.registered;
       });
       self.on<wire::AgentReregistered>(
@@ -134,13 +150,7 @@ struct Cluster {
         if (log.answer_pings)
           self.reply(m, build<wire::Pong>([&](auto b) { b.setSeq(m.body().getSeq()); }));
       });
-      auto total = Resources::parse(resources);
-      REQUIRE(total);
-      self.send(master, build<wire::RegisterAgent>([&](wire::RegisterAgent::Builder b) {
-                  auto info = b.initAgentInfo();
-                  info.setHostname("host-" + std::to_string(node.port()));
-                  to_wire(*total, info.initResources(wire_size(*total)));
-                }));
+      self.send(master, first);
     });
     REQUIRE(addr);
     sim.run();
@@ -156,6 +166,7 @@ struct Cluster {
         switch (e.which()) {
           case wire::SchedulerEvent::SUBSCRIBED:
             log.id = str(e.getSubscribed().getFrameworkId());
+            log.ids.push_back(log.id);
             break;
           case wire::SchedulerEvent::OFFERS:
             for (auto o : e.getOffers()) {
@@ -192,10 +203,12 @@ struct Cluster {
   }
 
   static Outgoing subscribe_call(const std::string& id, const std::string& role,
-                                 bool partition_aware, int64_t failover_ns) {
+                                 bool partition_aware, int64_t failover_ns,
+                                 const std::string& subscription = {}) {
     return build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
       b.setFrameworkId(id);
-      auto info = b.initSubscribe().initFrameworkInfo();
+      b.initSubscribe().setSubscriptionId(subscription);
+      auto info = b.getSubscribe().initFrameworkInfo();
       info.setFrameworkId(id);
       info.setName("test");
       info.initRoles(1).set(0, role);
@@ -280,6 +293,61 @@ Outgoing reregister(const std::string& agent_id, const std::string& fid, const s
     to_wire(r, t.getTask().initResources(wire_size(r)));
     t.setState(State::RUNNING);
     t.setLatestState(State::RUNNING);
+  });
+}
+
+Outgoing register_call(const std::string& boot, const std::string& resources = "cpus:2;mem:512") {
+  return build<wire::RegisterAgent>([&](wire::RegisterAgent::Builder b) {
+    b.setBootId(boot);
+    auto total = *Resources::parse(resources);
+    to_wire(total, b.initAgentInfo().initResources(wire_size(total)));
+  });
+}
+
+struct ReportedTask {
+  std::string framework;
+  std::string task;
+  State state = State::RUNNING;
+};
+
+Outgoing reregister_call(const std::string& agent_id, const std::string& boot, uint64_t seq,
+                         const std::vector<ReportedTask>& tasks) {
+  return build<wire::ReregisterAgent>([&](wire::ReregisterAgent::Builder b) {
+    b.setBootId(boot);
+    b.setRegistrationSeq(seq);
+    auto info = b.initAgentInfo();
+    info.setAgentId(agent_id);
+    auto total = *Resources::parse("cpus:2;mem:512");
+    to_wire(total, info.initResources(wire_size(total)));
+    auto list = b.initTasks(static_cast<unsigned>(tasks.size()));
+    auto r = *Resources::parse("cpus:1");
+    for (unsigned i = 0; i < tasks.size(); ++i) {
+      list[i].setFrameworkId(tasks[i].framework);
+      list[i].initTask().setTaskId(tasks[i].task);
+      to_wire(r, list[i].getTask().initResources(wire_size(r)));
+      list[i].setState(tasks[i].state);
+      list[i].setLatestState(tasks[i].state);
+    }
+  });
+}
+
+Outgoing reconcile_call(const std::string& fid,
+                        const std::vector<std::pair<std::string, std::string>>& tasks) {
+  return build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+    b.setFrameworkId(fid);
+    auto list = b.initReconcile().initTasks(static_cast<unsigned>(tasks.size()));
+    for (unsigned i = 0; i < tasks.size(); ++i) {
+      list[i].setTaskId(tasks[i].first);
+      list[i].setAgentId(tasks[i].second);
+    }
+  });
+}
+
+Outgoing kill_call(const std::string& fid, const std::string& task, const std::string& agent) {
+  return build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+    b.setFrameworkId(fid);
+    b.initKill().setTaskId(task);
+    b.getKill().setAgentId(agent);
   });
 }
 
@@ -792,4 +860,274 @@ TEST_CASE("an agent restarted from checkpoints resends an update whose ack it lo
            b.initReconcile();
          }));
   CHECK(fw.updates.size() == 2);  // implicit reconciliation: no live task
+}
+
+// -- idempotence and failover (issue 9) ----------------------------------------
+
+TEST_CASE("retried RegisterAgents of one agent boot get one agent id", "[master][idempotence]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  // The agent retried while the master was paused: five more copies of its
+  // registration are queued behind the first.
+  auto agent_addr = c.add_agent(an, agent, "cpus:2;mem:512", "boot-1");
+  for (int i = 0; i < 5; ++i)
+    c.call(an, agent_addr, register_call("boot-1"));
+  REQUIRE(agent.ids.size() == 6);
+  for (const auto& id : agent.ids)
+    CHECK(id == agent.ids.front());  // the master holds the id the agent kept
+  CHECK(agent.shutdowns.empty());
+
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web");
+  REQUIRE(fw.offers.size() == 1);
+  CHECK(fw.offers[0].agent == agent.ids.front());
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1"));
+  REQUIRE(agent.run_tasks == std::vector<std::string>{"t1"});
+
+  SECTION("another boot from the same address is an agent restarted without its state") {
+    c.call(an, agent_addr, register_call("boot-2"));
+    REQUIRE(agent.ids.size() == 7);
+    CHECK(agent.ids.back() != agent.ids.front());
+    REQUIRE(fw.updates.size() == 1);
+    CHECK(fw.updates[0].state == State::LOST);
+    CHECK(fw.updates[0].reason == Reason::AGENT_RESTARTED);
+    // A late copy from the replaced boot is ignored, not a third agent.
+    c.call(an, agent_addr, register_call("boot-1"));
+    CHECK(agent.ids.size() == 7);
+    c.call(fn, fw_addr, reconcile_call(fw.id, {}));
+    CHECK(fw.updates.size() == 1);
+  }
+}
+
+TEST_CASE("a stale duplicate ReregisterAgent does not lose tasks launched since",
+          "[master][idempotence]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  auto agent_addr = c.add_agent(an, agent, "cpus:2;mem:512", "boot-1");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", /*partition_aware=*/true);
+  REQUIRE(fw.offers.size() == 1);
+
+  // The agent lost the master and reregisters (episode 1), with nothing
+  // running; under load its retry of episode 1 is still on the way.
+  c.call(an, agent_addr, reregister_call(agent.id, "boot-1", 1, {}));
+  REQUIRE(agent.reregistered == 1);
+  c.sim.advance(1s);
+  REQUIRE_FALSE(fw.offers.empty());
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers.back().id}, "t1", "cpus:1"));
+  REQUIRE(agent.run_tasks == std::vector<std::string>{"t1"});
+
+  // The retry arrives after the launch: answered again, t1 untouched.
+  c.call(an, agent_addr, reregister_call(agent.id, "boot-1", 1, {}));
+  CHECK(agent.reregistered == 2);
+  CHECK(fw.updates.empty());
+  // An even older episode is ignored.
+  c.call(an, agent_addr, reregister_call(agent.id, "boot-1", 0, {}));
+  CHECK(agent.reregistered == 2);
+  CHECK(fw.updates.empty());
+  c.call(fn, fw_addr, reconcile_call(fw.id, {{"t1", agent.id}}));
+  REQUIRE(fw.updates.size() == 1);
+  CHECK(fw.updates[0].state == State::STAGING);
+
+  // A new episode that does not have t1: the RunTask crossed it (the agent
+  // drops launches while unregistered), so t1 is gone.
+  c.call(an, agent_addr, reregister_call(agent.id, "boot-1", 2, {}));
+  CHECK(agent.reregistered == 3);
+  REQUIRE(fw.updates.size() == 2);
+  CHECK(fw.updates[1].state == State::GONE);
+  CHECK(fw.updates[1].reason == Reason::AGENT_RESTARTED);
+}
+
+TEST_CASE("after a master restart a task on an agent not yet back is neither lost nor killed",
+          "[master][failover]") {
+  Cluster c;
+  c.config.agent_reregister_timeout = 60s;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:2;mem:512", "boot-1");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web");  // not partition-aware, as `tessera run`
+  REQUIRE(fw.offers.size() == 1);
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1"));
+  REQUIRE(agent.run_tasks.size() == 1);
+  auto fid = fw.id;
+  auto aid = agent.id;
+
+  // kill -9 of the master; a new one starts with no state.
+  c.sim.crash(c.master_node);
+  c.sim.run();
+  auto& m2 = c.sim.add_node("master2");
+  REQUIRE(m2.spawn<Master>("master", c.config));
+  c.master = m2.address_of("master");
+  c.sim.run();
+
+  // The framework resubscribes first and asks where t1 is (as `tessera run`
+  // does after a reconnection): no answer while t1's agent may come back.
+  auto& fn2 = c.sim.add_node("fw2");
+  FrameworkLog again;
+  again.id = fid;
+  fw_addr = c.add_framework(fn2, again, "web");
+  REQUIRE(again.ids == std::vector<std::string>{fid});
+  c.call(fn2, fw_addr, reconcile_call(fid, {{"t1", aid}, {"t9", "S-never"}, {"t8", ""}}));
+  c.sim.advance(5s);
+  // (No agent named: nothing to wait for; unknown at once, as Mesos.)
+  REQUIRE(again.updates.size() == 1);
+  CHECK(again.updates[0].task == "t8");
+  CHECK(again.updates[0].state == State::LOST);
+  again.updates.clear();
+  // A kill of a task this master does not know yet waits as well.
+  c.call(fn2, fw_addr, kill_call(fid, "t1", aid));
+  CHECK(again.updates.empty());
+
+  // The agent reregisters with t1: the framework learns it runs; the kill
+  // it asked for is carried out; nothing else is killed or shut down.
+  // (It reconnects from a new node: this master never heard from the old one.)
+  auto& an2 = c.sim.add_node("agent1b");
+  AgentLog back;
+  c.spawn_agent(an2, back, reregister_call(aid, "boot-1", 1, {{fid, "t1"}}));
+  CHECK(back.reregistered == 1);
+  REQUIRE(again.updates.size() == 1);
+  CHECK(again.updates[0].task == "t1");
+  CHECK(again.updates[0].state == State::RUNNING);
+  CHECK(again.updates[0].reason == Reason::RECONCILIATION);
+  CHECK(back.kills == std::vector<std::string>{"t1"});
+  CHECK(back.shutdown_frameworks.empty());
+
+  // The agents that never come back: answered when the window closes.
+  c.sim.advance(60s);
+  REQUIRE(again.updates.size() == 2);
+  CHECK(again.updates[1].task == "t9");
+  CHECK(again.updates[1].state == State::LOST);
+  CHECK(back.shutdown_frameworks.empty());
+}
+
+TEST_CASE("a kill sent while the task's agent is unreachable is carried out when it returns",
+          "[master][authority]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  auto agent_addr = c.add_agent(an, agent, "cpus:2;mem:512", "boot-1");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", /*partition_aware=*/true);
+  REQUIRE(fw.offers.size() == 1);
+  c.call(fn, fw_addr, launch_call(fw.id, {fw.offers[0].id}, "t1", "cpus:1"));
+  agent.answer_pings = false;
+  c.sim.advance(5s);
+  REQUIRE(fw.updates.size() == 1);
+  CHECK(fw.updates[0].state == State::UNREACHABLE);
+
+  c.call(fn, fw_addr, kill_call(fw.id, "t1", agent.id));
+  CHECK(agent.kills.empty());
+  agent.answer_pings = true;
+  c.call(an, agent_addr, reregister_call(agent.id, "boot-1", 1, {{fw.id, "t1"}}));
+  CHECK(agent.reregistered == 1);
+  CHECK(agent.kills == std::vector<std::string>{"t1"});
+}
+
+TEST_CASE("a status update is applied only from the agent the task is on", "[master][authority]") {
+  Cluster c;
+  c.start_master();
+  auto& a1n = c.sim.add_node("agent1");
+  auto& a2n = c.sim.add_node("agent2");
+  AgentLog a1, a2;
+  auto a1_addr = c.add_agent(a1n, a1, "cpus:2;mem:512", "boot-1");
+  auto a2_addr = c.add_agent(a2n, a2, "cpus:2;mem:512", "boot-2");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web");
+  c.sim.advance(1s);
+  std::string offer;
+  for (auto& o : fw.offers)
+    if (o.agent == a1.id)
+      offer = o.id;
+  REQUIRE_FALSE(offer.empty());
+  c.call(fn, fw_addr, launch_call(fw.id, {offer}, "t1", "cpus:1"));
+  REQUIRE(a1.run_tasks == std::vector<std::string>{"t1"});
+
+  c.call(a2n, a2_addr, status_update(fw.id, "t1", State::FAILED, "forged"));
+  CHECK(fw.updates.empty());
+  c.call(a1n, a1_addr, status_update(fw.id, "t1", State::RUNNING, "real"));
+  REQUIRE(fw.updates.size() == 1);
+  CHECK(fw.updates[0].state == State::RUNNING);
+  CHECK(fw.updates[0].agent == a1.id);
+}
+
+TEST_CASE("a retried first SUBSCRIBE gets the same framework", "[master][idempotence]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:2;mem:512", "boot-1");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  // The framework's subscribe is answered late: after its subscribe timeout
+  // (2 s here) it retries with the same subscription id.
+  auto fw_addr = fn.spawn<Probe>("framework", [&fw, &c](Probe& self) {
+    self.on<wire::SchedulerEvent>([&fw](const Received<wire::SchedulerEvent>& m) {
+      auto e = m.body();
+      if (e.isSubscribed())
+        fw.ids.push_back(str(e.getSubscribed().getFrameworkId()));
+      else if (e.isOffers())
+        for (auto o : e.getOffers())
+          fw.offers.push_back({str(o.getOfferId()), str(o.getAgentId()), "", "", ""});
+      else if (e.isRescind())
+        fw.rescinded.push_back(str(e.getRescind()));
+    });
+    auto master = c.master;
+    self.send(master, Cluster::subscribe_call("", "web", false, 0, "sub-1"));
+    self.after(2s, [&self, master] {
+      self.send(master, Cluster::subscribe_call("", "web", false, 0, "sub-1"));
+    });
+    self.after(4s, [&self, master] {
+      self.send(master, Cluster::subscribe_call("", "web", false, 0, "sub-2"));
+    });
+  });
+  REQUIRE(fw_addr);
+  c.sim.advance(1s);
+  REQUIRE(fw.ids.size() == 1);
+  REQUIRE(fw.offers.size() == 1);
+  c.sim.advance(1s);
+  REQUIRE(fw.ids.size() == 2);
+  CHECK(fw.ids[1] == fw.ids[0]);
+  // The offer made before the retry is rescinded and made again.
+  CHECK(fw.rescinded == std::vector<std::string>{fw.offers[0].id});
+  c.sim.advance(1s);
+  REQUIRE(fw.offers.size() == 2);
+  // Another instance (another subscription id) is another framework.
+  c.sim.advance(1s);
+  REQUIRE(fw.ids.size() == 3);
+  CHECK(fw.ids[2] != fw.ids[0]);
+}
+
+TEST_CASE("a framework failing over to a new instance has its old offers rescinded",
+          "[master][idempotence]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:2;mem:512", "boot-1");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  c.add_framework(fn, fw, "web", false, "fw", int64_t{60'000'000'000});
+  REQUIRE(fw.offers.size() == 1);
+  // A second instance takes over while the first still holds the offer.
+  auto& fn2 = c.sim.add_node("fw2");
+  FrameworkLog again;
+  again.id = fw.id;
+  c.add_framework(fn2, again, "web", false, "fw", int64_t{60'000'000'000});
+  REQUIRE(again.ids == std::vector<std::string>{fw.id});
+  // The agent's resources are not stuck in an offer nobody will use.
+  c.sim.advance(1s);
+  REQUIRE(again.offers.size() == 1);
+  CHECK(again.offers[0].resources == "cpus:2;mem:512");
 }

@@ -24,6 +24,7 @@ struct MasterOptions {
   double agent_ping_timeout_s = 5.0;
   uint32_t agent_pings_missed_max = 3;
   double agent_removal_timeout_s = 600;
+  double agent_reregister_timeout_s = 600;
   double heartbeat_interval_s = 15.0;
   std::string sorter = "drf";
 };
@@ -52,6 +53,7 @@ int run_master(const MasterOptions& o) {
   mc.agent_ping_timeout = seconds(o.agent_ping_timeout_s);
   mc.agent_pings_missed_max = o.agent_pings_missed_max;
   mc.agent_removal_timeout = seconds(o.agent_removal_timeout_s);
+  mc.agent_reregister_timeout = seconds(o.agent_reregister_timeout_s);
   mc.framework_heartbeat_interval = seconds(o.heartbeat_interval_s);
   auto master = (*node)->spawn<Master>("master", mc);
   if (!master)
@@ -92,6 +94,11 @@ Command add_master_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--agent-removal-timeout", o->agent_removal_timeout_s,
                   "Seconds an unreachable agent is kept before it is removed (its tasks GONE)")
+      ->check(CLI::Range(0.001, 31'536'000.0))
+      ->capture_default_str();
+  sub->add_option("--agent-reregister-timeout", o->agent_reregister_timeout_s,
+                  "Seconds after the master starts that agents have to reregister; until then "
+                  "reconciliation and kills of tasks it does not know wait for their agent")
       ->check(CLI::Range(0.001, 31'536'000.0))
       ->capture_default_str();
   sub->add_option("--heartbeat-interval", o->heartbeat_interval_s,
