@@ -6,6 +6,8 @@
 
 #include "runtime/log.hpp"
 
+#include <algorithm>
+
 namespace tessera {
 
 Master::Master(caf::actor_config& cfg, ActorInit init, MasterConfig config)
@@ -488,6 +490,7 @@ void Master::mark_unreachable(AgentEntry& a) {
     set_task_state(it->second, state, Reason::AGENT_UNREACHABLE,
                    "agent " + a.id + " is unreachable");
     it->second.resources_freed = true;  // the agent left the allocator
+    it->second.ended_by_master = is_terminal(state);
     send_master_update(*fw, key.second, a.id, state, Reason::AGENT_UNREACHABLE, it->second.message);
   }
   for (auto& [fid, fw] : frameworks_)
@@ -564,13 +567,12 @@ void Master::on_status_update(const Received<wire::StatusUpdate>& m) {
   if (!fw) {
     if (removed(fid)) {
       // Nobody will acknowledge for a removed framework: the master does,
-      // so the agent stops retrying.
-      send(a->address, build<wire::StatusUpdateAck>([&](wire::StatusUpdateAck::Builder b) {
-             b.setAgentId(a->id);
-             b.setFrameworkId(fid);
-             b.setTaskId(tid);
-             b.setUuid(status.getUuid());
-           }));
+      // so the agent stops retrying. A task still alive there was launched
+      // by a RunTask that overtook its framework's shutdown: it goes too.
+      acknowledge_for_framework(*a, fid, tid, status.getUuid());
+      if (!is_terminal(body.getLatestState()))
+        send(a->address, build<wire::ShutdownFramework>(
+                             [&](wire::ShutdownFramework::Builder b) { b.setFrameworkId(fid); }));
     }
     return;
   }
@@ -586,6 +588,29 @@ void Master::on_status_update(const Received<wire::StatusUpdate>& m) {
           "master: refused a status update for task {} of {} from agent {}: the task is "
           "on agent {} ({} refused so far)",
           tid, fid, a->id, known->second.agent, n);
+    return;
+  }
+  if (auto known = fw->tasks.find(tid); known != fw->tasks.end() && known->second.ended_by_master) {
+    // The framework was told this task is lost; as it came back the master
+    // killed it. Its updates end here: a framework hears one terminal state.
+    ++counters_.status_updates_absorbed;
+    acknowledge_for_framework(*a, fid, tid, status.getUuid());
+    if (is_terminal(status.getState()))
+      complete_task(*fw, tid);
+    return;
+  }
+  if (!fw->tasks.count(tid) && recently_completed({fid, tid})) {
+    // A retry of an update of a task already done (its acknowledgement to
+    // the agent was lost): acknowledged again, not adopted as a new task.
+    // Alive there, it is a RunTask that crossed a reregistration after the
+    // master reported the task gone: killed, as Mesos kills such a task.
+    ++counters_.status_updates_absorbed;
+    acknowledge_for_framework(*a, fid, tid, status.getUuid());
+    if (!is_terminal(body.getLatestState()))
+      send(a->address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
+             b.setFrameworkId(fid);
+             b.setTaskId(tid);
+           }));
     return;
   }
   auto& task = fw->tasks[tid];
@@ -611,6 +636,22 @@ void Master::on_status_update(const Received<wire::StatusUpdate>& m) {
     b.setUpdate(status);
     b.getUpdate().setAgentId(a->id);
   }));
+}
+
+void Master::acknowledge_for_framework(const AgentEntry& agent, const FrameworkId& fid,
+                                       const TaskId& tid, capnp::Data::Reader uuid) {
+  send(agent.address, build<wire::StatusUpdateAck>([&](wire::StatusUpdateAck::Builder b) {
+         b.setAgentId(agent.id);
+         b.setFrameworkId(fid);
+         b.setTaskId(tid);
+         b.setUuid(uuid);
+       }));
+}
+
+bool Master::recently_completed(const TaskKey& key) const {
+  // Linear in completed_tasks_max, and only for updates of unknown tasks.
+  return std::any_of(completed_.begin(), completed_.end(),
+                     [&](const CompletedTask& c) { return c.key == key; });
 }
 
 void Master::on_exited_executor(const Received<wire::ExitedExecutor>& m) {

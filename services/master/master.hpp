@@ -124,6 +124,7 @@ struct MasterCounters {
   uint64_t agents_stale_registrations = 0;       // older episodes or retired boots, ignored
   uint64_t frameworks_duplicate_subscribes = 0;  // retried first subscribes, same id
   uint64_t status_updates_refused = 0;           // from an agent the task is not on
+  uint64_t status_updates_absorbed = 0;          // acknowledged for the framework, not forwarded
   uint64_t kills_deferred = 0;                   // remembered until the task's agent is back
   uint64_t reconciliations_deferred = 0;         // answered once the task's agent is back
 };
@@ -188,6 +189,11 @@ class Master : public Actor {
     // until the task ends.
     bool kill_pending = false;
     int64_t kill_grace_ns = 0;  // 0: the agent's default
+    // The master itself told the framework this task ended (TASK_LOST while
+    // its agent was unreachable): whatever the agent reports of it later is
+    // acknowledged here and not forwarded, so the framework hears one
+    // terminal state.
+    bool ended_by_master = false;
   };
 
   struct FrameworkEntry {
@@ -260,6 +266,10 @@ class Master : public Actor {
   void on_status_update(const Received<wire::StatusUpdate>& m);
   void on_exited_executor(const Received<wire::ExitedExecutor>& m);
   void on_executor_message(const Received<wire::ExecutorToFramework>& m);
+  // Acknowledges a status update to its agent on the framework's behalf.
+  void acknowledge_for_framework(const AgentEntry& agent, const FrameworkId& fid, const TaskId& tid,
+                                 capnp::Data::Reader uuid);
+  bool recently_completed(const TaskKey& key) const;
   AgentEntry* agent_at(const Address& sender, const char* what);
   void adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
                         capnp::List<wire::FrameworkInfo>::Reader frameworks);
