@@ -473,8 +473,12 @@ uint32_t ci_faults() {
   // drop, delay and partition (a task reported LOST then KILLED; a
   // reordered reregistration forgets a running task), master-crash (tasks reported
   // LOST or UNKNOWN by the new master while they run: item 4), stall (a
-  // master stall makes registration retries mint new agent ids: item 1).
-  return link_duplicate | agent_crash | executor_crash | framework_failover;
+  // master stall makes registration retries mint new agent ids: item 1),
+  // agent-crash now that a restarted agent recovers (a non-partition-aware
+  // framework told TASK_LOST while the agent was down then gets the
+  // TASK_FAILED its recovery reports for the task whose in-process executor
+  // died with it: the master forwards a second terminal state, seed 1).
+  return link_duplicate | executor_crash | framework_failover | disk_full;
 }
 
 ChaosResult run_chaos(const ChaosConfig& config) {
