@@ -376,6 +376,18 @@ expected<std::string> MemoryDisk::read_file(const fs::path& file, size_t bytes_m
   return node->data;
 }
 
+bool MemoryDisk::durable(const fs::path& path) const {
+  std::lock_guard<std::mutex> guard(mu_);
+  auto node = root_;
+  for (const auto& name : components(path)) {
+    auto it = node->durable_entries.find(name);
+    if (it == node->durable_entries.end())
+      return false;
+    node = it->second;
+  }
+  return true;
+}
+
 void MemoryDisk::crash() {
   std::lock_guard<std::mutex> guard(mu_);
   // Back to the durable version, from the root down: what is not linked

@@ -86,6 +86,8 @@ class MemoryDisk final : public Disk {
   expected<std::vector<Entry>> list(const std::filesystem::path& dir) override;
   expected<std::string> read_file(const std::filesystem::path& file, size_t bytes_max) override;
 
+  // Whether path would survive a crash now (every entry on its way synced).
+  bool durable(const std::filesystem::path& path) const;
   // The machine lost power: everything not synced is gone.
   void crash();
   // A write that would take the content beyond capacity fails (ENOSPC).

@@ -2,6 +2,7 @@
 
 #include "runtime/simulation.hpp"
 #include "services/agent/agent.hpp"
+#include "services/agent/checkpoint.hpp"
 #include "services/agent/disk.hpp"
 #include "services/master/master.hpp"
 #include "services/sim/null_isolator.hpp"
@@ -375,6 +376,19 @@ ChaosResult Run::go() {
   down_.assign(nodes_.size(), false);
   for (size_t i = 0; i < config_.agents; ++i)
     disks_.push_back(std::make_shared<MemoryDisk>());
+  // Checkpoint before launch (issue #9 items 6 and 8): a task's process
+  // starts only once its record is durable, so a full disk stops launches.
+  world_.launch_check = [this](const std::string& fw, const std::string& task,
+                               const Address& executor) -> std::string {
+    for (size_t i = 0; i < config_.agents; ++i)
+      if (node(agent_node(i)).port() == executor.port) {
+        auto record = checkpoint::task_path(dir_ / ("agent-" + std::to_string(i + 1)), fw, task);
+        return disks_[i]->durable(record) ? std::string()
+                                          : "its checkpoint record is not durable on agent" +
+                                                std::to_string(i + 1) + "'s disk";
+      }
+    return {};
+  };
   instances_.assign(config_.frameworks, 0);
   for (size_t j = 0; j < config_.frameworks; ++j)
     behaviours_.push_back(Behaviour::draw(rng_, config_.duration));
