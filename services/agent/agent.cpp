@@ -4,6 +4,7 @@
 #include "services/agent/agent.hpp"
 
 #include "runtime/log.hpp"
+#include "runtime/simulation.hpp"
 #include "services/agent/checkpoint.hpp"
 
 #include <algorithm>
@@ -40,6 +41,10 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
       rng_(seed_or_random(config_.seed)),
       registration_backoff_(
           {config_.registration_backoff_min_ms, config_.registration_backoff_max_ms, 2.0, 0.5}) {
+  disk_ = config_.disk ? config_.disk.get() : &posix_disk();
+  // In a simulation that runs blocking work inline, checkpoint writes run
+  // inline too (on the simulation's thread), so that a seed replays.
+  bool inline_writes = node().simulation() && node().simulation()->inline_blocking();
   if (config_.checkpoint)
     writer_ = std::make_unique<CheckpointWriter>(
         [metrics = config_.metrics, health = checkpoint_health_](const caf::error& err) {
@@ -54,7 +59,8 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
           }
           if (report)
             report();  // on_checkpoint_failure(), on the actor's thread
-        });
+        },
+        65536, *disk_, inline_writes);
   isolator_ = config_.isolator;
   if (!isolator_) {
     IsolationConfig posix;

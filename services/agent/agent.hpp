@@ -158,6 +158,9 @@ struct AgentConfig {
   // (agent_recovery.cpp). A recovered executor process that has not
   // resubscribed within this is killed.
   bool checkpoint = true;
+  // Where checkpoints go; null: the real file system. The chaos simulation
+  // gives each agent a MemoryDisk that outlives its crashes.
+  std::shared_ptr<Disk> disk;
   std::chrono::milliseconds executor_reregistration_timeout_ms{10000};
   // A corrupt checkpoint record stops the agent as it starts (Mesos's
   // --strict); false: it is skipped with a warning (`--no-strict`).
@@ -425,6 +428,7 @@ class Agent : public Actor {
   // found running (read from /proc once, when a run record has no pid).
   std::optional<std::map<std::string, std::pair<int, uint64_t>>> run_processes_;
   TimerId checkpoint_retry_timer_ = 0;
+  Disk* disk_ = nullptr;                      // config_.disk, or posix_disk()
   std::unique_ptr<CheckpointWriter> writer_;  // null: checkpointing off
   std::set<Key> dirty_tasks_;                 // task records to write at the end of this handler
   bool flush_scheduled_ = false;

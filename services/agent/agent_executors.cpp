@@ -110,13 +110,24 @@ void Agent::run_task_group(const Received<wire::RunTaskGroup>& m) {
 // While checkpoint writes fail, a task started now could not be recovered:
 // none is, and the framework hears why (DROPPED or LOST: it was never
 // started, so it may be launched elsewhere).
+//
+// The refusal waits checkpoint_retry_ms: refused at once, the task's
+// resources would be offered again at once and launched here again, a busy
+// loop of launches and refusals (in the chaos simulation, an endless one in
+// zero virtual time: seed 1 of disk-full).
 bool Agent::refuse_launch(const std::vector<Task*>& tasks) {
   if (!checkpoint_error_)
     return false;
+  std::vector<Key> keys;
   for (auto* t : tasks)
-    drop_unlaunched(*t, Reason::CONTAINER_LAUNCH_FAILED,
-                    "the agent cannot write its checkpoints (" + what(checkpoint_error_) +
-                        "); it takes no new task until it can");
+    keys.emplace_back(t->framework_id, t->task_id);
+  auto why = "the agent cannot write its checkpoints (" + what(checkpoint_error_) +
+             "); it takes no new task until it can";
+  after(config_.checkpoint_retry_ms, [this, keys = std::move(keys), why = std::move(why)] {
+    for (const auto& key : keys)
+      if (auto it = tasks_.find(key); it != tasks_.end() && !it->second.stream.terminated())
+        drop_unlaunched(it->second, Reason::CONTAINER_LAUNCH_FAILED, why);
+  });
   return true;
 }
 

@@ -341,24 +341,25 @@ void Agent::forget_checkpointed_task(const Key& key) {
   if (!writer_)
     return;
   dirty_tasks_.erase(key);
-  run_checkpoint_op([dir = config_.work_dir, key] {
-    return as_error(checkpoint::remove_task(dir, key.first, key.second));
+  run_checkpoint_op([dir = config_.work_dir, key, disk = disk_] {
+    return as_error(checkpoint::remove_task(dir, key.first, key.second, *disk));
   });
 }
 
 void Agent::forget_checkpointed_run(const Executor& e) {
   if (!writer_)
     return;
-  run_checkpoint_op([dir = config_.work_dir, f = e.framework_id, x = e.executor_id, r = e.run_id] {
-    return as_error(checkpoint::remove_executor_run(dir, f, x, r));
-  });
+  run_checkpoint_op(
+      [dir = config_.work_dir, f = e.framework_id, x = e.executor_id, r = e.run_id, disk = disk_] {
+        return as_error(checkpoint::remove_executor_run(dir, f, x, r, *disk));
+      });
 }
 
 void Agent::forget_checkpointed_framework(const std::string& framework_id) {
   if (!writer_)
     return;
-  run_checkpoint_op([dir = config_.work_dir, framework_id] {
-    return as_error(checkpoint::remove_framework(dir, framework_id));
+  run_checkpoint_op([dir = config_.work_dir, framework_id, disk = disk_] {
+    return as_error(checkpoint::remove_framework(dir, framework_id, *disk));
   });
 }
 
@@ -366,7 +367,9 @@ void Agent::forget_all_checkpoints() {
   if (!writer_)
     return;
   dirty_tasks_.clear();
-  run_checkpoint_op([dir = config_.work_dir] { return as_error(checkpoint::remove_all(dir)); });
+  run_checkpoint_op([dir = config_.work_dir, disk = disk_] {
+    return as_error(checkpoint::remove_all(dir, *disk));
+  });
 }
 
 // -- recovering ------------------------------------------------------------------------
@@ -374,7 +377,7 @@ void Agent::forget_all_checkpoints() {
 bool Agent::recover() {
   if (!writer_)
     return true;
-  auto state = checkpoint::recover(config_.work_dir);
+  auto state = checkpoint::recover(config_.work_dir, *disk_);
   if (!state) {
     if (config_.strict_recovery) {
       fail_to_start("cannot read the checkpoints in " +

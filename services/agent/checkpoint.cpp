@@ -59,68 +59,41 @@ expected<void> check_id(std::string_view what, std::string_view id) {
   return {};
 }
 
-expected<void> fsync_dir(const fs::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return make_os_error(errno, "open(" + dir.string() + ")");
-  int rc = ::fsync(fd);
-  int saved = errno;
-  ::close(fd);
-  if (rc != 0)
-    return make_os_error(saved, "fsync(" + dir.string() + ")");
-  return {};
-}
-
 // mkdir -p, making each new directory durable in its parent.
-expected<void> ensure_dir(const fs::path& dir) {
-  struct stat st {};
-  if (::stat(dir.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode))
+expected<void> ensure_dir(const fs::path& dir, Disk& disk) {
+  switch (disk.kind(dir)) {
+    case Disk::Kind::dir:
       return {};
-    return make_error(Errc::invalid_argument, dir.string() + " is not a directory");
+    case Disk::Kind::file:
+      return make_error(Errc::invalid_argument, dir.string() + " is not a directory");
+    case Disk::Kind::none:
+      break;
   }
   auto parent = dir.parent_path();
   if (!parent.empty() && parent != dir)
-    if (auto ok = ensure_dir(parent); !ok)
+    if (auto ok = ensure_dir(parent, disk); !ok)
       return ok;
-  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST)
-    return make_os_error(errno, "mkdir(" + dir.string() + ")");
-  return fsync_dir(parent.empty() ? fs::path(".") : parent);
-}
-
-expected<void> write_all(int fd, std::string_view bytes, const fs::path& file) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return make_os_error(errno, "write(" + file.string() + ")");
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return {};
+  if (auto ok = disk.make_dir(dir); !ok)
+    return ok;
+  return disk.sync_dir(parent.empty() ? fs::path(".") : parent);
 }
 
 // Not fsynced: a removal that a crash undoes brings back the record of
 // something that was over (a task acknowledged to the end, an executor run
 // that exited), which recovery finds over again and forgets. Removals are
 // half of all checkpoint writes under load.
-expected<void> remove_record_dir(const fs::path& record) {
-  std::error_code ec;
+expected<void> remove_record_dir(const fs::path& record, Disk& disk) {
   auto dir = record.parent_path();
-  if (!fs::exists(dir, ec))
+  if (disk.kind(dir) == Disk::Kind::none)
     return {};
-  fs::remove(record, ec);
-  if (ec)
-    return make_error(Errc::os_error, "remove(" + record.string() + "): " + ec.message());
-  fs::remove_all(dir, ec);
-  if (ec)
-    return make_error(Errc::os_error, "remove_all(" + dir.string() + "): " + ec.message());
-  return {};
+  if (auto ok = disk.remove(record); !ok)
+    return ok;
+  return disk.remove_all(dir);
 }
 
 template <class T, class Check>
-expected<Owned<T>> read_checked(const fs::path& file, Check check) {
-  auto record = read_record<T>(file);
+expected<Owned<T>> read_checked(const fs::path& file, Disk& disk, Check check) {
+  auto record = read_record<T>(file, disk);
   if (!record)
     return record.error();
   if (auto why = check(record->get()); !why.empty())
@@ -157,76 +130,50 @@ namespace {
 
 // The temp file of a record, written (and, when sync, fsynced) but not yet
 // renamed over it.
-expected<fs::path> write_temp(const fs::path& file, std::string_view bytes, bool sync) {
+expected<fs::path> write_temp(const fs::path& file, std::string_view bytes, bool sync, Disk& disk) {
   if (bytes.size() > record_bytes_max)
     return make_error(Errc::oversized, file.string() + ": " + std::to_string(bytes.size()) +
                                            " bytes, more than " + std::to_string(record_bytes_max));
   auto dir = file.parent_path();
-  if (auto ok = ensure_dir(dir); !ok)
+  if (auto ok = ensure_dir(dir, disk); !ok)
     return ok.error();
   static std::atomic<uint64_t> temp_seq{0};
   auto temp = dir / (file.filename().string() + temp_marker + std::to_string(::getpid()) + "." +
                      std::to_string(temp_seq++));
-  int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return make_os_error(errno, "open(" + temp.string() + ")");
-  auto fail = [&](caf::error err) -> expected<fs::path> {
-    ::unlink(temp.c_str());
-    return err;
-  };
-  if (auto ok = write_all(fd, bytes, temp); !ok) {
-    ::close(fd);
-    return fail(ok.error());
+  if (auto ok = disk.write_new_file(temp, bytes, sync); !ok) {
+    if (disk.kind(temp) != Disk::Kind::none)
+      (void)disk.remove(temp);
+    return ok.error();
   }
-  if (sync && ::fsync(fd) != 0) {
-    int saved = errno;
-    ::close(fd);
-    return fail(make_os_error(saved, "fsync(" + temp.string() + ")"));
-  }
-  if (::close(fd) != 0)
-    return fail(make_os_error(errno, "close(" + temp.string() + ")"));
   return temp;
 }
 
-expected<void> rename_temp(const fs::path& temp, const fs::path& file) {
-  if (::rename(temp.c_str(), file.c_str()) != 0) {
-    auto err = make_os_error(errno, "rename(" + temp.string() + ")");
-    ::unlink(temp.c_str());
-    return err;
+expected<void> rename_temp(const fs::path& temp, const fs::path& file, Disk& disk) {
+  if (auto ok = disk.rename(temp, file); !ok) {
+    (void)disk.remove(temp);
+    return ok;
   }
-  return {};
-}
-
-expected<void> sync_file_system(const fs::path& any) {
-  int fd = ::open(any.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return make_os_error(errno, "open(" + any.string() + ")");
-  int rc = ::syncfs(fd);
-  int saved = errno;
-  ::close(fd);
-  if (rc != 0)
-    return make_os_error(saved, "syncfs(" + any.string() + ")");
   return {};
 }
 
 }  // namespace
 
-expected<void> write_atomically(const fs::path& file, std::string_view bytes) {
-  auto temp = write_temp(file, bytes, true);
+expected<void> write_atomically(const fs::path& file, std::string_view bytes, Disk& disk) {
+  auto temp = write_temp(file, bytes, true, disk);
   if (!temp)
     return temp.error();
-  if (auto ok = rename_temp(*temp, file); !ok)
+  if (auto ok = rename_temp(*temp, file, disk); !ok)
     return ok;
-  return fsync_dir(file.parent_path());
+  return disk.sync_dir(file.parent_path());
 }
 
 std::vector<caf::error> write_all_atomically(
-    const std::vector<std::pair<fs::path, std::string_view>>& records) {
+    const std::vector<std::pair<fs::path, std::string_view>>& records, Disk& disk) {
   std::vector<caf::error> result(records.size());
   std::vector<std::optional<fs::path>> temps(records.size());
   // Every temp file written, then one sync makes them all durable ...
   for (size_t i = 0; i < records.size(); ++i) {
-    auto temp = write_temp(records[i].first, records[i].second, false);
+    auto temp = write_temp(records[i].first, records[i].second, false, disk);
     if (temp)
       temps[i] = *temp;
     else
@@ -237,10 +184,10 @@ std::vector<caf::error> write_all_atomically(
   if (first == temps.end())
     return result;
   auto any_dir = (*first)->parent_path();  // still there after the renames
-  if (auto ok = sync_file_system(any_dir); !ok) {
+  if (auto ok = disk.sync_all(any_dir); !ok) {
     for (size_t i = 0; i < records.size(); ++i)
       if (temps[i]) {
-        ::unlink(temps[i]->c_str());
+        (void)disk.remove(*temps[i]);
         result[i] = ok.error();
       }
     return result;
@@ -249,9 +196,9 @@ std::vector<caf::error> write_all_atomically(
   // renames durable.
   for (size_t i = 0; i < records.size(); ++i)
     if (temps[i])
-      if (auto ok = rename_temp(*temps[i], records[i].first); !ok)
+      if (auto ok = rename_temp(*temps[i], records[i].first, disk); !ok)
         result[i] = ok.error();
-  if (auto ok = sync_file_system(any_dir); !ok)
+  if (auto ok = disk.sync_all(any_dir); !ok)
     for (auto& r : result)
       if (!r)
         r = ok.error();
@@ -270,46 +217,19 @@ std::string frame_record(capnp::MessageBuilder& message) {
   return bytes;
 }
 
-expected<void> write_atomically(const fs::path& file, capnp::MessageBuilder& message) {
+expected<void> write_atomically(const fs::path& file, capnp::MessageBuilder& message, Disk& disk) {
   auto bytes = frame_record(message);
   if (bytes.size() > record_bytes_max)
     return make_error(Errc::oversized,
                       file.string() + ": record of " + std::to_string(bytes.size()) + " bytes");
-  return write_atomically(file, std::string_view(bytes));
+  return write_atomically(file, std::string_view(bytes), disk);
 }
 
-expected<kj::Array<capnp::word>> read_record_words(const fs::path& file) {
-  int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return make_os_error(errno, "open(" + file.string() + ")");
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    int saved = errno;
-    ::close(fd);
-    return make_os_error(saved, "fstat(" + file.string() + ")");
-  }
-  auto size = static_cast<size_t>(st.st_size);
-  if (size > record_bytes_max) {
-    ::close(fd);
-    return make_error(Errc::oversized, file.string() + ": " + std::to_string(size) + " bytes");
-  }
-  std::string bytes(size, '\0');
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = ::read(fd, bytes.data() + got, size - got);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int saved = errno;
-      ::close(fd);
-      return make_os_error(saved, "read(" + file.string() + ")");
-    }
-    if (n == 0)
-      break;
-    got += static_cast<size_t>(n);
-  }
-  ::close(fd);
-  bytes.resize(got);
+expected<kj::Array<capnp::word>> read_record_words(const fs::path& file, Disk& disk) {
+  auto read = disk.read_file(file, record_bytes_max);
+  if (!read)
+    return read.error();
+  auto& bytes = *read;
   if (bytes.size() < header_bytes)
     return make_error(Errc::truncated, file.string() + ": " + std::to_string(bytes.size()) +
                                            " bytes, shorter than a record header");
@@ -329,43 +249,46 @@ expected<kj::Array<capnp::word>> read_record_words(const fs::path& file) {
   return words;
 }
 
-expected<void> write_agent(const fs::path& work_dir, wire::AgentRecord::Reader record) {
+expected<void> write_agent(const fs::path& work_dir, wire::AgentRecord::Reader record, Disk& disk) {
   if (auto ok = check_id("agent id", str(record.getAgentInfo().getAgentId())); !ok)
     return ok;
   capnp::MallocMessageBuilder message;
   message.setRoot(record);
-  return write_atomically(agent_path(work_dir), message);
+  return write_atomically(agent_path(work_dir), message, disk);
 }
 
-expected<Owned<wire::AgentRecord>> read_agent(const fs::path& work_dir) {
-  return read_checked<wire::AgentRecord>(agent_path(work_dir), [](wire::AgentRecord::Reader r) {
-    return r.getAgentInfo().getAgentId().size() == 0 ? std::string("no agent id") : std::string();
-  });
+expected<Owned<wire::AgentRecord>> read_agent(const fs::path& work_dir, Disk& disk) {
+  return read_checked<wire::AgentRecord>(
+      agent_path(work_dir), disk, [](wire::AgentRecord::Reader r) {
+        return r.getAgentInfo().getAgentId().size() == 0 ? std::string("no agent id")
+                                                         : std::string();
+      });
 }
 
-expected<void> write_framework(const fs::path& work_dir, wire::FrameworkInfo::Reader info) {
+expected<void> write_framework(const fs::path& work_dir, wire::FrameworkInfo::Reader info,
+                               Disk& disk) {
   auto id = str(info.getFrameworkId());
   if (auto ok = check_id("framework id", id); !ok)
     return ok;
   capnp::MallocMessageBuilder message;
   message.initRoot<wire::FrameworkRecord>().setInfo(info);
-  return write_atomically(framework_path(work_dir, id), message);
+  return write_atomically(framework_path(work_dir, id), message, disk);
 }
 
 expected<Owned<wire::FrameworkRecord>> read_framework(const fs::path& work_dir,
-                                                      std::string_view framework_id) {
+                                                      std::string_view framework_id, Disk& disk) {
   if (auto ok = check_id("framework id", framework_id); !ok)
     return ok.error();
   return read_checked<wire::FrameworkRecord>(
-      framework_path(work_dir, framework_id), [&](wire::FrameworkRecord::Reader r) {
+      framework_path(work_dir, framework_id), disk, [&](wire::FrameworkRecord::Reader r) {
         return str(r.getInfo().getFrameworkId()) == framework_id
                    ? std::string()
                    : "framework id '" + str(r.getInfo().getFrameworkId()) + "'";
       });
 }
 
-expected<void> write_executor_run(const fs::path& work_dir,
-                                  wire::ExecutorRunRecord::Reader record) {
+expected<void> write_executor_run(const fs::path& work_dir, wire::ExecutorRunRecord::Reader record,
+                                  Disk& disk) {
   auto framework_id = str(record.getFrameworkId());
   auto executor_id = str(record.getExecutorId());
   auto run_id = str(record.getRunId());
@@ -375,19 +298,20 @@ expected<void> write_executor_run(const fs::path& work_dir,
       return ok;
   capnp::MallocMessageBuilder message;
   message.setRoot(record);
-  return write_atomically(executor_run_path(work_dir, framework_id, executor_id, run_id), message);
+  return write_atomically(executor_run_path(work_dir, framework_id, executor_id, run_id), message,
+                          disk);
 }
 
 expected<Owned<wire::ExecutorRunRecord>> read_executor_run(const fs::path& work_dir,
                                                            std::string_view framework_id,
                                                            std::string_view executor_id,
-                                                           std::string_view run_id) {
+                                                           std::string_view run_id, Disk& disk) {
   for (auto [what, id] : {std::pair{"framework id", framework_id},
                           std::pair{"executor id", executor_id}, std::pair{"run id", run_id}})
     if (auto ok = check_id(what, id); !ok)
       return ok.error();
   return read_checked<wire::ExecutorRunRecord>(
-      executor_run_path(work_dir, framework_id, executor_id, run_id),
+      executor_run_path(work_dir, framework_id, executor_id, run_id), disk,
       [&](wire::ExecutorRunRecord::Reader r) {
         bool same = str(r.getFrameworkId()) == framework_id &&
                     str(r.getExecutorId()) == executor_id && str(r.getRunId()) == run_id;
@@ -395,7 +319,7 @@ expected<Owned<wire::ExecutorRunRecord>> read_executor_run(const fs::path& work_
       });
 }
 
-expected<void> write_task(const fs::path& work_dir, wire::TaskRecord::Reader record) {
+expected<void> write_task(const fs::path& work_dir, wire::TaskRecord::Reader record, Disk& disk) {
   auto framework_id = str(record.getFrameworkId());
   auto task_id = str(record.getTask().getTaskId());
   if (auto ok = check_id("framework id", framework_id); !ok)
@@ -404,74 +328,64 @@ expected<void> write_task(const fs::path& work_dir, wire::TaskRecord::Reader rec
     return ok;
   capnp::MallocMessageBuilder message;
   message.setRoot(record);
-  return write_atomically(task_path(work_dir, framework_id, task_id), message);
+  return write_atomically(task_path(work_dir, framework_id, task_id), message, disk);
 }
 
 expected<Owned<wire::TaskRecord>> read_task(const fs::path& work_dir, std::string_view framework_id,
-                                            std::string_view task_id) {
+                                            std::string_view task_id, Disk& disk) {
   if (auto ok = check_id("framework id", framework_id); !ok)
     return ok.error();
   if (auto ok = check_id("task id", task_id); !ok)
     return ok.error();
   return read_checked<wire::TaskRecord>(
-      task_path(work_dir, framework_id, task_id), [&](wire::TaskRecord::Reader r) {
+      task_path(work_dir, framework_id, task_id), disk, [&](wire::TaskRecord::Reader r) {
         bool same =
             str(r.getFrameworkId()) == framework_id && str(r.getTask().getTaskId()) == task_id;
         return same ? std::string() : std::string("ids differ from its path");
       });
 }
 
-expected<void> remove_framework(const fs::path& work_dir, std::string_view framework_id) {
+expected<void> remove_framework(const fs::path& work_dir, std::string_view framework_id,
+                                Disk& disk) {
   if (auto ok = check_id("framework id", framework_id); !ok)
     return ok;
-  return remove_record_dir(framework_path(work_dir, framework_id));
+  return remove_record_dir(framework_path(work_dir, framework_id), disk);
 }
 
 expected<void> remove_executor_run(const fs::path& work_dir, std::string_view framework_id,
-                                   std::string_view executor_id, std::string_view run_id) {
+                                   std::string_view executor_id, std::string_view run_id,
+                                   Disk& disk) {
   for (auto [what, id] : {std::pair{"framework id", framework_id},
                           std::pair{"executor id", executor_id}, std::pair{"run id", run_id}})
     if (auto ok = check_id(what, id); !ok)
       return ok;
   auto record = executor_run_path(work_dir, framework_id, executor_id, run_id);
-  if (auto ok = remove_record_dir(record); !ok)
+  if (auto ok = remove_record_dir(record, disk); !ok)
     return ok;
   // The executor's folder goes with its last run.
-  std::error_code ec;
   auto executor_dir = record.parent_path().parent_path().parent_path();
-  if (fs::is_empty(executor_dir / "runs", ec) && !ec) {
-    fs::remove_all(executor_dir, ec);
-    if (ec)
-      return make_error(Errc::os_error,
-                        "remove_all(" + executor_dir.string() + "): " + ec.message());
-  }
+  if (auto runs = disk.list(executor_dir / "runs"); runs && runs->empty())
+    return disk.remove_all(executor_dir);
   return {};
 }
 
 expected<void> remove_task(const fs::path& work_dir, std::string_view framework_id,
-                           std::string_view task_id) {
+                           std::string_view task_id, Disk& disk) {
   if (auto ok = check_id("framework id", framework_id); !ok)
     return ok;
   if (auto ok = check_id("task id", task_id); !ok)
     return ok;
-  return remove_record_dir(task_path(work_dir, framework_id, task_id));
+  return remove_record_dir(task_path(work_dir, framework_id, task_id), disk);
 }
 
-expected<void> remove_all(const fs::path& work_dir) {
+expected<void> remove_all(const fs::path& work_dir, Disk& disk) {
   // The agent record first: without it the rest is never recovered.
-  std::error_code ec;
-  fs::remove(agent_path(work_dir), ec);
-  if (ec)
-    return make_error(Errc::os_error,
-                      "remove(" + agent_path(work_dir).string() + "): " + ec.message());
-  if (fs::exists(meta_dir(work_dir), ec))
-    if (auto ok = fsync_dir(meta_dir(work_dir)); !ok)
+  if (auto ok = disk.remove(agent_path(work_dir)); !ok)
+    return ok;
+  if (disk.kind(meta_dir(work_dir)) != Disk::Kind::none)
+    if (auto ok = disk.sync_dir(meta_dir(work_dir)); !ok)
       return ok;
-  fs::remove_all(meta_dir(work_dir), ec);
-  if (ec)
-    return make_error(Errc::os_error,
-                      "remove_all(" + meta_dir(work_dir).string() + "): " + ec.message());
-  return {};
+  return disk.remove_all(meta_dir(work_dir));
 }
 
 size_t RecoveredState::records() const {
@@ -487,18 +401,17 @@ namespace {
 // record_name) and some known subdirectories; anything else is reported.
 class Walker {
  public:
-  explicit Walker(const fs::path& work_dir) : work_dir_(work_dir) {}
+  Walker(const fs::path& work_dir, Disk& disk) : work_dir_(work_dir), disk_(disk) {}
 
   expected<RecoveredState> run() {
-    std::error_code ec;
     auto meta = meta_dir(work_dir_);
-    if (!fs::exists(meta, ec))
+    if (disk_.kind(meta) == Disk::Kind::none)
       return std::move(state_);
     auto names = list(meta, {"frameworks"}, agent_file);
     if (!names)
       return names.error();
     if (has(*names, agent_file))
-      take(read_agent(work_dir_), state_.agent);
+      take(read_agent(work_dir_, disk_), state_.agent);
     if (has(*names, "frameworks"))
       frameworks(meta / "frameworks");
     return std::move(state_);
@@ -514,7 +427,7 @@ class Walker {
         continue;
       auto& f = state_.frameworks[id];
       if (has(*names, framework_file))
-        take(read_framework(work_dir_, id), f.record);
+        take(read_framework(work_dir_, id, disk_), f.record);
       else
         warn(fdir / framework_file, "missing; its runs and tasks are recovered without it");
       if (has(*names, "executors"))
@@ -539,7 +452,7 @@ class Walker {
           continue;
         }
         Owned<wire::ExecutorRunRecord> run;
-        if (take(read_executor_run(work_dir_, framework_id, executor_id, run_id), run))
+        if (take(read_executor_run(work_dir_, framework_id, executor_id, run_id, disk_), run))
           f.runs.push_back(std::move(run));
       }
     }
@@ -554,7 +467,7 @@ class Walker {
         continue;
       }
       Owned<wire::TaskRecord> task;
-      if (take(read_task(work_dir_, framework_id, task_id), task))
+      if (take(read_task(work_dir_, framework_id, task_id, disk_), task))
         f.tasks.push_back(std::move(task));
     }
   }
@@ -566,20 +479,16 @@ class Walker {
   expected<std::vector<std::string>> list(const fs::path& dir,
                                           std::initializer_list<const char*> dirs,
                                           const char* record_name, bool any_dir = false) {
-    std::error_code ec;
-    std::vector<std::string> names;
-    fs::directory_iterator it(dir, ec);
-    for (; !ec && it != fs::directory_iterator(); it.increment(ec))
-      names.push_back(it->path().filename().string());
-    if (ec) {
-      warn(dir, "cannot be listed: " + ec.message());
-      return make_error(Errc::os_error, "list(" + dir.string() + "): " + ec.message());
+    auto entries = disk_.list(dir);
+    if (!entries) {
+      warn(dir, "cannot be listed: " + what(entries.error()));
+      return entries.error();
     }
-    std::sort(names.begin(), names.end());
+    std::sort(entries->begin(), entries->end(),
+              [](const Disk::Entry& x, const Disk::Entry& y) { return x.name < y.name; });
     std::vector<std::string> kept;
-    for (auto& name : names) {
+    for (auto& [name, is_dir] : *entries) {
       auto path = dir / name;
-      bool is_dir = fs::is_directory(path, ec);
       bool named_dir =
           std::any_of(dirs.begin(), dirs.end(), [&](const char* d) { return name == d; });
       if (is_dir && (named_dir || (any_dir && check_id("id", name))))
@@ -588,9 +497,9 @@ class Walker {
         kept.push_back(std::move(name));
       else if (!is_dir && record_name &&
                name.rfind(std::string(record_name) + temp_marker, 0) == 0) {
-        fs::remove(path, ec);
-        warn(path, ec ? "leftover temp file; cannot delete: " + ec.message()
-                      : std::string("leftover temp file of an interrupted write; deleted"));
+        auto removed = disk_.remove(path);
+        warn(path, !removed ? "leftover temp file; cannot delete: " + what(removed.error())
+                            : std::string("leftover temp file of an interrupted write; deleted"));
       } else {
         warn(path, "unexpected; ignored");
       }
@@ -624,14 +533,15 @@ class Walker {
   }
 
   fs::path work_dir_;
+  Disk& disk_;
   RecoveredState state_;
   bool full_ = false;
 };
 
 }  // namespace
 
-expected<RecoveredState> recover(const fs::path& work_dir) {
-  return Walker(work_dir).run();
+expected<RecoveredState> recover(const fs::path& work_dir, Disk& disk) {
+  return Walker(work_dir, disk).run();
 }
 
 }  // namespace tessera::checkpoint

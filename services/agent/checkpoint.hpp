@@ -27,9 +27,12 @@
 //     and unknown files are named in warnings.
 //  5. Ids become path components: empty ids, ".", "..", and ids holding '/'
 //     or NUL are refused (invalid_argument).
+// Every function works on disk (the real file system unless told otherwise:
+// the chaos simulation passes a MemoryDisk).
 // Thread-safety: free functions; callers serialise writes to one record.
 
 #include "runtime/error.hpp"
+#include "services/agent/disk.hpp"
 #include "services/executor/owned.hpp"
 
 #include <capnp/checkpoint.capnp.h>
@@ -66,59 +69,69 @@ fs::path task_path(const fs::path& work_dir, std::string_view framework_id,
 
 // Replaces file's content with bytes atomically and durably (contract 1),
 // creating missing parent directories (each fsynced into its parent).
-expected<void> write_atomically(const fs::path& file, std::string_view bytes);
+expected<void> write_atomically(const fs::path& file, std::string_view bytes,
+                                Disk& disk = posix_disk());
 // The same with message, framed as a record (contract 2).
-expected<void> write_atomically(const fs::path& file, capnp::MessageBuilder& message);
+expected<void> write_atomically(const fs::path& file, capnp::MessageBuilder& message,
+                                Disk& disk = posix_disk());
 // write_atomically for many records at once (group commit): every temp file
 // is written, one syncfs makes them durable, then each is renamed and a
 // second syncfs makes the renames durable. Two syncs for the batch instead
 // of two fsyncs per record. One error (or none) per record, in order.
 std::vector<caf::error> write_all_atomically(
-    const std::vector<std::pair<fs::path, std::string_view>>& records);
+    const std::vector<std::pair<fs::path, std::string_view>>& records, Disk& disk = posix_disk());
 
 // The framed bytes write_atomically(file, message) writes, for a writer that
 // writes them later (CheckpointWriter).
 std::string frame_record(capnp::MessageBuilder& message);
 
 // A record file's content as Cap'n Proto words, its framing checked.
-expected<kj::Array<capnp::word>> read_record_words(const fs::path& file);
+expected<kj::Array<capnp::word>> read_record_words(const fs::path& file, Disk& disk = posix_disk());
 
 // Reads and validates the record at file (copied, so it owns its memory).
 template <class T>
-expected<Owned<T>> read_record(const fs::path& file);
+expected<Owned<T>> read_record(const fs::path& file, Disk& disk = posix_disk());
 
 // Typed records. Writers take ids from the record itself and refuse records
 // whose ids are missing or unsafe; readers check that the ids inside match
 // the ones asked for.
-expected<void> write_agent(const fs::path& work_dir, wire::AgentRecord::Reader record);
-expected<Owned<wire::AgentRecord>> read_agent(const fs::path& work_dir);
+expected<void> write_agent(const fs::path& work_dir, wire::AgentRecord::Reader record,
+                           Disk& disk = posix_disk());
+expected<Owned<wire::AgentRecord>> read_agent(const fs::path& work_dir, Disk& disk = posix_disk());
 
-expected<void> write_framework(const fs::path& work_dir, wire::FrameworkInfo::Reader info);
+expected<void> write_framework(const fs::path& work_dir, wire::FrameworkInfo::Reader info,
+                               Disk& disk = posix_disk());
 expected<Owned<wire::FrameworkRecord>> read_framework(const fs::path& work_dir,
-                                                      std::string_view framework_id);
+                                                      std::string_view framework_id,
+                                                      Disk& disk = posix_disk());
 
-expected<void> write_executor_run(const fs::path& work_dir, wire::ExecutorRunRecord::Reader record);
+expected<void> write_executor_run(const fs::path& work_dir, wire::ExecutorRunRecord::Reader record,
+                                  Disk& disk = posix_disk());
 expected<Owned<wire::ExecutorRunRecord>> read_executor_run(const fs::path& work_dir,
                                                            std::string_view framework_id,
                                                            std::string_view executor_id,
-                                                           std::string_view run_id);
+                                                           std::string_view run_id,
+                                                           Disk& disk = posix_disk());
 
 // The record's task.taskId names it.
-expected<void> write_task(const fs::path& work_dir, wire::TaskRecord::Reader record);
+expected<void> write_task(const fs::path& work_dir, wire::TaskRecord::Reader record,
+                          Disk& disk = posix_disk());
 expected<Owned<wire::TaskRecord>> read_task(const fs::path& work_dir, std::string_view framework_id,
-                                            std::string_view task_id);
+                                            std::string_view task_id, Disk& disk = posix_disk());
 
 // Removal: the record file first (so a crash leaves no half record), then
 // its directory. Removing what does not exist succeeds. Not fsynced: a
 // crash may bring a removed record back, and recovery then finds its task
 // or run over again.
-expected<void> remove_framework(const fs::path& work_dir, std::string_view framework_id);
+expected<void> remove_framework(const fs::path& work_dir, std::string_view framework_id,
+                                Disk& disk = posix_disk());
 expected<void> remove_executor_run(const fs::path& work_dir, std::string_view framework_id,
-                                   std::string_view executor_id, std::string_view run_id);
+                                   std::string_view executor_id, std::string_view run_id,
+                                   Disk& disk = posix_disk());
 expected<void> remove_task(const fs::path& work_dir, std::string_view framework_id,
-                           std::string_view task_id);
+                           std::string_view task_id, Disk& disk = posix_disk());
 // Forgets everything (the master told the agent to start fresh).
-expected<void> remove_all(const fs::path& work_dir);
+expected<void> remove_all(const fs::path& work_dir, Disk& disk = posix_disk());
 
 struct RecoveredFramework {
   Owned<wire::FrameworkRecord> record;               // empty when framework.info was missing or bad
@@ -136,13 +149,13 @@ struct RecoveredState {
 
 // Everything under work_dir's meta/ (contract 4). A missing meta/ is a fresh
 // agent: empty state, no warnings.
-expected<RecoveredState> recover(const fs::path& work_dir);
+expected<RecoveredState> recover(const fs::path& work_dir, Disk& disk = posix_disk());
 
 // ---------------------------------------------------------------------------
 
 template <class T>
-expected<Owned<T>> read_record(const fs::path& file) {
-  auto words = read_record_words(file);
+expected<Owned<T>> read_record(const fs::path& file, Disk& disk) {
+  auto words = read_record_words(file, disk);
   if (!words)
     return words.error();
   // Deep-copying the root validates every pointer under the traversal limit;

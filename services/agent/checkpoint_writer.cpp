@@ -6,13 +6,18 @@
 namespace tessera {
 
 CheckpointWriter::CheckpointWriter(std::function<void(const caf::error&)> on_error,
-                                   size_t queue_max)
+                                   size_t queue_max, Disk& disk, bool inline_writes)
     : on_error_(std::move(on_error)),
       queue_max_(queue_max == 0 ? 1 : queue_max),
-      thread_([this] { loop(); }) {
+      disk_(disk),
+      inline_(inline_writes) {
+  if (!inline_)
+    thread_ = std::thread([this] { loop(); });
 }
 
 CheckpointWriter::~CheckpointWriter() {
+  if (inline_)
+    return;  // nothing waits: every operation ran as it was asked for
   {
     std::lock_guard<std::mutex> guard(mu_);
     stopping_ = true;
@@ -76,7 +81,18 @@ bool CheckpointWriter::push(Op op) {
   if (!op.file.empty())
     pending_file_[op.file.string()] = op.seq;
   queue_.push_back(std::move(op));
-  wake_.notify_one();
+  if (!inline_) {
+    wake_.notify_one();
+    return true;
+  }
+  // Inline: runs now, on this thread. An operation asked for by a callback
+  // of one that runs waits its turn in the queue, in order.
+  if (draining_)
+    return true;
+  draining_ = true;
+  while (!queue_.empty())
+    run_batch(lock);
+  draining_ = false;
   return true;
 }
 
@@ -92,6 +108,12 @@ void CheckpointWriter::loop() {
     wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
     if (queue_.empty())
       return;  // stopping, and everything written
+    run_batch(lock);
+  }
+}
+
+void CheckpointWriter::run_batch(std::unique_lock<std::mutex>& lock) {
+  {
     // The writes at the head of the queue go as one group commit; any other
     // operation goes alone, in its place.
     std::vector<Op> batch;
@@ -114,14 +136,14 @@ void CheckpointWriter::loop() {
       // A few records: their own fsyncs cost less than syncing the whole
       // file system (which also flushes every sandbox being written).
       for (const auto& op : batch) {
-        auto ok = checkpoint::write_atomically(op.file, op.bytes);
+        auto ok = checkpoint::write_atomically(op.file, op.bytes, disk_);
         errors.push_back(ok ? caf::error{} : ok.error());
       }
     } else {
       std::vector<std::pair<std::filesystem::path, std::string_view>> records;
       for (const auto& op : batch)
         records.emplace_back(op.file, op.bytes);
-      errors = checkpoint::write_all_atomically(records);
+      errors = checkpoint::write_all_atomically(records, disk_);
     }
     auto seq = batch.back().seq;
     for (size_t i = 0; i < batch.size(); ++i) {

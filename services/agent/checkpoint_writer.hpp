@@ -19,11 +19,17 @@
 // promise holds per producer: the agent's actor is the only one that writes
 // and removes (a removal racing another thread's write to the same file may
 // be overtaken by it).
+// Inline mode (the chaos simulation, as Simulation::set_inline_blocking for
+// the blocking pool): no thread; each operation runs on the caller's thread
+// as it is asked for, so that a seed replays exactly. Done callbacks are
+// then called on that thread too: they must only post (the agent's are
+// continuations, messages to itself, as in threaded mode).
 // Ownership: the destructor finishes the queue, then joins the thread; it
 // must not run on the writer's thread (callbacks are destroyed before flush()
 // returns, so an owner that flushes before it ends is never freed there).
 
 #include "runtime/error.hpp"
+#include "services/agent/disk.hpp"
 
 #include <condition_variable>
 #include <deque>
@@ -43,8 +49,11 @@ class CheckpointWriter {
 
   // on_error runs on the writer's thread for every operation that fails
   // (after it is logged), e.g. to count it.
+  // Files go to disk (posix_disk() unless told otherwise); inline_writes:
+  // inline mode, above.
   explicit CheckpointWriter(std::function<void(const caf::error&)> on_error = {},
-                            size_t queue_max = 65536);
+                            size_t queue_max = 65536, Disk& disk = posix_disk(),
+                            bool inline_writes = false);
   ~CheckpointWriter();
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
@@ -74,11 +83,17 @@ class CheckpointWriter {
   };
   void loop();
   bool push(Op op);
+  // Takes the next batch from the queue and runs it; lock is held on entry
+  // and exit, released while the batch runs.
+  void run_batch(std::unique_lock<std::mutex>& lock);
 
   const std::function<void(const caf::error&)> on_error_;
   static constexpr size_t batch_max = 256;        // writes per group commit
   static constexpr size_t group_commit_min = 16;  // fewer: an fsync each
   const size_t queue_max_;
+  Disk& disk_;
+  const bool inline_;
+  bool draining_ = false;  // inline: an operation runs now (guarded by mu_)
   mutable std::mutex mu_;
   std::condition_variable wake_;
   std::condition_variable idle_;
@@ -88,7 +103,7 @@ class CheckpointWriter {
   uint64_t done_seq_ = 0;                                   // every op <= it is done
   uint64_t refused_ = 0;                                    // guarded by mu_
   bool stopping_ = false;
-  std::thread thread_;
+  std::thread thread_;  // not started inline
 };
 
 }  // namespace tessera

@@ -2,6 +2,8 @@
 
 #include "runtime/simulation.hpp"
 #include "services/agent/agent.hpp"
+#include "services/agent/checkpoint.hpp"
+#include "services/agent/disk.hpp"
 #include "services/master/master.hpp"
 #include "services/sim/null_isolator.hpp"
 #include "services/sim/sim_framework.hpp"
@@ -22,9 +24,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const char* const fault_names[] = {"drop",         "duplicate",          "delay",
-                                   "partition",    "agent-crash",        "executor-crash",
-                                   "master-crash", "framework-failover", "stall"};
+const char* const fault_names[] = {
+    "drop",         "duplicate",          "delay", "partition", "agent-crash", "executor-crash",
+    "master-crash", "framework-failover", "stall", "disk-full"};
 constexpr size_t fault_kinds = sizeof(fault_names) / sizeof(fault_names[0]);
 
 Duration ms(int64_t n) {
@@ -98,6 +100,10 @@ class Run {
   std::vector<uint64_t> instances_;  // per framework
   std::vector<Behaviour> behaviours_;
   std::shared_ptr<NullIsolator> isolator_ = std::make_shared<NullIsolator>();
+  // One per agent: outlives the agent's crashes (its checkpoints).
+  std::vector<std::shared_ptr<MemoryDisk>> disks_;
+  void fill_disk(size_t i);
+  void free_disk(size_t i);
   std::shared_ptr<World> world_ref_;
   bool quiet_ = false;
   uint64_t restarts_ = 0;
@@ -140,7 +146,9 @@ void Run::start_agent(size_t i) {
   ac.hostname = n.host();
   ac.seed = config_.seed * 1000 + i + 1 + 100 * ++restarts_;
   ac.isolator = isolator_;
-  ac.checkpoint = false;  // no Disk seam yet: see docs/architecture.md
+  // Checkpoints on the agent's in-memory disk: a crash and restart recovers.
+  ac.checkpoint = true;
+  ac.disk = disks_[i];
   ac.gc_interval_ms = 0ms;
   ac.container_monitor_interval_ms = 0ms;
   ac.simulated_tasks = std::shared_ptr<SimulatedTasks>(world_ref_, &world_);
@@ -222,6 +230,10 @@ void Run::plan() {
         f.a = pick(0, config_.agents);  // 0: the master, else an agent
         f.lasts = length(100, 4'000);
         break;
+      case disk_full:
+        f.a = pick(0, config_.agents - 1);  // the agent
+        f.lasts = length(1'000, 60'000);
+        break;
       default:
         break;
     }
@@ -238,6 +250,9 @@ void Run::crash_node(size_t n, const std::string& what) {
   world_.doom_port(node(n).port());
   sim_.crash(node(n));
   down_[n] = true;
+  // The machine's power is gone: what its disk had not synced is lost.
+  if (n >= 1 && n <= config_.agents)
+    disks_[n - 1]->crash();
 }
 
 void Run::restart_node(size_t n) {
@@ -289,6 +304,9 @@ void Run::apply(const Planned& f) {
         caf::anon_send_exit(h, caf::exit_reason::kill);
       return;
     }
+    case disk_full:
+      fill_disk(f.a);
+      return;
     case stall: {
       auto& n = node(f.a == 0 ? 0 : agent_node(f.a - 1));
       world_.event("stall " + n.host() + " for " + std::to_string(seconds(f.lasts)) + "s");
@@ -304,7 +322,24 @@ void Run::apply(const Planned& f) {
   sim_.set_link(node(f.a), node(f.b), lf);
 }
 
+// Nothing more fits on agent i's disk: every new write fails with ENOSPC.
+void Run::fill_disk(size_t i) {
+  auto& disk = *disks_[i];
+  disk.set_capacity_bytes(disk.used_bytes());
+  world_.event("disk of agent" + std::to_string(i + 1) + " full at " +
+               std::to_string(disk.used_bytes()) + " bytes");
+}
+
+void Run::free_disk(size_t i) {
+  if (disks_[i]->capacity_bytes() == UINT64_MAX)
+    return;
+  disks_[i]->set_capacity_bytes(UINT64_MAX);
+  world_.event("disk of agent" + std::to_string(i + 1) + " has room again");
+}
+
 void Run::heal_all() {
+  for (size_t i = 0; i < disks_.size(); ++i)
+    free_disk(i);
   sim_.clear_links();
   for (size_t n = 0; n < nodes_.size(); ++n)
     restart_node(n);
@@ -339,6 +374,21 @@ ChaosResult Run::go() {
   for (size_t j = 0; j < config_.frameworks; ++j)
     nodes_.push_back(&sim_.add_node("framework" + std::to_string(j + 1)));
   down_.assign(nodes_.size(), false);
+  for (size_t i = 0; i < config_.agents; ++i)
+    disks_.push_back(std::make_shared<MemoryDisk>());
+  // Checkpoint before launch (issue #9 items 6 and 8): a task's process
+  // starts only once its record is durable, so a full disk stops launches.
+  world_.launch_check = [this](const std::string& fw, const std::string& task,
+                               const Address& executor) -> std::string {
+    for (size_t i = 0; i < config_.agents; ++i)
+      if (node(agent_node(i)).port() == executor.port) {
+        auto record = checkpoint::task_path(dir_ / ("agent-" + std::to_string(i + 1)), fw, task);
+        return disks_[i]->durable(record) ? std::string()
+                                          : "its checkpoint record is not durable on agent" +
+                                                std::to_string(i + 1) + "'s disk";
+      }
+    return {};
+  };
   instances_.assign(config_.frameworks, 0);
   for (size_t j = 0; j < config_.frameworks; ++j)
     behaviours_.push_back(Behaviour::draw(rng_, config_.duration));
@@ -356,6 +406,8 @@ ChaosResult Run::go() {
     if (f.lasts > Duration::zero() && f.kind != stall) {
       if (f.kind <= partition)
         due.emplace_back(f.at + f.lasts, [this, f] { sim_.clear_link(node(f.a), node(f.b)); });
+      else if (f.kind == disk_full)
+        due.emplace_back(f.at + f.lasts, [this, f] { free_disk(f.a); });
       else
         due.emplace_back(f.at + f.lasts, [this, f] { restart_node(f.a); });
     }
@@ -435,8 +487,12 @@ uint32_t ci_faults() {
   // drop, delay and partition (a task reported LOST then KILLED; a
   // reordered reregistration forgets a running task), master-crash (tasks reported
   // LOST or UNKNOWN by the new master while they run: item 4), stall (a
-  // master stall makes registration retries mint new agent ids: item 1).
-  return link_duplicate | agent_crash | executor_crash | framework_failover;
+  // master stall makes registration retries mint new agent ids: item 1),
+  // agent-crash now that a restarted agent recovers (a non-partition-aware
+  // framework told TASK_LOST while the agent was down then gets the
+  // TASK_FAILED its recovery reports for the task whose in-process executor
+  // died with it: the master forwards a second terminal state, seed 1).
+  return link_duplicate | executor_crash | framework_failover | disk_full;
 }
 
 ChaosResult run_chaos(const ChaosConfig& config) {

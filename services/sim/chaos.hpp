@@ -1,13 +1,13 @@
 #pragma once
 // The chaos simulation (FoundationDB's simulator, for Tessera): one seed
 // builds a whole cluster in deterministic mode (runtime/simulation.hpp) —
-// a master with its allocator, N agents whose in-process executors run
-// simulated tasks (services/executor/simulated_tasks.hpp), M frameworks of
-// seeded behaviours (sim_framework.hpp) — and a fault schedule drawn from
-// the same seed: per link drop, duplicate, delay (reorder); partitions of
-// any pair of nodes, healed later; crash and restart of agents, executors,
-// the master (same address) and frameworks (failover with their id);
-// master and agent stalls. World (world.hpp) checks the invariants as it
+// a master with its allocator, N agents (checkpointing to an in-memory
+// disk each, services/agent/disk.hpp, which survives their crashes and can
+// fill up) whose in-process executors run simulated tasks (services/executor/simulated_tasks.hpp),
+// M frameworks of seeded behaviours (sim_framework.hpp) — and a fault schedule drawn from the same
+// seed: per link drop, duplicate, delay (reorder); partitions of any pair of nodes, healed later;
+// crash and restart of agents, executors, the master (same address) and frameworks (failover with
+// their id); master and agent stalls; full disks. World (world.hpp) checks the invariants as it
 // runs and at the end, after every fault has healed and a quiet period.
 //
 // Same seed, same run, same digest: a failing seed is a bug report, and
@@ -33,10 +33,13 @@ enum Fault : uint32_t {
   master_crash = 1u << 6,  // restarted at the same address
   framework_failover = 1u << 7,
   stall = 1u << 8,  // master or agent pauses
-  all_faults = (1u << 9) - 1,
+  // An agent's (in-memory) disk fills up for a while: its checkpoint writes
+  // fail, it takes no new task, and it takes them again once there is room.
+  disk_full = 1u << 9,
+  all_faults = (1u << 10) - 1,
 };
 // "drop,duplicate,delay,partition,agent-crash,executor-crash,master-crash,
-// framework-failover,stall", "all" or "none"; Errc::invalid_argument names
+// framework-failover,stall,disk-full", "all" or "none"; Errc::invalid_argument names
 // an unknown kind.
 expected<uint32_t> parse_faults(const std::string& text);
 std::string faults_text(uint32_t faults);

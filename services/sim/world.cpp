@@ -62,6 +62,9 @@ SimulatedRun World::started(const std::string& framework_id, const std::string& 
     violate("task-runs-twice", "task " + task_id + " of " + framework_id + " started again" +
                                    (it->second.running ? " while running" : " after it ended"));
   ++tasks_started_;
+  if (launch_check)
+    if (auto why = launch_check(framework_id, task_id, executor); !why.empty())
+      violate("launch-not-durable", "task " + task_id + " of " + framework_id + " started: " + why);
   SimulatedRun run;
   // Most tasks run seconds to minutes; one in five fails.
   run.runs_for =

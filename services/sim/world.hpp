@@ -70,6 +70,11 @@ class World : public SimulatedTasks {
   SimulatedRun started(const std::string& framework_id, const std::string& task_id,
                        const Address& executor) override;
   void ended(const std::string& framework_id, const std::string& task_id, int term_signal) override;
+  // Asked as each process starts: why it must not (its task's checkpoint
+  // record is not durable on its agent's disk), or empty.
+  std::function<std::string(const std::string& framework_id, const std::string& task_id,
+                            const Address& executor)>
+      launch_check;
   // The executor actors running simulated processes now (for executor crashes).
   std::vector<Address> executors() const;
 

@@ -128,7 +128,7 @@ Command add_sim_command(CLI::App& app) {
       ->capture_default_str();
   sub->add_option("--faults", o->faults,
                   "Fault kinds: all, none, or a list of drop,duplicate,delay,partition,"
-                  "agent-crash,executor-crash,master-crash,framework-failover,stall")
+                  "agent-crash,executor-crash,master-crash,framework-failover,stall,disk-full")
       ->capture_default_str();
   sub->add_option("--jobs", o->jobs, "Seeds run at once (threads); 0: one per core")
       ->check(CLI::Range(0u, 256u));
