@@ -12,3 +12,10 @@ if [ ${#bad[@]} -gt 0 ]; then
   echo "check-format: not formatted (run clang-format -i): ${bad[*]}" >&2
   exit 1
 fi
+# catch_discover_tests splits a test name at ';': both halves then match no
+# test, and CTest counts them as passed without running anything.
+if git grep -nE 'TEST_CASE\("[^"]*;' -- tests >/dev/null 2>&1; then
+  echo "check-format: a TEST_CASE name has ';' (CTest would run nothing):" >&2
+  git grep -nE 'TEST_CASE\("[^"]*;' -- tests >&2
+  exit 1
+fi

@@ -341,15 +341,19 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
   auto resources = from_wire(info.getResources());
   if (!resources)
     return;
-  if (auto known = fw->tasks.find(tid); known != fw->tasks.end() &&
-                                        known->second.state == State::LOST &&
-                                        !is_terminal(t.getLatestState())) {
-    // The framework was told this task is lost (terminal) and may have
-    // replaced it; as Mesos, the copy that comes back is killed, not adopted.
-    send(agent.address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
-           b.setFrameworkId(fid);
-           b.setTaskId(tid);
-         }));
+  auto known = fw->tasks.find(tid);
+  bool told_ended = known != fw->tasks.end() ? known->second.state == State::LOST
+                                             : recently_completed({fid, tid});
+  if (told_ended) {
+    // The framework was told this task ended (lost, or gone from an agent
+    // that reregistered without it) and may have replaced it; as Mesos, a
+    // copy that comes back is killed, not adopted, and what its agent
+    // reports of it later is acknowledged by the master (on_status_update).
+    if (!is_terminal(t.getLatestState()))
+      send(agent.address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
+             b.setFrameworkId(fid);
+             b.setTaskId(tid);
+           }));
     return;
   }
   if (!fw->tasks.count(tid) && fw->tasks.size() >= config_.tasks_per_framework_max) {

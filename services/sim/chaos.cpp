@@ -483,16 +483,12 @@ std::string faults_text(uint32_t faults) {
 }
 
 uint32_t ci_faults() {
-  // Left out until the fixes of issue #9 land (tests/sim/regression_seeds.txt):
-  // drop, delay and partition (a task reported LOST then KILLED; a
-  // reordered reregistration forgets a running task), master-crash (tasks reported
-  // LOST or UNKNOWN by the new master while they run: item 4), stall (a
-  // master stall makes registration retries mint new agent ids: item 1),
-  // agent-crash now that a restarted agent recovers (a non-partition-aware
-  // framework told TASK_LOST while the agent was down then gets the
-  // TASK_FAILED its recovery reports for the task whose in-process executor
-  // died with it: the master forwards a second terminal state, seed 1).
-  return link_duplicate | executor_crash | framework_failover | disk_full;
+  // Left out while they still find open defects (docs/architecture.md,
+  // "Known gaps"): drop, delay and partition (tasks a framework waits on for
+  // ever, a framework left without offers, a task killed unasked),
+  // agent-crash (xfail seed 100: a task told TASK_LOST then TASK_FAILED) and
+  // disk-full (xfail seed 30: a task started whose record is not durable).
+  return link_duplicate | executor_crash | master_crash | framework_failover | stall;
 }
 
 ChaosResult run_chaos(const ChaosConfig& config) {

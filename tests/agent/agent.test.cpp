@@ -85,7 +85,7 @@ TEST_CASE("an agent registers, and reregisters with its tasks when the master co
   c.master.wait_state("t1", State::KILLED);
 }
 
-TEST_CASE("a master that stops pinging counts as lost; pings are answered", "[agent]") {
+TEST_CASE("a master that stops pinging counts as lost, pings are answered", "[agent]") {
   Cluster c([](AgentConfig& a) { a.ping_timeout_intervals = 5; },
             [](MasterState& s) { s.ping_interval_ns = std::chrono::nanoseconds(20ms).count(); });
   auto pong = std::make_shared<std::promise<uint64_t>>();

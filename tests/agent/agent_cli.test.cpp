@@ -160,7 +160,7 @@ int task_pid(const std::filesystem::path& work) {
 
 }  // namespace
 
-TEST_CASE("SIGTERM stops a tessera agent and keeps its tasks; SIGUSR1 drains",
+TEST_CASE("SIGTERM stops a tessera agent and keeps its tasks, SIGUSR1 drains",
           "[cli][process][recovery]") {
   testing::TempDir dir;
   auto work = dir.path() / "work";

@@ -157,7 +157,7 @@ TEST_CASE("an http archive is downloaded, extracted and its script runs", "[fetc
   CHECK(server.requests() == 1);
 }
 
-TEST_CASE("file:// and plain paths are copied; executable sets 0755 and skips extraction",
+TEST_CASE("file:// and plain paths are copied, executable sets 0755 and skips extraction",
           "[fetcher]") {
   TempDir dir;
   auto tool = dir.path() / "tool.sh";

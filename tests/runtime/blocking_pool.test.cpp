@@ -47,6 +47,10 @@ TEST_CASE("a lane whose threads are all stalled does not hold up another lane", 
   // Every fetch thread stalled, and more fetches queued behind them.
   for (size_t i = 0; i < fetch.threads_max + 3; ++i)
     REQUIRE(pool.submit(Work::fetch, [gate] { gate->wait(); }));
+  // Threads start as work arrives: wait until every fetch thread holds one.
+  for (int i = 0; i < 3000 && pool.running(Work::fetch) < fetch.threads_max; ++i)
+    std::this_thread::sleep_for(10ms);
+  REQUIRE(pool.running(Work::fetch) == fetch.threads_max);
   std::promise<void> destroyed, read;
   REQUIRE(pool.submit(Work::container, [&] { destroyed.set_value(); }));
   REQUIRE(pool.submit(Work::usage, [&] { read.set_value(); }));

@@ -140,7 +140,7 @@ TEST_CASE("request delivers the reply, or an error, exactly once", "[delivery][r
   CHECK(seen->count == 1);
 }
 
-TEST_CASE("bad payloads are counted, logged and dropped; the actor keeps serving",
+TEST_CASE("bad payloads are counted, logged and dropped, the actor keeps serving",
           "[delivery][reject]") {
   NodeConfig config;
   config.message_bytes_max = 4096;

@@ -89,7 +89,7 @@ TEST_CASE("delay holds a message on the runtime clock", "[filter][clock]") {
   CHECK(f.delivered() == std::vector<uint64_t>{2, 1});
 }
 
-TEST_CASE("a general filter observes every delivery; removing it stops it", "[filter]") {
+TEST_CASE("a general filter observes every delivery, removing it stops it", "[filter]") {
   Fixture f;
   std::atomic<int> seen{0};
   auto id = f.node->filters().add([&](const Envelope&) {

@@ -152,7 +152,7 @@ TEST_CASE("the frame limit follows message_bytes_max", "[transport][reject]") {
   CHECK(served(ping_pong(*client, node->address_of("ponger"), "pinger")));
 }
 
-TEST_CASE("inbound connections are bounded; existing peers keep being served",
+TEST_CASE("inbound connections are bounded, existing peers keep being served",
           "[transport][connections]") {
   NodeConfig config;
   config.connections_max = 4;
@@ -180,7 +180,7 @@ TEST_CASE("inbound connections are bounded; existing peers keep being served",
   CHECK(served(ping_pong(*newcomer, node->address_of("ponger"), "newcomer")));
 }
 
-TEST_CASE("a connection that says nothing is closed after the idle timeout; live peers stay",
+TEST_CASE("a connection that says nothing is closed after the idle timeout, live peers stay",
           "[transport][idle]") {
   NodeConfig config;
   config.connection_idle_timeout_ms = 400ms;

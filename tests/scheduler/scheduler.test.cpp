@@ -259,7 +259,7 @@ TEST_CASE("reconcile: implicit and explicit", "[scheduler]") {
   }));
 }
 
-TEST_CASE("kill, suppress, revive, shutdown and messages on the wire; events to callbacks",
+TEST_CASE("kill, suppress, revive, shutdown and messages on the wire, events to callbacks",
           "[scheduler]") {
   Harness h;
   auto c = h.config();
@@ -399,7 +399,7 @@ TEST_CASE("an error event from the master ends the framework", "[scheduler]") {
   CHECK(is(err, Errc::stopped));
 }
 
-TEST_CASE("teardown is sent once; later calls are refused", "[scheduler]") {
+TEST_CASE("teardown is sent once, later calls are refused", "[scheduler]") {
   Harness h;
   h.subscribe(h.config());
   h.framework->call([](TestFramework& f) {

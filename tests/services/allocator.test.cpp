@@ -135,7 +135,7 @@ TEST_CASE("a filter does not hide resources beyond what was declined", "[allocat
   CHECK(third[0].resources == res("cpus:4;mem:4096"));
 }
 
-TEST_CASE("suppress stops offers; revive resumes them and clears filters", "[allocator]") {
+TEST_CASE("suppress stops offers, revive resumes them and clears filters", "[allocator]") {
   auto a = make_allocator();
   add_agents(*a, 2, "cpus:1;mem:128");
   REQUIRE_FALSE(a->add_framework("fa", {"a"}));
