@@ -2,6 +2,7 @@
 // library (issue 9): a master killed and restarted while tasks run must not
 // tell any framework TASK_LOST for a task that still runs, nor kill one.
 
+#include "tests/e2e/task_probe.hpp"
 #include "e2e/agent_cleanup.hpp"
 #include "e2e/test_framework.hpp"
 #include "services/cluster/local_cluster.hpp"
@@ -19,31 +20,7 @@ using namespace tessera;
 using namespace tessera::testing;
 using namespace std::chrono_literals;
 
-namespace {
-
-// The pid a task wrote to "pid" in its sandbox (found under root), or 0.
-int task_pid(const std::filesystem::path& root, const std::string& task) {
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
-       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec)
-      break;
-    auto p = it->path();
-    if (p.filename() == "pid" && p.string().find("/executors/" + task + "/") != std::string::npos) {
-      std::ifstream in(p);
-      int pid = 0;
-      in >> pid;
-      return pid;
-    }
-  }
-  return 0;
-}
-
-bool alive(int pid) {
-  return pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH);
-}
-
-}  // namespace
+namespace {}  // namespace
 
 TEST_CASE("a master restart with tasks running tells no framework TASK_LOST and kills nothing",
           "[e2e][failure][failover]") {

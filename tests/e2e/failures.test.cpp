@@ -2,6 +2,7 @@
 // library: lost agents, dropped status updates, framework failover and a
 // master restart.
 
+#include "tests/e2e/task_probe.hpp"
 #include "e2e/agent_cleanup.hpp"
 #include "e2e/test_framework.hpp"
 #include "runtime/simulation.hpp"
@@ -34,28 +35,6 @@ AgentConfig agent_config(const Address& master, const std::filesystem::path& dir
   ac.status_update_backoff_min_ms = 100ms;
   ac.status_update_backoff_max_ms = 400ms;
   return ac;
-}
-
-// The pid a task wrote to "pid" in its sandbox (found under root), or 0.
-int task_pid(const std::filesystem::path& root, const std::string& task) {
-  std::error_code ec;
-  for (auto it = std::filesystem::recursive_directory_iterator(root, ec);
-       it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec)
-      break;
-    auto p = it->path();
-    if (p.filename() == "pid" && p.string().find("/executors/" + task + "/") != std::string::npos) {
-      std::ifstream in(p);
-      int pid = 0;
-      in >> pid;
-      return pid;
-    }
-  }
-  return 0;
-}
-
-bool alive(int pid) {
-  return pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH);
 }
 
 // A task that records its pid in its sandbox, then sleeps.

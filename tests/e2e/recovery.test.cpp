@@ -5,6 +5,7 @@
 // exactly once, including the end of a task that exited while the agent was
 // down.
 
+#include "tests/e2e/task_probe.hpp"
 #include "e2e/agent_cleanup.hpp"
 #include "e2e/test_framework.hpp"
 #include "support/test_support.hpp"
@@ -46,10 +47,6 @@ int read_pid(const std::filesystem::path& root, const std::string& task) {
     }
   }
   return 0;
-}
-
-bool alive(int pid) {
-  return pid > 0 && (::kill(pid, 0) == 0 || errno != ESRCH);
 }
 
 void touch(const std::filesystem::path& p) {
