@@ -25,6 +25,9 @@ struct RegisterAgent {
   # registration carries the same one, so the master answers them all with
   # the same agent id; a RegisterAgent from a known address with another
   # boot id is an agent that restarted without its state.
+  registrationSeq @3 :UInt64;
+  # The agent's registration episode (see ReregisterAgent); echoed in the
+  # answer and stamped on every launch the master sends it.
 }
 
 struct AgentTask {
@@ -67,6 +70,10 @@ struct AgentRegistered {
   agentId @0 :Text;
   pingIntervalNs @1 :Int64;
   # The master pings this often; the agent may treat silence as disconnection.
+  bootId @2 :Text;
+  registrationSeq @3 :UInt64;
+  # The registration answered: an answer to another boot or to an older
+  # episode is late and ignored.
 }
 
 struct AgentReregistered {
@@ -74,6 +81,9 @@ struct AgentReregistered {
   agentId @0 :Text;
   pingIntervalNs @1 :Int64;
   # How often the (possibly new) master will ping; as in AgentRegistered.
+  bootId @2 :Text;
+  registrationSeq @3 :UInt64;
+  # As in AgentRegistered.
 }
 
 struct RunTask {
@@ -83,6 +93,13 @@ struct RunTask {
   executor @2 :ExecutorInfo;
   # Optional: the executor to run it under, when the task names one
   # (as task.executor); absent for command tasks.
+  bootId @3 :Text;
+  registrationSeq @4 :UInt64;
+  # The agent registration (boot and episode) the master had last processed
+  # when it sent this launch. The agent runs it only while it is still in
+  # that registration: a launch that crosses a reregistration is refused,
+  # and the master, which reconciles with the reregistration's task list,
+  # reports it lost. Launches never run behind the master's back.
 }
 
 struct RunTaskGroup {
@@ -90,6 +107,14 @@ struct RunTaskGroup {
   frameworkInfo @0 :FrameworkInfo;
   executor @1 :ExecutorInfo;
   tasks @2 :List(TaskInfo);
+  bootId @3 :Text;
+  registrationSeq @4 :UInt64;
+  # As in RunTask.
+}
+
+struct TaskKey {
+  frameworkId @0 :Text;
+  taskId @1 :Text;
 }
 
 struct KillTask {
@@ -123,11 +148,17 @@ struct StatusUpdateAck {
 struct Ping {
   # Master -> agent: liveness check; the agent answers Pong with the same seq.
   seq @0 :UInt64;
+  audit @1 :List(TaskKey);
+  # Tasks the master placed on this agent that are still STAGING a while
+  # after their launch was sent: the launch may have been lost on the way.
 }
 
 struct Pong {
   # Agent -> master: answers Ping.
   seq @0 :UInt64;
+  unknown @1 :List(TaskKey);
+  # The audited tasks this agent does not have. It will refuse their launch
+  # should it still arrive, so the master may report them ended.
 }
 
 struct ShutdownAgent {

@@ -143,7 +143,16 @@ struct SchedulerEvent {
     error @6 :Text;
     # The master dropped the framework (e.g. failover by another instance);
     # it must not retry.
-    heartbeat @7 :Void;
+    heartbeat @7 :Heartbeat;
+  }
+
+  struct Heartbeat {
+    # Sent every heartbeatIntervalNs while subscribed, with what the master
+    # holds of the framework's own calls that have no answer: a SUPPRESS or
+    # REVIVE lost on the way shows as a difference, and the scheduler
+    # library sends it again (so a lost revive costs one interval of
+    # offers, not all of them).
+    suppressedRoles @0 :List(Text);
   }
 
   struct Subscribed {

@@ -118,35 +118,24 @@ bool AgentStopper::stop(bool drain) {
 
 void Agent::install_master_handlers() {
   on<wire::AgentRegistered>([this](const Received<wire::AgentRegistered>& m) {
+    auto b = m.body();
     if (from_master(m.sender(), "AgentRegistered"))
-      on_registered(str(m.body().getAgentId()), m.body().getPingIntervalNs());
+      on_registered(str(b.getAgentId()), b.getPingIntervalNs(), str(b.getBootId()),
+                    b.getRegistrationSeq());
   });
   on<wire::AgentReregistered>([this](const Received<wire::AgentReregistered>& m) {
+    auto b = m.body();
     if (from_master(m.sender(), "AgentReregistered"))
-      on_registered(str(m.body().getAgentId()), m.body().getPingIntervalNs());
+      on_registered(str(b.getAgentId()), b.getPingIntervalNs(), str(b.getBootId()),
+                    b.getRegistrationSeq());
   });
   on<wire::Ping>([this](const Received<wire::Ping>& m) {
-    if (!from_master(m.sender(), "Ping"))
-      return;
-    auto seq = m.body().getSeq();
-    reply(m, build<wire::Pong>([seq](wire::Pong::Builder b) { b.setSeq(seq); }));
-    if (registered_)
-      arm_ping_timer();
+    if (from_master(m.sender(), "Ping"))
+      on_ping(m);
   });
   on<wire::RunTask>([this](const Received<wire::RunTask>& m) {
-    if (!from_master(m.sender(), "RunTask"))
-      return;
-    // As Mesos: a launch that crosses this agent's (re)registration is
-    // dropped; the master finds the task missing from the reregistration
-    // and reports it lost, instead of the agent running a task the master
-    // may already have given up on.
-    if (!registered_) {
-      config_.metrics->refused_invalid.fetch_add(1, std::memory_order_relaxed);
-      log().warn("{}: dropping RunTask for task {} while not registered", me().to_string(),
-                 str(m.body().getTask().getTaskId()));
-      return;
-    }
-    run_task(m);
+    if (from_master(m.sender(), "RunTask"))
+      run_task(m);
   });
   on<wire::GetContainerUsage>(
       [this](const Received<wire::GetContainerUsage>& m) { on_get_usage(m); });
@@ -280,6 +269,7 @@ Outgoing Agent::registration() const {
       fill_agent_info(b.initAgentInfo());
       b.setVersion(version);
       b.setBootId(boot_id_);
+      b.setRegistrationSeq(registration_seq_);
     });
   return build<wire::ReregisterAgent>([this](wire::ReregisterAgent::Builder b) {
     fill_agent_info(b.initAgentInfo());
@@ -311,10 +301,19 @@ Outgoing Agent::registration() const {
   });
 }
 
-void Agent::on_registered(const std::string& agent_id, int64_t ping_interval_ns) {
+void Agent::on_registered(const std::string& agent_id, int64_t ping_interval_ns,
+                          const std::string& boot, uint64_t seq) {
   if (agent_id.empty() || (!agent_id_.empty() && agent_id != agent_id_)) {
     refuse(metrics_.refused_invalid,
            "registration with agent id '" + agent_id + "' (mine: '" + agent_id_ + "')");
+    return;
+  }
+  if (boot != boot_id_ || seq != registration_seq_) {
+    // An answer to an earlier episode (or an earlier boot at this address):
+    // the master has not yet seen the task list this agent sent since.
+    metrics_.registration_answers_stale.fetch_add(1, std::memory_order_relaxed);
+    log().info("{}: ignoring a registration answer for boot {} #{} (this is {} #{})",
+               me().to_string(), boot, seq, boot_id_, registration_seq_);
     return;
   }
   ping_interval_ = Duration(std::max<int64_t>(ping_interval_ns, 0));
@@ -337,6 +336,64 @@ void Agent::on_registered(const std::string& agent_id, int64_t ping_interval_ns)
   forward_all();
   if (config_.on_registered)
     config_.on_registered(agent_id_);
+}
+
+void Agent::on_ping(const Received<wire::Ping>& m) {
+  auto body = m.body();
+  std::vector<Key> unknown;
+  for (auto k : body.getAudit()) {
+    Key key{str(k.getFrameworkId()), str(k.getTaskId())};
+    if (tasks_.count(key))
+      continue;
+    // Its launch never came: refuse it should it still come, so that the
+    // master may report the task ended.
+    never_launch(key);
+    unknown.push_back(std::move(key));
+  }
+  if (!unknown.empty())
+    log().warn("{}: {} task(s) the master launched here never arrived (first: {} of {})",
+               me().to_string(), unknown.size(), unknown.front().second, unknown.front().first);
+  auto seq = body.getSeq();
+  reply(m, build<wire::Pong>([&](wire::Pong::Builder b) {
+          b.setSeq(seq);
+          auto list = b.initUnknown(static_cast<unsigned>(unknown.size()));
+          for (unsigned i = 0; i < unknown.size(); ++i) {
+            list[i].setFrameworkId(unknown[i].first);
+            list[i].setTaskId(unknown[i].second);
+          }
+        }));
+  if (registered_)
+    arm_ping_timer();
+}
+
+void Agent::never_launch(const Key& key) {
+  if (!never_launch_.insert(key).second)
+    return;
+  never_launch_order_.push_back(key);
+  while (never_launch_order_.size() > never_launch_max) {
+    never_launch_.erase(never_launch_order_.front());
+    never_launch_order_.pop_front();
+  }
+}
+
+bool Agent::launch_allowed(const std::string& boot, uint64_t seq, const std::string& what) {
+  if (shutting_down_) {
+    refuse(metrics_.refused_invalid, what + " while shutting down");
+    return false;
+  }
+  // As Mesos, a launch that crosses this agent's (re)registration is not
+  // run: the master reconciles with the task list this agent sent in its
+  // newer registration, finds the task missing and reports it lost, so the
+  // agent must not run a task the master has given up on. The stamp says
+  // which registration the master had seen when it sent the launch.
+  if (agent_id_.empty() || boot != boot_id_ || seq != registration_seq_) {
+    refuse(metrics_.refused_stale_launches,
+           what + " sent for registration " + boot + " #" + std::to_string(seq) + " (this is " +
+               boot_id_ + " #" + std::to_string(registration_seq_) +
+               "): the master will find it missing");
+    return false;
+  }
+  return true;
 }
 
 void Agent::on_master_lost(const std::string& why) {

@@ -89,6 +89,10 @@ struct AgentMetrics {
   std::atomic<uint64_t> refused_not_master{0};      // master-only message from elsewhere
   std::atomic<uint64_t> refused_executor_calls{0};  // unknown executor, wrong sender, ...
   std::atomic<uint64_t> refused_invalid{0};         // bad ids, duplicate task, limits
+  // Launches sent for an earlier registration of this agent (they crossed a
+  // reregistration), or of tasks an audit told the master never arrived.
+  std::atomic<uint64_t> refused_stale_launches{0};
+  std::atomic<uint64_t> registration_answers_stale{0};  // for an earlier episode or boot
   std::atomic<uint64_t> unknown_tasks{0};           // kill/ack/read of a task it does not know
   std::atomic<uint64_t> updates_received{0};        // fresh updates stored (executor + agent)
   std::atomic<uint64_t> updates_duplicate{0};
@@ -230,6 +234,7 @@ class Agent : public Actor {
   static constexpr size_t executors_max = 10000;
   static constexpr size_t completed_tasks_max = 1000;
   static constexpr size_t gc_removals_per_scan_max = 100;
+  static constexpr size_t never_launch_max = 10000;
   static constexpr const char* version = "tessera 0.1.0";
 
   Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config);
@@ -299,7 +304,13 @@ class Agent : public Actor {
   Outgoing registration() const;
   std::string make_boot_id() const;
   void fill_agent_info(wire::AgentInfo::Builder b) const;
-  void on_registered(const std::string& agent_id, int64_t ping_interval_ns);
+  void on_registered(const std::string& agent_id, int64_t ping_interval_ns,
+                     const std::string& boot, uint64_t seq);
+  // Answers the master's liveness check and its audit of STAGING tasks.
+  void on_ping(const Received<wire::Ping>& m);
+  void never_launch(const Key& key);
+  // Whether a launch stamped with this registration may run here.
+  bool launch_allowed(const std::string& boot, uint64_t seq, const std::string& what);
   void on_master_lost(const std::string& why);
   void arm_ping_timer();
   void shutdown_agent(const std::string& reason);
@@ -451,6 +462,10 @@ class Agent : public Actor {
   std::map<Address, Key> executor_by_address_;
   std::map<std::string, Owned<wire::FrameworkInfo>> frameworks_;
   std::deque<Completed> completed_;
+  // Tasks the master's audit asked about that this agent never got: their
+  // launch is refused should it still arrive (at most never_launch_max).
+  std::set<Key> never_launch_;
+  std::deque<Key> never_launch_order_;
 };
 
 }  // namespace tessera

@@ -37,12 +37,10 @@ std::string ms_text(std::chrono::milliseconds d) {
 
 void Agent::run_task(const Received<wire::RunTask>& m) {
   auto body = m.body();
-  if (shutting_down_ || !registered_) {
-    refuse(metrics_.refused_invalid,
-           std::string("RunTask while ") + (shutting_down_ ? "shutting down" : "not registered"));
-    return;
-  }
   auto info = body.getTask();
+  if (!launch_allowed(str(body.getBootId()), body.getRegistrationSeq(),
+                      "RunTask of task " + str(info.getTaskId())))
+    return;
   Task* task = add_task(str(body.getFrameworkInfo().getFrameworkId()), info);
   if (!task)
     return;
@@ -64,10 +62,8 @@ void Agent::run_task(const Received<wire::RunTask>& m) {
 
 void Agent::run_task_group(const Received<wire::RunTaskGroup>& m) {
   auto body = m.body();
-  if (shutting_down_ || !registered_) {
-    refuse(metrics_.refused_invalid, "RunTaskGroup while not running");
+  if (!launch_allowed(str(body.getBootId()), body.getRegistrationSeq(), "RunTaskGroup"))
     return;
-  }
   auto fid = str(body.getFrameworkInfo().getFrameworkId());
   auto infos = body.getTasks();
   auto executor_id = body.hasExecutor() ? str(body.getExecutor().getExecutorId()) : std::string();
@@ -155,6 +151,11 @@ Agent::Task* Agent::add_task(const std::string& framework_id, wire::TaskInfo::Re
   Key key{framework_id, task_id};
   if (tasks_.count(key)) {
     refuse(metrics_.refused_invalid, "second launch of task " + task_id);
+    return nullptr;
+  }
+  if (never_launch_.count(key)) {
+    refuse(metrics_.refused_stale_launches,
+           "launch of task " + task_id + ", which this agent told the master it never got");
     return nullptr;
   }
   if (tasks_.size() >= tasks_max) {

@@ -617,6 +617,7 @@ void Agent::start_over(const std::string& reason) {
   forget_all_checkpoints();
   agent_id_.clear();
   recovered_ = false;
+  ++registration_seq_;  // launches meant for the old id are refused
   try_register();
 }
 

@@ -93,6 +93,7 @@ void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
   entry.total = std::move(*total);
   entry.attributes = from_wire(info.getAttributes());
   entry.boot_id = boot;
+  entry.registration_seq = m.body().getRegistrationSeq();
   auto id = entry.id;
   agent_at_[entry.address] = id;
   auto& a = agents_.emplace(id, std::move(entry)).first->second;
@@ -109,11 +110,15 @@ void Master::send_registered(const AgentEntry& a, bool reregistered) {
     send(a.address, build<wire::AgentReregistered>([&](wire::AgentReregistered::Builder b) {
            b.setAgentId(a.id);
            b.setPingIntervalNs(config_.agent_ping_interval.count());
+           b.setBootId(a.boot_id);
+           b.setRegistrationSeq(a.registration_seq);
          }));
   else
     send(a.address, build<wire::AgentRegistered>([&](wire::AgentRegistered::Builder b) {
            b.setAgentId(a.id);
            b.setPingIntervalNs(config_.agent_ping_interval.count());
+           b.setBootId(a.boot_id);
+           b.setRegistrationSeq(a.registration_seq);
          }));
 }
 
@@ -264,8 +269,14 @@ void Master::reconcile_agent_tasks(AgentEntry& agent, wire::ReregisterAgent::Rea
     if (!fw)
       continue;
     auto it = fw->tasks.find(key.second);
-    if (it == fw->tasks.end() || is_terminal(it->second.state))
+    if (it == fw->tasks.end())
       continue;
+    if (is_terminal(it->second.state)) {
+      // Told ended (lost while its agent was away) and now over there too.
+      if (it->second.ended_by_master)
+        complete_task(*fw, key.second);
+      continue;
+    }
     // Launched here but unknown to the agent: the RunTask never arrived
     // (or crossed this reregistration, and the agent dropped it).
     set_task_state(it->second, fw->partition_aware() ? State::GONE : State::LOST,
@@ -273,6 +284,55 @@ void Master::reconcile_agent_tasks(AgentEntry& agent, wire::ReregisterAgent::Rea
     send_master_update(*fw, key.second, agent.id, it->second.state, Reason::AGENT_RESTARTED,
                        it->second.message);
     complete_task(*fw, key.second);
+  }
+}
+
+void Master::enforce_end(FrameworkEntry& fw, AgentEntry& a, const TaskId& tid) {
+  auto& task = fw.tasks[tid];
+  if (task.id.empty()) {
+    // Completed here already: kept as an ended entry until its agent says
+    // it is over, so its updates are absorbed and the kill resent.
+    task.id = tid;
+    task.framework = fw.id;
+    task.role = fw.roles.front();
+    task.state = fw.partition_aware() ? State::GONE : State::LOST;
+    for (auto it = completed_.rbegin(); it != completed_.rend(); ++it)
+      if (it->key == TaskKey{fw.id, tid}) {
+        task.state = it->state;
+        break;
+      }
+    task.resources_freed = true;
+  }
+  if (!task.agent.empty() && task.agent != a.id)
+    if (auto* other = agent(task.agent))
+      other->tasks.erase({fw.id, tid});
+  task.agent = a.id;
+  task.ended_by_master = true;
+  a.tasks.insert({fw.id, tid});
+  a.kills_enforced.insert({fw.id, tid});
+  log().info("master: task {} of {} runs on {} though its framework was told it ended; killing it",
+             tid, fw.id, a.id);
+  send_kill(a, fw.id, tid, 0);
+}
+
+void Master::send_kill(const AgentEntry& a, const FrameworkId& fid, const TaskId& tid,
+                       int64_t grace_ns) {
+  send(a.address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
+         b.setFrameworkId(fid);
+         b.setTaskId(tid);
+         b.setGracePeriodNs(grace_ns);
+       }));
+}
+
+void Master::resend_enforced_kills(AgentEntry& a) {
+  for (auto it = a.kills_enforced.begin(); it != a.kills_enforced.end();) {
+    auto* fw = framework(it->first);
+    if (!fw || !fw->tasks.count(it->second) || !a.tasks.count(*it)) {
+      it = a.kills_enforced.erase(it);
+      continue;
+    }
+    send_kill(a, it->first, it->second, 0);
+    ++it;
   }
 }
 
@@ -350,10 +410,9 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
     // copy that comes back is killed, not adopted, and what its agent
     // reports of it later is acknowledged by the master (on_status_update).
     if (!is_terminal(t.getLatestState()))
-      send(agent.address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
-             b.setFrameworkId(fid);
-             b.setTaskId(tid);
-           }));
+      enforce_end(*fw, agent, tid);
+    else if (known != fw->tasks.end())
+      complete_task(*fw, tid);
     return;
   }
   if (!fw->tasks.count(tid) && fw->tasks.size() >= config_.tasks_per_framework_max) {
@@ -435,25 +494,78 @@ void Master::remove_agent_from_allocator(AgentEntry& a) {
 // -- health -------------------------------------------------------------------
 
 void Master::ping_agents() {
+  bool audit = now() >= next_audit_;
+  if (audit)
+    next_audit_ = now() + config_.agent_task_audit_interval;
   for (auto& [id, a] : agents_) {
     if (a.state == AgentState::unreachable || a.ping_outstanding)
       continue;
     a.ping_outstanding = true;
     auto seq = ++ping_seq_;
+    auto staging = audit ? long_staging(a) : std::vector<TaskKey>{};
+    resend_enforced_kills(a);
     request<wire::Pong>(
-        a.address, build<wire::Ping>([&](wire::Ping::Builder b) { b.setSeq(seq); }),
-        config_.agent_ping_timeout, [this, id = id](const Received<wire::Pong>&) { on_pong(id); },
+        a.address,
+        build<wire::Ping>([&](wire::Ping::Builder b) {
+          b.setSeq(seq);
+          auto list = b.initAudit(static_cast<unsigned>(staging.size()));
+          for (unsigned i = 0; i < staging.size(); ++i) {
+            list[i].setFrameworkId(staging[i].first);
+            list[i].setTaskId(staging[i].second);
+          }
+        }),
+        config_.agent_ping_timeout,
+        [this, id = id](const Received<wire::Pong>& m) { on_pong(id, m.body()); },
         [this, id = id](const caf::error&) { on_ping_failed(id); });
   }
   after(config_.agent_ping_interval, [this] { ping_agents(); });
 }
 
-void Master::on_pong(const AgentId& id) {
+std::vector<Master::TaskKey> Master::long_staging(const AgentEntry& a) const {
+  std::vector<TaskKey> out;
+  auto before = now() - config_.agent_task_audit_age;
+  for (const auto& key : a.tasks) {
+    if (out.size() >= config_.audit_tasks_per_ping_max)
+      break;
+    auto fw = frameworks_.find(key.first);
+    if (fw == frameworks_.end())
+      continue;
+    auto t = fw->second.tasks.find(key.second);
+    if (t != fw->second.tasks.end() && t->second.state == State::STAGING &&
+        t->second.staged_at <= before)
+      out.push_back(key);
+  }
+  return out;
+}
+
+void Master::on_pong(const AgentId& id, wire::Pong::Reader pong) {
   auto* a = agent(id);
   if (!a)
     return;
   a->ping_outstanding = false;
   a->pings_missed = 0;
+  for (auto k : pong.getUnknown())
+    end_unknown_task(*a, {str(k.getFrameworkId()), str(k.getTaskId())});
+}
+
+void Master::end_unknown_task(AgentEntry& a, const TaskKey& key) {
+  auto* fw = framework(key.first);
+  if (!fw || !a.tasks.count(key))
+    return;
+  auto it = fw->tasks.find(key.second);
+  if (it == fw->tasks.end() || it->second.state != State::STAGING)
+    return;
+  // Its launch never reached the agent (lost on a link that stayed up), and
+  // the agent now refuses it should it still come: as Mesos reports a task
+  // a reregistering agent does not know.
+  ++counters_.tasks_lost_launches;
+  log().warn("master: task {} of {} is unknown to agent {}: its launch was lost", key.second,
+             key.first, a.id);
+  auto state = fw->partition_aware() ? State::DROPPED : State::LOST;
+  set_task_state(it->second, state, Reason::RECONCILIATION,
+                 "task unknown to its agent: the launch was lost");
+  send_master_update(*fw, key.second, a.id, state, Reason::RECONCILIATION, it->second.message);
+  complete_task(*fw, key.second);
 }
 
 void Master::on_ping_failed(const AgentId& id) {
@@ -611,10 +723,7 @@ void Master::on_status_update(const Received<wire::StatusUpdate>& m) {
     ++counters_.status_updates_absorbed;
     acknowledge_for_framework(*a, fid, tid, status.getUuid());
     if (!is_terminal(body.getLatestState()))
-      send(a->address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
-             b.setFrameworkId(fid);
-             b.setTaskId(tid);
-           }));
+      enforce_end(*fw, *a, tid);
     return;
   }
   auto& task = fw->tasks[tid];

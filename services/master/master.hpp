@@ -83,6 +83,13 @@ struct MasterConfig {
   Duration agent_ping_interval = std::chrono::seconds(5);
   Duration agent_ping_timeout = std::chrono::seconds(5);
   uint32_t agent_pings_missed_max = 3;
+  // How often pings carry an audit of the agent's tasks still STAGING this
+  // long after their launch was sent: those the agent does not have (their
+  // RunTask was lost on a link that stayed up) end DROPPED (LOST for
+  // frameworks that are not partition-aware).
+  Duration agent_task_audit_interval = std::chrono::seconds(30);
+  Duration agent_task_audit_age = std::chrono::seconds(10);
+  size_t audit_tasks_per_ping_max = 1000;
   // An agent unreachable this long is removed: its tasks are GONE (LOST for
   // frameworks that are not partition-aware) and it must register anew.
   Duration agent_removal_timeout = std::chrono::minutes(10);
@@ -127,6 +134,7 @@ struct MasterCounters {
   uint64_t status_updates_absorbed = 0;          // acknowledged for the framework, not forwarded
   uint64_t kills_deferred = 0;                   // remembered until the task's agent is back
   uint64_t reconciliations_deferred = 0;         // answered once the task's agent is back
+  uint64_t tasks_lost_launches = 0;              // STAGING tasks their agent's audit did not know
 };
 
 // A read-only copy of the master's books (Master::view()).
@@ -160,6 +168,9 @@ class Master : public Actor {
   // from this actor's thread, or in a Simulation between steps, when no
   // handler runs. A copy, so no message is added to the run being checked.
   MasterView view() const;
+  // Whether this master sent the framework a terminal state for the task
+  // (it holds the task ended, or completed it). Same rules as view().
+  bool told_ended(const std::string& framework_id, const std::string& task_id) const;
 
  protected:
   void on_start() override;
@@ -179,6 +190,7 @@ class Master : public Actor {
     Resources resources;
     State state = State::STAGING;  // the newest state known
     Reason reason = Reason::NONE;
+    TimePoint staged_at{};  // when its launch was sent (this master run)
     std::string message;
     bool resources_freed = false;  // returned to the allocator
     // The last update forwarded to the framework: when its acknowledgement
@@ -210,6 +222,9 @@ class Master : public Actor {
     std::set<OfferId> offers;
     std::map<TaskId, Task> tasks;
     std::string subscription_id;  // of the instance subscribed last
+    // As its subscribe and SUPPRESS/REVIVE calls left them; told in every
+    // heartbeat so the framework can resend a lost call.
+    std::set<std::string> suppressed_roles;
     bool partition_aware() const {
       return capabilities.count(wire::FrameworkCapability::PARTITION_AWARE) > 0;
     }
@@ -231,6 +246,9 @@ class Master : public Actor {
     uint32_t pings_missed = 0;
     bool ping_outstanding = false;
     Actor::TimerId removal_timer = 0;
+    // Tasks that run here though their framework was told they ended: the
+    // kill is resent with every ping until the agent reports them over.
+    std::set<TaskKey> kills_enforced;
     std::string boot_id;            // of the agent process registered last
     uint64_t registration_seq = 0;  // its last reregistration episode processed
   };
@@ -261,6 +279,12 @@ class Master : public Actor {
   void reconcile_agent_tasks(AgentEntry& agent, wire::ReregisterAgent::Reader body);
   bool retired(const std::string& boot) const { return retired_boots_.count(boot) > 0; }
   void retire_boot(const std::string& boot);
+  // The framework was told tid ended, but agent a runs it: kill it there,
+  // resent with every ping until a reports it over.
+  void enforce_end(FrameworkEntry& fw, AgentEntry& a, const TaskId& tid);
+  void resend_enforced_kills(AgentEntry& a);
+  void send_kill(const AgentEntry& a, const FrameworkId& fid, const TaskId& tid,
+                 int64_t grace_ns);
   // Sends the kills remembered for tasks on this agent.
   void send_pending_kills(AgentEntry& agent);
   void on_status_update(const Received<wire::StatusUpdate>& m);
@@ -276,7 +300,11 @@ class Master : public Actor {
   void add_agent_to_allocator(AgentEntry& agent);
   void remove_agent_from_allocator(AgentEntry& agent);
   void ping_agents();
-  void on_pong(const AgentId& id);
+  void on_pong(const AgentId& id, wire::Pong::Reader pong);
+  // This agent's tasks STAGING for longer than agent_task_audit_age.
+  std::vector<TaskKey> long_staging(const AgentEntry& a) const;
+  // The agent's audit says it does not have this STAGING task.
+  void end_unknown_task(AgentEntry& a, const TaskKey& key);
   void on_ping_failed(const AgentId& id);
   void agent_disconnected(AgentEntry& agent);
   void mark_unreachable(AgentEntry& agent);
@@ -374,6 +402,7 @@ class Master : public Actor {
   std::map<TaskKey, AgentId> deferred_reconciliations_;
   std::map<TaskKey, std::pair<AgentId, int64_t>> deferred_kills_;  // agent, grace ns
   uint64_t ping_seq_ = 0;
+  TimePoint next_audit_{};
   uint64_t next_epoch_ = 1;
   MasterCounters counters_;
 };

@@ -46,4 +46,11 @@ MasterView Master::view() const {
   return v;
 }
 
+bool Master::told_ended(const std::string& framework_id, const std::string& task_id) const {
+  if (auto fw = frameworks_.find(framework_id); fw != frameworks_.end())
+    if (auto t = fw->second.tasks.find(task_id); t != fw->second.tasks.end())
+      return is_terminal(t->second.state);
+  return recently_completed({framework_id, task_id});
+}
+
 }  // namespace tessera

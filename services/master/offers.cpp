@@ -281,6 +281,8 @@ void Master::launch_task(FrameworkEntry& fw, AgentEntry& ag, const std::string& 
          framework_to_wire(fw, b.initFrameworkInfo());
          b.setTask(info);
          b.getTask().setAgentId(ag.id);
+         b.setBootId(ag.boot_id);
+         b.setRegistrationSeq(ag.registration_seq);
        }));
 }
 
@@ -293,6 +295,7 @@ void Master::book_task(FrameworkEntry& fw, AgentEntry& ag, const std::string& ro
   task.role = role;
   task.resources = asked;
   task.state = State::STAGING;
+  task.staged_at = now();
   ag.tasks.insert({fw.id, tid});
   ++counters_.tasks_launched;
 }
@@ -388,6 +391,8 @@ void Master::launch_group(FrameworkEntry& fw, AgentEntry& ag, const std::string&
               executor_id, ag.id);
   send(ag.address, build<wire::RunTaskGroup>([&](wire::RunTaskGroup::Builder b) {
          framework_to_wire(fw, b.initFrameworkInfo());
+         b.setBootId(ag.boot_id);
+         b.setRegistrationSeq(ag.registration_seq);
          if (group.hasExecutor())
            b.setExecutor(group.getExecutor());
          else
@@ -424,8 +429,10 @@ void Master::complete_task(FrameworkEntry& fw, const TaskId& id) {
   if (it == fw.tasks.end())
     return;
   free_task_resources(it->second);
-  if (auto* a = agent(it->second.agent))
+  if (auto* a = agent(it->second.agent)) {
     a->tasks.erase({fw.id, id});
+    a->kills_enforced.erase({fw.id, id});
+  }
   completed_.push_back({{fw.id, id}, it->second.agent, it->second.state});
   while (completed_.size() > config_.completed_tasks_max)
     completed_.pop_front();

@@ -43,11 +43,19 @@ void Master::on_call(const Received<wire::SchedulerCall>& m) {
       return decline(*fw, call.getDecline().getOfferIds(),
                      call.getDecline().getFilters().getRefuseSeconds());
     case wire::SchedulerCall::REVIVE:
+      if (call.getRevive().getRoles().size() == 0)
+        fw->suppressed_roles.clear();
+      for (auto r : call.getRevive().getRoles())
+        fw->suppressed_roles.erase(str(r));
       return to_allocator(build<wire::AllocatorRevive>([&](wire::AllocatorRevive::Builder b) {
         b.setFrameworkId(fid);
         b.setRoles(call.getRevive().getRoles());
       }));
     case wire::SchedulerCall::SUPPRESS:
+      if (call.getSuppress().getRoles().size() == 0)
+        fw->suppressed_roles.insert(fw->roles.begin(), fw->roles.end());
+      for (auto r : call.getSuppress().getRoles())
+        fw->suppressed_roles.insert(str(r));
       return to_allocator(build<wire::AllocatorSuppress>([&](wire::AllocatorSuppress::Builder b) {
         b.setFrameworkId(fid);
         b.setRoles(call.getSuppress().getRoles());
@@ -168,6 +176,9 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
     to_allocator(build<wire::AllocatorRevive>(
         [&](wire::AllocatorRevive::Builder b) { b.setFrameworkId(fid); }));
   }
+  fw->suppressed_roles.clear();
+  for (auto r : s.getSuppressedRoles())
+    fw->suppressed_roles.insert(str(r));
   if (s.getSuppressedRoles().size() > 0)
     to_allocator(build<wire::AllocatorSuppress>([&](wire::AllocatorSuppress::Builder b) {
       b.setFrameworkId(fid);
@@ -261,8 +272,13 @@ void Master::remove_framework(const FrameworkId& id, const std::string& why) {
 
 void Master::heartbeat() {
   for (auto& [id, fw] : frameworks_)
-    send_event(
-        fw, build<wire::SchedulerEvent>([](wire::SchedulerEvent::Builder b) { b.setHeartbeat(); }));
+    send_event(fw, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {
+                 auto roles = b.initHeartbeat().initSuppressedRoles(
+                     static_cast<unsigned>(fw.suppressed_roles.size()));
+                 unsigned i = 0;
+                 for (const auto& r : fw.suppressed_roles)
+                   roles.set(i++, r);
+               }));
   after(config_.framework_heartbeat_interval, [this] { heartbeat(); });
 }
 

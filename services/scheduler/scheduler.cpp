@@ -259,10 +259,39 @@ void Scheduler::on_event(const Received<Event>& m) {
       error(str(e.getError()));
       break;
     case Event::HEARTBEAT:
+      on_heartbeat(e.getHeartbeat());
       break;
     default:
       log().debug("{}: unknown scheduler event {}", me().to_string(), static_cast<int>(e.which()));
   }
+}
+
+// The master says which roles it holds suppressed; a SUPPRESS or REVIVE of
+// ours it never got shows as a difference, and is sent again (both are
+// idempotent, so one that merely crossed this heartbeat does no harm).
+void Scheduler::on_heartbeat(Event::Heartbeat::Reader h) {
+  if (state_ != State::subscribed)
+    return;
+  std::set<std::string> theirs;
+  for (auto r : h.getSuppressedRoles())
+    theirs.insert(str(r));
+  std::vector<std::string> suppress_again, revive_again;
+  for (const auto& r : suppressed_)
+    if (!theirs.count(r))
+      suppress_again.push_back(r);
+  for (const auto& r : theirs)
+    if (!suppressed_.count(r))
+      revive_again.push_back(r);
+  if (suppress_again.empty() && revive_again.empty())
+    return;
+  ++calls_resent_;
+  log().info("{}: the master missed a suppress or revive ({} to suppress, {} to revive); sending "
+             "it again",
+             me().to_string(), suppress_again.size(), revive_again.size());
+  if (!suppress_again.empty())
+    static_cast<void>(suppress(suppress_again));
+  if (!revive_again.empty())
+    static_cast<void>(revive(revive_again));
 }
 
 void Scheduler::on_subscribed(Event::Subscribed::Reader s) {

@@ -109,6 +109,8 @@ class Scheduler : public Actor {
 
   // Updates dropped as duplicates of acknowledged ones (and acknowledged again).
   uint64_t duplicate_updates() const { return duplicate_updates_; }
+  // Heartbeats that showed a SUPPRESS or REVIVE lost on the way (resent).
+  uint64_t calls_resent() const { return calls_resent_; }
 
  protected:
   // -- callbacks: override what the framework needs ------------------------
@@ -205,6 +207,7 @@ class Scheduler : public Actor {
   void subscribe_now();
   void on_event(const Received<wire::SchedulerEvent>& m);
   void on_subscribed(wire::SchedulerEvent::Subscribed::Reader s);
+  void on_heartbeat(wire::SchedulerEvent::Heartbeat::Reader h);
   void on_offers(capnp::List<wire::Offer>::Reader list);
   void on_update(wire::TaskStatus::Reader s);
   void on_peer_lost(const Address& peer, const caf::error& why);
@@ -238,6 +241,7 @@ class Scheduler : public Actor {
   std::deque<std::string> acknowledged_order_;
   std::unordered_set<std::string> acknowledged_;
   uint64_t duplicate_updates_ = 0;
+  uint64_t calls_resent_ = 0;
   bool stranger_logged_ = false;
 };
 

@@ -66,6 +66,9 @@ class Run {
     std::filesystem::create_directories(dir_);
   }
   ~Run() {
+    // The simulation's actors still report to the World as they end, after
+    // the master is gone.
+    world_.master_told_ended = nullptr;
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
@@ -367,6 +370,7 @@ void Run::advance_to(Duration t) {
 }
 
 ChaosResult Run::go() {
+  world_.set_recent_max(config_.events);
   sim_.set_inline_blocking(true);
   nodes_.push_back(&sim_.add_node("master"));
   for (size_t i = 0; i < config_.agents; ++i)
@@ -388,6 +392,10 @@ ChaosResult Run::go() {
                                                 std::to_string(i + 1) + "'s disk";
       }
     return {};
+  };
+  world_.master_told_ended = [this](const std::string& fw, const std::string& task) {
+    auto* m = master();
+    return m && m->told_ended(fw, task);
   };
   instances_.assign(config_.frameworks, 0);
   for (size_t j = 0; j < config_.frameworks; ++j)

@@ -62,6 +62,7 @@ struct ChaosConfig {
   // time (it must then report a violation): "run-twice" starts a process
   // of a running task again.
   std::string inject;
+  size_t events = 80;  // the last events kept for a violation's report
 };
 
 struct ChaosResult {

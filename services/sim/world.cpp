@@ -36,7 +36,7 @@ std::string World::stamp() const {
 
 void World::event(const std::string& what) {
   recent_.push_back(stamp() + what);
-  while (recent_.size() > recent_max)
+  while (recent_.size() > recent_max_)
     recent_.pop_front();
 }
 
@@ -97,7 +97,8 @@ void World::ended(const std::string& framework_id, const std::string& task_id, i
     // As Mesos, a task a framework that is not partition-aware was told is
     // LOST is killed when its agent comes back: not unasked.
     bool asked = book.torn_down ||
-                 (t != book.tasks.end() && (t->second.kill_asked || is_terminal(t->second.last)));
+                 (t != book.tasks.end() && (t->second.kill_asked || is_terminal(t->second.last))) ||
+                 (master_told_ended && master_told_ended(framework_id, task_id));
     if (!asked)
       violate("killed-unasked", "running task " + task_id + " of " + name +
                                     " was killed though its framework never asked");

@@ -22,6 +22,7 @@
 #include "services/scheduler/types.hpp"
 
 #include <cstdint>
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <map>
@@ -75,6 +76,11 @@ class World : public SimulatedTasks {
   std::function<std::string(const std::string& framework_id, const std::string& task_id,
                             const Address& executor)>
       launch_check;
+  // Whether the master had already told the framework this task ended (a
+  // LOST it may not have received yet): its kill then enforces the
+  // master's word, as Mesos kills such tasks when their agent returns.
+  std::function<bool(const std::string& framework_id, const std::string& task_id)>
+      master_told_ended;
   // The executor actors running simulated processes now (for executor crashes).
   std::vector<Address> executors() const;
 
@@ -112,7 +118,7 @@ class World : public SimulatedTasks {
   }
   // Violations recorded per invariant, at most this many (the rest counted).
   static constexpr size_t violations_max = 32;
-  static constexpr size_t recent_max = 80;
+  void set_recent_max(size_t n) { recent_max_ = std::max<size_t>(1, n); }
   uint64_t tasks_started() const { return tasks_started_; }
 
  private:
@@ -135,6 +141,7 @@ class World : public SimulatedTasks {
   std::vector<Violation> violations_;
   uint64_t violations_dropped_ = 0;
   std::deque<std::string> recent_;
+  size_t recent_max_ = 80;
   std::deque<std::string> first_context_;
   uint64_t tasks_started_ = 0;
 };

@@ -180,7 +180,7 @@ TEST_CASE("a kill that arrives before the executor subscribes kills the launch",
   c.master.run([](FakeMaster&) {});
   auto agent = c.agent;
   c.master.run([agent](FakeMaster& m) {
-    m.send(agent, run_task("early", "sleep 100"));
+    m.send(agent, m.stamped(run_task("early", "sleep 100")));
     m.send(agent, kill_task("early"));
   });
   auto killed = c.master.wait_state("early", State::KILLED);

@@ -55,10 +55,35 @@ struct SeenUpdate {
 
 class FakeMaster;
 
+// msg with its registration stamp set, when it is a launch.
+template <class T>
+Outgoing stamp_as(const Outgoing& msg, const std::string& boot, uint64_t seq) {
+  capnp::FlatArrayMessageReader reader(msg.payload.words());
+  capnp::MallocMessageBuilder copy;
+  copy.setRoot(reader.getRoot<T>());
+  auto root = copy.getRoot<T>();
+  root.setBootId(boot);
+  root.setRegistrationSeq(seq);
+  return Outgoing{msg.type_id, Payload(capnp::messageToFlatArray(copy))};
+}
+
+// msg with its registration stamp set, when it is a launch.
+inline Outgoing stamp_launch(const Outgoing& msg, const std::string& boot, uint64_t seq) {
+  if (msg.type_id == capnp::typeId<wire::RunTask>())
+    return stamp_as<wire::RunTask>(msg, boot, seq);
+  if (msg.type_id == capnp::typeId<wire::RunTaskGroup>())
+    return stamp_as<wire::RunTaskGroup>(msg, boot, seq);
+  return msg;
+}
+
 // Everything the fake master knows, shared with the test thread.
 struct MasterState {
   std::mutex mu;
   std::string agent_id;  // the id the master holds for the agent heard from last
+  // The registration processed last (boot, episode): echoed in the answer
+  // and stamped on launches, as the real master does.
+  std::string boot_id;
+  uint64_t registration_seq = 0;
   int64_t ping_interval_ns = 0;
   Address agent;
   int registers = 0;  // RegisterAgent messages, retries included
@@ -93,9 +118,13 @@ class FakeMaster : public Actor {
                         std::make_pair(boot, "agent-" + std::to_string(++s_->agent_ids_made)))
                     .first;
       s_->agent_id = known->second.second;
+      s_->boot_id = boot;
+      s_->registration_seq = m.body().getRegistrationSeq();
       send(m.sender(), build<wire::AgentRegistered>([&](wire::AgentRegistered::Builder b) {
              b.setAgentId(s_->agent_id);
              b.setPingIntervalNs(s_->ping_interval_ns);
+             b.setBootId(s_->boot_id);
+             b.setRegistrationSeq(s_->registration_seq);
            }));
     });
     on<wire::ReregisterAgent>([this](const Received<wire::ReregisterAgent>& m) {
@@ -114,9 +143,13 @@ class FakeMaster : public Actor {
       }
       s_->agent_id = str(m.body().getAgentInfo().getAgentId());
       s_->boots[m.sender()] = {str(m.body().getBootId()), s_->agent_id};
+      s_->boot_id = str(m.body().getBootId());
+      s_->registration_seq = m.body().getRegistrationSeq();
       send(m.sender(), build<wire::AgentReregistered>([&](wire::AgentReregistered::Builder b) {
              b.setAgentId(s_->agent_id);
              b.setPingIntervalNs(s_->ping_interval_ns);
+             b.setBootId(s_->boot_id);
+             b.setRegistrationSeq(s_->registration_seq);
            }));
     });
     on<wire::StatusUpdate>([this](const Received<wire::StatusUpdate>& m) { on_update(m); });
@@ -137,6 +170,11 @@ class FakeMaster : public Actor {
   }
   using Actor::request;
   using Actor::send;
+  // msg stamped with the registration processed last (see send_to_agent).
+  Outgoing stamped(const Outgoing& msg) {
+    std::lock_guard<std::mutex> lock(s_->mu);
+    return stamp_launch(msg, s_->boot_id, s_->registration_seq);
+  }
 
  private:
   void on_update(const Received<wire::StatusUpdate>& m) {
@@ -198,15 +236,22 @@ class MasterNode {
     }
     node_->send(address(), build<wire::testing::Tick>([](auto) {}));
   }
-  // Sends msg from the master to the agent that registered last.
-  void send_to_agent(Outgoing msg) {
-    run([state = state_, msg = std::move(msg)](FakeMaster& m) {
+  // Sends msg from the master to the agent that registered last. A launch
+  // (RunTask, RunTaskGroup) is stamped with the registration it is sent
+  // in, as the real master does, unless stamped = false (the test sends a
+  // stale launch on purpose).
+  void send_to_agent(Outgoing msg, bool stamped = true) {
+    run([state = state_, msg = std::move(msg), stamped](FakeMaster& m) {
       Address agent;
+      std::string boot;
+      uint64_t seq = 0;
       {
         std::lock_guard<std::mutex> lock(state->mu);
         agent = state->agent;
+        boot = state->boot_id;
+        seq = state->registration_seq;
       }
-      m.send(agent, msg);
+      m.send(agent, stamped ? stamp_launch(msg, boot, seq) : msg);
     });
   }
 

@@ -212,6 +212,13 @@ class FakeMaster : public Actor {
     switch (c.which()) {
       case Call::SUBSCRIBE:
         subscriber_ = m.sender();
+        // Suppression as the real master keeps it, for its heartbeats.
+        roles_.clear();
+        for (auto r : c.getSubscribe().getFrameworkInfo().getRoles())
+          roles_.insert(str(r));
+        suppressed_.clear();
+        for (auto r : c.getSubscribe().getSuppressedRoles())
+          suppressed_.insert(str(r));
         if (options_.answer_subscribe)
           answer_subscribe(str(c.getFrameworkId()));
         break;
@@ -221,6 +228,18 @@ class FakeMaster : public Actor {
             if (op.isLaunch())
               for (auto task : op.getLaunch())
                 on_launch(*this, task);
+        break;
+      case Call::SUPPRESS:
+        if (c.getSuppress().getRoles().size() == 0)
+          suppressed_.insert(roles_.begin(), roles_.end());
+        for (auto r : c.getSuppress().getRoles())
+          suppressed_.insert(str(r));
+        break;
+      case Call::REVIVE:
+        if (c.getRevive().getRoles().size() == 0)
+          suppressed_.clear();
+        for (auto r : c.getRevive().getRoles())
+          suppressed_.erase(str(r));
         break;
       case Call::KILL:
         if (on_kill)
@@ -247,7 +266,12 @@ class FakeMaster : public Actor {
 
   void heartbeat() {
     if (!silent)
-      send_event([](Event::Builder e) { e.setHeartbeat(); });
+      send_event([this](Event::Builder e) {
+        auto roles = e.initHeartbeat().initSuppressedRoles(static_cast<unsigned>(suppressed_.size()));
+        unsigned i = 0;
+        for (const auto& r : suppressed_)
+          roles.set(i++, r);
+      });
     after(options_.heartbeat_interval, [this] { heartbeat(); });
   }
 
@@ -257,6 +281,8 @@ class FakeMaster : public Actor {
   Address subscriber_;
   std::string framework_id_;
   bool heartbeating_ = false;
+  std::set<std::string> roles_;       // of the framework subscribed last
+  std::set<std::string> suppressed_;  // as the real master keeps them
 };
 
 // Serves sandbox files: content(task id, path), at most chunk_bytes per

@@ -30,6 +30,7 @@ struct SimOptions {
   unsigned jobs = 0;  // 0: one per core
   bool json = false;
   bool verbose = false;
+  size_t events = 80;
 };
 
 int run_sim(const SimOptions& o, bool one_seed) {
@@ -41,6 +42,7 @@ int run_sim(const SimOptions& o, bool one_seed) {
   base.frameworks = o.frameworks;
   base.duration = seconds(o.sim_minutes * 60);
   base.faults = *faults;
+  base.events = o.events;
   uint64_t first = one_seed ? o.seed : o.first_seed;
   uint64_t count = one_seed ? 1 : o.seeds;
   unsigned jobs = o.jobs != 0 ? o.jobs : std::max(1u, std::thread::hardware_concurrency());
@@ -134,6 +136,9 @@ Command add_sim_command(CLI::App& app) {
       ->check(CLI::Range(0u, 256u));
   sub->add_flag("--json", o->json, "Print one JSON object (seeds, violations, sim_s_per_wall_s)");
   sub->add_flag("--verbose", o->verbose, "A line per seed, not only per failing seed");
+  sub->add_option("--events", o->events, "Events printed before a seed's first violation")
+      ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
+      ->capture_default_str();
   return Command{sub, [o, seed, seeds] {
                    if (seed->count() == 0 && seeds->count() == 0)
                      return fail("sim: give --seed S or --seeds N");
