@@ -387,10 +387,10 @@ bool Agent::launch_allowed(const std::string& boot, uint64_t seq, const std::str
   // agent must not run a task the master has given up on. The stamp says
   // which registration the master had seen when it sent the launch.
   if (agent_id_.empty() || boot != boot_id_ || seq != registration_seq_) {
-    refuse(metrics_.refused_stale_launches,
-           what + " sent for registration " + boot + " #" + std::to_string(seq) + " (this is " +
-               boot_id_ + " #" + std::to_string(registration_seq_) +
-               "): the master will find it missing");
+    refuse(metrics_.refused_stale_launches, what + " sent for registration " + boot + " #" +
+                                                std::to_string(seq) + " (this is " + boot_id_ +
+                                                " #" + std::to_string(registration_seq_) +
+                                                "): the master will find it missing");
     return false;
   }
   return true;

@@ -93,8 +93,8 @@ struct AgentMetrics {
   // reregistration), or of tasks an audit told the master never arrived.
   std::atomic<uint64_t> refused_stale_launches{0};
   std::atomic<uint64_t> registration_answers_stale{0};  // for an earlier episode or boot
-  std::atomic<uint64_t> unknown_tasks{0};           // kill/ack/read of a task it does not know
-  std::atomic<uint64_t> updates_received{0};        // fresh updates stored (executor + agent)
+  std::atomic<uint64_t> unknown_tasks{0};               // kill/ack/read of a task it does not know
+  std::atomic<uint64_t> updates_received{0};            // fresh updates stored (executor + agent)
   std::atomic<uint64_t> updates_duplicate{0};
   std::atomic<uint64_t> updates_forwarded{0};  // StatusUpdate sends, retries included
   std::atomic<uint64_t> updates_retried{0};
@@ -304,8 +304,8 @@ class Agent : public Actor {
   Outgoing registration() const;
   std::string make_boot_id() const;
   void fill_agent_info(wire::AgentInfo::Builder b) const;
-  void on_registered(const std::string& agent_id, int64_t ping_interval_ns,
-                     const std::string& boot, uint64_t seq);
+  void on_registered(const std::string& agent_id, int64_t ping_interval_ns, const std::string& boot,
+                     uint64_t seq);
   // Answers the master's liveness check and its audit of STAGING tasks.
   void on_ping(const Received<wire::Ping>& m);
   void never_launch(const Key& key);

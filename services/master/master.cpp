@@ -505,8 +505,7 @@ void Master::ping_agents() {
     auto staging = audit ? long_staging(a) : std::vector<TaskKey>{};
     resend_enforced_kills(a);
     request<wire::Pong>(
-        a.address,
-        build<wire::Ping>([&](wire::Ping::Builder b) {
+        a.address, build<wire::Ping>([&](wire::Ping::Builder b) {
           b.setSeq(seq);
           auto list = b.initAudit(static_cast<unsigned>(staging.size()));
           for (unsigned i = 0; i < staging.size(); ++i) {

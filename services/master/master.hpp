@@ -283,8 +283,7 @@ class Master : public Actor {
   // resent with every ping until a reports it over.
   void enforce_end(FrameworkEntry& fw, AgentEntry& a, const TaskId& tid);
   void resend_enforced_kills(AgentEntry& a);
-  void send_kill(const AgentEntry& a, const FrameworkId& fid, const TaskId& tid,
-                 int64_t grace_ns);
+  void send_kill(const AgentEntry& a, const FrameworkId& fid, const TaskId& tid, int64_t grace_ns);
   // Sends the kills remembered for tasks on this agent.
   void send_pending_kills(AgentEntry& agent);
   void on_status_update(const Received<wire::StatusUpdate>& m);

@@ -285,9 +285,10 @@ void Scheduler::on_heartbeat(Event::Heartbeat::Reader h) {
   if (suppress_again.empty() && revive_again.empty())
     return;
   ++calls_resent_;
-  log().info("{}: the master missed a suppress or revive ({} to suppress, {} to revive); sending "
-             "it again",
-             me().to_string(), suppress_again.size(), revive_again.size());
+  log().info(
+      "{}: the master missed a suppress or revive ({} to suppress, {} to revive); sending "
+      "it again",
+      me().to_string(), suppress_again.size(), revive_again.size());
   if (!suppress_again.empty())
     static_cast<void>(suppress(suppress_again));
   if (!revive_again.empty())

@@ -267,7 +267,8 @@ class FakeMaster : public Actor {
   void heartbeat() {
     if (!silent)
       send_event([this](Event::Builder e) {
-        auto roles = e.initHeartbeat().initSuppressedRoles(static_cast<unsigned>(suppressed_.size()));
+        auto roles =
+            e.initHeartbeat().initSuppressedRoles(static_cast<unsigned>(suppressed_.size()));
         unsigned i = 0;
         for (const auto& r : suppressed_)
           roles.set(i++, r);
