@@ -159,6 +159,9 @@ struct Pong {
   unknown @1 :List(TaskKey);
   # The audited tasks this agent does not have. It will refuse their launch
   # should it still arrive, so the master may report them ended.
+  frameworks @2 :List(Text);
+  # The frameworks that have tasks or executors here: the master shuts
+  # down any it removed (its ShutdownFramework was lost on the way).
 }
 
 struct ShutdownAgent {

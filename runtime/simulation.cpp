@@ -195,14 +195,14 @@ size_t Simulation::run(size_t steps_max) {
 
 void Simulation::advance(Duration d) {
   auto target = clock_->now() + d;
-  run();
+  run(advance_steps_max_);
   for (auto next = clock_->next_deadline(); next && *next <= target;
        next = clock_->next_deadline()) {
     clock_->advance_to(*next);
-    run();
+    run(advance_steps_max_);
   }
   clock_->advance_to(target);
-  run();
+  run(advance_steps_max_);
 }
 
 void Simulation::post(std::function<void()> fn) {

@@ -74,8 +74,10 @@ class Simulation {
   size_t run(size_t steps_max = 50'000'000);
 
   // Moves virtual time forward by d, firing timers in deadline order and
-  // running until idle after each.
+  // running until idle after each (at most advance_steps_max steps each: a
+  // livelock in zero virtual time cannot hang the caller).
   void advance(Duration d);
+  void set_advance_steps_max(size_t n) { advance_steps_max_ = n; }
 
   // Hands work from another thread to the simulation (the process
   // launcher's exit reports): it runs on the simulation's thread, only when
@@ -129,6 +131,7 @@ class Simulation {
   std::vector<std::function<void()>> posted_;
   uint64_t digest_ = 14695981039346656037ULL;
   uint64_t deliveries_ = 0;
+  size_t advance_steps_max_ = 50'000'000;
 };
 
 }  // namespace tessera

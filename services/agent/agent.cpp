@@ -353,9 +353,19 @@ void Agent::on_ping(const Received<wire::Ping>& m) {
   if (!unknown.empty())
     log().warn("{}: {} task(s) the master launched here never arrived (first: {} of {})",
                me().to_string(), unknown.size(), unknown.front().second, unknown.front().first);
+  std::set<std::string> frameworks;
+  for (const auto& [key, e] : executors_)
+    frameworks.insert(key.first);
+  for (const auto& [key, t] : tasks_)
+    if (!t.stream.terminated())
+      frameworks.insert(key.first);
   auto seq = body.getSeq();
   reply(m, build<wire::Pong>([&](wire::Pong::Builder b) {
           b.setSeq(seq);
+          auto fws = b.initFrameworks(static_cast<unsigned>(frameworks.size()));
+          unsigned j = 0;
+          for (const auto& f : frameworks)
+            fws.set(j++, f);
           auto list = b.initUnknown(static_cast<unsigned>(unknown.size()));
           for (unsigned i = 0; i < unknown.size(); ++i) {
             list[i].setFrameworkId(unknown[i].first);

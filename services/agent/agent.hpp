@@ -253,6 +253,7 @@ class Agent : public Actor {
     TimerId retry_timer = 0;
     Backoff retry_backoff{BackoffPolicy{}};
     bool kill_requested = false;
+    bool record_durable = false;  // a write of its checkpoint record succeeded
     // Executor updates taken and not yet on disk: acknowledged to the
     // executor once their checkpoint is written.
     std::vector<std::string> ack_after_write;
@@ -332,6 +333,7 @@ class Agent : public Actor {
   void launch_run(const Key& key);
   expected<void> start_executor(Executor& e, const Placement& placement);
   bool refuse_launch(const std::vector<Task*>& tasks);
+  std::string in_work_dir(std::string text) const;
   void drop_unlaunched(Task& task, Reason reason, const std::string& why);
   void kill_task(const Received<wire::KillTask>& m);
   void shutdown_executor(const Key& key);

@@ -107,6 +107,16 @@ void Agent::run_task_group(const Received<wire::RunTaskGroup>& m) {
 // none is, and the framework hears why (DROPPED or LOST: it was never
 // started, so it may be launched elsewhere).
 //
+// Paths in text made relative to the work dir, for messages to frameworks:
+// they need not know the agent's layout (its log has the full error), and a
+// simulation's messages stay the same in every process.
+std::string Agent::in_work_dir(std::string text) const {
+  auto prefix = config_.work_dir.string() + "/";
+  for (auto at = text.find(prefix); at != std::string::npos; at = text.find(prefix, at))
+    text.erase(at, prefix.size());
+  return text;
+}
+
 // The refusal waits checkpoint_retry_ms: refused at once, the task's
 // resources would be offered again at once and launched here again, a busy
 // loop of launches and refusals (in the chaos simulation, an endless one in
@@ -117,7 +127,7 @@ bool Agent::refuse_launch(const std::vector<Task*>& tasks) {
   std::vector<Key> keys;
   for (auto* t : tasks)
     keys.emplace_back(t->framework_id, t->task_id);
-  auto why = "the agent cannot write its checkpoints (" + what(checkpoint_error_) +
+  auto why = "the agent cannot write its checkpoints (" + in_work_dir(what(checkpoint_error_)) +
              "); it takes no new task until it can";
   after(config_.checkpoint_retry_ms, [this, keys = std::move(keys), why = std::move(why)] {
     for (const auto& key : keys)
@@ -305,6 +315,10 @@ void Agent::start_run(const Key& key) {
     return;
   }
   executor.starting = true;
+  // Its tasks' records go to the writer before the run's, so when the run
+  // is on disk their fate is known (the writer is first in, first out).
+  if (flush_scheduled_ || !dirty_tasks_.empty())
+    flush_checkpoints();
   checkpoint_run(executor, on_written([this, key, run = executor.run_id](const caf::error& err) {
                    on_run_checkpointed(key, run, err);
                  }));
@@ -322,11 +336,20 @@ void Agent::on_run_checkpointed(const Key& key, const std::string& run_id,
     executor_terminated(key, SIGKILL);
     return;
   }
-  if (error) {
+  // Checkpoint before launch: the run and each of its tasks are on disk,
+  // or none of them starts (a full disk may have room for one record and
+  // not the next).
+  std::string undurable;
+  for (const auto& id : e.queued)
+    if (auto t = tasks_.find({key.first, id}); t != tasks_.end() && !t->second.record_durable)
+      undurable = id;
+  if (error || !undurable.empty()) {
+    auto why = error ? in_work_dir(what(error))
+                     : "the record of task " + undurable + " could not be written";
     for (const auto& id : e.queued)
       if (auto t = tasks_.find({key.first, id}); t != tasks_.end())
         agent_update(t->second, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED,
-                     "cannot checkpoint the executor run before starting it: " + what(error));
+                     "cannot checkpoint the executor run before starting it: " + why);
     e.queued.clear();
     executor_terminated(key, 0);
     return;

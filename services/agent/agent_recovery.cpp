@@ -288,18 +288,23 @@ void Agent::flush_checkpoints() {
     r.setTask(task.info.get());
     task.stream.save(r);
     CheckpointWriter::Done done;
-    if (!task.ack_after_write.empty()) {
+    if (!task.ack_after_write.empty() || !task.record_durable) {
       // Acknowledged only once on disk. A failed write keeps them for the
       // next write of the record (retry_checkpoints): until then the
       // executor holds them, and resends them if the agent restarts.
+      // Until its first write succeeds the task may not start
+      // (on_run_checkpointed).
       done = on_written([this, key, executor_id = task.executor_id,
                          uuids = std::move(task.ack_after_write)](const caf::error& err) {
+        auto t = tasks_.find(key);
         if (err) {
-          if (auto t = tasks_.find(key); t != tasks_.end())
+          if (t != tasks_.end())
             t->second.ack_after_write.insert(t->second.ack_after_write.end(), uuids.begin(),
                                              uuids.end());
           return;
         }
+        if (t != tasks_.end())
+          t->second.record_durable = true;
         if (auto e = executors_.find({key.first, executor_id}); e != executors_.end())
           acknowledge_executor(e->second, key.second, uuids);
       });
@@ -466,6 +471,7 @@ void Agent::recover_framework(const std::string& fid, checkpoint::RecoveredFrame
     auto r = rec.get();
     Key key{fid, str(r.getTask().getTaskId())};
     auto& task = tasks_[key];
+    task.record_durable = true;  // read back from its record
     task.framework_id = fid;
     task.task_id = key.second;
     task.executor_id = str(r.getExecutorId());

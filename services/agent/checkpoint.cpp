@@ -143,7 +143,15 @@ expected<fs::path> write_temp(const fs::path& file, std::string_view bytes, bool
   if (auto ok = disk.write_new_file(temp, bytes, sync); !ok) {
     if (disk.kind(temp) != Disk::Kind::none)
       (void)disk.remove(temp);
-    return ok.error();
+    // Named by its record, not its temp file: the text reaches operators
+    // and status updates (and a simulation's digest), the temp name
+    // carries the pid and a process-wide counter.
+    auto text = what(ok.error());
+    for (auto at = text.find(temp.string()); at != std::string::npos; at = text.find(temp.string()))
+      text.replace(at, temp.string().size(), file.string());
+    auto code = ok.error().category() == error_category ? static_cast<Errc>(ok.error().code())
+                                                        : Errc::os_error;
+    return make_error(code, text);
   }
   return temp;
 }

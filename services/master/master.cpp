@@ -545,6 +545,17 @@ void Master::on_pong(const AgentId& id, wire::Pong::Reader pong) {
   a->pings_missed = 0;
   for (auto k : pong.getUnknown())
     end_unknown_task(*a, {str(k.getFrameworkId()), str(k.getTaskId())});
+  for (auto f : pong.getFrameworks()) {
+    auto fid = str(f);
+    if (framework(fid) || !removed(fid))
+      continue;
+    // Removed, yet it still runs there: the ShutdownFramework sent at its
+    // removal was lost (or the agent was away). Sent again until it is gone.
+    log().info("master: agent {} still runs removed framework {}; shutting it down again", a->id,
+               fid);
+    send(a->address, build<wire::ShutdownFramework>(
+                         [&](wire::ShutdownFramework::Builder b) { b.setFrameworkId(fid); }));
+  }
 }
 
 void Master::end_unknown_task(AgentEntry& a, const TaskKey& key) {

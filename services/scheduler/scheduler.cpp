@@ -355,6 +355,29 @@ void Scheduler::on_update(wire::TaskStatus::Reader s) {
     acknowledge(status);
     return;
   }
+  if (ended_.count(status.task_id) &&
+      (!is_terminal(status.state) || status.reason != TaskReason::RECONCILIATION)) {
+    // This launch was already reported ended (a TASK_LOST, say, from a
+    // master that lost its memory of it in a failover): the framework hears
+    // one terminal state per launch. Acknowledged, not delivered; a task
+    // alive after all is killed, as it was given up.
+    // Only a state that says the task runs is answered with a kill: an
+    // UNKNOWN or UNREACHABLE (the answer to such a kill, among others)
+    // says nothing runs, and killing again would loop.
+    bool alive = status.state == TaskState::STAGING || status.state == TaskState::STARTING ||
+                 status.state == TaskState::RUNNING || status.state == TaskState::KILLING;
+    ++updates_after_end_;
+    log().info("{}: task {} was reported ended, yet {} came from agent {}; {}", me().to_string(),
+               status.task_id, to_string(status.state), status.agent_id,
+               alive ? "killing it" : "dropped");
+    if (alive)
+      static_cast<void>(kill(status.task_id, status.agent_id));
+    if (!status.uuid.empty() && state_ == State::subscribed)
+      acknowledge(status);
+    return;
+  }
+  if (is_terminal(status.state))
+    remember_ended(status.task_id);
   update(status);
   // update() may have torn the framework down; then nobody is left to ack.
   if (config_.auto_acknowledge && !status.uuid.empty() && state_ == State::subscribed)
@@ -418,11 +441,27 @@ expected<std::string> Scheduler::check_accept(const char* what,
   return agent;
 }
 
+void Scheduler::remember_ended(const std::string& task_id) {
+  if (!ended_.insert(task_id).second)
+    return;
+  ended_order_.push_back(task_id);
+  while (ended_order_.size() > ended_tasks_count_max) {
+    ended_.erase(ended_order_.front());
+    ended_order_.pop_front();
+  }
+}
+
+void Scheduler::relaunching(const std::vector<TaskSpec>& tasks) {
+  for (const auto& t : tasks)
+    ended_.erase(t.id);  // a new launch of the id; its stale order entry is harmless
+}
+
 caf::error Scheduler::accept(const std::vector<std::string>& offer_ids,
                              const std::vector<TaskSpec>& tasks, Duration refuse) {
   auto agent = check_accept("accept", offer_ids, tasks, refuse);
   if (!agent)
     return agent.error();
+  relaunching(tasks);
   for (const auto& id : offer_ids)
     offers_.erase(id);
   return call("accept", [&](Call::Builder b) {
@@ -448,6 +487,7 @@ caf::error Scheduler::launch_group(const std::vector<std::string>& offer_ids,
     return agent.error();
   if (tasks.empty())
     return make_error(Errc::invalid_argument, "launch_group: no tasks");
+  relaunching(tasks);
   for (const auto& id : offer_ids)
     offers_.erase(id);
   return call("launch_group", [&](Call::Builder b) {

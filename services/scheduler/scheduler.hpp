@@ -49,6 +49,14 @@
 // called. The window lives as long as this actor: a framework process that
 // fails over starts with an empty one.
 //
+// One terminal state per launch: once update() was called with a terminal
+// state for a task, later updates of that task (until the framework
+// launches the id again) are acknowledged and not delivered, except
+// terminal answers to reconciliation; one saying the task is alive makes
+// the library kill it (updates_after_end()). A master that restarted
+// without a registry does not know it told the framework TASK_LOST, and
+// would otherwise forward the task's later TASK_FINISHED.
+//
 // Deployment: a framework uses only addresses, so it runs unchanged in the
 // master's process or in its own, on any node that can reach the master.
 // Threading: an actor; callbacks and calls run on its thread, one at a time.
@@ -111,6 +119,9 @@ class Scheduler : public Actor {
   uint64_t duplicate_updates() const { return duplicate_updates_; }
   // Heartbeats that showed a SUPPRESS or REVIVE lost on the way (resent).
   uint64_t calls_resent() const { return calls_resent_; }
+  // Updates of tasks already reported ended (not delivered; see above).
+  uint64_t updates_after_end() const { return updates_after_end_; }
+  static constexpr size_t ended_tasks_count_max = 65536;
 
  protected:
   // -- callbacks: override what the framework needs ------------------------
@@ -208,6 +219,8 @@ class Scheduler : public Actor {
   void on_event(const Received<wire::SchedulerEvent>& m);
   void on_subscribed(wire::SchedulerEvent::Subscribed::Reader s);
   void on_heartbeat(wire::SchedulerEvent::Heartbeat::Reader h);
+  void remember_ended(const std::string& task_id);
+  void relaunching(const std::vector<TaskSpec>& tasks);
   void on_offers(capnp::List<wire::Offer>::Reader list);
   void on_update(wire::TaskStatus::Reader s);
   void on_peer_lost(const Address& peer, const caf::error& why);
@@ -242,6 +255,11 @@ class Scheduler : public Actor {
   std::unordered_set<std::string> acknowledged_;
   uint64_t duplicate_updates_ = 0;
   uint64_t calls_resent_ = 0;
+  uint64_t updates_after_end_ = 0;
+  // Task ids reported ended (a terminal update delivered), oldest first;
+  // at most ended_tasks_count_max.
+  std::deque<std::string> ended_order_;
+  std::unordered_set<std::string> ended_;
   bool stranger_logged_ = false;
 };
 

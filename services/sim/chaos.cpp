@@ -9,6 +9,7 @@
 #include "services/sim/sim_framework.hpp"
 
 #include <caf/all.hpp>
+#include <capnp/testing.capnp.h>
 
 #include <unistd.h>
 
@@ -36,6 +37,18 @@ Duration ms(int64_t n) {
 double seconds(Duration d) {
   return std::chrono::duration<double>(d).count();
 }
+
+// Test hook ("livelock"): an actor that answers each message with another,
+// in no virtual time.
+class Spinner : public Actor {
+ public:
+  Spinner(caf::actor_config& cfg, ActorInit init) : Actor(cfg, std::move(init)) {
+    on<wire::testing::Tick>([this](const Received<wire::testing::Tick>& m) {
+      auto n = m.body().getN() + 1;
+      send(me(), build<wire::testing::Tick>([n](wire::testing::Tick::Builder b) { b.setN(n); }));
+    });
+  }
+};
 
 // One scheduled fault and, for the lasting ones, when it heals.
 struct Planned {
@@ -112,6 +125,10 @@ class Run {
   uint64_t restarts_ = 0;
   std::vector<Planned> plan_;
   uint64_t injected_ = 0;
+  // More deliveries than this in one virtual second is a livelock (a
+  // healthy seed makes a few thousand in its whole run).
+  static constexpr uint64_t livelock_deliveries_max = 1'000'000;
+  bool livelocked_ = false;
 };
 
 Master* Run::master() {
@@ -363,8 +380,17 @@ void Run::check_books() {
 // Moves virtual time to t, one second at a time, checking the books at
 // every idle point in between.
 void Run::advance_to(Duration t) {
-  for (auto now = sim_.clock().now() - start_; now < t; now = sim_.clock().now() - start_) {
+  for (auto now = sim_.clock().now() - start_; now < t && !livelocked_;
+       now = sim_.clock().now() - start_) {
+    auto before = sim_.deliveries();
     sim_.advance(std::min<Duration>(1s, t - now));
+    if (sim_.deliveries() - before > livelock_deliveries_max) {
+      // Messages that beget messages in no time: a loop, not a workload.
+      world_.violate("livelock", std::to_string(sim_.deliveries() - before) +
+                                     " deliveries in one virtual second; the run stops here");
+      livelocked_ = true;
+      return;
+    }
     check_books();
   }
 }
@@ -372,6 +398,7 @@ void Run::advance_to(Duration t) {
 ChaosResult Run::go() {
   world_.set_recent_max(config_.events);
   sim_.set_inline_blocking(true);
+  sim_.set_advance_steps_max(2 * livelock_deliveries_max);
   nodes_.push_back(&sim_.add_node("master"));
   for (size_t i = 0; i < config_.agents; ++i)
     nodes_.push_back(&sim_.add_node("agent" + std::to_string(i + 1)));
@@ -429,6 +456,12 @@ ChaosResult Run::go() {
           break;
         }
     });
+  if (config_.inject == "livelock")
+    due.emplace_back(config_.duration / 2, [this] {
+      world_.event("test: an actor starts answering itself for ever");
+      if (auto spinner = node(0).spawn<Spinner>("spinner"))
+        node(0).send(*spinner, build<wire::testing::Tick>([](auto) {}));
+    });
   std::stable_sort(due.begin(), due.end(),
                    [](const auto& x, const auto& y) { return x.first < y.first; });
   for (auto& [at, fn] : due) {
@@ -444,12 +477,14 @@ ChaosResult Run::go() {
   quiet_ = true;
   world_.event("wind-down: nothing new is launched");
   advance_to(healed_at + config_.healed + config_.wind_down);
-  check_books();
-  if (auto* m = master()) {
-    auto v = m->view();
-    world_.check_final(&v, healed_at);
-  } else {
-    world_.check_final(nullptr, healed_at);
+  if (!livelocked_) {  // else the end state means nothing
+    check_books();
+    if (auto* m = master()) {
+      auto v = m->view();
+      world_.check_final(&v, healed_at);
+    } else {
+      world_.check_final(nullptr, healed_at);
+    }
   }
 
   ChaosResult r;
@@ -491,12 +526,18 @@ std::string faults_text(uint32_t faults) {
 }
 
 uint32_t ci_faults() {
-  // Left out while they still find open defects (docs/architecture.md,
-  // "Known gaps"): drop, delay and partition (tasks a framework waits on for
-  // ever, a framework left without offers, a task killed unasked),
-  // agent-crash (xfail seed 100: a task told TASK_LOST then TASK_FAILED) and
-  // disk-full (xfail seed 30: a task started whose record is not durable).
-  return link_duplicate | executor_crash | master_crash | framework_failover | stall;
+  // Master crashes go in their own sample (ci_failover_faults()): combined
+  // with an agent the master reported lost and a framework failover, they
+  // still find the open defect that needs the master's registry (issue #11;
+  // xfail seed 109 in tests/sim/regression_seeds.txt).
+  return all_faults & ~static_cast<uint32_t>(master_crash);
+}
+
+uint32_t ci_failover_faults() {
+  // Master crashes with every fault that does not make an agent unreachable
+  // for long (see ci_faults()).
+  return link_duplicate | link_delay | executor_crash | master_crash | framework_failover | stall |
+         disk_full;
 }
 
 ChaosResult run_chaos(const ChaosConfig& config) {

@@ -264,6 +264,61 @@ TEST_CASE("bad input is counted and the agent keeps serving", "[agent][hostile]"
   CHECK(c.metrics->tasks_launched.load() == 1);
 }
 
+TEST_CASE("a launch sent for an earlier registration is refused, never run",
+          "[agent][idempotence]") {
+  Cluster c;
+  auto [boot, seq] =
+      c.master.with([](MasterState& s) { return std::make_pair(s.boot_id, s.registration_seq); });
+  REQUIRE_FALSE(boot.empty());
+  // A RunTask the master sent before it processed this registration (it
+  // crossed a reregistration): the master will find it missing and report
+  // it lost, so running it would be a task nobody knows.
+  c.master.send_to_agent(stamp_launch(run_task("stale", "true"), boot, seq - 1), false);
+  c.master.send_to_agent(stamp_launch(run_task("other-boot", "true"), "boot-x", seq), false);
+  REQUIRE(wait_until([&] { return c.metrics->refused_stale_launches.load() == 2; }));
+  // The agent keeps serving: a launch of this registration runs.
+  c.master.send_to_agent(run_task("fresh", "true"));
+  c.master.wait_state("fresh", State::FINISHED);
+  CHECK(c.master.updates_of("stale").empty());
+  CHECK(c.master.updates_of("other-boot").empty());
+}
+
+TEST_CASE("an audited task the agent never got is named, and its late launch refused",
+          "[agent][audit]") {
+  Cluster c;
+  c.master.send_to_agent(run_task("here", "sleep 30"));
+  c.master.wait_state("here", State::RUNNING);
+  auto seen = std::make_shared<std::vector<std::string>>();
+  auto answered = std::make_shared<std::atomic<bool>>(false);
+  auto agent = c.agent;
+  c.master.run([agent, seen, answered](FakeMaster& m) {
+    m.request<wire::Pong>(
+        agent, build<wire::Ping>([](wire::Ping::Builder b) {
+          b.setSeq(1);
+          auto audit = b.initAudit(2);
+          audit[0].setFrameworkId("fw-1");
+          audit[0].setTaskId("here");
+          audit[1].setFrameworkId("fw-1");
+          audit[1].setTaskId("lost-on-the-way");
+        }),
+        std::chrono::seconds(10),
+        [seen, answered](const Received<wire::Pong>& r) {
+          for (auto k : r.body().getUnknown())
+            seen->push_back(str(k.getTaskId()));
+          *answered = true;
+        },
+        [](const caf::error&) {});
+  });
+  REQUIRE(wait_until([&] { return answered->load(); }));
+  CHECK(*seen == std::vector<std::string>{"lost-on-the-way"});
+  // The launch arrives after all: refused, as the master reports it ended.
+  c.master.send_to_agent(run_task("lost-on-the-way", "true"));
+  REQUIRE(wait_until([&] { return c.metrics->refused_stale_launches.load() == 1; }));
+  CHECK(c.master.updates_of("lost-on-the-way").empty());
+  c.master.send_to_agent(kill_task("here"));
+  c.master.wait_state("here", State::KILLED);
+}
+
 TEST_CASE("shutting a framework down kills its tasks", "[agent][shutdown]") {
   Cluster c;
   c.master.send_to_agent(run_task("a", "sleep 100"));

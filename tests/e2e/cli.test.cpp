@@ -44,6 +44,23 @@ TEST_CASE("tessera run prints the task's output and exits with its code", "[e2e]
   CHECK(cluster->exit_status()->exit_code == 0);
 }
 
+TEST_CASE("tessera sim --seed replays to the same digest in another process", "[e2e][cli][sim]") {
+  // What a bug report promises: the seed alone reproduces the run, in any
+  // process (no pid, path or process-wide counter leaks into a message).
+  std::vector<std::string> digests;
+  for (int i = 0; i < 2; ++i) {
+    auto sim =
+        ChildProcess::start({TESSERA_BIN, "sim", "--seed", "7", "--agents", "4", "--frameworks",
+                             "3", "--sim-minutes", "1.5", "--faults", "all"});
+    REQUIRE(sim->wait_exit(120s));
+    INFO("stdout: " << sim->out());
+    auto at = sim->out().find("digest ");
+    REQUIRE(at != std::string::npos);
+    digests.push_back(sim->out().substr(at, sim->out().find('\n', at) - at));
+  }
+  CHECK(digests[0] == digests[1]);
+}
+
 TEST_CASE("role commands refuse bad flags with one line and exit code 2", "[e2e][cli]") {
   TempDir dir;
   auto expect_refusal = [](std::vector<std::string> args, const std::string& says) {

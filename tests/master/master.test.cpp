@@ -8,6 +8,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <set>
+
 using namespace tessera;
 using namespace tessera::testing;
 using namespace std::chrono_literals;
@@ -67,6 +70,10 @@ struct AgentLog {
   std::vector<std::string> shutdown_frameworks;
   size_t pings = 0;
   bool answer_pings = true;
+  // Launches "lost on the way": not recorded as received.
+  std::set<std::string> lost_launches;
+  std::vector<std::string> audited;              // task ids pings asked about
+  std::vector<std::string> frameworks_reported;  // put in every Pong
 };
 
 Update to_update(wire::TaskStatus::Reader s) {
@@ -117,7 +124,9 @@ struct Cluster {
       self.on<wire::AgentReregistered>(
           [&log](const Received<wire::AgentReregistered>&) { ++log.reregistered; });
       self.on<wire::RunTask>([&log](const Received<wire::RunTask>& m) {
-        log.run_tasks.push_back(str(m.body().getTask().getTaskId()));
+        auto id = str(m.body().getTask().getTaskId());
+        if (!log.lost_launches.count(id))
+          log.run_tasks.push_back(id);
       });
       self.on<wire::RunTaskGroup>([&log](const Received<wire::RunTaskGroup>& m) {
         auto b = m.body();
@@ -147,8 +156,27 @@ struct Cluster {
       });
       self.on<wire::Ping>([&log, &self](const Received<wire::Ping>& m) {
         ++log.pings;
+        // As the real agent: the audited tasks it never got are named.
+        std::vector<std::pair<std::string, std::string>> unknown;
+        for (auto k : m.body().getAudit()) {
+          auto id = str(k.getTaskId());
+          log.audited.push_back(id);
+          if (std::find(log.run_tasks.begin(), log.run_tasks.end(), id) == log.run_tasks.end())
+            unknown.emplace_back(str(k.getFrameworkId()), id);
+        }
         if (log.answer_pings)
-          self.reply(m, build<wire::Pong>([&](auto b) { b.setSeq(m.body().getSeq()); }));
+          self.reply(m, build<wire::Pong>([&](wire::Pong::Builder b) {
+                       b.setSeq(m.body().getSeq());
+                       auto list = b.initUnknown(static_cast<unsigned>(unknown.size()));
+                       for (unsigned i = 0; i < unknown.size(); ++i) {
+                         list[i].setFrameworkId(unknown[i].first);
+                         list[i].setTaskId(unknown[i].second);
+                       }
+                       auto fws =
+                           b.initFrameworks(static_cast<unsigned>(log.frameworks_reported.size()));
+                       for (unsigned i = 0; i < log.frameworks_reported.size(); ++i)
+                         fws.set(i, log.frameworks_reported[i]);
+                     }));
       });
       self.send(master, first);
     });
@@ -558,6 +586,25 @@ TEST_CASE("an agent that stops answering pings becomes unreachable", "[master]")
          }));
   REQUIRE(aware.updates.size() == 4);
   CHECK(aware.updates[3].task == "ta");
+
+  // That kill may be lost too: it is sent again with every ping until the
+  // agent reports the task over, and that report goes no further.
+  c.sim.advance(3s);
+  CHECK(std::count(agent.kills.begin(), agent.kills.end(), "tp") >= 3);
+  c.call(an, agent_addr, build<wire::StatusUpdate>([&](wire::StatusUpdate::Builder b) {
+           b.setFrameworkId(plain.id);
+           auto s = b.initStatus();
+           s.setTaskId("tp");
+           s.setAgentId(agent.id);
+           s.setState(State::KILLED);
+           s.setUuid(data(std::string("uuid-tp-killed")));
+           b.setLatestState(State::KILLED);
+         }));
+  auto kills = agent.kills.size();
+  c.sim.advance(3s);
+  CHECK(agent.kills.size() == kills);
+  CHECK(plain.updates.size() == 1);  // only its TASK_LOST
+  CHECK(std::count(agent.acks.begin(), agent.acks.end(), "uuid-tp-killed") == 1);
   CHECK(aware.updates[3].state == State::RUNNING);
   // The plain framework's task stays lost.
   c.call(fn, plain_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
@@ -644,6 +691,86 @@ TEST_CASE("two frameworks in different roles share the agents fairly", "[master]
   // Each holds what it was offered, so DRF alternates: two agents each.
   CHECK(a.offers.size() == 2);
   CHECK(b.offers.size() == 2);
+}
+
+TEST_CASE("a task whose launch never reached its agent ends DROPPED after an audit",
+          "[master][audit]") {
+  Cluster c;
+  c.config.agent_task_audit_interval = 5s;
+  c.config.agent_task_audit_age = 3s;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:4;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web", /*partition_aware=*/true);
+  REQUIRE(fw.offers.size() == 1);
+  // Two launches on a link that stays up; the second's RunTask is lost.
+  agent.lost_launches = {"lost"};
+  c.call(fn, fw_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+           b.setFrameworkId(fw.id);
+           auto a = b.initAccept();
+           a.initOfferIds(1).set(0, fw.offers[0].id);
+           auto launch = a.initOperations(1)[0].initLaunch(2);
+           auto r = *Resources::parse("cpus:1");
+           for (unsigned i = 0; i < 2; ++i) {
+             launch[i].setTaskId(i == 0 ? "kept" : "lost");
+             launch[i].setName("t");
+             launch[i].initCommand().setShell("true");
+             to_wire(r, launch[i].initResources(wire_size(r)));
+           }
+         }));
+  REQUIRE(agent.run_tasks == std::vector<std::string>{"kept"});
+  // Nothing is said before the launch is old enough to be audited.
+  c.sim.advance(2s);
+  CHECK(agent.audited.empty());
+  CHECK(fw.updates.empty());
+  c.sim.advance(10s);
+  // Both were audited (both still STAGING: this agent sends no updates);
+  // only the one it never got ends, DROPPED as Mesos reports a task its
+  // agent does not know.
+  CHECK(std::count(agent.audited.begin(), agent.audited.end(), "kept") >= 1);
+  REQUIRE(fw.updates.size() == 1);
+  CHECK(fw.updates[0].task == "lost");
+  CHECK(fw.updates[0].state == State::DROPPED);
+  CHECK(fw.updates[0].reason == Reason::RECONCILIATION);
+  // Reconciliation agrees, and the kept task is still STAGING.
+  c.call(fn, fw_addr, reconcile_call(fw.id, {{"lost", agent.id}, {"kept", agent.id}}));
+  REQUIRE(fw.updates.size() == 3);
+  CHECK(fw.updates[1].state == State::DROPPED);
+  CHECK(fw.updates[2].state == State::STAGING);
+}
+
+TEST_CASE("an agent still running a removed framework is told to shut it down again",
+          "[master][teardown]") {
+  Cluster c;
+  c.start_master();
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:4;mem:512");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  auto fw_addr = c.add_framework(fn, fw, "web");
+  c.call(fn, fw_addr, build<wire::SchedulerCall>([&](wire::SchedulerCall::Builder b) {
+           b.setFrameworkId(fw.id);
+           b.setTeardown();
+         }));
+  // The ShutdownFramework of the teardown was lost: the agent still runs
+  // the framework's tasks and says so in its pongs.
+  auto before = agent.shutdown_frameworks.size();
+  agent.frameworks_reported = {fw.id, "a-framework-this-master-never-knew"};
+  c.sim.advance(3s);
+  auto again = std::count(agent.shutdown_frameworks.begin() + static_cast<long>(before),
+                          agent.shutdown_frameworks.end(), fw.id);
+  CHECK(again >= 2);  // once per ping until it is gone
+  // A framework the master never knew is not shut down (it may resubscribe).
+  CHECK(std::count(agent.shutdown_frameworks.begin(), agent.shutdown_frameworks.end(),
+                   "a-framework-this-master-never-knew") == 0);
+  agent.frameworks_reported.clear();
+  auto settled = agent.shutdown_frameworks.size();
+  c.sim.advance(3s);
+  CHECK(agent.shutdown_frameworks.size() == settled);
 }
 
 TEST_CASE("an agent unreachable past the removal timeout is removed, its tasks are gone",

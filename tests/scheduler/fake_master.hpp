@@ -159,6 +159,8 @@ class FakeMaster : public Actor {
   bool silent = false;  // stop sending heartbeats
 
   const Address& subscriber() const { return subscriber_; }
+  // What the master holds suppressed, as if a SUPPRESS or REVIVE were lost.
+  void set_suppressed(std::set<std::string> roles) { suppressed_ = std::move(roles); }
 
   template <class Fill>
   void send_event(Fill fill) {

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <thread>
+
 using namespace tessera;
 using namespace tessera::testing;
 
@@ -385,6 +387,65 @@ TEST_CASE("missed heartbeats count as a lost master", "[scheduler][failover]") {
   REQUIRE(h.wait_seen([](FrameworkLog& l) { return l.subscribed.size() >= 2; }));
   CHECK(h.calls->last(Call::SUBSCRIBE,
                       [](Call::Reader call) { CHECK(str(call.getFrameworkId()) == "fw-1"); }));
+}
+
+TEST_CASE("a suppress or revive the master missed is sent again after its heartbeat",
+          "[scheduler][failover]") {
+  FakeMasterOptions options;
+  options.heartbeat_interval = std::chrono::milliseconds(50);
+  Harness h(options);
+  h.subscribe(h.config());
+  h.framework->call([](TestFramework& f) { CHECK(!f.suppress()); });
+  REQUIRE(h.wait_calls(Call::SUPPRESS, 1));
+  // The SUPPRESS never arrived: the heartbeat says no role is suppressed.
+  h.master->call([](FakeMaster& m) { m.set_suppressed({}); });
+  REQUIRE(h.wait_calls(Call::SUPPRESS, 2));
+  h.framework->call([](TestFramework& f) { CHECK(!f.revive()); });
+  REQUIRE(h.wait_calls(Call::REVIVE, 1));
+  // The REVIVE never arrived: the framework would get no offer again.
+  h.master->call([](FakeMaster& m) { m.set_suppressed({"*"}); });
+  REQUIRE(h.wait_calls(Call::REVIVE, 2));
+  CHECK(h.calls->last(Call::REVIVE, [](Call::Reader call) {
+    CHECK(texts(call.getRevive().getRoles()) == std::vector<std::string>{"*"});
+  }));
+  // Agreed: nothing more is sent.
+  auto sent = h.calls->count(Call::SUPPRESS) + h.calls->count(Call::REVIVE);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(h.calls->count(Call::SUPPRESS) + h.calls->count(Call::REVIVE) == sent);
+  CHECK(h.framework->call([](TestFramework& f) { return f.calls_resent(); }) == 2);
+}
+
+TEST_CASE("a framework hears one terminal state per launch", "[scheduler][dedupe]") {
+  Harness h;
+  h.subscribe(h.config());
+  h.master->call([](FakeMaster& m) {
+    auto lost = status("t-1", TaskState::LOST);
+    lost.reason = TaskReason::AGENT_UNREACHABLE;
+    m.update(lost);
+    // A master that restarted without remembering that forwards these:
+    m.update(status("t-1", TaskState::FINISHED, "u-2"));
+    m.update(status("t-1", TaskState::RUNNING, "u-3"));
+    m.update(status("t-1", TaskState::UNKNOWN));
+    // A reconciliation answer is an answer: delivered.
+    auto answer = status("t-1", TaskState::LOST);
+    answer.reason = TaskReason::RECONCILIATION;
+    m.update(answer);
+  });
+  REQUIRE(h.wait_seen([](FrameworkLog& l) { return l.updates.size() == 2; }));
+  REQUIRE(h.wait_calls(Call::ACKNOWLEDGE, 2));  // u-2 and u-3: the agent stops resending
+  // The task alive after all is killed once (not for the UNKNOWN).
+  REQUIRE(h.wait_calls(Call::KILL, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(h.calls->count(Call::KILL) == 1);
+  auto states = (*h.seen)([](FrameworkLog& l) {
+    std::vector<std::string> out;
+    for (const auto& u : l.updates)
+      out.push_back(std::string(to_string(u.state)) + "/" + to_string(u.reason));
+    return out;
+  });
+  CHECK(states == std::vector<std::string>{"TASK_LOST/REASON_AGENT_UNREACHABLE",
+                                           "TASK_LOST/REASON_RECONCILIATION"});
+  CHECK(h.framework->call([](TestFramework& f) { return f.updates_after_end(); }) == 3);
 }
 
 TEST_CASE("an error event from the master ends the framework", "[scheduler]") {
