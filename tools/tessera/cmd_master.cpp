@@ -25,6 +25,8 @@ struct MasterOptions {
   uint32_t agent_pings_missed_max = 3;
   double agent_removal_timeout_s = 600;
   double agent_reregister_timeout_s = 600;
+  double agent_task_audit_interval_s = 30;
+  double agent_task_audit_age_s = 10;
   double heartbeat_interval_s = 15.0;
   std::string sorter = "drf";
 };
@@ -54,6 +56,8 @@ int run_master(const MasterOptions& o) {
   mc.agent_pings_missed_max = o.agent_pings_missed_max;
   mc.agent_removal_timeout = seconds(o.agent_removal_timeout_s);
   mc.agent_reregister_timeout = seconds(o.agent_reregister_timeout_s);
+  mc.agent_task_audit_interval = seconds(o.agent_task_audit_interval_s);
+  mc.agent_task_audit_age = seconds(o.agent_task_audit_age_s);
   mc.framework_heartbeat_interval = seconds(o.heartbeat_interval_s);
   auto master = (*node)->spawn<Master>("master", mc);
   if (!master)
@@ -100,6 +104,15 @@ Command add_master_command(CLI::App& app) {
                   "Seconds after the master starts that agents have to reregister; until then "
                   "reconciliation and kills of tasks it does not know wait for their agent")
       ->check(CLI::Range(0.001, 31'536'000.0))
+      ->capture_default_str();
+  sub->add_option("--agent-task-audit-interval", o->agent_task_audit_interval_s,
+                  "Seconds between audits of tasks still STAGING on their agent (a launch lost "
+                  "on the way ends TASK_DROPPED)")
+      ->check(CLI::Range(0.001, 86'400.0))
+      ->capture_default_str();
+  sub->add_option("--agent-task-audit-age", o->agent_task_audit_age_s,
+                  "Seconds a task must have been STAGING before an audit asks its agent")
+      ->check(CLI::Range(0.0, 86'400.0))
       ->capture_default_str();
   sub->add_option("--heartbeat-interval", o->heartbeat_interval_s,
                   "Seconds between heartbeats to frameworks")
