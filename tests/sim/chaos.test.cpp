@@ -131,19 +131,20 @@ TEST_CASE("without faults every seed of the sample is clean", "[sim]") {
   }
 }
 
-TEST_CASE("a fixed sample of seeds under faults", "[sim]") {
+static void require_sample_clean(uint32_t faults) {
   for (uint64_t seed = 100; seed < 100 + TESSERA_SIM_CI_SEEDS; ++seed) {
     auto c = ci_config(seed);
+    c.faults = faults;
     require_clean(run_chaos(c), c);
   }
 }
 
+TEST_CASE("a fixed sample of seeds under faults", "[sim]") {
+  require_sample_clean(ci_faults());
+}
+
 TEST_CASE("a fixed sample of seeds with master crashes", "[sim]") {
-  for (uint64_t seed = 100; seed < 100 + TESSERA_SIM_CI_SEEDS; ++seed) {
-    auto c = ci_config(seed);
-    c.faults = ci_failover_faults();
-    require_clean(run_chaos(c), c);
-  }
+  require_sample_clean(ci_failover_faults());
 }
 
 TEST_CASE("the regression seeds", "[sim][regression]") {
