@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <map>
 #include <set>
@@ -123,7 +124,8 @@ void finish(Self* self, const Endpoint& key, uint64_t id, Ts&&... result) {
 
 void start_attempt(Self* self, const Endpoint& key, caf::response_promise rp,
                    std::chrono::milliseconds timeout) {
-  auto fd = dial(key, steady::now() + timeout);
+  auto deadline = steady::now() + timeout;
+  auto fd = dial(key, deadline);
   if (!fd) {
     rp.deliver(fd.error());
     return;
@@ -147,7 +149,11 @@ void start_attempt(Self* self, const Endpoint& key, caf::response_promise rp,
             finish(self, key, id,
                    make_error(Errc::connect_failed, text(key) + ": " + describe(err)));
           });
-  self->delayed_send(self, timeout, abandon_atom::value, key.first, key.second, id);
+  // The handshake has what the TCP connect left of the deadline.
+  auto left =
+      std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - steady::now()),
+               std::chrono::milliseconds(1));
+  self->delayed_send(self, left, abandon_atom::value, key.first, key.second, id);
 }
 
 caf::behavior connector(Self* self, std::chrono::milliseconds timeout) {
