@@ -5,8 +5,7 @@
 #include "runtime/log.hpp"
 #include "runtime/simulation.hpp"
 
-#include <caf/io/middleman.hpp>
-#include <caf/io/middleman_actor.hpp>
+#include <caf/atom.hpp>
 
 #include <algorithm>
 #include <cstring>
@@ -413,8 +412,11 @@ void Actor::resolve(const Address& peer) {
     });
     return;
   }
-  auto mm = system().middleman().actor_handle();
-  base::request(mm, caf::infinite, caf::connect_atom::value, peer.host, peer.port)
+  // Through the node's connector, not CAF's middleman actor: a connection
+  // attempt stuck in its handshake is abandoned after resolve_timeout_ms, so
+  // that the retry of a resolve that timed out opens a new connection instead
+  // of waiting on the old attempt for ever (connector.hpp).
+  base::request(node_->connector(), caf::infinite, caf::connect_atom::value, peer.host, peer.port)
       .then(
           [this, peer](const caf::node_id&, caf::strong_actor_ptr& router,
                        const std::set<std::string>&) {

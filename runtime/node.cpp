@@ -3,6 +3,7 @@
 #include "runtime/actor.hpp"
 #include "runtime/atoms.hpp"
 #include "runtime/blocking_pool.hpp"
+#include "runtime/connector.hpp"
 #include "runtime/log.hpp"
 #include "runtime/process_launcher.hpp"
 #include "runtime/simulation.hpp"
@@ -180,6 +181,7 @@ expected<void> Node::listen() {
     if (idle.count() > 0)
       sweeper_ = system_->spawn(sweeper_behavior, listener_,
                                 std::max(idle / 4, std::chrono::milliseconds(10)));
+    connector_ = spawn_connector(*system_, config_.resolve_timeout_ms);
   }
   advertise();
   if (auto relay = spawn<Relay>(relay_name); !relay)
@@ -210,6 +212,9 @@ void Node::stop() {
   if (sim_)
     return;  // the simulation owns the actor system and runs the exits
   system_->await_all_actors_done();
+  // A detached actor's thread ends once the last handle to it goes: the actor
+  // system's destructor below waits for that thread.
+  connector_ = caf::actor{};
   // Kills and reaps leftover processes while actors can still hear; the
   // object itself lives on (refusing work) until ~Node, because an actor's
   // exit hooks may still run and call it after await_all_actors_done().
@@ -239,6 +244,8 @@ void Node::kill_all() {
     caf::anon_send_exit(router_, caf::exit_reason::kill);
   if (sweeper_)
     caf::anon_send_exit(sweeper_, caf::exit_reason::kill);
+  if (connector_)
+    caf::anon_send_exit(connector_, caf::exit_reason::kill);
 }
 
 caf::error Node::reserve(const std::string& name) {

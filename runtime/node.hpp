@@ -143,6 +143,8 @@ class Node {
 
   // -- used by the runtime itself ------------------------------------------
   caf::actor lookup_local(const std::string& name) const;
+  // Dials other nodes (connector.hpp); null in a simulation.
+  const caf::actor& connector() const { return connector_; }
   bool is_local(const Address& a) const { return a.port == port_ && a.host == host_; }
   std::atomic<int64_t>& inflight() { return inflight_; }
 
@@ -172,7 +174,8 @@ class Node {
   std::atomic<int64_t> inflight_{0};
   caf::actor router_;
   GuardedListener listener_;
-  caf::actor sweeper_;  // closes idle inbound connections periodically
+  caf::actor sweeper_;    // closes idle inbound connections periodically
+  caf::actor connector_;  // opens connections to other nodes, bounded in time
   mutable std::mutex mu_;
   std::unordered_map<std::string, caf::actor> actors_;  // null handle: reserved
   std::once_flag launcher_once_;

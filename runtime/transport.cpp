@@ -66,12 +66,43 @@ std::string peer_of(net::native_socket fd) {
 
 }  // namespace
 
+// CAF's TCP scribe under a handle of its own, unique for the life of the
+// process. CAF names a connection by its socket's fd number, and the BASP
+// broker forgets a connection closed by its peer (connection_cleanup) only
+// after a round through its message queue (basp_broker.cpp,
+// connection_closed_msg -> delete_atom): by then the kernel may have handed
+// the same fd number to a new connection, whose handshake and route that
+// late cleanup then erases. The new peer's messages lose their sender and its
+// requests are never answered, on a connection that stays open.
+class UniqueScribe : public net::scribe_impl {
+ public:
+  UniqueScribe(net::default_multiplexer& mx, net::native_socket fd) : scribe_impl(mx, fd) {
+    // Beyond any fd number, so never equal to a handle of CAF's own scribes.
+    static std::atomic<int64_t> next_id{int64_t{1} << 32};
+    hdl_ = caf::io::connection_handle::from_int(next_id.fetch_add(1, std::memory_order_relaxed));
+    msg().handle = hdl_;  // what every new_data_msg names
+  }
+
+  // Closes the connection as a failure would: the broker hears that it
+  // closed and forgets the peer (CAF kills its proxies). The shutdown makes
+  // a pending write fail rather than wait for a peer that may never read,
+  // so the connection (and its slot) goes now. On the multiplexer thread.
+  void close_now(caf::execution_unit* ctx) {
+    if (detached())
+      return;
+    ::shutdown(stream_.fd(), SHUT_RDWR);
+    io_failure(ctx, net::operation::read);
+  }
+
+  std::string peer() const { return peer_of(stream_.fd()); }
+};
+
 // CAF's TCP scribe, plus the frame limit and the idle clock.
-class GuardedScribe : public net::scribe_impl {
+class GuardedScribe : public UniqueScribe {
  public:
   GuardedScribe(net::default_multiplexer& mx, net::native_socket fd,
                 std::shared_ptr<TransportGuard> guard)
-      : scribe_impl(mx, fd), guard_(std::move(guard)), last_read_(steady::now()) {
+      : UniqueScribe(mx, fd), guard_(std::move(guard)), last_read_(steady::now()) {
     guard_->counters.open.fetch_add(1, std::memory_order_relaxed);
     guard_->add(this);
   }
@@ -108,19 +139,6 @@ class GuardedScribe : public net::scribe_impl {
   }
 
   bool idle_since(steady::time_point cutoff) const { return last_read_ < cutoff; }
-
-  // Closes the connection as a failure would: the broker hears that it
-  // closed and forgets the peer (CAF kills its proxies). The shutdown makes
-  // a pending write fail rather than wait for a peer that may never read,
-  // so the connection (and its slot) goes now.
-  void close_now(caf::execution_unit* ctx) {
-    if (detached())
-      return;
-    ::shutdown(stream_.fd(), SHUT_RDWR);
-    io_failure(ctx, net::operation::read);
-  }
-
-  std::string peer() const { return peer_of(stream_.fd()); }
 
  private:
   std::shared_ptr<TransportGuard> guard_;
@@ -181,6 +199,18 @@ class GuardedDoorman : public net::doorman_impl {
  private:
   std::shared_ptr<TransportGuard> guard_;
 };
+
+caf::io::scribe_ptr new_connection_scribe(caf::actor_system& system, int fd) {
+  auto& mx = static_cast<net::default_multiplexer&>(system.middleman().backend());
+  static_cast<void>(net::keepalive(fd, true));
+  return caf::make_counted<UniqueScribe>(mx, fd);
+}
+
+void abandon_connection(caf::actor_system& system, caf::io::scribe_ptr scribe) {
+  auto& mx = static_cast<net::default_multiplexer&>(system.middleman().backend());
+  mx.post(
+      [&mx, scribe = std::move(scribe)] { static_cast<UniqueScribe&>(*scribe).close_now(&mx); });
+}
 
 const TransportCounters& GuardedListener::counters() const {
   return guard->counters;

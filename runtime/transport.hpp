@@ -17,7 +17,13 @@
 //   - an inbound connection that has received nothing for idle_timeout is
 //     closed and counted. Live peers are never idle: nodes send CAF's BASP
 //     heartbeats (NodeConfig::heartbeat_interval_ms) on every connection.
-// Outbound connections (dialled through CAF's middleman) are not guarded.
+// Outbound connections (dialled by the node's connector, connector.hpp) are
+// not guarded.
+//
+// Every connection, inbound or outbound, has a handle unique for the life of
+// the process, not CAF's fd number: the BASP broker cleans up a closed
+// connection late, by handle, and must never hit a newer connection that got
+// the same fd (transport.cpp, UniqueScribe).
 //
 // Thread-safety: the counters may be read from any thread; everything else
 // runs on the multiplexer thread.
@@ -26,6 +32,7 @@
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
+#include <caf/io/fwd.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -62,6 +69,14 @@ struct GuardedListener {
   // calls it periodically. Thread-safe (it runs on the multiplexer thread).
   void sweep(caf::actor_system& system) const;
 };
+
+// A connection over fd, a connected non-blocking TCP socket, for the BASP
+// broker (it takes ownership of fd), under a unique handle.
+caf::io::scribe_ptr new_connection_scribe(caf::actor_system& system, int fd);
+
+// Closes a connection made by new_connection_scribe as a failure would, on
+// the multiplexer thread; nothing if it has closed already.
+void abandon_connection(caf::actor_system& system, caf::io::scribe_ptr scribe);
 
 expected<GuardedListener> listen_guarded(caf::actor_system& system, const caf::actor& router,
                                          const std::string& host, uint16_t port,
