@@ -376,7 +376,10 @@ void Scheduler::on_update(wire::TaskStatus::Reader s) {
       acknowledge(status);
     return;
   }
-  if (is_terminal(status.state))
+  // A terminal answer to reconciliation does not end the launch: a master
+  // that has just restarted answers LOST for a task whose agent has not
+  // reregistered yet, and the task may well be running.
+  if (is_terminal(status.state) && status.reason != TaskReason::RECONCILIATION)
     remember_ended(status.task_id);
   update(status);
   // update() may have torn the framework down; then nobody is left to ack.

@@ -50,10 +50,11 @@
 // fails over starts with an empty one.
 //
 // One terminal state per launch: once update() was called with a terminal
-// state for a task, later updates of that task (until the framework
-// launches the id again) are acknowledged and not delivered, except
-// terminal answers to reconciliation; one saying the task is alive makes
-// the library kill it (updates_after_end()). A master that restarted
+// state for a task (not an answer to reconciliation, which may come from a
+// master that does not know the task yet), later updates of that task
+// (until the framework launches the id again) are acknowledged and not
+// delivered, except terminal answers to reconciliation; one saying the
+// task is alive makes the library kill it (updates_after_end()). A master that restarted
 // without a registry does not know it told the framework TASK_LOST, and
 // would otherwise forward the task's later TASK_FINISHED.
 //

@@ -446,6 +446,20 @@ TEST_CASE("a framework hears one terminal state per launch", "[scheduler][dedupe
   CHECK(states == std::vector<std::string>{"TASK_LOST/REASON_AGENT_UNREACHABLE",
                                            "TASK_LOST/REASON_RECONCILIATION"});
   CHECK(h.framework->call([](TestFramework& f) { return f.updates_after_end(); }) == 3);
+
+  // A terminal answer to reconciliation ends nothing: a master that just
+  // restarted says LOST for a task whose agent is not back yet.
+  h.master->call([](FakeMaster& m) {
+    auto answer = status("t-2", TaskState::LOST);
+    answer.reason = TaskReason::RECONCILIATION;
+    m.update(answer);
+    auto running = status("t-2", TaskState::RUNNING);
+    running.reason = TaskReason::RECONCILIATION;
+    m.update(running);
+  });
+  REQUIRE(h.wait_seen([](FrameworkLog& l) { return l.updates.size() == 4; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(h.calls->count(Call::KILL) == 1);
 }
 
 TEST_CASE("an error event from the master ends the framework", "[scheduler]") {
