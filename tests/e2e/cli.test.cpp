@@ -44,6 +44,26 @@ TEST_CASE("tessera run prints the task's output and exits with its code", "[e2e]
   CHECK(cluster->exit_status()->exit_code == 0);
 }
 
+TEST_CASE("tessera run binds where told and advertises what it is given", "[e2e][cli]") {
+  TempDir dir;
+  auto [cluster, master] = start_cluster(dir);
+  // Every interface, reached at the loopback address it advertises (as a
+  // client on another machine than the master would advertise its own).
+  auto run = ChildProcess::start({TESSERA_BIN, "run", "--master", master, "--listen", "0.0.0.0:0",
+                                  "--advertise", "127.0.0.1:0", "--", "echo", "reached"});
+  REQUIRE(run->wait_exit(60s));
+  INFO("stderr: " << run->err());
+  CHECK(run->out() == "reached\n");
+  CHECK(run->exit_status()->exit_code == 0);
+  auto bad = ChildProcess::start(
+      {TESSERA_BIN, "run", "--master", master, "--advertise", "no port", "--", "true"});
+  REQUIRE(bad->wait_exit(30s));
+  CHECK(bad->exit_status()->exit_code == 2);
+  CHECK(bad->err().find("--advertise") != std::string::npos);
+  cluster->kill(SIGINT);
+  REQUIRE(cluster->wait_exit());
+}
+
 TEST_CASE("tessera sim --seed replays to the same digest in another process", "[e2e][cli][sim]") {
   // What a bug report promises: the seed alone reproduces the run, in any
   // process (no pid, path or process-wide counter leaks into a message).

@@ -6,6 +6,7 @@
 #include "services/frameworks/run_framework.hpp"
 #include "runtime/log.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/endpoints.hpp"
 
 #include <signal.h>
 
@@ -25,8 +26,14 @@ struct RunArgs {
   std::string role = "*";
   std::string name = "tessera-run";
   double timeout_s = 60;
+  std::string listen;  // empty: 127.0.0.1:0 for a master on this machine, else 0.0.0.0:0
+  std::string advertise;
   std::vector<std::string> command;
 };
+
+bool loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
 
 // A CLI11 check: a finite number above zero.
 CLI::Validator positive() {
@@ -69,13 +76,23 @@ int run(const RunArgs& args, const CLI::App& sub) {
   // any thread starts, so every thread inherits the mask.
   block_stop_signals();
 
+  // The master (and the agent, for the output) must reach this client: on
+  // this machine a loopback address does, from another one the default
+  // binds every interface and advertises this machine's name.
+  auto listen = !args.listen.empty() ? args.listen
+                                     : (loopback_host(master->host) ? "127.0.0.1:0" : "0.0.0.0:0");
+  auto endpoints = parse_endpoints(listen, args.advertise);
+  if (!endpoints)
+    return fail("run: " + what(endpoints.error()));
+  if (!endpoints->warning.empty())
+    std::fprintf(stderr, "tessera: run: warning: %s\n", endpoints->warning.c_str());
+
   // A client mostly waits: it must not spin (NodeConfig::lean).
   auto config = NodeConfig::lean();
-  config.host = "127.0.0.1";
-  config.port = 0;
+  apply(*endpoints, config);
   auto node = Node::start(config);
   if (!node)
-    return fail("run: " + describe(node.error()));
+    return fail("run: cannot listen on " + listen + ": " + describe(node.error()));
 
   RunOptions options;
   options.master = *master;
@@ -117,6 +134,10 @@ Command add_run_command(CLI::App& app) {
   sub->add_option("--name", args->name, "The framework's and the task's name");
   sub->add_option("--timeout", args->timeout_s, "Seconds to wait for a fitting offer")
       ->check(CLI::Range(0.001, 86400.0));
+  sub->add_option("--listen", args->listen,
+                  "HOST:PORT this client listens on for the master and agent (default "
+                  "127.0.0.1:0 for a master on this machine, else 0.0.0.0:0)");
+  add_advertise_flag(sub, args->advertise);
   sub->add_option("command", args->command, "COMMAND [ARGS...], after --")->required();
   return {sub, [args, sub] { return run(*args, *sub); }};
 }
