@@ -104,6 +104,7 @@ struct ConnectorState {
   std::map<Endpoint, Handshake> cached;
   std::map<Endpoint, Attempt> pending;
   uint64_t next_attempt = 1;
+  std::shared_ptr<TransportGuard> guard;  // of the connections it dials
   static inline const char* name = "tessera.connector";
 };
 
@@ -131,7 +132,7 @@ void start_attempt(Self* self, const Endpoint& key, caf::response_promise rp,
     return;
   }
   auto& system = self->system();
-  auto scribe = new_connection_scribe(system, *fd);
+  auto scribe = new_connection_scribe(system, *fd, self->state.guard);
   auto id = self->state.next_attempt++;
   self->state.pending.emplace(key, Attempt{id, scribe, {std::move(rp)}});
   auto basp = system.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
@@ -156,7 +157,9 @@ void start_attempt(Self* self, const Endpoint& key, caf::response_promise rp,
   self->delayed_send(self, left, abandon_atom::value, key.first, key.second, id);
 }
 
-caf::behavior connector(Self* self, std::chrono::milliseconds timeout) {
+caf::behavior connector(Self* self, std::chrono::milliseconds timeout,
+                        std::shared_ptr<TransportGuard> guard) {
+  self->state.guard = std::move(guard);
   self->set_down_handler([self](caf::down_msg& down) {
     auto& cached = self->state.cached;
     for (auto it = cached.begin(); it != cached.end();)
@@ -197,8 +200,9 @@ caf::behavior connector(Self* self, std::chrono::milliseconds timeout) {
 
 }  // namespace
 
-caf::actor spawn_connector(caf::actor_system& system, std::chrono::milliseconds handshake_timeout) {
-  return system.spawn<caf::detached + caf::hidden>(connector, handshake_timeout);
+caf::actor spawn_connector(caf::actor_system& system, std::chrono::milliseconds handshake_timeout,
+                           std::shared_ptr<TransportGuard> guard) {
+  return system.spawn<caf::detached + caf::hidden>(connector, handshake_timeout, std::move(guard));
 }
 
 }  // namespace tessera

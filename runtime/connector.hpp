@@ -30,9 +30,15 @@
 #include <caf/actor_system.hpp>
 
 #include <chrono>
+#include <memory>
 
 namespace tessera {
 
-caf::actor spawn_connector(caf::actor_system& system, std::chrono::milliseconds handshake_timeout);
+class TransportGuard;
+
+// guard: the node's listener's (frame limit, idle timeout), for the
+// connections it dials too; null: none.
+caf::actor spawn_connector(caf::actor_system& system, std::chrono::milliseconds handshake_timeout,
+                           std::shared_ptr<TransportGuard> guard);
 
 }  // namespace tessera

@@ -181,7 +181,7 @@ expected<void> Node::listen() {
     if (idle.count() > 0)
       sweeper_ = system_->spawn(sweeper_behavior, listener_,
                                 std::max(idle / 4, std::chrono::milliseconds(10)));
-    connector_ = spawn_connector(*system_, config_.resolve_timeout_ms);
+    connector_ = spawn_connector(*system_, config_.resolve_timeout_ms, listener_.guard);
   }
   advertise();
   if (auto relay = spawn<Relay>(relay_name); !relay)

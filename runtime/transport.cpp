@@ -97,19 +97,27 @@ class UniqueScribe : public net::scribe_impl {
   std::string peer() const { return peer_of(stream_.fd()); }
 };
 
-// CAF's TCP scribe, plus the frame limit and the idle clock.
+// CAF's TCP scribe, plus the frame limit and the idle clock. Inbound
+// connections (accepted) count against connections_max; outbound ones (this
+// node dialled) are bounded by their peers, but a peer may be hostile or
+// broken as well, so the frame limit and the idle clock guard them too.
 class GuardedScribe : public UniqueScribe {
  public:
   GuardedScribe(net::default_multiplexer& mx, net::native_socket fd,
-                std::shared_ptr<TransportGuard> guard)
-      : UniqueScribe(mx, fd), guard_(std::move(guard)), last_read_(steady::now()) {
-    guard_->counters.open.fetch_add(1, std::memory_order_relaxed);
+                std::shared_ptr<TransportGuard> guard, bool inbound)
+      : UniqueScribe(mx, fd),
+        guard_(std::move(guard)),
+        inbound_(inbound),
+        last_read_(steady::now()) {
+    (inbound_ ? guard_->counters.open : guard_->counters.dialled_open)
+        .fetch_add(1, std::memory_order_relaxed);
     guard_->add(this);
   }
 
   ~GuardedScribe() override {
     guard_->remove(this);
-    guard_->counters.open.fetch_sub(1, std::memory_order_relaxed);
+    (inbound_ ? guard_->counters.open : guard_->counters.dialled_open)
+        .fetch_sub(1, std::memory_order_relaxed);
   }
 
   // The broker asks for the next read: a header, or the payload its header
@@ -142,6 +150,7 @@ class GuardedScribe : public UniqueScribe {
 
  private:
   std::shared_ptr<TransportGuard> guard_;
+  bool inbound_;
   steady::time_point last_read_;
   size_t refused_bytes_ = 0;
 };
@@ -190,7 +199,7 @@ class GuardedDoorman : public net::doorman_impl {
     }
     c.accepted.fetch_add(1, std::memory_order_relaxed);
     static_cast<void>(net::keepalive(fd, true));
-    auto scribe = caf::make_counted<GuardedScribe>(mx, fd, guard_);
+    auto scribe = caf::make_counted<GuardedScribe>(mx, fd, guard_, true);
     auto hdl = scribe->hdl();
     parent()->add_scribe(std::move(scribe));
     return doorman::new_connection(&mx, hdl);
@@ -200,9 +209,12 @@ class GuardedDoorman : public net::doorman_impl {
   std::shared_ptr<TransportGuard> guard_;
 };
 
-caf::io::scribe_ptr new_connection_scribe(caf::actor_system& system, int fd) {
+caf::io::scribe_ptr new_connection_scribe(caf::actor_system& system, int fd,
+                                          const std::shared_ptr<TransportGuard>& guard) {
   auto& mx = static_cast<net::default_multiplexer&>(system.middleman().backend());
   static_cast<void>(net::keepalive(fd, true));
+  if (guard)
+    return caf::make_counted<GuardedScribe>(mx, fd, guard, false);
   return caf::make_counted<UniqueScribe>(mx, fd);
 }
 

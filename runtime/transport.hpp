@@ -51,6 +51,7 @@ struct TransportLimits {
 struct TransportCounters {
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> open{0};                 // inbound connections open now
+  std::atomic<uint64_t> dialled_open{0};         // outbound ones (under the same guard)
   std::atomic<uint64_t> refused_connections{0};  // beyond connections_max
   std::atomic<uint64_t> refused_frames{0};       // beyond frame_bytes_max
   std::atomic<uint64_t> idle_closed{0};
@@ -71,8 +72,11 @@ struct GuardedListener {
 };
 
 // A connection over fd, a connected non-blocking TCP socket, for the BASP
-// broker (it takes ownership of fd), under a unique handle.
-caf::io::scribe_ptr new_connection_scribe(caf::actor_system& system, int fd);
+// broker (it takes ownership of fd), under a unique handle and, with a
+// guard (a listener's), its frame limit and idle timeout; it is not counted
+// against connections_max.
+caf::io::scribe_ptr new_connection_scribe(caf::actor_system& system, int fd,
+                                          const std::shared_ptr<TransportGuard>& guard);
 
 // Closes a connection made by new_connection_scribe as a failure would, on
 // the multiplexer thread; nothing if it has closed already.

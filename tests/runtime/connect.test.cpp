@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <atomic>
 #include <vector>
 
@@ -64,6 +65,12 @@ class SilentListener {
       accepted_.push_back(fd);
       ++n;
     }
+  }
+
+  // Writes bytes on every accepted connection.
+  void say(const void* data, size_t n) {
+    for (int fd : accepted_)
+      static_cast<void>(::send(fd, data, n, MSG_NOSIGNAL));
   }
 
   // Stops listening; the accepted connections stay open (and silent), so a
@@ -129,4 +136,33 @@ TEST_CASE("a resolve stuck in a handshake that never comes is retried on a new c
   REQUIRE(server->spawn<Ponger>("ponger"));
   CHECK(wait_until([&] { return retrier.answered.load(); }, 30s));
   INFO("failed attempts: " << retrier.failures);
+}
+
+TEST_CASE("a dialled peer announcing a 4 GiB frame is cut off before anything is allocated",
+          "[transport][connect][reject]") {
+  // The guard of a node's listener also covers the connections it dials: a
+  // server may be hostile or broken as much as a client.
+  SilentListener hostile;
+  Retrier retrier;
+  NodeConfig client_config;
+  client_config.resolve_timeout_ms = 2000ms;
+  auto client = start_node(client_config);
+  REQUIRE(client->spawn<Probe>("retrier", retrier.setup({"ponger", "127.0.0.1", hostile.port()})));
+  REQUIRE(wait_until([&] { return hostile.accept_all() > 0; }, 10s));
+  // A BASP header (CAF 0.17, network byte order): a direct message to actor
+  // 1 whose payload, it says, is 4 GiB.
+  std::array<unsigned char, 32> header{};
+  header[0] = 0x02;  // direct_message
+  for (int i = 0; i < 4; ++i)
+    header[4 + i] = 0xFF;
+  header[31] = 1;  // dest_actor
+  hostile.say(header.data(), header.size());
+  REQUIRE(wait_until([&] { return client->transport_counters().refused_frames.load() >= 1; }, 10s));
+  CHECK_FALSE(retrier.answered);
+  // The client goes on serving: a ping of a real node gets through.
+  auto server = start_node();
+  REQUIRE(server->spawn<Ponger>("ponger"));
+  Retrier fine;
+  REQUIRE(client->spawn<Probe>("fine", fine.setup(server->address_of("ponger"))));
+  CHECK(wait_until([&] { return fine.answered.load(); }, 30s));
 }
