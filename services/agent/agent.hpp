@@ -153,7 +153,11 @@ struct AgentConfig {
   // Containers. Null isolator: posix isolation scoped by work_dir.
   std::shared_ptr<Isolator> isolator;
   bool pid_namespace = false;  // each task is pid 1 of its own PID namespace
-  uint64_t executor_mem_headroom_bytes = uint64_t{32} << 20;
+  // Added to a container's memory limit for the executor itself: a
+  // `tessera executor` process (CAF, Cap'n Proto, its node) reaches about
+  // 30 MiB resident under load, and with 32 MiB a task asking for 1 MiB was
+  // killed for the executor's own memory (seen in the 200-client test).
+  uint64_t executor_mem_headroom_bytes = uint64_t{64} << 20;
   uint32_t container_pids_max = 4096;
   // How often usage is read to notice OOM kills and posix memory overuse.
   std::chrono::milliseconds container_monitor_interval_ms{1000};

@@ -47,15 +47,6 @@ CLI::Validator positive() {
       "POSITIVE");
 }
 
-// The runtime's own warnings (an undeliverable subscribe, say) would repeat
-// what the run prints in one clear line; keep them for --log-level or
-// TESSERA_LOG_LEVEL to ask for.
-void quiet_runtime_log(const CLI::App& sub) {
-  const auto* parent = sub.get_parent();
-  bool asked = parent && parent->get_option("--log-level")->count() > 0;
-  if (!asked && !std::getenv("TESSERA_LOG_LEVEL"))
-    set_log_level("error");
-}
 
 // "HOST:PORT" names the master actor on that node; a full address is taken as is.
 expected<Address> master_address(const std::string& text) {
@@ -63,7 +54,9 @@ expected<Address> master_address(const std::string& text) {
 }
 
 int run(const RunArgs& args, const CLI::App& sub) {
-  quiet_runtime_log(sub);
+  // The runtime's own warnings (an undeliverable subscribe, say) would
+  // repeat what the run prints in one clear line.
+  quiet_unless_asked(sub, "error");
   auto master = master_address(args.master);
   if (!master)
     return fail("run: bad --master '" + args.master + "': expected HOST:PORT");

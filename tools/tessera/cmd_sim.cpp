@@ -139,9 +139,13 @@ Command add_sim_command(CLI::App& app) {
   sub->add_option("--events", o->events, "Events printed before a seed's first violation")
       ->check(CLI::Range(size_t{1}, size_t{1'000'000}))
       ->capture_default_str();
-  return Command{sub, [o, seed, seeds] {
+  return Command{sub, [o, seed, seeds, sub] {
                    if (seed->count() == 0 && seeds->count() == 0)
                      return fail("sim: give --seed S or --seeds N");
+                   // A seed's faults make its nodes warn by the thousand (an
+                   // agent lost, a checkpoint refused); the simulation reports
+                   // what broke, with the events before it.
+                   quiet_unless_asked(*sub, "off");
                    return run_sim(*o, seed->count() > 0);
                  }};
 }

@@ -25,6 +25,10 @@ struct Command {
 // Prints "tessera: <message>" on stderr and returns 2.
 int fail(const std::string& message);
 
+// Sets the log level to level unless --log-level or TESSERA_LOG_LEVEL asked
+// for one: for commands that report what matters themselves.
+void quiet_unless_asked(const CLI::App& sub, const char* level);
+
 // The absolute path of the running `tessera` binary (for child processes).
 const std::string& self_path();
 

@@ -24,6 +24,13 @@ int fail(const std::string& message) {
   return 2;
 }
 
+void quiet_unless_asked(const CLI::App& sub, const char* level) {
+  const auto* parent = sub.get_parent();
+  bool asked = parent && parent->get_option("--log-level")->count() > 0;
+  if (!asked && !std::getenv("TESSERA_LOG_LEVEL"))
+    tessera::set_log_level(level);
+}
+
 const std::string& self_path() {
   static const std::string path = [] {
     char buf[PATH_MAX];
