@@ -47,7 +47,6 @@ CLI::Validator positive() {
       "POSITIVE");
 }
 
-
 // "HOST:PORT" names the master actor on that node; a full address is taken as is.
 expected<Address> master_address(const std::string& text) {
   return Address::parse(text.find('@') == std::string::npos ? "master@" + text : text);
