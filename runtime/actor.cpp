@@ -139,6 +139,7 @@ void Actor::run_guarded(const char* what, const std::function<void()>& fn) {
 // requests, timers) may refer back to this actor; dropping them when it exits
 // breaks those cycles so the actor's memory is freed.
 void Actor::on_exit() {
+  on_stopping();
   for (auto& [id, timer] : timers_)
     node_->clock().cancel(timer.key);
   handlers_.clear();

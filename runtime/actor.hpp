@@ -54,6 +54,10 @@ class Actor : public caf::event_based_actor {
  protected:
   // Called once the actor runs, before any message is handled.
   virtual void on_start() {}
+  // Called once as the actor exits, before its handlers and timers are
+  // dropped: release what holds a strong handle to this actor (a
+  // continuation kept in shared state), or the cycle keeps it alive.
+  virtual void on_stopping() {}
 
   // Registers the handler for messages of type T (replacing an earlier one).
   // A handler must not replace its own registration while it runs.

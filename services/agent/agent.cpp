@@ -116,6 +116,11 @@ bool AgentStopper::stop(bool drain) {
   return true;
 }
 
+void Agent::on_stopping() {
+  std::lock_guard<std::mutex> guard(checkpoint_health_->mu);
+  checkpoint_health_->report = nullptr;
+}
+
 void Agent::install_master_handlers() {
   on<wire::AgentRegistered>([this](const Received<wire::AgentRegistered>& m) {
     auto b = m.body();
