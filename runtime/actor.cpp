@@ -260,6 +260,13 @@ void Actor::accept(const Envelope& env) {
 
 // A handler that throws (a Cap'n Proto read past a limit, a bug) costs the
 // message, not the actor: it is counted and logged like any rejection.
+void Actor::redeliver(const Envelope& env) {
+  auto it = handlers_.find(env.type_id);
+  if (it == handlers_.end())
+    return;
+  guarded(env, [&] { it->second(env); });
+}
+
 void Actor::guarded(const Envelope& env, const std::function<void()>& fn) {
   if (auto what = catch_all(fn))
     node_->stats().reject(Reject::handler_error, env, address_, *what);

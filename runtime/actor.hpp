@@ -128,6 +128,10 @@ class Actor : public caf::event_based_actor {
 
   void stop() { quit(); }
 
+  // Hands a message this actor held back (request.envelope() of a message
+  // it could not serve yet) to its handler again, as if it arrived now.
+  void redeliver(const Envelope& env);
+
  private:
   // Senders learned from incoming messages, at most; a peer inventing sender
   // addresses must not grow this actor's tables without bound.

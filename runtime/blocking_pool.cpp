@@ -18,6 +18,8 @@ const char* to_string(Work work) {
       return "usage";
     case Work::probe:
       return "probe";
+    case Work::store:
+      return "store";
   }
   return "unknown";
 }
@@ -32,6 +34,8 @@ LaneLimits BlockingPool::default_limits(Work work) {
       return {2, 256};  // one periodic scan, and operators' usage requests
     case Work::probe:
       return {4, 1024};  // each bounded by its check's timeout
+    case Work::store:
+      return {1, 64};  // the registrar has one commit in flight
     case Work::general:
       break;
   }

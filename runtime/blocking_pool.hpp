@@ -14,6 +14,7 @@
 //   container  destroying containers (kills and waits for their processes)
 //   usage      reading containers' usage (/proc scans, cgroup files)
 //   probe      network health checks
+//   store      the master's registry commits (one at a time, in order)
 //
 // Limits: per lane, at most threads_max threads (started lazily, one per
 // queued job while below the cap) and queue_max jobs waiting; submit()
@@ -34,8 +35,8 @@
 
 namespace tessera {
 
-enum class Work : uint8_t { general, fetch, container, usage, probe };
-constexpr size_t work_classes = 5;
+enum class Work : uint8_t { general, fetch, container, usage, probe, store };
+constexpr size_t work_classes = 6;
 const char* to_string(Work work);
 
 struct LaneLimits {

@@ -43,6 +43,8 @@ const char* to_string(Errc code) {
       return "stopped";
     case Errc::overloaded:
       return "overloaded";
+    case Errc::conflict:
+      return "conflict";
   }
   return "unknown";
 }

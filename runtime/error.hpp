@@ -30,6 +30,7 @@ enum class Errc : uint8_t {
   invalid_argument,  // a caller passed something unusable
   stopped,           // the component is shutting down
   overloaded,        // a bounded queue is full: nothing was queued; try again later
+  conflict,          // a compare-and-set lost: another writer moved the state first
 };
 
 const char* to_string(Errc code);

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config git
   libcaf-dev libssl-dev
   capnproto libcapnp-dev
-  libuv1-dev
+  libuv1-dev libsqlite3-dev
   libcpp-httplib-dev libarchive-dev liburiparser-dev
   catch2
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev

@@ -13,6 +13,9 @@
 #include "services/common/resources.hpp"
 
 #include <capnp/common.capnp.h>
+#include <capnp/message.h>
+
+#include <memory>
 
 #include <random>
 #include <string>
@@ -65,5 +68,20 @@ inline std::string str(capnp::Data::Reader d) {
 inline capnp::Data::Reader data(const std::string& bytes) {
   return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size());
 }
+
+// A copy of a received struct that outlives its handler (a handler that
+// goes on once a registry write is durable). Copies share the message.
+template <class T>
+class Kept {
+ public:
+  explicit Kept(typename T::Reader from)
+      : message_(std::make_shared<capnp::MallocMessageBuilder>()) {
+    message_->setRoot(from);
+  }
+  typename T::Reader get() const { return message_->getRoot<T>().asReader(); }
+
+ private:
+  std::shared_ptr<capnp::MallocMessageBuilder> message_;
+};
 
 }  // namespace tessera

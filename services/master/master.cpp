@@ -13,14 +13,45 @@ namespace tessera {
 Master::Master(caf::actor_config& cfg, ActorInit init, MasterConfig config)
     : Actor(cfg, std::move(init)),
       config_(std::move(config)),
+      store_(config_.registry ? config_.registry : std::make_shared<MemoryStore>()),
       rng_(config_.seed ? config_.seed : std::random_device{}()) {
   run_id_ = hex(new_uuid_bytes(rng_).substr(0, 4));
-  on<wire::RegisterAgent>([this](const auto& m) { on_register_agent(m); });
-  on<wire::ReregisterAgent>([this](const auto& m) { on_reregister_agent(m); });
-  on<wire::StatusUpdate>([this](const auto& m) { on_status_update(m); });
-  on<wire::ExitedExecutor>([this](const auto& m) { on_exited_executor(m); });
-  on<wire::ExecutorToFramework>([this](const auto& m) { on_executor_message(m); });
-  on<wire::SchedulerCall>([this](const auto& m) { on_call(m); });
+  // Nothing is served before the registry is read (registrar.cpp): what
+  // comes meanwhile is held (bounded; beyond, dropped: peers retry) and
+  // handled once the master serves.
+  auto ready = [this](const auto& m) {
+    if (serving_)
+      return true;
+    if (held_.size() < config_.held_messages_max)
+      held_.push_back(m.envelope());
+    else
+      ++counters_.messages_before_recovery;
+    return false;
+  };
+  on<wire::RegisterAgent>([this, ready](const auto& m) {
+    if (ready(m))
+      on_register_agent(m);
+  });
+  on<wire::ReregisterAgent>([this, ready](const auto& m) {
+    if (ready(m))
+      on_reregister_agent(m.sender(), m.body());
+  });
+  on<wire::StatusUpdate>([this, ready](const auto& m) {
+    if (ready(m))
+      on_status_update(m);
+  });
+  on<wire::ExitedExecutor>([this, ready](const auto& m) {
+    if (ready(m))
+      on_exited_executor(m);
+  });
+  on<wire::ExecutorToFramework>([this, ready](const auto& m) {
+    if (ready(m))
+      on_executor_message(m);
+  });
+  on<wire::SchedulerCall>([this, ready](const auto& m) {
+    if (ready(m))
+      on_call(m);
+  });
   on<wire::AllocatorOffers>([this](const auto& m) { on_grants(m); });
   on_lost([this](const Address& who, const caf::error&) {
     if (auto a = agent_at_.find(who); a != agent_at_.end())
@@ -44,10 +75,9 @@ void Master::on_start() {
   }
   allocator_ = *spawned;
   watch(allocator_);
-  log().info("master {} started (run {})", me().to_string(), run_id_);
-  after(config_.agent_ping_interval, [this] { ping_agents(); });
-  after(config_.framework_heartbeat_interval, [this] { heartbeat(); });
-  after(config_.agent_reregister_timeout, [this] { end_recovery(); });
+  log().info("master {} started (run {}); reading the registry at {}", me().to_string(), run_id_,
+             store_->describe());
+  read_registry();
 }
 
 // -- registration -------------------------------------------------------------
@@ -94,15 +124,24 @@ void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
   entry.attributes = from_wire(info.getAttributes());
   entry.boot_id = boot;
   entry.registration_seq = m.body().getRegistrationSeq();
+  entry.state = AgentState::admitting;
   auto id = entry.id;
   agent_at_[entry.address] = id;
   auto& a = agents_.emplace(id, std::move(entry)).first->second;
   watch(a.address);
-  add_agent_to_allocator(a);
-  ++counters_.agents_registered;
-  log().info("master: registered agent {} at {} with {}", id, a.address.to_string(),
-             a.total.to_string());
-  send_registered(a, false);
+  // Admitted once recorded (as Mesos): a master that dies meanwhile never
+  // answered, and the agent registers again with the next one.
+  persist(agent_changes(a, RegistryAgent::State::admitted), [this, id] {
+    auto* admitted = agent(id);
+    if (!admitted || admitted->state != AgentState::admitting)
+      return;
+    admitted->state = AgentState::registered;
+    add_agent_to_allocator(*admitted);
+    ++counters_.agents_registered;
+    log().info("master: registered agent {} at {} with {}", id, admitted->address.to_string(),
+               admitted->total.to_string());
+    send_registered(*admitted, false);
+  });
 }
 
 void Master::send_registered(const AgentEntry& a, bool reregistered) {
@@ -123,6 +162,27 @@ void Master::send_registered(const AgentEntry& a, bool reregistered) {
 }
 
 void Master::answer_again(AgentEntry& a, bool reregistered) {
+  if (a.state == AgentState::admitting || a.state == AgentState::removing ||
+      agents_writing_.count(a.id)) {
+    // Answered once its record is written.
+    ++counters_.registrations_while_writing;
+    return;
+  }
+  if (a.state != AgentState::registered) {
+    auto rec = agent_records_.find(a.id);
+    if (rec == agent_records_.end() || rec->second.state != RegistryAgent::State::admitted) {
+      // Back after it was recorded unreachable: recorded back first.
+      auto id = a.id;
+      ++agents_writing_[id];
+      persist(agent_changes(a, RegistryAgent::State::admitted), [this, id, reregistered] {
+        if (--agents_writing_[id] == 0)
+          agents_writing_.erase(id);
+        if (auto* back = agent(id))
+          answer_again(*back, reregistered);
+      });
+      return;
+    }
+  }
   ++counters_.agents_duplicate_registrations;
   log().debug("master: agent {} at {} retried its {}registration; answered again", a.id,
               a.address.to_string(), reregistered ? "re" : "");
@@ -155,16 +215,21 @@ void Master::retire_boot(const std::string& boot) {
   }
 }
 
-void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
-  auto body = m.body();
+void Master::on_reregister_agent(const Address& sender, wire::ReregisterAgent::Reader body) {
   auto info = body.getAgentInfo();
   auto id = str(info.getAgentId());
   auto boot = str(body.getBootId());
   auto seq = body.getRegistrationSeq();
   auto total = from_wire(info.getResources());
-  if (id.empty() || !total) {
+  if (id.empty() || id.size() > registry_id_bytes_max || !total) {
     ++counters_.invalid_calls;
-    log().warn("master: bad reregistration from {}", m.sender().to_string());
+    log().warn("master: bad reregistration from {}", sender.to_string());
+    return;
+  }
+  if (agents_writing_.count(id)) {
+    // Its record is being written (admitted, unreachable or removed): the
+    // agent retries, and is answered by what the registry then says.
+    ++counters_.registrations_while_writing;
     return;
   }
   if (!boot.empty() && retired(boot)) {
@@ -179,13 +244,13 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
     auto reason = "agent id " + id + " was removed by the master (" + gone->second +
                   "); kill its tasks, discard its checkpoints and register as a new agent";
     log().info("master: agent {} at {} reregisters after its removal; shutting it down", id,
-               m.sender().to_string());
-    send(m.sender(),
+               sender.to_string());
+    send(sender,
          build<wire::ShutdownAgent>([&](wire::ShutdownAgent::Builder b) { b.setReason(reason); }));
     return;
   }
   auto* a = agent(id);
-  if (a && !boot.empty() && a->boot_id == boot && a->address == m.sender()) {
+  if (a && !boot.empty() && a->boot_id == boot && a->address == sender) {
     // The same agent process: order its episodes. Its task list is as old
     // as its episode; RunTasks sent since the episode was processed would
     // look lost in it.
@@ -198,17 +263,60 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
     if (seq == a->registration_seq)
       return answer_again(*a, true);
   }
+  // A new episode. Recorded admitted first when the registry does not hold
+  // it so; tasks told lost that the agent no longer has are forgotten.
+  std::vector<RegistryChange> changes;
+  auto rec = agent_records_.find(id);
+  if (rec == agent_records_.end() || rec->second.state != RegistryAgent::State::admitted) {
+    RegistryAgent r;
+    r.id = id;
+    r.hostname = str(info.getHostname());
+    r.address = sender.to_string();
+    r.since_ns = now().time_since_epoch().count();
+    agent_records_[id] = r;
+    changes.push_back(agent_record(r));
+  }
+  if (auto ended = ended_.find(id); ended != ended_.end()) {
+    std::set<TaskKey> reported;
+    for (auto t : body.getTasks())
+      reported.emplace(str(t.getFrameworkId()), str(t.getTask().getTaskId()));
+    for (auto it = ended->second.begin(); it != ended->second.end();) {
+      if (reported.count(*it)) {
+        ++it;
+        continue;
+      }
+      changes.push_back(ended_removal(id, *it));
+      it = ended->second.erase(it);
+    }
+  }
+  recovered_agents_.erase(id);
+  if (changes.empty())
+    return admit_reregistered(sender, body);
+  ++agents_writing_[id];
+  persist(std::move(changes), [this, id, sender, kept = Kept<wire::ReregisterAgent>(body)] {
+    if (--agents_writing_[id] == 0)
+      agents_writing_.erase(id);
+    on_reregister_agent(sender, kept.get());
+  });
+}
+
+void Master::admit_reregistered(const Address& sender, wire::ReregisterAgent::Reader body) {
+  auto info = body.getAgentInfo();
+  auto id = str(info.getAgentId());
+  auto boot = str(body.getBootId());
+  auto seq = body.getRegistrationSeq();
+  auto total = from_wire(info.getResources());
   // Another agent registered from this address restarted as this one.
-  if (auto old = agent_at_.find(m.sender()); old != agent_at_.end() && old->second != id)
+  if (auto old = agent_at_.find(sender); old != agent_at_.end() && old->second != id)
     if (auto* entry = agent(old->second)) {
       retire_boot(entry->boot_id);
       remove_agent(*entry, Reason::AGENT_RESTARTED, "agent restarted as " + id);
     }
-  a = agent(id);
+  auto* a = agent(id);
   if (!a) {
     if (agents_.size() >= config_.agents_max) {
       ++counters_.invalid_calls;
-      log().warn("master: refusing agent {} at {}: {} agents already", id, m.sender().to_string(),
+      log().warn("master: refusing agent {} at {}: {} agents already", id, sender.to_string(),
                  agents_.size());
       return;
     }
@@ -223,11 +331,11 @@ void Master::on_reregister_agent(const Received<wire::ReregisterAgent>& m) {
     retire_boot(a->boot_id);  // the agent restarted (and recovered)
   a->boot_id = boot;
   a->registration_seq = seq;
-  if (a->address != m.sender()) {
+  if (a->address != sender) {
     agent_at_.erase(a->address);
     unwatch(a->address);
   }
-  a->address = m.sender();
+  a->address = sender;
   agent_at_[a->address] = id;
   a->hostname = str(info.getHostname());
   a->total = std::move(*total);
@@ -404,6 +512,9 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
   auto known = fw->tasks.find(tid);
   bool told_ended = known != fw->tasks.end() ? known->second.state == State::LOST
                                              : recently_completed({fid, tid});
+  // Told lost while its agent was away, by this master or one before it.
+  if (auto ended = ended_.find(agent.id); ended != ended_.end() && ended->second.count({fid, tid}))
+    told_ended = true;
   if (told_ended) {
     // The framework was told this task ended (lost, or gone from an agent
     // that reregistered without it) and may have replaced it; as Mesos, a
@@ -498,7 +609,8 @@ void Master::ping_agents() {
   if (audit)
     next_audit_ = now() + config_.agent_task_audit_interval;
   for (auto& [id, a] : agents_) {
-    if (a.state == AgentState::unreachable || a.ping_outstanding)
+    if ((a.state != AgentState::registered && a.state != AgentState::disconnected) ||
+        a.ping_outstanding)
       continue;
     a.ping_outstanding = true;
     auto seq = ++ping_seq_;
@@ -583,7 +695,7 @@ void Master::on_ping_failed(const AgentId& id) {
   if (!a)
     return;
   a->ping_outstanding = false;
-  if (a->state == AgentState::unreachable)
+  if (a->state != AgentState::registered && a->state != AgentState::disconnected)
     return;
   if (++a->pings_missed >= config_.agent_pings_missed_max)
     mark_unreachable(*a);
@@ -605,6 +717,35 @@ void Master::mark_unreachable(AgentEntry& a) {
   ++counters_.agents_unreachable;
   a.state = AgentState::unreachable;
   remove_agent_from_allocator(a);
+  // Recorded before anyone is told: the agent unreachable, and each task
+  // whose framework will hear TASK_LOST, so that whichever master sees the
+  // agent again kills those tasks instead of adopting them.
+  auto changes = agent_changes(a, RegistryAgent::State::unreachable);
+  auto& ended = ended_[a.id];
+  for (auto& key : a.tasks) {
+    auto* fw = framework(key.first);
+    if (!fw || fw->partition_aware())
+      continue;
+    auto it = fw->tasks.find(key.second);
+    if (it == fw->tasks.end() || is_terminal(it->second.state))
+      continue;
+    if (ended.insert(key).second)
+      changes.push_back(ended_record(a.id, key));
+  }
+  auto id = a.id;
+  ++agents_writing_[id];
+  persist(std::move(changes), [this, id] {
+    if (--agents_writing_[id] == 0)
+      agents_writing_.erase(id);
+    report_unreachable(id);
+  });
+}
+
+void Master::report_unreachable(const AgentId& id) {
+  auto* found = agent(id);
+  if (!found || found->state != AgentState::unreachable)
+    return;
+  auto& a = *found;
   for (auto& key : std::set<TaskKey>(a.tasks)) {
     auto* fw = framework(key.first);
     if (!fw)
@@ -633,8 +774,34 @@ void Master::mark_unreachable(AgentEntry& a) {
 }
 
 void Master::remove_agent(AgentEntry& a, Reason reason, const std::string& why) {
+  if (a.state == AgentState::removing)
+    return;
   log().info("master: removing agent {}: {}", a.id, why);
   remove_agent_from_allocator(a);
+  if (a.removal_timer) {
+    cancel(a.removal_timer);
+    a.removal_timer = 0;
+  }
+  // Out of reach at once (its address may register anew meanwhile); its
+  // tasks are reported gone once the removal is recorded.
+  a.state = AgentState::removing;
+  if (auto at = agent_at_.find(a.address); at != agent_at_.end() && at->second == a.id)
+    agent_at_.erase(at);
+  unwatch(a.address);
+  auto id = a.id;
+  ++agents_writing_[id];
+  persist(agent_changes(a, RegistryAgent::State::removed, why), [this, id, reason, why] {
+    if (--agents_writing_[id] == 0)
+      agents_writing_.erase(id);
+    removed_agent(id, reason, why);
+  });
+}
+
+void Master::removed_agent(const AgentId& id, Reason reason, const std::string& why) {
+  auto* found = agent(id);
+  if (!found)
+    return;
+  auto& a = *found;
   for (auto& key : std::set<TaskKey>(a.tasks)) {
     auto* fw = framework(key.first);
     if (!fw)
@@ -650,19 +817,22 @@ void Master::remove_agent(AgentEntry& a, Reason reason, const std::string& why) 
     }
     complete_task(*fw, key.second);
   }
-  if (a.removal_timer)
-    cancel(a.removal_timer);
   ++counters_.agents_removed;
+  std::vector<RegistryChange> forget;
   if (removed_agents_.emplace(a.id, why).second) {
     removed_agents_order_.push_back(a.id);
     while (removed_agents_order_.size() > config_.removed_agents_max) {
-      removed_agents_.erase(removed_agents_order_.front());
+      // The oldest removal is forgotten here and in the registry.
+      auto& oldest = removed_agents_order_.front();
+      removed_agents_.erase(oldest);
+      agent_records_.erase(oldest);
+      forget.push_back(agent_removal(oldest));
       removed_agents_order_.pop_front();
     }
   }
-  agent_at_.erase(a.address);
-  unwatch(a.address);
   agents_.erase(a.id);  // a is gone from here on
+  if (!forget.empty())
+    persist(std::move(forget), [] {});
 }
 
 // -- agent messages -------------------------------------------------------------
@@ -670,7 +840,7 @@ void Master::remove_agent(AgentEntry& a, Reason reason, const std::string& why) 
 Master::AgentEntry* Master::agent_at(const Address& sender, const char* what) {
   auto it = agent_at_.find(sender);
   AgentEntry* a = it == agent_at_.end() ? nullptr : agent(it->second);
-  if (!a || a->state == AgentState::unreachable) {
+  if (!a || (a->state != AgentState::registered && a->state != AgentState::disconnected)) {
     // Unknown: this master restarted and the agent has not reregistered yet
     // (it will, and resend), or the sender is not an agent at all.
     ++counters_.invalid_calls;
@@ -825,7 +995,9 @@ void Master::recover(const FrameworkId& fw, const AgentId& agent, const std::str
 }
 
 std::string Master::next_id(char kind) {
-  return run_id_ + "-" + kind + std::to_string(next_id_++);
+  // The epoch makes ids unique across master runs that share a registry
+  // (and a seed, in tests).
+  return run_id_ + "-" + std::to_string(epoch_) + "-" + kind + std::to_string(next_id_++);
 }
 
 Master::FrameworkEntry* Master::framework(const FrameworkId& id) {

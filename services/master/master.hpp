@@ -51,20 +51,33 @@
 // placed on; a kill of a task whose agent is away is remembered and sent
 // when the agent reregisters.
 //
-// The master keeps no durable state of its own yet (no registry): after a
-// restart it knows what reregistering agents and resubscribing frameworks
-// tell it.
+// Registry (services/registry, policy in registrar.cpp): what must outlive
+// a master run is written to a RegistryStore before the master acts on it,
+// as Mesos's registrar: an agent is admitted, marked unreachable or removed,
+// a framework admitted or removed, and a task's TASK_LOST told while its
+// agent is away, only once recorded. Commits go one at a time, batched, on
+// the blocking pool's store lane; the handler that needs one goes on when it
+// is durable (registration retries meanwhile are dropped: the peer retries).
+// A failed commit stops the master: it must not act on what it cannot
+// record. A master that starts reads the registry before it serves anything
+// (messages before then are dropped and counted): removed agents stay
+// removed, known frameworks keep their ids, agents that do not reregister
+// within agent_reregister_timeout are marked unreachable, and a task told
+// lost is killed, never adopted, when its agent comes back to any master.
 
 #include "runtime/actor.hpp"
 #include "services/allocator/allocator_actor.hpp"
 #include "services/common/resources.hpp"
 #include "services/common/wire.hpp"
+#include "services/registry/registry.hpp"
 
 #include <capnp/agent.capnp.h>
 #include <capnp/allocator.capnp.h>
 #include <capnp/scheduler.capnp.h>
 
 #include <deque>
+#include <functional>
+#include <memory>
 #include <map>
 #include <optional>
 #include <random>
@@ -77,6 +90,13 @@ namespace tessera {
 
 struct MasterConfig {
   AllocatorConfig allocator;
+  // Where the registry lives; null: a MemoryStore of the master's own, so
+  // nothing outlives the actor (tests that do not restart masters).
+  std::shared_ptr<RegistryStore> registry;
+  // Changes per registry commit (batches of several handlers' changes).
+  size_t registry_changes_per_commit_max = 10'000;
+  // Messages held while the registry is read, handled once it is.
+  size_t held_messages_max = 100'000;
   Duration allocation_interval = std::chrono::seconds(1);
   // An offer not used within this long is rescinded; zero: never.
   Duration offer_timeout = Duration::zero();
@@ -135,6 +155,10 @@ struct MasterCounters {
   uint64_t kills_deferred = 0;                   // remembered until the task's agent is back
   uint64_t reconciliations_deferred = 0;         // answered once the task's agent is back
   uint64_t tasks_lost_launches = 0;              // STAGING tasks their agent's audit did not know
+  uint64_t registry_commits = 0;
+  uint64_t registry_changes = 0;
+  uint64_t messages_before_recovery = 0;     // dropped: too many held before the registry was read
+  uint64_t registrations_while_writing = 0;  // dropped while that agent's record was written
 };
 
 // A read-only copy of the master's books (Master::view()).
@@ -171,6 +195,9 @@ class Master : public Actor {
   // Whether this master sent the framework a terminal state for the task
   // (it holds the task ended, or completed it). Same rules as view().
   bool told_ended(const std::string& framework_id, const std::string& task_id) const;
+  // Whether the master has read its registry and serves messages.
+  bool serving() const { return serving_; }
+  const MasterCounters& counters() const { return counters_; }
 
  protected:
   void on_start() override;
@@ -230,7 +257,9 @@ class Master : public Actor {
     }
   };
 
-  enum class AgentState { registered, disconnected, unreachable };
+  // admitting: its record is being written (nothing answered yet);
+  // removing: its removal is being written (its tasks not yet reported).
+  enum class AgentState { admitting, registered, disconnected, unreachable, removing };
 
   struct AgentEntry {
     AgentId id;
@@ -268,9 +297,38 @@ class Master : public Actor {
     State state;
   };
 
+  // -- registry (registrar.cpp) ---------------------------------------------
+  void read_registry();
+  // Runs a store operation off this actor's thread; its continuation runs
+  // here. False when it could not be queued.
+  bool on_store(std::function<std::function<void()>()> work);
+  void recover(RegistryState state);
+  // Queues changes for the registry; then runs once they are durable (in
+  // the order persist was called). Empty changes still wait their turn.
+  void persist(std::vector<RegistryChange> changes, std::function<void()> then);
+  void commit_next();
+  void committed(const std::vector<std::function<void()>>& thens);
+  void registry_failed(const caf::error& err);
+  void start_serving();
+  // Registry changes that record agent a in state s (and, removed, drop
+  // what is kept of it).
+  std::vector<RegistryChange> agent_changes(const AgentEntry& a, RegistryAgent::State s,
+                                            const std::string& reason = {});
+  // Whether the registry holds agent id as unreachable (told lost) or
+  // admitted but not back since this master started.
+  bool away_in_registry(const AgentId& id) const;
+  // Sends the framework a terminal update for a task this master does not
+  // know on agent aid; a TASK_LOST for an agent that may come back is
+  // recorded first (registry ended/), so that agent's copy is killed.
+  void answer_unknown(const FrameworkEntry& fw, const TaskId& tid, const AgentId& aid, State state,
+                      Reason reason, const std::string& message);
+  RegistryFramework framework_record_of(const FrameworkEntry& fw) const;
+
   // -- agents (master.cpp) --------------------------------------------------
   void on_register_agent(const Received<wire::RegisterAgent>& m);
-  void on_reregister_agent(const Received<wire::ReregisterAgent>& m);
+  void on_reregister_agent(const Address& sender, wire::ReregisterAgent::Reader body);
+  // The part of a reregistration that acts, once the registry has it.
+  void admit_reregistered(const Address& sender, wire::ReregisterAgent::Reader body);
   // A retry of a registration already processed: answered, nothing changes.
   void answer_again(AgentEntry& agent, bool reregistered);
   void send_registered(const AgentEntry& agent, bool reregistered);
@@ -308,10 +366,19 @@ class Master : public Actor {
   void agent_disconnected(AgentEntry& agent);
   void mark_unreachable(AgentEntry& agent);
   void remove_agent(AgentEntry& agent, Reason reason, const std::string& why);
+  // The removal itself, once recorded.
+  void removed_agent(const AgentId& id, Reason reason, const std::string& why);
+  // Reports the agent's tasks lost or unreachable, once recorded.
+  void report_unreachable(const AgentId& id);
 
   // -- frameworks (scheduler_calls.cpp) -------------------------------------
   void on_call(const Received<wire::SchedulerCall>& m);
   void subscribe(const Address& from, wire::SchedulerCall::Subscribe::Reader s);
+  // The part of a subscribe that acts, once the registry has the framework.
+  void admit_framework(const Address& from, wire::SchedulerCall::Subscribe::Reader s,
+                       FrameworkId fid);
+  // The removal itself, once recorded.
+  void removed_framework(const FrameworkId& id, const std::string& why);
   void accept(FrameworkEntry& fw, wire::SchedulerCall::Accept::Reader a);
   void decline(FrameworkEntry& fw, capnp::List<capnp::Text>::Reader offer_ids, double refuse_s);
   void kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k);
@@ -378,6 +445,31 @@ class Master : public Actor {
   }
 
   MasterConfig config_;
+  std::shared_ptr<RegistryStore> store_;
+  bool serving_ = false;
+  std::vector<Envelope> held_;  // before serving
+  uint64_t registry_version_ = 0;
+  uint64_t epoch_ = 0;
+  struct PendingWrite {
+    std::vector<RegistryChange> changes;
+    std::function<void()> then;
+  };
+  std::deque<PendingWrite> pending_writes_;
+  bool committing_ = false;
+  // The registry as committed or queued: records of agents (every state)
+  // and frameworks, and the tasks told lost while their agent was away.
+  std::unordered_map<AgentId, RegistryAgent> agent_records_;
+  std::unordered_map<AgentId, std::set<TaskKey>> ended_;
+  std::unordered_map<FrameworkId, RegistryFramework> framework_records_;
+  // Agents the registry admitted that have not reregistered since this
+  // master started; marked unreachable when the window closes.
+  std::set<AgentId> recovered_agents_;
+  // Agents whose record is being written: their registrations are dropped.
+  std::unordered_map<AgentId, uint32_t> agents_writing_;
+  // Subscriptions (or framework ids) being written, their framework id.
+  std::unordered_map<std::string, FrameworkId> subscribing_;
+  std::set<FrameworkId> frameworks_removing_;
+  uint64_t removal_order_ = 1;
   std::mt19937_64 rng_;
   std::string run_id_;  // prefix of every id this master run makes
   uint64_t next_id_ = 1;

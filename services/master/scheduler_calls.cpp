@@ -30,6 +30,8 @@ void Master::on_call(const Received<wire::SchedulerCall>& m) {
   if (call.isSubscribe())
     return subscribe(m.sender(), call.getSubscribe());
   auto fid = str(call.getFrameworkId());
+  if (frameworks_removing_.count(fid))
+    return;  // being removed: nothing it asks is done any more
   auto* fw = framework(fid);
   if (!fw || !fw->connected || fw->address != m.sender())
     return refuse_call(m.sender(),
@@ -103,10 +105,17 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
       ++counters_.frameworks_duplicate_subscribes;
       log().info("master: subscribe retried from {}; it is framework {}", from.to_string(), fid);
     }
+  if (fid.size() > registry_id_bytes_max)
+    return refuse_call(
+        from, "framework id longer than " + std::to_string(registry_id_bytes_max) + " bytes");
   if (!fid.empty() && removed(fid))
     return refuse_call(from, "framework " + fid + " has been removed");
   if (info.getFailoverTimeoutNs() < 0)
     return refuse_call(from, "negative failover timeout");
+  // A subscribe whose record is being written (or the framework's removal):
+  // the retry is answered by what the registry then says.
+  if (subscribing_.count(fid.empty() ? subscription : fid) || frameworks_removing_.count(fid))
+    return;
 
   FrameworkEntry* fw = fid.empty() ? nullptr : framework(fid);
   bool fresh = fw == nullptr;
@@ -115,11 +124,53 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
   // framework's allocations; a later issue.)
   if (!fresh && fw->roles != roles)
     return refuse_call(from, "a framework cannot change its roles on resubscribe yet");
+  if (fresh && frameworks_.size() >= config_.frameworks_max)
+    return refuse_call(from, "too many frameworks");
+  if (fid.empty())
+    fid = next_id('F');
+  // Recorded (new, or with new info) before it is answered.
+  RegistryFramework record;
+  record.id = fid;
+  record.name = str(info.getName());
+  record.user = str(info.getUser());
+  record.principal = str(info.getPrincipal());
+  record.roles = roles;
+  record.failover_timeout_ns = info.getFailoverTimeoutNs();
+  for (auto c : info.getCapabilities())
+    record.capabilities.push_back(c);
+  auto known = framework_records_.find(fid);
+  if (known == framework_records_.end() || !(known->second == record)) {
+    auto key = str(info.getFrameworkId()).empty() && !subscription.empty() ? subscription : fid;
+    subscribing_[key] = fid;
+    framework_records_[fid] = record;
+    persist({framework_record(record)},
+            [this, from, key, fid, kept = Kept<wire::SchedulerCall::Subscribe>(s)] {
+              subscribing_.erase(key);
+              admit_framework(from, kept.get(), fid);
+            });
+    return;
+  }
+  admit_framework(from, s, fid);
+}
+
+void Master::admit_framework(const Address& from, wire::SchedulerCall::Subscribe::Reader s,
+                             FrameworkId fid) {
+  auto info = s.getFrameworkInfo();
+  auto subscription = str(s.getSubscriptionId());
+  std::vector<std::string> roles;
+  for (auto r : info.getRoles())
+    roles.push_back(str(r));
+  if (roles.empty())
+    roles.push_back(std::string(any_role));
+  if (removed(fid))
+    return refuse_call(from, "framework " + fid + " has been removed");
+  FrameworkEntry* fw = framework(fid);
+  bool fresh = fw == nullptr;
+  if (!fresh && fw->roles != roles)
+    return refuse_call(from, "a framework cannot change its roles on resubscribe yet");
   if (fresh) {
     if (frameworks_.size() >= config_.frameworks_max)
       return refuse_call(from, "too many frameworks");
-    if (fid.empty())
-      fid = next_id('F');
     fw = &frameworks_.emplace(fid, FrameworkEntry{}).first->second;
     fw->id = fid;
   } else if (fw->address && *fw->address != from) {
@@ -216,6 +267,24 @@ void Master::framework_disconnected(FrameworkEntry& fw) {
 
 void Master::remove_framework(const FrameworkId& id, const std::string& why) {
   auto* fw = framework(id);
+  if (!fw || frameworks_removing_.count(id))
+    return;
+  // Recorded removed before its tasks are killed: no later master lets it
+  // back. Its calls are ignored meanwhile.
+  frameworks_removing_.insert(id);
+  auto record = framework_record_of(*fw);
+  record.removed = true;
+  record.reason = why;
+  record.order = removal_order_++;
+  framework_records_[id] = record;
+  persist({framework_record(record)}, [this, id, why] {
+    frameworks_removing_.erase(id);
+    removed_framework(id, why);
+  });
+}
+
+void Master::removed_framework(const FrameworkId& id, const std::string& why) {
+  auto* fw = framework(id);
   if (!fw)
     return;
   log().info("master: removing framework {}: {}", id, why);
@@ -264,10 +333,17 @@ void Master::remove_framework(const FrameworkId& id, const std::string& why) {
   frameworks_.erase(id);
   removed_frameworks_.insert(id);
   removed_order_.push_back(id);
+  std::vector<RegistryChange> forget;
   while (removed_order_.size() > config_.removed_frameworks_max) {
-    removed_frameworks_.erase(removed_order_.front());
+    // The oldest removal is forgotten here and in the registry.
+    auto& oldest = removed_order_.front();
+    removed_frameworks_.erase(oldest);
+    framework_records_.erase(oldest);
+    forget.push_back(framework_removal(oldest));
     removed_order_.pop_front();
   }
+  if (!forget.empty())
+    persist(std::move(forget), [] {});
 }
 
 void Master::heartbeat() {
@@ -304,8 +380,8 @@ void Master::kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k) {
       return;
     }
     // Mesos: an unknown task is reported so the framework can stop asking.
-    return send_master_update(fw, tid, aid, fw.partition_aware() ? State::UNKNOWN : State::LOST,
-                              Reason::TASK_UNKNOWN, "kill of an unknown task");
+    return answer_unknown(fw, tid, aid, *unknown_task_state(fw, aid), Reason::TASK_UNKNOWN,
+                          "kill of an unknown task");
   }
   auto& task = it->second;
   if (is_terminal(task.state))
@@ -379,7 +455,7 @@ void Master::reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reade
       defer_reconciliation(fw, tid, aid);
       continue;
     }
-    send_master_update(fw, tid, aid, *state, Reason::RECONCILIATION, "");
+    answer_unknown(fw, tid, aid, *state, Reason::RECONCILIATION, "");
   }
 }
 
@@ -391,6 +467,10 @@ std::optional<Master::State> Master::unknown_task_state(const FrameworkEntry& fw
   const AgentEntry* a = it == agents_.end() ? nullptr : &it->second;
   if (a && a->state == AgentState::unreachable)
     return fw.partition_aware() ? State::UNREACHABLE : State::LOST;
+  if (!a && !aid.empty())
+    if (auto r = agent_records_.find(aid);
+        r != agent_records_.end() && r->second.state == RegistryAgent::State::unreachable)
+      return fw.partition_aware() ? State::UNREACHABLE : State::LOST;
   if (!aid.empty() && removed_agents_.count(aid))
     return fw.partition_aware() ? State::GONE : State::LOST;
   // While recovering, the agent named, if this master has not heard from it
@@ -460,14 +540,26 @@ void Master::end_recovery() {
       return fw.partition_aware() ? State::UNKNOWN : State::LOST;
     return fw.partition_aware() ? State::UNREACHABLE : State::LOST;
   };
+  std::vector<RegistryChange> changes;
+  for (auto& id : recovered_agents_) {
+    auto& r = agent_records_[id];
+    r.state = RegistryAgent::State::unreachable;
+    r.since_ns = now().time_since_epoch().count();
+    changes.push_back(agent_record(r));
+  }
+  if (!recovered_agents_.empty())
+    log().warn("master: {} agent(s) of the registry did not reregister; marked unreachable",
+               recovered_agents_.size());
+  recovered_agents_.clear();
+  persist(std::move(changes), [] {});
   for (auto& [key, aid] : deferred_reconciliations_)
     if (auto* fw = framework(key.first))
-      send_master_update(*fw, key.second, aid, state_for(*fw, aid), Reason::RECONCILIATION,
-                         "agent did not reregister within the reregistration timeout");
+      answer_unknown(*fw, key.second, aid, state_for(*fw, aid), Reason::RECONCILIATION,
+                     "agent did not reregister within the reregistration timeout");
   for (auto& [key, kill] : deferred_kills_)
     if (auto* fw = framework(key.first))
-      send_master_update(*fw, key.second, kill.first, state_for(*fw, kill.first),
-                         Reason::TASK_UNKNOWN, "kill of an unknown task");
+      answer_unknown(*fw, key.second, kill.first, state_for(*fw, kill.first), Reason::TASK_UNKNOWN,
+                     "kill of an unknown task");
   deferred_reconciliations_.clear();
   deferred_kills_.clear();
 }

@@ -118,6 +118,9 @@ class Run {
   std::shared_ptr<NullIsolator> isolator_ = std::make_shared<NullIsolator>();
   // One per agent: outlives the agent's crashes (its checkpoints).
   std::vector<std::shared_ptr<MemoryDisk>> disks_;
+  // The master's registry: outlives the master's crashes (each commit is
+  // durable once the master's handler that made it returns).
+  std::shared_ptr<MemoryStore> registry_ = std::make_shared<MemoryStore>();
   void fill_disk(size_t i);
   void free_disk(size_t i);
   std::shared_ptr<World> world_ref_;
@@ -151,6 +154,7 @@ AllocatorActor* Run::allocator() {
 
 void Run::start_master() {
   MasterConfig mc;
+  mc.registry = registry_;
   mc.seed = config_.seed * 31 + ++restarts_;
   mc.allocation_interval = 1s;
   mc.offer_timeout = 30s;

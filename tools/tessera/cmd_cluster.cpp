@@ -7,6 +7,7 @@
 #include "tools/tessera/endpoints.hpp"
 
 #include <cstdio>
+#include <filesystem>
 #include <cstdlib>
 #include <memory>
 
@@ -47,6 +48,17 @@ int run_cluster(const ClusterOptions& o) {
   } else {
     config.work_dir = o.work_dir;
   }
+  // The master's registry: beside the agents' directories, so a cluster
+  // started again on the same --work-dir remembers its agents and frameworks.
+  auto master_dir = std::filesystem::path(config.work_dir) / "master";
+  std::error_code ec;
+  std::filesystem::create_directories(master_dir, ec);
+  if (ec)
+    return fail("cannot create " + master_dir.string() + ": " + ec.message());
+  auto store = make_store("sqlite", master_dir.string());
+  if (!store)
+    return fail(what(store.error()));
+  config.master.registry = *store;
   config.master.allocation_interval = seconds(o.allocation_interval_s);
   config.master.offer_timeout = seconds(o.offer_timeout_s);
   if (o.process_executors) {

@@ -18,6 +18,7 @@ struct MasterOptions {
   std::string listen = "127.0.0.1:5050";
   std::string advertise;
   std::string work_dir;
+  std::string registry = "sqlite";
   double allocation_interval_s = 1.0;
   double offer_timeout_s = 0;
   double agent_ping_interval_s = 5.0;
@@ -42,12 +43,16 @@ int run_master(const MasterOptions& o) {
     return fail("--work-dir " + o.work_dir + ": " + ec.message());
   if (!endpoints->warning.empty())
     std::fprintf(stderr, "tessera: master: warning: %s\n", endpoints->warning.c_str());
+  auto store = make_store(o.registry, o.work_dir);
+  if (!store)
+    return fail(what(store.error()));
   NodeConfig nc;
   apply(*endpoints, nc);
   auto node = Node::start(nc);
   if (!node)
     return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
   MasterConfig mc;
+  mc.registry = *store;
   mc.allocator.sorter = o.sorter;
   mc.allocation_interval = seconds(o.allocation_interval_s);
   mc.offer_timeout = seconds(o.offer_timeout_s);
@@ -63,11 +68,15 @@ int run_master(const MasterOptions& o) {
   if (!master)
     return fail("cannot start the master: " + describe(master.error()));
   auto bound = nc.host.find(':') == std::string::npos ? nc.host : "[" + nc.host + "]";
-  std::printf("tessera master listening on %s (bound to %s:%u; work dir %s)\n",
-              master->to_string().c_str(), bound.c_str(), (*node)->bound_port(),
-              o.work_dir.c_str());
+  std::printf("tessera master listening on %s (bound to %s:%u; work dir %s; registry %s)\n",
+              master->to_string().c_str(), bound.c_str(), (*node)->bound_port(), o.work_dir.c_str(),
+              mc.registry->describe().c_str());
   std::fflush(stdout);
-  int sig = wait_for_stop_signal();
+  int sig = wait_for_stop_signal([&] { return bool((*node)->lookup_local("master")); });
+  if (sig == 0) {
+    (*node)->stop();
+    return fail("the master stopped by itself (its log says why)");
+  }
   log().info("master: stopping on signal {}", sig);
   (*node)->stop();
   return 0;
@@ -84,6 +93,10 @@ Command add_master_command(CLI::App& app) {
       ->capture_default_str();
   add_advertise_flag(sub, o->advertise);
   sub->add_option("--work-dir", o->work_dir, "Directory for the master's state")->required();
+  sub->add_option("--registry", o->registry,
+                  "Where the master records what must outlive it: sqlite (registry.db in "
+                  "--work-dir), sqlite:PATH, or memory (nothing survives a restart)")
+      ->capture_default_str();
   add_allocation_flags(sub, o->allocation_interval_s, o->offer_timeout_s);
   sub->add_option("--agent-ping-interval", o->agent_ping_interval_s, "Seconds between agent pings")
       ->check(CLI::Range(0.001, 3600.0))

@@ -54,6 +54,9 @@ std::optional<HostPort> parse_host_port(const std::string& text);
 void block_stop_signals();
 // Waits for SIGINT or SIGTERM; returns the signal.
 int wait_for_stop_signal();
+// The same, returning 0 as soon as still_running() (asked every 200 ms) says
+// the service stopped by itself.
+int wait_for_stop_signal(const std::function<bool()>& still_running);
 
 Command add_master_command(CLI::App& app);
 Command add_agent_command(CLI::App& app);

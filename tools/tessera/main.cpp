@@ -90,6 +90,21 @@ int wait_for_stop_signal() {
   return sig;
 }
 
+int wait_for_stop_signal(const std::function<bool()>& still_running) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  timespec poll{0, 200'000'000};
+  for (;;) {
+    int sig = sigtimedwait(&set, nullptr, &poll);
+    if (sig > 0)
+      return sig;
+    if (!still_running())
+      return 0;
+  }
+}
+
 }  // namespace tessera::cli
 
 namespace {
