@@ -490,6 +490,11 @@ void Agent::shutdown_agent(const std::string& reason) {
 // new agent.
 void Agent::finish_shutdown() {
   forget_all_checkpoints();
+  // Nothing of this agent survives it, so no later update can contradict
+  // what is still held for its checkpoint: the master hears it now.
+  for (auto& [key, task] : tasks_)
+    task.updates_durable = task.updates_added;
+  forward_all();
   stop();
 }
 

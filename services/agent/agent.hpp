@@ -258,6 +258,18 @@ class Agent : public Actor {
     Backoff retry_backoff{BackoffPolicy{}};
     bool kill_requested = false;
     bool record_durable = false;  // a write of its checkpoint record succeeded
+    // Updates taken so far, and how many of them are on disk: an update is
+    // forwarded to the master only once durable (as Mesos's status update
+    // manager), so a crash can never make the agent contradict what the
+    // framework heard. The front update's index is added - pending. A task
+    // whose record never reached the disk is exempt: nothing of it ran, a
+    // restarted agent does not know it, so nothing can contradict its update
+    // (a launch that failed for want of disk is reported at once).
+    uint64_t updates_added = 0;
+    uint64_t updates_durable = 0;
+    bool front_durable() const {
+      return !record_durable || updates_added - stream.pending() < updates_durable;
+    }
     // Executor updates taken and not yet on disk: acknowledged to the
     // executor once their checkpoint is written.
     std::vector<std::string> ack_after_write;

@@ -288,13 +288,14 @@ void Agent::flush_checkpoints() {
     r.setTask(task.info.get());
     task.stream.save(r);
     CheckpointWriter::Done done;
-    if (!task.ack_after_write.empty() || !task.record_durable) {
+    if (!task.ack_after_write.empty() || !task.record_durable ||
+        task.updates_durable < task.updates_added) {
       // Acknowledged only once on disk. A failed write keeps them for the
       // next write of the record (retry_checkpoints): until then the
       // executor holds them, and resends them if the agent restarts.
       // Until its first write succeeds the task may not start
       // (on_run_checkpointed).
-      done = on_written([this, key, executor_id = task.executor_id,
+      done = on_written([this, key, executor_id = task.executor_id, added = task.updates_added,
                          uuids = std::move(task.ack_after_write)](const caf::error& err) {
         auto t = tasks_.find(key);
         if (err) {
@@ -303,8 +304,14 @@ void Agent::flush_checkpoints() {
                                              uuids.end());
           return;
         }
-        if (t != tasks_.end())
-          t->second.record_durable = true;
+        if (t != tasks_.end()) {
+          auto& durable = t->second;
+          bool waiting = durable.record_durable && !durable.front_durable();
+          durable.record_durable = true;
+          durable.updates_durable = std::max(durable.updates_durable, added);
+          if (waiting && durable.front_durable())
+            forward(durable);  // its front update was held until now
+        }
         if (auto e = executors_.find({key.first, executor_id}); e != executors_.end())
           acknowledge_executor(e->second, key.second, uuids);
       });
@@ -477,6 +484,7 @@ void Agent::recover_framework(const std::string& fid, checkpoint::RecoveredFrame
     task.executor_id = str(r.getExecutorId());
     task.info = Owned<wire::TaskInfo>(r.getTask());
     task.stream = StatusUpdateStream::restore(r);
+    task.updates_added = task.updates_durable = task.stream.pending();
     task.retry_backoff = status_update_backoff();
   }
   std::vector<Key> ended;

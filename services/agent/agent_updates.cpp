@@ -19,6 +19,9 @@ StatusUpdateStream::Added Agent::ingest(Task& task, wire::TaskStatus::Reader sta
   switch (added) {
     case Added::fresh:
       metrics_.updates_received.fetch_add(1, std::memory_order_relaxed);
+      ++task.updates_added;
+      if (!writer_)
+        task.updates_durable = task.updates_added;  // no checkpoints: nothing to wait for
       checkpoint_task_later({task.framework_id, task.task_id});
       log().debug("{}: task {} of framework {} is {}", me().to_string(), task.task_id,
                   task.framework_id, to_string(status.getState()));
@@ -64,8 +67,8 @@ void Agent::forward(Task& task) {
   if (!registered_)
     return;  // resent by forward_all() on (re)registration
   auto* front = task.stream.front();
-  if (!front)
-    return;
+  if (!front || !task.front_durable())
+    return;  // sent once its checkpoint is written (flush_checkpoints)
   send(config_.master, build<wire::StatusUpdate>([&](wire::StatusUpdate::Builder b) {
          b.setFrameworkId(task.framework_id);
          b.setStatus(front->get());

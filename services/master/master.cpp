@@ -264,7 +264,9 @@ void Master::on_reregister_agent(const Address& sender, wire::ReregisterAgent::R
       return answer_again(*a, true);
   }
   // A new episode. Recorded admitted first when the registry does not hold
-  // it so; tasks told lost that the agent no longer has are forgotten.
+  // it so. Tasks told lost stay recorded even when the agent no longer
+  // reports them: an agent that crashes can lose the checkpoint of an
+  // acknowledgement and report such a task again.
   std::vector<RegistryChange> changes;
   auto rec = agent_records_.find(id);
   if (rec == agent_records_.end() || rec->second.state != RegistryAgent::State::admitted) {
@@ -275,19 +277,6 @@ void Master::on_reregister_agent(const Address& sender, wire::ReregisterAgent::R
     r.since_ns = now().time_since_epoch().count();
     agent_records_[id] = r;
     changes.push_back(agent_record(r));
-  }
-  if (auto ended = ended_.find(id); ended != ended_.end()) {
-    std::set<TaskKey> reported;
-    for (auto t : body.getTasks())
-      reported.emplace(str(t.getFrameworkId()), str(t.getTask().getTaskId()));
-    for (auto it = ended->second.begin(); it != ended->second.end();) {
-      if (reported.count(*it)) {
-        ++it;
-        continue;
-      }
-      changes.push_back(ended_removal(id, *it));
-      it = ended->second.erase(it);
-    }
   }
   recovered_agents_.erase(id);
   if (changes.empty())
@@ -395,7 +384,7 @@ void Master::reconcile_agent_tasks(AgentEntry& agent, wire::ReregisterAgent::Rea
   }
 }
 
-void Master::enforce_end(FrameworkEntry& fw, AgentEntry& a, const TaskId& tid) {
+void Master::enforce_end(FrameworkEntry& fw, AgentEntry& a, const TaskId& tid, bool alive) {
   auto& task = fw.tasks[tid];
   if (task.id.empty()) {
     // Completed here already: kept as an ended entry until its agent says
@@ -417,6 +406,8 @@ void Master::enforce_end(FrameworkEntry& fw, AgentEntry& a, const TaskId& tid) {
   task.agent = a.id;
   task.ended_by_master = true;
   a.tasks.insert({fw.id, tid});
+  if (!alive)
+    return;  // over there too: its last update is absorbed when it comes
   a.kills_enforced.insert({fw.id, tid});
   log().info("master: task {} of {} runs on {} though its framework was told it ended; killing it",
              tid, fw.id, a.id);
@@ -520,10 +511,7 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
     // that reregistered without it) and may have replaced it; as Mesos, a
     // copy that comes back is killed, not adopted, and what its agent
     // reports of it later is acknowledged by the master (on_status_update).
-    if (!is_terminal(t.getLatestState()))
-      enforce_end(*fw, agent, tid);
-    else if (known != fw->tasks.end())
-      complete_task(*fw, tid);
+    enforce_end(*fw, agent, tid, !is_terminal(t.getLatestState()));
     return;
   }
   if (!fw->tasks.count(tid) && fw->tasks.size() >= config_.tasks_per_framework_max) {
@@ -895,9 +883,11 @@ void Master::on_status_update(const Received<wire::StatusUpdate>& m) {
       complete_task(*fw, tid);
     return;
   }
-  if (!fw->tasks.count(tid) && recently_completed({fid, tid})) {
+  if (!fw->tasks.count(tid) &&
+      (recently_completed({fid, tid}) || told_lost_away(a->id, {fid, tid}))) {
     // A retry of an update of a task already done (its acknowledgement to
-    // the agent was lost): acknowledged again, not adopted as a new task.
+    // the agent was lost), or of one a master told its framework was lost
+    // while the agent was away: acknowledged, not adopted as a new task.
     // Alive there, it is a RunTask that crossed a reregistration after the
     // master reported the task gone: killed, as Mesos kills such a task.
     ++counters_.status_updates_absorbed;

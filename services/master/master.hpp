@@ -339,7 +339,14 @@ class Master : public Actor {
   void retire_boot(const std::string& boot);
   // The framework was told tid ended, but agent a runs it: kill it there,
   // resent with every ping until a reports it over.
-  void enforce_end(FrameworkEntry& fw, AgentEntry& a, const TaskId& tid);
+  // alive false: the agent reports it over; its updates are absorbed.
+  void enforce_end(FrameworkEntry& fw, AgentEntry& a, const TaskId& tid, bool alive = true);
+  // The registry says the framework was told this task on this agent was
+  // lost while the agent was away.
+  bool told_lost_away(const AgentId& agent, const TaskKey& key) const {
+    auto it = ended_.find(agent);
+    return it != ended_.end() && it->second.count(key) > 0;
+  }
   void resend_enforced_kills(AgentEntry& a);
   void send_kill(const AgentEntry& a, const FrameworkId& fid, const TaskId& tid, int64_t grace_ns);
   // Sends the kills remembered for tasks on this agent.

@@ -342,6 +342,12 @@ void Master::removed_framework(const FrameworkId& id, const std::string& why) {
     forget.push_back(framework_removal(oldest));
     removed_order_.pop_front();
   }
+  // What it was told of its tasks is moot now: it never comes back.
+  for (auto& [aid, keys] : ended_)
+    for (auto it = keys.lower_bound({id, ""}); it != keys.end() && it->first == id;) {
+      forget.push_back(ended_removal(aid, *it));
+      it = keys.erase(it);
+    }
   if (!forget.empty())
     persist(std::move(forget), [] {});
 }

@@ -45,11 +45,8 @@ expected<uint32_t> parse_faults(const std::string& text);
 std::string faults_text(uint32_t faults);
 
 // The fault kinds of CI's two samples (tests/sim/chaos.test.cpp): every
-// kind but master crashes, and master crashes with the kinds that do not
-// leave an agent unreachable for long. Master crash + an agent reported
-// lost + framework failover still finds an open defect that needs the
-// master's registry (issue #11). See tests/sim/regression_seeds.txt and
-// docs/architecture.md.
+// kind, and master crashes with the kinds that keep agents reachable (so
+// that failover itself is what most of that sample tests).
 uint32_t ci_faults();
 uint32_t ci_failover_faults();
 

@@ -192,6 +192,37 @@ TEST_CASE("a full disk fails the launch saying so, and stops launches until it h
   }
 }
 
+TEST_CASE("a status update reaches the master only once its checkpoint is written",
+          "[agent][checkpoint][disk]") {
+  // Forwarded before it is durable, an update could be contradicted by the
+  // agent itself: a crash loses it, and recovery reports the task anew
+  // (TASK_FINISHED heard, then TASK_FAILED). As Mesos's status update
+  // manager: written, then forwarded.
+  testing::TempDir dir;
+  TmpfsMount mount(dir.path() / "disk", 512);
+  if (!mount.mounted()) {
+    std::printf("SKIPPED: cannot mount a 512 KiB tmpfs (%s); needs root\n", mount.why().c_str());
+    WARN("skipped: cannot mount a tmpfs: " << mount.why());
+    return;
+  }
+  auto work = dir.path() / "disk" / "work";
+  Cluster c([&](AgentConfig& a) {
+    a.work_dir = work;
+    a.checkpoint_retry_ms = 100ms;
+  });
+  c.master.send_to_agent(run_task("short", "sleep 1"));
+  c.master.wait_state("short", State::RUNNING);
+  fill(dir.path() / "disk" / "filler");
+  // The task ends while its record cannot be written: its end waits.
+  REQUIRE(wait_until([&] { return c.metrics->checkpoint_failures.load() > 0; }));
+  std::this_thread::sleep_for(1500ms);
+  CHECK(c.master.states_of("short").back() == State::RUNNING);
+  // Room again: written, then forwarded.
+  std::filesystem::remove(dir.path() / "disk" / "filler");
+  c.master.wait_state("short", State::FINISHED);
+  CHECK(c.master.states_of("short").back() == State::FINISHED);
+}
+
 TEST_CASE("recovery does not adopt a pid that another process reuses", "[agent][recovery]") {
   testing::TempDir dir;
   auto work = dir.path() / "work";

@@ -17,7 +17,7 @@ namespace {
 
 // A smaller cluster and a shorter run than `tessera sim`'s default, so the
 // sample (TESSERA_SIM_CI_SEEDS, tests/CMakeLists.txt) fits CI's budget; the fault kinds are
-// ci_faults() (every kind but master crashes; those have a sample of their own).
+// ci_faults() (every kind; master crashes also have a sample of their own).
 ChaosConfig ci_config(uint64_t seed) {
   ChaosConfig c;
   c.seed = seed;
