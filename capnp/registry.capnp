@@ -58,3 +58,12 @@ struct RegistryFramework {
   order @3 :UInt64;
   # Removal order, as RegistryAgent.order.
 }
+
+struct RegistryRole {
+  # Key "role/<role>": what an operator set for a role.
+  role @0 :Text;
+  weight @1 :Float64;
+  # 0: not set (every role's default, 1).
+  quota @2 :List(Common.Resource);
+  # Scalars; empty: no quota.
+}

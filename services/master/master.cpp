@@ -52,6 +52,10 @@ Master::Master(caf::actor_config& cfg, ActorInit init, MasterConfig config)
     if (ready(m))
       on_call(m);
   });
+  on<wire::OperatorCall>([this, ready](const auto& m) {
+    if (ready(m))
+      on_operator_call(m);
+  });
   on<wire::AllocatorOffers>([this](const auto& m) { on_grants(m); });
   on_lost([this](const Address& who, const caf::error&) {
     if (auto a = agent_at_.find(who); a != agent_at_.end())

@@ -73,6 +73,7 @@
 
 #include <capnp/agent.capnp.h>
 #include <capnp/allocator.capnp.h>
+#include <capnp/operator.capnp.h>
 #include <capnp/scheduler.capnp.h>
 
 #include <deque>
@@ -439,6 +440,11 @@ class Master : public Actor {
                           State state, Reason reason, const std::string& message);
   void send_event(const FrameworkEntry& fw, const Outgoing& event);
 
+  // -- operators (operator_calls.cpp) ----------------------------------------
+  void on_operator_call(const Received<wire::OperatorCall>& m);
+  // Tells the allocator a role's weight and quota.
+  void apply_role(const RegistryRole& r);
+
   // -- helpers --------------------------------------------------------------
   void to_allocator(const Outgoing& msg);
   void recover(const FrameworkId& fw, const AgentId& agent, const std::string& role,
@@ -477,6 +483,7 @@ class Master : public Actor {
   std::unordered_map<std::string, FrameworkId> subscribing_;
   std::set<FrameworkId> frameworks_removing_;
   uint64_t removal_order_ = 1;
+  std::map<std::string, RegistryRole> roles_;  // weights and quotas operators set
   std::mt19937_64 rng_;
   std::string run_id_;  // prefix of every id this master run makes
   uint64_t next_id_ = 1;

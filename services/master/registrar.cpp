@@ -100,13 +100,20 @@ void Master::recover(RegistryState state) {
     removed_frameworks_.insert(f->id);
     removed_order_.push_back(f->id);
   }
+  // Weights and quotas in force before anything can be allocated: agents
+  // are admitted only once this master serves.
+  for (auto& [role, r] : state.roles) {
+    roles_[role] = r;
+    apply_role(r);
+  }
   agent_records_.insert(state.agents.begin(), state.agents.end());
   framework_records_.insert(state.frameworks.begin(), state.frameworks.end());
   log().info(
       "master: registry read (version {}): {} agent(s) to reregister, {} unreachable, {} removed; "
-      "{} framework(s), {} removed; {} task(s) told lost while away; this is epoch {}",
+      "{} framework(s), {} removed; {} task(s) told lost while away; {} role(s) with a weight or "
+      "quota; this is epoch {}",
       state.version, recovered_agents_.size(), unreachable, removed_agents.size(),
-      frameworks_.size(), removed_frameworks.size(), ended, epoch_);
+      frameworks_.size(), removed_frameworks.size(), ended, roles_.size(), epoch_);
   persist({master_record(epoch_)}, [this] { start_serving(); });
 }
 

@@ -16,6 +16,7 @@ const std::string master_key = "master";
 const std::string agent_prefix = "agent/";
 const std::string ended_prefix = "ended/";
 const std::string framework_prefix = "framework/";
+const std::string role_prefix = "role/";
 
 std::string ended_key(const std::string& agent_id, const RegistryTaskKey& task) {
   return ended_prefix + agent_id + "/" + task.first + "/" + task.second;
@@ -150,6 +151,18 @@ RegistryChange framework_removal(const std::string& framework_id) {
   return {framework_prefix + framework_id, std::nullopt};
 }
 
+RegistryChange role_record(const RegistryRole& r) {
+  return record<wire::RegistryRole>(role_prefix + r.role, [&](wire::RegistryRole::Builder b) {
+    b.setRole(r.role);
+    b.setWeight(r.weight);
+    to_wire(r.quota, b.initQuota(wire_size(r.quota)));
+  });
+}
+
+RegistryChange role_removal(const std::string& role) {
+  return {role_prefix + role, std::nullopt};
+}
+
 expected<RegistryState> decode_registry(const RegistrySnapshot& snapshot) {
   RegistryState state;
   state.version = snapshot.version;
@@ -206,6 +219,20 @@ expected<RegistryState> decode_registry(const RegistrySnapshot& snapshot) {
             state.frameworks.emplace(f.id, std::move(f));
             return caf::error{};
           });
+    } else if (key.rfind(role_prefix, 0) == 0) {
+      err = read_record<wire::RegistryRole>(key, bytes, [&](wire::RegistryRole::Reader r) {
+        RegistryRole role;
+        role.role = str(r.getRole());
+        if (role_prefix + role.role != key)
+          return mismatch(key, role.role);
+        role.weight = r.getWeight();
+        auto quota = tessera::from_wire(r.getQuota());
+        if (!quota)
+          return make_error(Errc::malformed, "registry record " + key + ": " + what(quota.error()));
+        role.quota = std::move(*quota);
+        state.roles.emplace(role.role, std::move(role));
+        return caf::error{};
+      });
     } else {
       err = make_error(Errc::malformed, "registry record " + key + ": unknown kind");
     }

@@ -8,6 +8,7 @@
 //   agent/<agent id>                  RegistryAgent: admitted, unreachable or removed
 //   ended/<agent>/<framework>/<task>  RegistryEnded: told TASK_LOST while away
 //   framework/<framework id>          RegistryFramework: active or removed
+//   role/<role>                       RegistryRole: its weight and quota
 //
 // Ids in keys are at most id_bytes_max bytes (the master refuses longer
 // ones), so a key always fits RegistryStore::key_bytes_max.
@@ -52,6 +53,13 @@ struct RegistryFramework {
   bool operator==(const RegistryFramework&) const = default;
 };
 
+struct RegistryRole {
+  std::string role;
+  double weight = 0;  // 0: not set
+  Resources quota;    // scalars; empty: none
+  bool operator==(const RegistryRole&) const = default;
+};
+
 // (framework id, task id)
 using RegistryTaskKey = std::pair<std::string, std::string>;
 
@@ -62,6 +70,7 @@ struct RegistryState {
   std::map<std::string, RegistryAgent> agents;
   std::map<std::string, std::set<RegistryTaskKey>> ended;  // by agent id
   std::map<std::string, RegistryFramework> frameworks;
+  std::map<std::string, RegistryRole> roles;
 };
 
 // Decodes a snapshot. A record that does not decode, or whose key does not
@@ -76,6 +85,8 @@ RegistryChange ended_record(const std::string& agent_id, const RegistryTaskKey& 
 RegistryChange ended_removal(const std::string& agent_id, const RegistryTaskKey& task);
 RegistryChange framework_record(const RegistryFramework& framework);
 RegistryChange framework_removal(const std::string& framework_id);
+RegistryChange role_record(const RegistryRole& role);
+RegistryChange role_removal(const std::string& role);
 
 const char* to_string(RegistryAgent::State state);
 

@@ -208,3 +208,75 @@ TEST_CASE("a master whose registry cannot be written stops rather than act", "[m
   c.add_agent(an, agent, "cpus:2;mem:512", "boot-1");
   CHECK(agent.registered == 0);
 }
+
+namespace {
+
+// Sends an operator call from a probe on node and returns the master's
+// answer ("" for done; "no answer: ..." when the request failed).
+std::string operator_call(Cluster& c, Node& node, const std::string& name, const Outgoing& call) {
+  auto answer = std::make_shared<std::optional<std::string>>();
+  REQUIRE(node.spawn<Probe>(name, [&c, call, answer](Probe& self) {
+    self.request<wire::OperatorResponse>(
+        c.master, call, 5s,
+        [answer](const Received<wire::OperatorResponse>& m) { *answer = str(m.body().getError()); },
+        [answer](const caf::error& err) { *answer = "no answer: " + describe(err); });
+  }));
+  c.sim.run();
+  REQUIRE(answer->has_value());
+  return **answer;
+}
+
+Outgoing quota_call(const std::string& role, const std::string& limit) {
+  return build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+    auto q = b.initUpdateQuota();
+    q.setRole(role);
+    auto r = *Resources::parse(limit);
+    to_wire(r, q.initLimit(wire_size(r)));
+  });
+}
+
+Outgoing weight_call(const std::string& role, double weight) {
+  return build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+    auto w = b.initUpdateWeights(1)[0];
+    w.setRole(role);
+    w.setWeight(weight);
+  });
+}
+
+}  // namespace
+
+TEST_CASE("quota and weights set by an operator are back before a restarted master allocates",
+          "[master][registry][operator]") {
+  Cluster c;
+  c.start_master();
+  auto& on = c.sim.add_node("operator");
+  CHECK(operator_call(c, on, "op1", quota_call("web", "cpus:1;mem:100")) == "");
+  CHECK(operator_call(c, on, "op2", weight_call("web", 3)) == "");
+  // Bad calls are refused with what was wrong, and change nothing.
+  CHECK(operator_call(c, on, "op3", weight_call("web", -1)).find("bad weight") !=
+        std::string::npos);
+  CHECK(operator_call(c, on, "op4", quota_call("*", "cpus:1")).find("bad role") !=
+        std::string::npos);
+
+  c.restart_master();
+  auto snapshot = c.registry->load();
+  REQUIRE(snapshot);
+  auto state = decode_registry(*snapshot);
+  REQUIRE(state);
+  REQUIRE(state->roles.count("web") == 1);
+  CHECK(state->roles.at("web").weight == 3);
+  CHECK(state->roles.at("web").quota.to_string() == "cpus:1;mem:100");
+
+  // The first offer the new master makes to role web is within its quota.
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:4;mem:1024", "boot-1");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  c.add_framework(fn, fw, "web");
+  c.sim.advance(2s);
+  REQUIRE(!fw.offers.empty());
+  auto offered = Resources::parse(fw.offers[0].resources);
+  REQUIRE(offered);
+  CHECK(Resources::parse("cpus:1;mem:100")->contains(*offered));
+}
