@@ -1,0 +1,99 @@
+// The master's registry with real processes: `tessera master` on SQLite in
+// its --work-dir, killed with SIGKILL and started again on the same port
+// and work dir, remembers what it recorded.
+
+#include "services/registry/registry.hpp"
+#include "support/ping_pong.hpp"
+#include "support/test_support.hpp"
+
+#include <capnp/operator.capnp.h>
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <atomic>
+#include <memory>
+
+using namespace tessera;
+using namespace tessera::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+std::unique_ptr<ChildProcess> start_master(const std::string& listen, const std::string& dir) {
+  return ChildProcess::start({TESSERA_BIN, "--log-level", "info", "master", "--listen", listen,
+                              "--work-dir", dir, "--agent-ping-interval", "0.2",
+                              "--agent-ping-timeout", "0.2", "--agent-pings-missed", "2",
+                              "--agent-removal-timeout", "1"});
+}
+
+// "HOST:PORT" from the master's first line.
+std::string master_at(ChildProcess& master) {
+  auto line = master.wait_line("tessera master listening on master@");
+  INFO(master.out() << master.err());
+  REQUIRE(line);
+  auto at = line->find("master@") + 7;
+  return line->substr(at, line->find(' ', at) - at);
+}
+
+bool err_has(ChildProcess& p, const std::string& text) {
+  return p.err().find(text) != std::string::npos;
+}
+
+}  // namespace
+
+TEST_CASE("tessera master on SQLite: a removed agent stays removed and quota survives a kill -9",
+          "[e2e][registry]") {
+  TempDir dir;
+  auto master_dir = (dir.path() / "master").string();
+  auto master = start_master("127.0.0.1:0", master_dir);
+  auto at = master_at(*master);
+  CHECK(master->out().find("registry sqlite:" + master_dir + "/registry.db") != std::string::npos);
+
+  // An operator sets a quota over the network, from a node of its own.
+  auto node = Node::start();
+  REQUIRE(node);
+  auto answer = std::make_shared<std::atomic<int>>(0);  // 1 done, -1 refused or failed
+  auto master_addr = Address::parse("master@" + at);
+  REQUIRE(master_addr);
+  REQUIRE((*node)->spawn<Probe>("operator", [answer, to = *master_addr](Probe& self) {
+    self.request<wire::OperatorResponse>(
+        to, build<wire::OperatorCall>([](wire::OperatorCall::Builder b) {
+          auto q = b.initUpdateQuota();
+          q.setRole("web");
+          auto r = *Resources::parse("cpus:1");
+          to_wire(r, q.initLimit(wire_size(r)));
+        }),
+        10s,
+        [answer](const Received<wire::OperatorResponse>& m) {
+          *answer = m.body().getError().size() == 0 ? 1 : -1;
+        },
+        [answer](const caf::error&) { *answer = -1; });
+  }));
+  REQUIRE(wait_until([&] { return answer->load() != 0; }, 15s));
+  CHECK(answer->load() == 1);
+
+  // An agent registers, then stops answering (SIGSTOP) until it is removed.
+  auto agent = ChildProcess::start(
+      {TESSERA_BIN, "--log-level", "info", "agent", "--master", at, "--listen", "127.0.0.1:0",
+       "--work-dir", (dir.path() / "agent").string(), "--resources", "cpus:1;mem:256"});
+  REQUIRE(wait_until([&] { return err_has(*master, "master: registered agent "); }, 30s));
+  agent->kill(SIGSTOP);
+  REQUIRE(wait_until([&] { return err_has(*master, "master: removing agent "); }, 30s));
+
+  // kill -9 of the master; the next one, on the same port and work dir,
+  // reads the registry.
+  master->kill(SIGKILL);
+  REQUIRE(master->wait_exit(10s));
+  auto again = start_master(at, master_dir);
+  CHECK(master_at(*again) == at);
+  REQUIRE(wait_until([&] { return err_has(*again, " serves (epoch 2)"); }, 30s));
+  INFO(again->err());
+  CHECK(err_has(*again, "0 agent(s) to reregister, 0 unreachable, 1 removed"));
+  CHECK(err_has(*again, "1 role(s) with a weight or quota"));
+
+  // The agent wakes up and reregisters with its old id: refused.
+  agent->kill(SIGCONT);
+  REQUIRE(wait_until([&] { return err_has(*again, "reregisters after its removal"); }, 30s));
+  CHECK(wait_until([&] { return err_has(*agent, "was removed by the master"); }, 30s));
+}
