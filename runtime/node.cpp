@@ -58,7 +58,8 @@ caf::behavior sweeper_behavior(caf::event_based_actor* self, GuardedListener lis
 }
 
 TransportLimits limits_of(const NodeConfig& c) {
-  return TransportLimits{c.frame_bytes_max(), c.connections_max, c.connection_idle_timeout_ms};
+  return TransportLimits{c.frame_bytes_max(), c.connections_max, c.connection_idle_timeout_ms,
+                         c.write_buffer_frames_max * c.frame_bytes_max()};
 }
 
 }  // namespace

@@ -67,6 +67,11 @@ struct NodeConfig {
   // envelopes' addresses and CAF's own framing); a larger one is refused
   // before it is read and its connection closed.
   size_t frame_overhead_bytes = size_t{1} << 20;
+  // A peer that stops reading (stopped, or hostile) while this node sends to
+  // it has its connection closed once this many frames' worth of bytes
+  // (frame_bytes_max() each) wait behind the write in progress, as if it had
+  // failed: its proxies are lost, and what was queued for it with them.
+  size_t write_buffer_frames_max = 4;
   // Inbound connections open at once; more are closed at accept.
   size_t connections_max = 1024;
   // An inbound connection that received nothing for this long is closed.

@@ -148,6 +148,25 @@ class GuardedScribe : public UniqueScribe {
 
   bool idle_since(steady::time_point cutoff) const { return last_read_ < cutoff; }
 
+  // After a flush, what is still in the offline buffer waits behind a write
+  // the peer has not taken yet: a peer that stops reading would make it grow
+  // without bound. On the multiplexer thread (the broker's).
+  void flush() override {
+    scribe_impl::flush();
+    auto queued = stream_.wr_buf().size();
+    auto limit = guard_->limits.write_buffer_bytes_max;
+    if (limit == 0 || queued <= limit || detached())
+      return;
+    auto n = guard_->counters.write_overflow_closed.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (TransportGuard::worth_logging(n))
+      log().warn(
+          "transport: {} stopped reading: {} bytes wait for it (at most {}); connection closed "
+          "({} so far)",
+          peer(), queued, limit, n);
+    stream_.wr_buf().clear();
+    close_now(&stream_.backend());
+  }
+
  private:
   std::shared_ptr<TransportGuard> guard_;
   bool inbound_;

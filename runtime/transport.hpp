@@ -46,6 +46,9 @@ struct TransportLimits {
   size_t frame_bytes_max = 0;                 // largest read a peer may ask for
   size_t connections_max = 0;                 // inbound connections open at once
   std::chrono::milliseconds idle_timeout{0};  // 0: never closed for silence
+  // Bytes queued towards one peer behind the write in progress; a peer that
+  // stops reading has its connection closed beyond this. 0: unbounded.
+  size_t write_buffer_bytes_max = 0;
 };
 
 struct TransportCounters {
@@ -55,6 +58,7 @@ struct TransportCounters {
   std::atomic<uint64_t> refused_connections{0};  // beyond connections_max
   std::atomic<uint64_t> refused_frames{0};       // beyond frame_bytes_max
   std::atomic<uint64_t> idle_closed{0};
+  std::atomic<uint64_t> write_overflow_closed{0};  // peers that stopped reading
 };
 
 class TransportGuard;

@@ -206,3 +206,51 @@ TEST_CASE("a connection that says nothing is closed after the idle timeout, live
   CHECK(lost == 0);
   CHECK(served(ping_pong(*client, node->address_of("ponger"), "after")));
 }
+
+TEST_CASE("a peer that stops reading is cut off once its write buffer is full",
+          "[transport][backpressure]") {
+  // The peer is stopped (SIGSTOP) while this node sends it 50 MiB: the
+  // kernel's socket buffers take a few MiB, then the node must not queue the
+  // rest in memory without bound.
+  auto peer = PeerProcess::start({"serve"});
+  Address echo{"echo", "127.0.0.1", peer->port()};
+  NodeConfig config;
+  config.message_bytes_max = size_t{1} << 20;
+  config.frame_overhead_bytes = size_t{1} << 20;
+  config.write_buffer_frames_max = 4;  // 8 MiB
+  auto node = Node::start(config);
+  REQUIRE(node);
+  REQUIRE(served(ping_pong(**node, Address{"ponger", "127.0.0.1", peer->port()}, "before")));
+  // The flooder reaches echo once (so its address is resolved), then
+  // floods it when told, after the peer has stopped.
+  auto ready = std::make_shared<std::atomic<bool>>(false);
+  std::string chunk(512 * 1024, 'x');
+  REQUIRE((*node)->spawn<Probe>("flooder", [echo, chunk, ready](Probe& self) {
+    self.on<wire::testing::Tick>([&self, echo, chunk](const Received<wire::testing::Tick>&) {
+      for (int i = 0; i < 100; ++i)
+        self.send(echo, build<wire::testing::Blob>([&](wire::testing::Blob::Builder b) {
+                    b.setTag("flood");
+                    b.setBytes(capnp::Data::Reader(reinterpret_cast<const kj::byte*>(chunk.data()),
+                                                   chunk.size()));
+                  }));
+    });
+    self.request<wire::testing::Ping>(
+        echo, build<wire::testing::Ping>([](wire::testing::Ping::Builder b) { b.setSeq(1); }), 10s,
+        [ready](const Received<wire::testing::Ping>&) { *ready = true; }, [](const caf::error&) {});
+  }));
+  REQUIRE(wait_until([&] { return ready->load(); }, 15s));
+  peer->kill(SIGSTOP);
+  auto flooder = (*node)->address_of("flooder");
+  REQUIRE((*node)->spawn<Probe>("trigger", [flooder](Probe& self) {
+    self.send(flooder, build<wire::testing::Tick>([](wire::testing::Tick::Builder) {}));
+  }));
+  CHECK(wait_until([&] { return (*node)->transport_counters().write_overflow_closed >= 1; }, 30s));
+  peer->kill(SIGCONT);
+  // The node goes on: it reconnects to the peer once the peer reads again
+  // (the peer first drains what the kernel held, then sees the close).
+  bool again = false;
+  for (int i = 0; i < 20 && !again; ++i)
+    again = served(ping_pong(**node, Address{"ponger", "127.0.0.1", peer->port()},
+                             "after" + std::to_string(i)));
+  CHECK(again);
+}

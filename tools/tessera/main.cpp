@@ -3,6 +3,7 @@
 #include "runtime/log.hpp"
 #include "tools/tessera/bench_allocator.hpp"
 #include "tools/tessera/bench_launch.hpp"
+#include "tools/tessera/bench_registry.hpp"
 #include "tools/tessera/bench_runtime.hpp"
 #include "tools/tessera/command.hpp"
 
@@ -177,6 +178,23 @@ int main(int argc, char** argv) {
                    "destroying --tasks containers at once")
       ->check(CLI::IsMember({"cgroups", "posix"}));
   launch_cmd->add_flag("--json", launch.json, "Print one JSON object instead of a table");
+  tessera::bench::RegistryBenchOptions registry;
+  auto* registry_cmd =
+      bench->add_subcommand("registry", "The master's registry: commit latency, batches, reading");
+  registry_cmd->add_option("--backend", registry.backend, "Store")
+      ->check(CLI::IsMember({"sqlite", "memory"}))
+      ->capture_default_str();
+  registry_cmd->add_option("--dir", registry.dir,
+                           "Directory for the SQLite file (default: a new one in /var/tmp)");
+  registry_cmd->add_option("--writes", registry.writes, "Single-record commits timed")
+      ->check(CLI::Range(uint64_t{10}, uint64_t{10'000'000}));
+  registry_cmd->add_option("--batch", registry.batch, "Records per batched commit")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}));
+  registry_cmd->add_option("--records", registry.records, "Records written in batches, then read")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{10'000'000}));
+  registry_cmd->add_option("--runs", registry.runs, "Repetitions; medians are reported")
+      ->check(CLI::Range(1, 100));
+  registry_cmd->add_flag("--json", registry.json, "Print one JSON object instead of a table");
   auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
 
   try {
@@ -198,5 +216,7 @@ int main(int argc, char** argv) {
     return tessera::bench::run_launch_bench(launch);
   if (allocator_cmd->parsed())
     return tessera::bench::run_allocator_bench(allocator);
+  if (registry_cmd->parsed())
+    return tessera::bench::run_registry_bench(registry);
   return tessera::bench::run_runtime_bench(runtime);
 }
