@@ -57,6 +57,22 @@ class TmpfsMount {
   std::string why_;
 };
 
+// A 512 KiB tmpfs at dir/disk to fill up; false (the skip printed) when
+// this machine cannot mount one.
+bool small_disk_or_skip(const TmpfsMount& mount) {
+  if (mount.mounted())
+    return true;
+  std::printf("SKIPPED: cannot mount a 512 KiB tmpfs (%s); needs root\n", mount.why().c_str());
+  WARN("skipped: cannot mount a tmpfs: " << mount.why());
+  return false;
+}
+
+// An agent on that disk that retries failed checkpoint writes every 100 ms.
+void on_small_disk(AgentConfig& a, const std::filesystem::path& work) {
+  a.work_dir = work;
+  a.checkpoint_retry_ms = std::chrono::milliseconds(100);
+}
+
 // Writes into dir until the file system is full.
 void fill(const std::filesystem::path& file) {
   std::FILE* f = std::fopen(file.c_str(), "wb");
@@ -141,17 +157,11 @@ TEST_CASE("a full disk fails the launch saying so, and stops launches until it h
           "[agent][checkpoint][disk]") {
   testing::TempDir dir;
   TmpfsMount mount(dir.path() / "disk", 512);
-  if (!mount.mounted()) {
-    std::printf("SKIPPED: cannot mount a 512 KiB tmpfs (%s); needs root\n", mount.why().c_str());
-    WARN("skipped: cannot mount a tmpfs: " << mount.why());
+  if (!small_disk_or_skip(mount))
     return;
-  }
   auto work = dir.path() / "disk" / "work";
   {
-    Cluster c([&](AgentConfig& a) {
-      a.work_dir = work;
-      a.checkpoint_retry_ms = 100ms;
-    });
+    Cluster c([&](AgentConfig& a) { on_small_disk(a, work); });
     c.master.send_to_agent(run_task("before", "true"));
     c.master.wait_state("before", State::FINISHED);
     // Its records written and removed: no write is under way as the disk fills.
@@ -200,16 +210,10 @@ TEST_CASE("a status update reaches the master only once its checkpoint is writte
   // manager: written, then forwarded.
   testing::TempDir dir;
   TmpfsMount mount(dir.path() / "disk", 512);
-  if (!mount.mounted()) {
-    std::printf("SKIPPED: cannot mount a 512 KiB tmpfs (%s); needs root\n", mount.why().c_str());
-    WARN("skipped: cannot mount a tmpfs: " << mount.why());
+  if (!small_disk_or_skip(mount))
     return;
-  }
   auto work = dir.path() / "disk" / "work";
-  Cluster c([&](AgentConfig& a) {
-    a.work_dir = work;
-    a.checkpoint_retry_ms = 100ms;
-  });
+  Cluster c([&](AgentConfig& a) { on_small_disk(a, work); });
   c.master.send_to_agent(run_task("short", "sleep 1"));
   c.master.wait_state("short", State::RUNNING);
   fill(dir.path() / "disk" / "filler");

@@ -18,6 +18,15 @@ class BrokenStore : public MemoryStore {
   }
 };
 
+// What the cluster's registry holds now.
+RegistryState registry_state(Cluster& c) {
+  auto snapshot = c.registry->load();
+  REQUIRE(snapshot);
+  auto state = decode_registry(*snapshot);
+  REQUIRE(state);
+  return *state;
+}
+
 bool has_update(const FrameworkLog& log, const std::string& task, State state) {
   return std::any_of(log.updates.begin(), log.updates.end(),
                      [&](const Update& u) { return u.task == task && u.state == state; });
@@ -39,13 +48,10 @@ TEST_CASE("a starting master holds what comes before its registry is read, then 
   CHECK(c.master_actor()->serving());
   CHECK(c.master_actor()->counters().messages_before_recovery == 0);
   // Admitted once recorded: the registry holds the agent.
-  auto snapshot = c.registry->load();
-  REQUIRE(snapshot);
-  auto state = decode_registry(*snapshot);
-  REQUIRE(state);
-  REQUIRE(state->agents.count(agent.id) == 1);
-  CHECK(state->agents.at(agent.id).state == RegistryAgent::State::admitted);
-  CHECK(state->epoch == 1);
+  auto state = registry_state(c);
+  REQUIRE(state.agents.count(agent.id) == 1);
+  CHECK(state.agents.at(agent.id).state == RegistryAgent::State::admitted);
+  CHECK(state.epoch == 1);
 }
 
 TEST_CASE("a removed agent stays removed across a master restart", "[master][registry]") {
@@ -185,12 +191,9 @@ TEST_CASE("agents that never come back are unreachable when the window closes, f
 
   // Another master: the agent is recorded unreachable, and t1 told lost.
   c.restart_master();
-  auto snapshot = c.registry->load();
-  REQUIRE(snapshot);
-  auto state = decode_registry(*snapshot);
-  REQUIRE(state);
-  CHECK(state->agents.at(aid).state == RegistryAgent::State::unreachable);
-  CHECK(state->ended[aid].count({fid, "t1"}) == 1);
+  auto state = registry_state(c);
+  CHECK(state.agents.at(aid).state == RegistryAgent::State::unreachable);
+  CHECK(state.ended[aid].count({fid, "t1"}) == 1);
   auto& an2 = c.sim.add_node("agent1b");
   AgentLog back;
   c.spawn_agent(an2, back, reregister_call(aid, "boot-1", 2, {{fid, "t1"}}));
@@ -259,13 +262,10 @@ TEST_CASE("quota and weights set by an operator are back before a restarted mast
         std::string::npos);
 
   c.restart_master();
-  auto snapshot = c.registry->load();
-  REQUIRE(snapshot);
-  auto state = decode_registry(*snapshot);
-  REQUIRE(state);
-  REQUIRE(state->roles.count("web") == 1);
-  CHECK(state->roles.at("web").weight == 3);
-  CHECK(state->roles.at("web").quota.to_string() == "cpus:1;mem:100");
+  auto state = registry_state(c);
+  REQUIRE(state.roles.count("web") == 1);
+  CHECK(state.roles.at("web").weight == 3);
+  CHECK(state.roles.at("web").quota.to_string() == "cpus:1;mem:100");
 
   // The first offer the new master makes to role web is within its quota.
   auto& an = c.sim.add_node("agent1");
