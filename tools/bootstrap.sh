@@ -8,6 +8,7 @@ packages=(
   libcaf-dev libssl-dev
   capnproto libcapnp-dev
   libuv1-dev libsqlite3-dev
+  libzookeeper-mt-dev zookeeper default-jre-headless
   libcpp-httplib-dev libarchive-dev liburiparser-dev
   catch2
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev

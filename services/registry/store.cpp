@@ -1,6 +1,7 @@
 #include "services/registry/store.hpp"
 
 #include "services/registry/sqlite_store.hpp"
+#include "services/registry/zk_store.hpp"
 
 #include <filesystem>
 
@@ -61,8 +62,15 @@ expected<std::shared_ptr<RegistryStore>> make_store(const std::string& spec,
       return store.error();
     return std::shared_ptr<RegistryStore>(std::move(*store));
   }
-  return make_error(Errc::invalid_argument,
-                    "--registry '" + spec + "': expected memory, sqlite or sqlite:PATH");
+  if (spec.rfind("zk://", 0) == 0) {
+    auto store = ZkStore::open(spec);
+    if (!store)
+      return store.error();
+    return std::shared_ptr<RegistryStore>(std::move(*store));
+  }
+  return make_error(Errc::invalid_argument, "--registry '" + spec +
+                                                "': expected memory, sqlite, sqlite:PATH or "
+                                                "zk://HOST:PORT[,HOST:PORT...]/PATH");
 }
 
 }  // namespace tessera

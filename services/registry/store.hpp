@@ -81,8 +81,9 @@ class MemoryStore : public RegistryStore {
 };
 
 // The store a master's --registry flag names: "memory", "sqlite" (the file
-// registry.db in work_dir) or "sqlite:PATH". Errc::invalid_argument for
-// anything else, and the backend's error when it cannot open.
+// registry.db in work_dir), "sqlite:PATH" or "zk://HOSTS/PATH" (zk_store.hpp).
+// Errc::invalid_argument for anything else, and the backend's error when it
+// cannot open.
 expected<std::shared_ptr<RegistryStore>> make_store(const std::string& spec,
                                                     const std::string& work_dir);
 
