@@ -2,7 +2,10 @@
 
 #include <zookeeper/zookeeper.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdio>
 #include <map>
 #include <optional>
@@ -165,36 +168,113 @@ expected<int> ZkStore::version_now() {
   return stat.version;
 }
 
+namespace {
+
+// Many asynchronous calls in flight at once, and a wait for all of them:
+// reading 100,000 records one round trip at a time would take minutes.
+struct Pipeline {
+  std::mutex mu;
+  std::condition_variable done;
+  size_t pending = 0;
+  int error = ZOK;
+  std::string error_path;
+
+  struct Get {
+    Pipeline* pipeline;
+    std::string path;
+    std::string name;
+    std::string value;
+    bool gone = false;
+  };
+  struct List {
+    Pipeline* pipeline;
+    std::string path;
+    std::vector<std::string> names;
+  };
+
+  void finish(int rc, const std::string& path) {
+    std::lock_guard<std::mutex> guard(mu);
+    if (rc != ZOK && error == ZOK) {
+      error = rc;
+      error_path = path;
+    }
+    if (--pending == 0)
+      done.notify_all();
+  }
+  void wait() {
+    std::unique_lock<std::mutex> lock(mu);
+    done.wait(lock, [&] { return pending == 0; });
+  }
+  void start_one() {
+    std::lock_guard<std::mutex> guard(mu);
+    ++pending;
+  }
+};
+
+void on_get(int rc, const char* value, int len, const Stat*, const void* data) {
+  auto* get = static_cast<Pipeline::Get*>(const_cast<void*>(data));
+  if (rc == ZOK && value && len > 0)
+    get->value.assign(value, static_cast<size_t>(len));
+  get->gone = rc == ZNONODE;
+  get->pipeline->finish(rc == ZNONODE ? ZOK : rc, get->path);
+}
+
+void on_list(int rc, const String_vector* names, const void* data) {
+  auto* list = static_cast<Pipeline::List*>(const_cast<void*>(data));
+  if (rc == ZOK && names)
+    list->names.assign(names->data, names->data + names->count);
+  list->pipeline->finish(rc, list->path);
+}
+
+}  // namespace
+
 expected<RegistrySnapshot> ZkStore::load() {
   std::lock_guard<std::mutex> guard(mu_);
   if (auto err = live())
     return err;
-  std::vector<char> buffer(value_bytes_max + 1024);
+  constexpr size_t in_flight_max = 2000;
   for (int attempt = 0; attempt < 10; ++attempt) {
     auto before = version_now();
     if (!before)
       return before.error();
     RegistrySnapshot snap;
     snap.version = static_cast<uint64_t>(*before);
+    // Every bucket's children at once, then every record, at most
+    // in_flight_max outstanding.
+    Pipeline lists;
+    std::vector<Pipeline::List> buckets_read(buckets);
     for (int b = 0; b < buckets; ++b) {
-      auto dir = root_ + "/records/" + bucket_name(b);
-      String_vector children{};
-      int rc = zoo_get_children(handle(zh_), dir.c_str(), 0, &children);
+      buckets_read[b] = {&lists, root_ + "/records/" + bucket_name(b), {}};
+      lists.start_one();
+      int rc = zoo_aget_children(handle(zh_), buckets_read[b].path.c_str(), 0, on_list,
+                                 &buckets_read[b]);
       if (rc != ZOK)
-        return zk_error(rc, "listing " + dir);
-      std::vector<std::string> names(children.data, children.data + children.count);
-      deallocate_String_vector(&children);
-      for (auto& name : names) {
-        auto path = dir + "/" + name;
-        int len = static_cast<int>(buffer.size());
-        rc = zoo_get(handle(zh_), path.c_str(), 0, buffer.data(), &len, nullptr);
-        if (rc == ZNONODE)
-          continue;  // deleted meanwhile: the version check below retries
-        if (rc != ZOK)
-          return zk_error(rc, "reading " + path);
-        snap.records.emplace(unescape(name), std::string(buffer.data(), len < 0 ? 0 : len));
-      }
+        lists.finish(rc, buckets_read[b].path);
     }
+    lists.wait();
+    if (lists.error != ZOK)
+      return zk_error(lists.error, "listing " + lists.error_path);
+    std::vector<Pipeline::Get> gets;
+    for (auto& bucket : buckets_read)
+      for (auto& name : bucket.names)
+        gets.push_back({nullptr, bucket.path + "/" + name, name, {}, false});
+    for (size_t first = 0; first < gets.size(); first += in_flight_max) {
+      Pipeline reads;
+      auto last = std::min(gets.size(), first + in_flight_max);
+      for (size_t i = first; i < last; ++i) {
+        gets[i].pipeline = &reads;
+        reads.start_one();
+        int rc = zoo_aget(handle(zh_), gets[i].path.c_str(), 0, on_get, &gets[i]);
+        if (rc != ZOK)
+          reads.finish(rc, gets[i].path);
+      }
+      reads.wait();
+      if (reads.error != ZOK)
+        return zk_error(reads.error, "reading " + reads.error_path);
+    }
+    for (auto& get : gets)
+      if (!get.gone)
+        snap.records.emplace(unescape(get.name), std::move(get.value));
     auto after = version_now();
     if (!after)
       return after.error();

@@ -10,6 +10,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <unistd.h>
+
 namespace tessera::bench {
 
 namespace {
@@ -36,8 +38,10 @@ RegistryAgent agent(uint64_t i) {
 }
 
 Row run_once(const RegistryBenchOptions& o, const std::filesystem::path& dir, int run) {
-  auto spec = o.backend == "memory"
-                  ? std::string("memory")
+  // Each run starts empty: its own file, or its own ZooKeeper path.
+  auto spec = o.backend == "memory" ? std::string("memory")
+              : o.backend.rfind("zk://", 0) == 0
+                  ? o.backend + "/bench-" + std::to_string(::getpid()) + "-" + std::to_string(run)
                   : "sqlite:" + (dir / ("registry-" + std::to_string(run) + ".db")).string();
   auto made = make_store(spec, dir.string());
   if (!made)
@@ -87,7 +91,13 @@ Row run_once(const RegistryBenchOptions& o, const std::filesystem::path& dir, in
 int run_registry_bench(const RegistryBenchOptions& o) {
   std::filesystem::path dir = o.dir;
   bool made_dir = false;
-  if (dir.empty() && o.backend != "memory") {
+  if (o.backend != "memory" && o.backend != "sqlite" && o.backend.rfind("zk://", 0) != 0) {
+    std::fprintf(stderr,
+                 "tessera bench registry: --backend %s: expected sqlite, memory or zk://...\n",
+                 o.backend.c_str());
+    return 2;
+  }
+  if (dir.empty() && o.backend == "sqlite") {
     char tmpl[] = "/var/tmp/tessera-bench-registry-XXXXXX";
     if (!::mkdtemp(tmpl)) {
       std::fprintf(stderr, "tessera bench registry: cannot create a directory in /var/tmp\n");
@@ -108,7 +118,7 @@ int run_registry_bench(const RegistryBenchOptions& o) {
         std::printf(
             "tessera bench registry: %s%s, %llu single-record commits, %llu records in batches "
             "of %llu,\nmedian of %d run(s), on %u cores\n\n",
-            o.backend.c_str(), o.backend == "memory" ? "" : (" in " + dir.string()).c_str(),
+            o.backend.c_str(), o.backend == "sqlite" ? (" in " + dir.string()).c_str() : "",
             static_cast<unsigned long long>(o.writes), static_cast<unsigned long long>(o.records),
             static_cast<unsigned long long>(o.batch), o.runs, std::thread::hardware_concurrency());
         std::printf("%-34s %12.3f ms\n", "one commit p50", m.at("write_ms_p50"));

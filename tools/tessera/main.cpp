@@ -181,8 +181,9 @@ int main(int argc, char** argv) {
   tessera::bench::RegistryBenchOptions registry;
   auto* registry_cmd =
       bench->add_subcommand("registry", "The master's registry: commit latency, batches, reading");
-  registry_cmd->add_option("--backend", registry.backend, "Store")
-      ->check(CLI::IsMember({"sqlite", "memory"}))
+  registry_cmd
+      ->add_option("--backend", registry.backend,
+                   "Store: sqlite, memory, or zk://HOST:PORT[,...]/PATH (tools/zk.sh starts one)")
       ->capture_default_str();
   registry_cmd->add_option("--dir", registry.dir,
                            "Directory for the SQLite file (default: a new one in /var/tmp)");
