@@ -20,10 +20,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::unique_ptr<ChildProcess> start_master(const std::string& listen, const std::string& dir) {
+std::unique_ptr<ChildProcess> start_master(const std::string& listen, const std::string& dir,
+                                           const std::string& registry) {
   return ChildProcess::start({TESSERA_BIN, "--log-level", "info", "master", "--listen", listen,
-                              "--work-dir", dir, "--agent-ping-interval", "0.2",
-                              "--agent-ping-timeout", "0.2", "--agent-pings-missed", "2",
+                              "--work-dir", dir, "--registry", registry, "--agent-ping-interval",
+                              "0.2", "--agent-ping-timeout", "0.2", "--agent-pings-missed", "2",
                               "--agent-removal-timeout", "1"});
 }
 
@@ -42,13 +43,17 @@ bool err_has(ChildProcess& p, const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("tessera master on SQLite: a removed agent stays removed and quota survives a kill -9",
-          "[e2e][registry]") {
+// A master on `registry` records a quota and an agent's removal; killed
+// with SIGKILL and started again on the same port and registry, it knows both.
+static void removed_agent_and_quota_survive(const std::string& registry,
+                                            const std::string& described) {
   TempDir dir;
   auto master_dir = (dir.path() / "master").string();
-  auto master = start_master("127.0.0.1:0", master_dir);
+  auto master = start_master("127.0.0.1:0", master_dir, registry);
   auto at = master_at(*master);
-  CHECK(master->out().find("registry sqlite:" + master_dir + "/registry.db") != std::string::npos);
+  // (described empty: the default, registry.db in the master's work dir)
+  auto expect = described.empty() ? "sqlite:" + master_dir + "/registry.db" : described;
+  CHECK(master->out().find("registry " + expect) != std::string::npos);
 
   // An operator sets a quota over the network, from a node of its own.
   auto node = Node::start();
@@ -85,7 +90,7 @@ TEST_CASE("tessera master on SQLite: a removed agent stays removed and quota sur
   // reads the registry.
   master->kill(SIGKILL);
   REQUIRE(master->wait_exit(10s));
-  auto again = start_master(at, master_dir);
+  auto again = start_master(at, master_dir, registry);
   CHECK(master_at(*again) == at);
   REQUIRE(wait_until([&] { return err_has(*again, " serves (epoch 2)"); }, 30s));
   INFO(again->err());
@@ -96,4 +101,17 @@ TEST_CASE("tessera master on SQLite: a removed agent stays removed and quota sur
   agent->kill(SIGCONT);
   REQUIRE(wait_until([&] { return err_has(*again, "reregisters after its removal"); }, 30s));
   CHECK(wait_until([&] { return err_has(*agent, "was removed by the master"); }, 30s));
+}
+
+TEST_CASE("tessera master on SQLite: a removed agent stays removed and quota survives a kill -9",
+          "[e2e][registry]") {
+  removed_agent_and_quota_survive("sqlite", "");
+}
+
+TEST_CASE("tessera master on ZooKeeper: a removed agent stays removed and quota survives a kill -9",
+          "[e2e][registry][zookeeper]") {
+  ZkServers zk(3);
+  INFO(zk.why);
+  REQUIRE(!zk.spec.empty());
+  removed_agent_and_quota_survive(zk.spec, zk.spec);
 }

@@ -9,76 +9,12 @@
 
 #include <catch2/catch.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <random>
 #include <thread>
 
 using namespace tessera;
 using namespace tessera::testing;
 
 namespace {
-
-bool port_free(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
-
-std::string run(const std::string& command) {
-  std::string out;
-  if (FILE* p = ::popen(command.c_str(), "r")) {
-    char buf[512];
-    while (std::fgets(buf, sizeof(buf), p))
-      out += buf;
-    ::pclose(p);
-  }
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
-    out.pop_back();
-  return out;
-}
-
-// N ZooKeeper servers for one test, stopped (by pid) by the destructor.
-class ZkServers {
- public:
-  explicit ZkServers(int servers) {
-    std::mt19937 rng(std::random_device{}());
-    for (int attempt = 0; attempt < 3 && spec.empty(); ++attempt) {
-      int port = 20000 + static_cast<int>(rng() % 20000);
-      bool free = true;
-      for (int i = 0; i < servers; ++i)
-        free =
-            free && port_free(port + i) && port_free(port + 101 + i) && port_free(port + 201 + i);
-      if (!free)
-        continue;
-      auto out = run(script() + " start " + dir_.path().string() + " --servers " +
-                     std::to_string(servers) + " --port " + std::to_string(port) + " 2>&1");
-      if (out.rfind("zk://", 0) == 0)
-        spec = out;
-      else
-        why = out;
-    }
-  }
-  ~ZkServers() { run(script() + " stop " + dir_.path().string()); }
-  void kill(int server) {
-    run(script() + " kill " + dir_.path().string() + " " + std::to_string(server));
-  }
-
-  std::string spec;  // zk://127.0.0.1:P,.../tessera; empty when they did not start
-  std::string why;
-
- private:
-  static std::string script() { return std::string(TESSERA_SOURCE_DIR) + "/tools/zk.sh"; }
-  TempDir dir_;
-};
 
 std::unique_ptr<ZkStore> open_store(const std::string& spec) {
   auto store = ZkStore::open(spec);

@@ -1,9 +1,14 @@
 #include "support/test_support.hpp"
 
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cstdio>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -181,6 +186,64 @@ std::string ChildProcess::out() const {
 }
 std::string ChildProcess::err() const {
   return read_file(dir_.path() / "stderr");
+}
+
+namespace {
+
+bool port_free(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  ::close(fd);
+  return ok;
+}
+
+std::string run_command(const std::string& command) {
+  std::string out;
+  if (FILE* p = ::popen(command.c_str(), "r")) {
+    char buf[512];
+    while (std::fgets(buf, sizeof(buf), p))
+      out += buf;
+    ::pclose(p);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r'))
+    out.pop_back();
+  return out;
+}
+
+std::string zk_script() {
+  return std::string(TESSERA_SOURCE_DIR) + "/tools/zk.sh";
+}
+
+}  // namespace
+
+ZkServers::ZkServers(int servers) {
+  std::mt19937 rng(std::random_device{}());
+  for (int attempt = 0; attempt < 3 && spec.empty(); ++attempt) {
+    int port = 20000 + static_cast<int>(rng() % 20000);
+    bool free = true;
+    for (int i = 0; i < servers; ++i)
+      free = free && port_free(port + i) && port_free(port + 101 + i) && port_free(port + 201 + i);
+    if (!free)
+      continue;
+    auto out = run_command(zk_script() + " start " + dir_.path().string() + " --servers " +
+                           std::to_string(servers) + " --port " + std::to_string(port) + " 2>&1");
+    if (out.rfind("zk://", 0) == 0)
+      spec = out;
+    else
+      why = out;
+  }
+}
+
+ZkServers::~ZkServers() {
+  run_command(zk_script() + " stop " + dir_.path().string());
+}
+
+void ZkServers::kill(int server) {
+  run_command(zk_script() + " kill " + dir_.path().string() + " " + std::to_string(server));
 }
 
 }  // namespace tessera::testing

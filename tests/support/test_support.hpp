@@ -87,4 +87,22 @@ class ChildProcess {
   std::shared_ptr<ProcessExit> status_ = std::make_shared<ProcessExit>();
 };
 
+// ZooKeeper servers on 127.0.0.1 for one test (tools/zk.sh: one, or an
+// ensemble of three), on free ports; the destructor stops them by pid.
+class ZkServers {
+ public:
+  explicit ZkServers(int servers);
+  ~ZkServers();
+  ZkServers(const ZkServers&) = delete;
+  ZkServers& operator=(const ZkServers&) = delete;
+  // SIGKILL of server i (1-based).
+  void kill(int server);
+
+  std::string spec;  // zk://127.0.0.1:P,.../tessera; empty when they did not start
+  std::string why;   // what tools/zk.sh said when they did not
+
+ private:
+  TempDir dir_;
+};
+
 }  // namespace tessera::testing
