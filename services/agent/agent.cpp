@@ -117,8 +117,17 @@ bool AgentStopper::stop(bool drain) {
 }
 
 void Agent::on_stopping() {
-  std::lock_guard<std::mutex> guard(checkpoint_health_->mu);
-  checkpoint_health_->report = nullptr;
+  // Continuations hold strong handles to this actor: dropped as it ends, or
+  // the stopper (which outlives it) and the agent would keep each other.
+  {
+    std::lock_guard<std::mutex> guard(checkpoint_health_->mu);
+    checkpoint_health_->report = nullptr;
+  }
+  if (config_.stopper) {
+    std::lock_guard<std::mutex> guard(config_.stopper->mu_);
+    config_.stopper->keep_ = nullptr;
+    config_.stopper->drain_ = nullptr;
+  }
 }
 
 void Agent::install_master_handlers() {

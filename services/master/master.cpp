@@ -793,6 +793,7 @@ void Master::removed_agent(const AgentId& id, Reason reason, const std::string& 
   auto* found = agent(id);
   if (!found)
     return;
+  log().info("master: removed agent {} (recorded): {}", id, why);
   auto& a = *found;
   for (auto& key : std::set<TaskKey>(a.tasks)) {
     auto* fw = framework(key.first);
