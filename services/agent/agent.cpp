@@ -480,6 +480,7 @@ void Agent::shutdown_agent(const std::string& reason) {
   if (shutting_down_)
     return;
   shutting_down_ = true;
+  forgetting_ = true;
   log().info("{}: shutting down: {}", me().to_string(), reason.empty() ? "asked to" : reason);
   cancel(registration_timer_);
   registration_timer_ = 0;

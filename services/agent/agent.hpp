@@ -447,6 +447,10 @@ class Agent : public Actor {
   uint64_t registration_seq_ = 1;
   bool registered_ = false;
   bool shutting_down_ = false;
+  // A shutdown that ends with every checkpoint forgotten (a drain, or the
+  // master's ShutdownAgent): no later agent recovers anything, so updates
+  // are forwarded without waiting for their records.
+  bool forgetting_ = false;
   bool recovered_ = false;  // agent_id_ came from a checkpoint; no master has taken it yet
   // What the checkpoint writer's thread tells the actor about failed writes.
   struct CheckpointHealth {

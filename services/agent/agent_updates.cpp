@@ -67,7 +67,7 @@ void Agent::forward(Task& task) {
   if (!registered_)
     return;  // resent by forward_all() on (re)registration
   auto* front = task.stream.front();
-  if (!front || !task.front_durable())
+  if (!front || (!task.front_durable() && !forgetting_))
     return;  // sent once its checkpoint is written (flush_checkpoints)
   send(config_.master, build<wire::StatusUpdate>([&](wire::StatusUpdate::Builder b) {
          b.setFrameworkId(task.framework_id);
