@@ -55,6 +55,12 @@ std::string unescape(const std::string& name) {
   return out;
 }
 
+// The connection dropped or the server answered late: the session lives
+// on, and an idempotent call may be made again.
+bool transient(int rc) {
+  return rc == ZCONNECTIONLOSS || rc == ZOPERATIONTIMEOUT;
+}
+
 uint32_t bucket_of(const std::string& key) {
   uint32_t h = 2166136261u;  // FNV-1a
   for (unsigned char c : key)
@@ -149,10 +155,18 @@ caf::error ZkStore::zk_error(int rc, const std::string& what) const {
 }
 
 caf::error ZkStore::ensure(const std::string& path, const std::string& data) {
-  int rc = zoo_create(handle(zh_), path.c_str(), data.data(), static_cast<int>(data.size()),
-                      &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, nullptr, 0);
-  if (rc == ZOK || rc == ZNODEEXISTS)
-    return {};
+  int rc = ZOK;
+  // Creating what may exist is idempotent: retried while the client
+  // reconnects (a loaded or electing ensemble answers late).
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    rc = zoo_create(handle(zh_), path.c_str(), data.data(), static_cast<int>(data.size()),
+                    &ZOO_OPEN_ACL_UNSAFE, ZOO_PERSISTENT, nullptr, 0);
+    if (rc == ZOK || rc == ZNODEEXISTS)
+      return {};
+    if (!transient(rc) || expired_)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
   return zk_error(rc, "creating " + path);
 }
 
@@ -162,10 +176,16 @@ std::string ZkStore::record_path(const std::string& key) const {
 
 expected<int> ZkStore::version_now() {
   Stat stat{};
-  int rc = zoo_exists(handle(zh_), (root_ + "/version").c_str(), 0, &stat);
-  if (rc != ZOK)
-    return zk_error(rc, "reading the version");
-  return stat.version;
+  int rc = ZOK;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    rc = zoo_exists(handle(zh_), (root_ + "/version").c_str(), 0, &stat);
+    if (rc == ZOK)
+      return stat.version;
+    if (!transient(rc) || expired_)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return zk_error(rc, "reading the version");
 }
 
 namespace {
@@ -233,7 +253,7 @@ expected<RegistrySnapshot> ZkStore::load() {
   if (auto err = live())
     return err;
   constexpr size_t in_flight_max = 2000;
-  for (int attempt = 0; attempt < 10; ++attempt) {
+  for (int attempt = 0; attempt < 100; ++attempt) {
     auto before = version_now();
     if (!before)
       return before.error();
@@ -252,9 +272,12 @@ expected<RegistrySnapshot> ZkStore::load() {
         lists.finish(rc, buckets_read[b].path);
     }
     lists.wait();
+    if (lists.error != ZOK && transient(lists.error))
+      continue;  // reads are idempotent: read again once reconnected
     if (lists.error != ZOK)
       return zk_error(lists.error, "listing " + lists.error_path);
     std::vector<Pipeline::Get> gets;
+    bool retry = false;
     for (auto& bucket : buckets_read)
       for (auto& name : bucket.names)
         gets.push_back({nullptr, bucket.path + "/" + name, name, {}, false});
@@ -269,8 +292,16 @@ expected<RegistrySnapshot> ZkStore::load() {
           reads.finish(rc, gets[i].path);
       }
       reads.wait();
+      if (reads.error != ZOK && transient(reads.error)) {
+        retry = true;
+        break;
+      }
       if (reads.error != ZOK)
         return zk_error(reads.error, "reading " + reads.error_path);
+    }
+    if (retry) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      continue;
     }
     for (auto& get : gets)
       if (!get.gone)
