@@ -482,6 +482,7 @@ void Agent::shutdown_agent(const std::string& reason) {
   shutting_down_ = true;
   forgetting_ = true;
   log().info("{}: shutting down: {}", me().to_string(), reason.empty() ? "asked to" : reason);
+  forward_all();  // what was held for its checkpoint goes now (forward())
   cancel(registration_timer_);
   registration_timer_ = 0;
   if (executors_.empty()) {
@@ -500,11 +501,6 @@ void Agent::shutdown_agent(const std::string& reason) {
 // new agent.
 void Agent::finish_shutdown() {
   forget_all_checkpoints();
-  // Nothing of this agent survives it, so no later update can contradict
-  // what is still held for its checkpoint: the master hears it now.
-  for (auto& [key, task] : tasks_)
-    task.updates_durable = task.updates_added;
-  forward_all();
   stop();
 }
 

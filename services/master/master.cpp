@@ -177,10 +177,7 @@ void Master::answer_again(AgentEntry& a, bool reregistered) {
     if (rec == agent_records_.end() || rec->second.state != RegistryAgent::State::admitted) {
       // Back after it was recorded unreachable: recorded back first.
       auto id = a.id;
-      ++agents_writing_[id];
-      persist(agent_changes(a, RegistryAgent::State::admitted), [this, id, reregistered] {
-        if (--agents_writing_[id] == 0)
-          agents_writing_.erase(id);
+      persist_agent(id, agent_changes(a, RegistryAgent::State::admitted), [this, id, reregistered] {
         if (auto* back = agent(id))
           answer_again(*back, reregistered);
       });
@@ -271,26 +268,16 @@ void Master::on_reregister_agent(const Address& sender, wire::ReregisterAgent::R
   // it so. Tasks told lost stay recorded even when the agent no longer
   // reports them: an agent that crashes can lose the checkpoint of an
   // acknowledgement and report such a task again.
-  std::vector<RegistryChange> changes;
-  auto rec = agent_records_.find(id);
-  if (rec == agent_records_.end() || rec->second.state != RegistryAgent::State::admitted) {
-    RegistryAgent r;
-    r.id = id;
-    r.hostname = str(info.getHostname());
-    r.address = sender.to_string();
-    r.since_ns = now().time_since_epoch().count();
-    agent_records_[id] = r;
-    changes.push_back(agent_record(r));
-  }
   recovered_agents_.erase(id);
-  if (changes.empty())
+  auto rec = agent_records_.find(id);
+  if (rec != agent_records_.end() && rec->second.state == RegistryAgent::State::admitted)
     return admit_reregistered(sender, body);
-  ++agents_writing_[id];
-  persist(std::move(changes), [this, id, sender, kept = Kept<wire::ReregisterAgent>(body)] {
-    if (--agents_writing_[id] == 0)
-      agents_writing_.erase(id);
-    on_reregister_agent(sender, kept.get());
-  });
+  persist_agent(id,
+                agent_changes(id, str(info.getHostname()), sender.to_string(),
+                              RegistryAgent::State::admitted),
+                [this, sender, kept = Kept<wire::ReregisterAgent>(body)] {
+                  on_reregister_agent(sender, kept.get());
+                });
 }
 
 void Master::admit_reregistered(const Address& sender, wire::ReregisterAgent::Reader body) {
@@ -490,16 +477,7 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
       for (auto c : f.getCapabilities())
         entry.capabilities.insert(c);
     }
-    if (entry.roles.empty())
-      entry.roles.push_back(std::string(any_role));
-    fw = &frameworks_.emplace(fid, std::move(entry)).first->second;
-    to_allocator(build<wire::AllocatorAddFramework>([&](wire::AllocatorAddFramework::Builder b) {
-      b.setFrameworkId(fid);
-      auto roles = b.initRoles(static_cast<unsigned>(fw->roles.size()));
-      for (unsigned i = 0; i < fw->roles.size(); ++i)
-        roles.set(i, fw->roles[i]);
-      b.setSuppressed(true);
-    }));
+    fw = &add_unsubscribed_framework(std::move(entry));
   }
   auto resources = from_wire(info.getResources());
   if (!resources)
@@ -552,6 +530,21 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
     task.kill_grace_ns = k->second.second;
     deferred_kills_.erase(k);
   }
+}
+
+Master::FrameworkEntry& Master::add_unsubscribed_framework(FrameworkEntry entry) {
+  if (entry.roles.empty())
+    entry.roles.push_back(std::string(any_role));
+  auto id = entry.id;
+  auto& fw = frameworks_.emplace(id, std::move(entry)).first->second;
+  to_allocator(build<wire::AllocatorAddFramework>([&](wire::AllocatorAddFramework::Builder b) {
+    b.setFrameworkId(id);
+    auto roles = b.initRoles(static_cast<unsigned>(fw.roles.size()));
+    for (unsigned i = 0; i < fw.roles.size(); ++i)
+      roles.set(i, fw.roles[i]);
+    b.setSuppressed(true);
+  }));
+  return fw;
 }
 
 void Master::add_agent_to_allocator(AgentEntry& a) {
@@ -725,12 +718,7 @@ void Master::mark_unreachable(AgentEntry& a) {
       changes.push_back(ended_record(a.id, key));
   }
   auto id = a.id;
-  ++agents_writing_[id];
-  persist(std::move(changes), [this, id] {
-    if (--agents_writing_[id] == 0)
-      agents_writing_.erase(id);
-    report_unreachable(id);
-  });
+  persist_agent(id, std::move(changes), [this, id] { report_unreachable(id); });
 }
 
 void Master::report_unreachable(const AgentId& id) {
@@ -781,12 +769,8 @@ void Master::remove_agent(AgentEntry& a, Reason reason, const std::string& why) 
     agent_at_.erase(at);
   unwatch(a.address);
   auto id = a.id;
-  ++agents_writing_[id];
-  persist(agent_changes(a, RegistryAgent::State::removed, why), [this, id, reason, why] {
-    if (--agents_writing_[id] == 0)
-      agents_writing_.erase(id);
-    removed_agent(id, reason, why);
-  });
+  persist_agent(id, agent_changes(a, RegistryAgent::State::removed, why),
+                [this, id, reason, why] { removed_agent(id, reason, why); });
 }
 
 void Master::removed_agent(const AgentId& id, Reason reason, const std::string& why) {

@@ -303,7 +303,7 @@ class Master : public Actor {
   // Runs a store operation off this actor's thread; its continuation runs
   // here. False when it could not be queued.
   bool on_store(std::function<std::function<void()>()> work);
-  void recover(RegistryState state);
+  void recover_from_registry(RegistryState state);
   // Queues changes for the registry; then runs once they are durable (in
   // the order persist was called). Empty changes still wait their turn.
   void persist(std::vector<RegistryChange> changes, std::function<void()> then);
@@ -315,6 +315,13 @@ class Master : public Actor {
   // what is kept of it).
   std::vector<RegistryChange> agent_changes(const AgentEntry& a, RegistryAgent::State s,
                                             const std::string& reason = {});
+  std::vector<RegistryChange> agent_changes(const AgentId& id, const std::string& hostname,
+                                            const std::string& address, RegistryAgent::State s,
+                                            const std::string& reason = {});
+  // persist() for changes to one agent's record: its registrations are
+  // dropped (it retries) until they are durable and then has run.
+  void persist_agent(const AgentId& id, std::vector<RegistryChange> changes,
+                     std::function<void()> then);
   // Whether the registry holds agent id as unreachable (told lost) or
   // admitted but not back since this master started.
   bool away_in_registry(const AgentId& id) const;
@@ -363,6 +370,9 @@ class Master : public Actor {
   void adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
                         capnp::List<wire::FrameworkInfo>::Reader frameworks);
   void add_agent_to_allocator(AgentEntry& agent);
+  // A framework known before it subscribes (from the registry, or from an
+  // agent's report): kept with its tasks, suppressed until it subscribes.
+  FrameworkEntry& add_unsubscribed_framework(FrameworkEntry entry);
   void remove_agent_from_allocator(AgentEntry& agent);
   void ping_agents();
   void on_pong(const AgentId& id, wire::Pong::Reader pong);

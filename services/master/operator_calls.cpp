@@ -6,7 +6,20 @@
 
 #include "runtime/log.hpp"
 
+#include <cmath>
+
 namespace tessera {
+
+namespace {
+
+// Empty when role may have a weight or quota of its own.
+std::string role_problem(const std::string& role) {
+  if (!valid_role(role) || role == any_role || role.size() > registry_id_bytes_max)
+    return "bad role '" + role + "'";
+  return {};
+}
+
+}  // namespace
 
 void Master::on_operator_call(const Received<wire::OperatorCall>& m) {
   auto call = m.body();
@@ -14,20 +27,30 @@ void Master::on_operator_call(const Received<wire::OperatorCall>& m) {
     reply_later(env, build<wire::OperatorResponse>(
                          [&](wire::OperatorResponse::Builder b) { b.setError(error); }));
   };
+  auto refuse = [&](const std::string& why) {
+    ++counters_.invalid_calls;
+    log().warn("master: refusing operator call from {}: {}", m.sender().to_string(), why);
+    answer(why);
+  };
+  // The role as recorded, or a new one.
+  auto current = [this](const std::string& role) {
+    auto it = roles_.find(role);
+    return it != roles_.end() ? it->second : RegistryRole{role, 0, {}};
+  };
   std::vector<RegistryRole> changed;
   switch (call.which()) {
     case wire::OperatorCall::UPDATE_QUOTA: {
       auto q = call.getUpdateQuota();
       auto role = str(q.getRole());
-      if (!valid_role(role) || role == any_role || role.size() > registry_id_bytes_max)
-        return answer("bad role '" + role + "'");
+      if (auto problem = role_problem(role); !problem.empty())
+        return refuse(problem);
       auto limit = from_wire(q.getLimit());
       if (!limit)
-        return answer("bad quota for role '" + role + "': " + what(limit.error()));
+        return refuse("bad quota for role '" + role + "': " + what(limit.error()));
       for (auto& [name, value] : limit->scalar_totals())
         if (!(value >= 0))
-          return answer("bad quota " + name + " for role '" + role + "'");
-      auto r = roles_.count(role) ? roles_.at(role) : RegistryRole{role, 0, {}};
+          return refuse("bad quota " + name + " for role '" + role + "'");
+      auto r = current(role);
       r.quota = std::move(*limit);
       changed.push_back(std::move(r));
       break;
@@ -35,19 +58,18 @@ void Master::on_operator_call(const Received<wire::OperatorCall>& m) {
     case wire::OperatorCall::UPDATE_WEIGHTS: {
       for (auto w : call.getUpdateWeights()) {
         auto role = str(w.getRole());
-        if (!valid_role(role) || role == any_role || role.size() > registry_id_bytes_max)
-          return answer("bad role '" + role + "'");
+        if (auto problem = role_problem(role); !problem.empty())
+          return refuse(problem);
         if (!(w.getWeight() > 0) || !std::isfinite(w.getWeight()))
-          return answer("bad weight for role '" + role + "': it must be a number above 0");
-        auto r = roles_.count(role) ? roles_.at(role) : RegistryRole{role, 0, {}};
+          return refuse("bad weight for role '" + role + "': it must be a number above 0");
+        auto r = current(role);
         r.weight = w.getWeight();
         changed.push_back(std::move(r));
       }
       break;
     }
     default:
-      ++counters_.invalid_calls;
-      return answer("unknown operator call");
+      return refuse("unknown operator call");
   }
   std::vector<RegistryChange> changes;
   for (auto& r : changed) {

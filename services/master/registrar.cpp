@@ -31,14 +31,14 @@ void Master::read_registry() {
     return [this, state = std::move(state)]() mutable {
       if (!state)
         return registry_failed(state.error());
-      recover(std::move(*state));
+      recover_from_registry(std::move(*state));
     };
   });
   if (!queued)
     registry_failed(make_error(Errc::overloaded, "cannot queue the registry read"));
 }
 
-void Master::recover(RegistryState state) {
+void Master::recover_from_registry(RegistryState state) {
   registry_version_ = state.version;
   epoch_ = state.epoch + 1;
   std::vector<const RegistryAgent*> removed_agents;
@@ -82,17 +82,10 @@ void Master::recover(RegistryState state) {
     entry.name = f.name;
     entry.user = f.user;
     entry.principal = f.principal;
-    entry.roles = f.roles.empty() ? std::vector<std::string>{std::string(any_role)} : f.roles;
+    entry.roles = f.roles;
     entry.failover_timeout = Duration(f.failover_timeout_ns);
     entry.capabilities.insert(f.capabilities.begin(), f.capabilities.end());
-    auto& fw = frameworks_.emplace(id, std::move(entry)).first->second;
-    to_allocator(build<wire::AllocatorAddFramework>([&](wire::AllocatorAddFramework::Builder b) {
-      b.setFrameworkId(id);
-      auto roles = b.initRoles(static_cast<unsigned>(fw.roles.size()));
-      for (unsigned i = 0; i < fw.roles.size(); ++i)
-        roles.set(i, fw.roles[i]);
-      b.setSuppressed(true);
-    }));
+    add_unsubscribed_framework(std::move(entry));
   }
   std::sort(removed_frameworks.begin(), removed_frameworks.end(),
             [](auto* x, auto* y) { return x->order < y->order; });
@@ -197,10 +190,17 @@ void Master::registry_failed(const caf::error& err) {
 
 std::vector<RegistryChange> Master::agent_changes(const AgentEntry& a, RegistryAgent::State s,
                                                   const std::string& reason) {
+  return agent_changes(a.id, a.hostname, a.address.to_string(), s, reason);
+}
+
+std::vector<RegistryChange> Master::agent_changes(const AgentId& id, const std::string& hostname,
+                                                  const std::string& address,
+                                                  RegistryAgent::State s,
+                                                  const std::string& reason) {
   RegistryAgent r;
-  r.id = a.id;
-  r.hostname = a.hostname;
-  r.address = a.address.to_string();
+  r.id = id;
+  r.hostname = hostname;
+  r.address = address;
   r.state = s;
   r.since_ns = now().time_since_epoch().count();
   std::vector<RegistryChange> changes;
@@ -208,15 +208,25 @@ std::vector<RegistryChange> Master::agent_changes(const AgentEntry& a, RegistryA
     r.reason = reason;
     r.order = removal_order_++;
     // It never comes back as itself: what it was told is moot.
-    if (auto ended = ended_.find(a.id); ended != ended_.end()) {
+    if (auto ended = ended_.find(id); ended != ended_.end()) {
       for (auto& key : ended->second)
-        changes.push_back(ended_removal(a.id, key));
+        changes.push_back(ended_removal(id, key));
       ended_.erase(ended);
     }
   }
-  agent_records_[a.id] = r;
+  agent_records_[id] = r;
   changes.push_back(agent_record(r));
   return changes;
+}
+
+void Master::persist_agent(const AgentId& id, std::vector<RegistryChange> changes,
+                           std::function<void()> then) {
+  ++agents_writing_[id];
+  persist(std::move(changes), [this, id, then = std::move(then)] {
+    if (--agents_writing_[id] == 0)
+      agents_writing_.erase(id);
+    then();
+  });
 }
 
 bool Master::away_in_registry(const AgentId& id) const {

@@ -386,8 +386,8 @@ void Master::kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k) {
       return;
     }
     // Mesos: an unknown task is reported so the framework can stop asking.
-    return answer_unknown(fw, tid, aid, *unknown_task_state(fw, aid), Reason::TASK_UNKNOWN,
-                          "kill of an unknown task");
+    return answer_unknown(fw, tid, aid, fw.partition_aware() ? State::UNKNOWN : State::LOST,
+                          Reason::TASK_UNKNOWN, "kill of an unknown task");
   }
   auto& task = it->second;
   if (is_terminal(task.state))
@@ -557,7 +557,8 @@ void Master::end_recovery() {
     log().warn("master: {} agent(s) of the registry did not reregister; marked unreachable",
                recovered_agents_.size());
   recovered_agents_.clear();
-  persist(std::move(changes), [] {});
+  if (!changes.empty())
+    persist(std::move(changes), [] {});
   for (auto& [key, aid] : deferred_reconciliations_)
     if (auto* fw = framework(key.first))
       answer_unknown(*fw, key.second, aid, state_for(*fw, aid), Reason::RECONCILIATION,
