@@ -93,9 +93,11 @@ Command add_master_command(CLI::App& app) {
       ->capture_default_str();
   add_advertise_flag(sub, o->advertise);
   sub->add_option("--work-dir", o->work_dir, "Directory for the master's state")->required();
-  sub->add_option("--registry", o->registry,
-                  "Where the master records what must outlive it: sqlite (registry.db in "
-                  "--work-dir), sqlite:PATH, or memory (nothing survives a restart)")
+  sub->add_option(
+         "--registry", o->registry,
+         "Where the master records what must outlive it: sqlite (registry.db in "
+         "--work-dir), sqlite:PATH, zk://HOST:PORT[,HOST:PORT...]/PATH (ZooKeeper), or memory "
+         "(nothing survives a restart)")
       ->capture_default_str();
   add_allocation_flags(sub, o->allocation_interval_s, o->offer_timeout_s);
   sub->add_option("--agent-ping-interval", o->agent_ping_interval_s, "Seconds between agent pings")
