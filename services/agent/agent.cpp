@@ -37,6 +37,7 @@ bool worth_logging(uint64_t count) {
 Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
     : Actor(cfg, std::move(init)),
       config_(std::move(config)),
+      master_(config_.master),
       metrics_(*config_.metrics),
       rng_(seed_or_random(config_.seed)),
       registration_backoff_(
@@ -82,7 +83,7 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
 
 void Agent::on_start() {
   log().info("{}: agent starting; master {}, work dir {}, isolation {}", me().to_string(),
-             config_.master.to_string(), config_.work_dir.string(), isolator_->name());
+             master_.to_string(), config_.work_dir.string(), isolator_->name());
   auto cache =
       FetcherCache::open(config_.work_dir / "fetcher-cache", config_.fetcher_cache_bytes_max);
   if (cache)
@@ -99,7 +100,10 @@ void Agent::on_start() {
   boot_id_ = make_boot_id();
   if (!recover())
     return;
-  try_register();
+  if (config_.detector)
+    follow_leader();  // registers once a leader is known
+  else
+    try_register();
   arm_gc();
 }
 
@@ -215,7 +219,7 @@ void Agent::install_master_handlers() {
 }
 
 void Agent::on_peer_lost(const Address& peer, const caf::error& why) {
-  if (peer == config_.master) {
+  if (peer == master_) {
     on_master_lost(describe(why));
     return;
   }
@@ -225,7 +229,7 @@ void Agent::on_peer_lost(const Address& peer, const caf::error& why) {
 }
 
 bool Agent::from_master(const Address& sender, const char* what) {
-  if (sender == config_.master)
+  if (sender == master_)
     return true;
   refuse(metrics_.refused_not_master, std::string(what) + " from " +
                                           (sender.empty() ? "nobody" : sender.to_string()) +
@@ -248,11 +252,11 @@ Backoff Agent::status_update_backoff() const {
 // -- registration ----------------------------------------------------------------
 
 void Agent::try_register() {
-  if (registered_ || shutting_down_)
+  if (registered_ || shutting_down_ || master_.empty())
     return;
   cancel(registration_timer_);
-  watch(config_.master);  // one-shot: armed again by every attempt
-  send(config_.master, registration());
+  watch(master_);  // one-shot: armed again by every attempt
+  send(master_, registration());
   metrics_.registration_attempts.fetch_add(1, std::memory_order_relaxed);
   auto delay = registration_backoff_.next(rng_);
   registration_timer_ = after(delay, [this] {
@@ -345,7 +349,7 @@ void Agent::on_registered(const std::string& agent_id, int64_t ping_interval_ns,
   registration_backoff_.reset();
   metrics_.registrations.fetch_add(1, std::memory_order_relaxed);
   log().info("{}: {} with {} as agent {}", me().to_string(), first ? "registered" : "reregistered",
-             config_.master.to_string(), agent_id_);
+             master_.to_string(), agent_id_);
   arm_ping_timer();
   forward_all();
   if (config_.on_registered)
@@ -426,8 +430,7 @@ void Agent::on_master_lost(const std::string& why) {
   registered_ = false;
   ++registration_seq_;  // a new episode: its task list is newer than the last one's
   metrics_.master_lost.fetch_add(1, std::memory_order_relaxed);
-  log().warn("{}: lost master {} ({}); reregistering", me().to_string(), config_.master.to_string(),
-             why);
+  log().warn("{}: lost master {} ({}); reregistering", me().to_string(), master_.to_string(), why);
   cancel(ping_timer_);
   ping_timer_ = 0;
   for (auto& [key, task] : tasks_) {
@@ -439,6 +442,35 @@ void Agent::on_master_lost(const std::string& why) {
     registration_timer_ = 0;
     try_register();
   });
+}
+
+void Agent::follow_leader() {
+  auto view = config_.detector->view();
+  config_.detector->on_change(view.generation, continuation([this] { follow_leader(); }));
+  if (!view.leader || shutting_down_)
+    return;  // no leader known: the last one is kept until another is named
+  auto leader = Address::parse(*view.leader);
+  if (!leader) {
+    log().warn("{}: the detector names '{}' as leader, not a master's address", me().to_string(),
+               *view.leader);
+    return;
+  }
+  if (*leader == master_)
+    return;
+  log().info("{}: the leading master is {} (was {})", me().to_string(), leader->to_string(),
+             master_.empty() ? "none" : master_.to_string());
+  metrics_.leader_changes.fetch_add(1, std::memory_order_relaxed);
+  if (!master_.empty())
+    unwatch(master_);
+  master_ = *leader;
+  if (registered_) {
+    on_master_lost("another master leads");
+    return;
+  }
+  cancel(registration_timer_);
+  registration_timer_ = 0;
+  registration_backoff_.reset();
+  try_register();
 }
 
 void Agent::arm_ping_timer() {

@@ -49,6 +49,7 @@
 #include "services/agent/status_update_stream.hpp"
 #include "services/common/resources.hpp"
 #include "services/common/wire.hpp"
+#include "services/election/detector.hpp"
 #include "services/executor/owned.hpp"
 #include "services/executor/simulated_tasks.hpp"
 
@@ -86,6 +87,7 @@ struct AgentMetrics {
   std::atomic<uint64_t> registration_attempts{0};
   std::atomic<uint64_t> registrations{0};  // Registered + Reregistered accepted
   std::atomic<uint64_t> master_lost{0};
+  std::atomic<uint64_t> leader_changes{0};          // the detector named another master
   std::atomic<uint64_t> refused_not_master{0};      // master-only message from elsewhere
   std::atomic<uint64_t> refused_executor_calls{0};  // unknown executor, wrong sender, ...
   std::atomic<uint64_t> refused_invalid{0};         // bad ids, duplicate task, limits
@@ -118,7 +120,10 @@ struct AgentMetrics {
 class AgentStopper;
 
 struct AgentConfig {
-  Address master;  // master@host:port
+  Address master;  // master@host:port; with a detector, where to start until it names one
+  // Follows the leading master (`--master zk://...`): on a change of leader
+  // the agent reregisters with the new one. Null: `master` is the master.
+  std::shared_ptr<MasterDetector> detector;
   std::filesystem::path work_dir;
   Resources resources;
   std::vector<Attribute> attributes;
@@ -333,6 +338,8 @@ class Agent : public Actor {
   // Whether a launch stamped with this registration may run here.
   bool launch_allowed(const std::string& boot, uint64_t seq, const std::string& what);
   void on_master_lost(const std::string& why);
+  // Reads the detector's view and goes to a new leader; armed again each time.
+  void follow_leader();
   void arm_ping_timer();
   void shutdown_agent(const std::string& reason);
   void remember_framework(wire::FrameworkInfo::Reader info);
@@ -438,6 +445,7 @@ class Agent : public Actor {
   void mark_run_ended(const std::filesystem::path& sandbox) const;
 
   AgentConfig config_;
+  Address master_;  // the master obeyed and registered with (config_.master, or the leader)
   AgentMetrics& metrics_;
   std::mt19937_64 rng_;
   std::string agent_id_;  // empty until the first registration

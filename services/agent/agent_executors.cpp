@@ -483,8 +483,7 @@ void Agent::on_executor_call(const Received<wire::ExecutorCall>& m) {
         break;
       }
       auto bytes = call.getMessage();
-      send(config_.master,
-           build<wire::ExecutorToFramework>([&](wire::ExecutorToFramework::Builder b) {
+      send(master_, build<wire::ExecutorToFramework>([&](wire::ExecutorToFramework::Builder b) {
              b.setAgentId(agent_id_);
              b.setFrameworkId(key.first);
              b.setExecutorId(key.second);
@@ -785,7 +784,7 @@ void Agent::executor_terminated(const Key& key, int status) {
                    "Executor terminated");
   }
   if (registered_)
-    send(config_.master, build<wire::ExitedExecutor>([&](wire::ExitedExecutor::Builder b) {
+    send(master_, build<wire::ExitedExecutor>([&](wire::ExitedExecutor::Builder b) {
            b.setFrameworkId(e.framework_id);
            b.setExecutorId(e.executor_id);
            b.setStatus(status);

@@ -198,7 +198,7 @@ void Agent::checkpoint_agent() {
   capnp::MallocMessageBuilder b;
   auto r = b.initRoot<wire::AgentRecord>();
   fill_agent_info(r.initAgentInfo());
-  r.setMasterAddress(config_.master.to_string());
+  r.setMasterAddress(master_.to_string());
   r.setVersion(version);
   if (!writer_->write(checkpoint::agent_path(config_.work_dir), checkpoint::frame_record(b)))
     checkpoint_failed(writer_->refusal());

@@ -69,7 +69,7 @@ void Agent::forward(Task& task) {
   auto* front = task.stream.front();
   if (!front || (!task.front_durable() && !forgetting_))
     return;  // sent once its checkpoint is written (flush_checkpoints)
-  send(config_.master, build<wire::StatusUpdate>([&](wire::StatusUpdate::Builder b) {
+  send(master_, build<wire::StatusUpdate>([&](wire::StatusUpdate::Builder b) {
          b.setFrameworkId(task.framework_id);
          b.setStatus(front->get());
          b.getStatus().setAgentId(agent_id_);

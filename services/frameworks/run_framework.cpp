@@ -30,6 +30,7 @@ namespace {
 SchedulerConfig scheduler_config(const RunOptions& o) {
   SchedulerConfig c;
   c.master = o.master;
+  c.detector = o.detector;
   c.framework.name = o.name;
   c.framework.roles = {o.role};
   // A one-shot framework: when it goes away its task has no one to report to.

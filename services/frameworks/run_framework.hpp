@@ -25,6 +25,7 @@ namespace tessera {
 
 struct RunOptions {
   Address master;
+  std::shared_ptr<MasterDetector> detector;  // --master zk://...: follow the leader
   double cpus = 0.1;
   double mem = 32;  // MiB
   std::string role = "*";

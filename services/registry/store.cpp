@@ -47,7 +47,8 @@ expected<uint64_t> MemoryStore::commit(uint64_t expected_version,
 }
 
 expected<std::shared_ptr<RegistryStore>> make_store(const std::string& spec,
-                                                    const std::string& work_dir) {
+                                                    const std::string& work_dir,
+                                                    int zk_session_timeout_ms) {
   if (spec == "memory")
     return std::shared_ptr<RegistryStore>(std::make_shared<MemoryStore>());
   if (spec == "sqlite" || spec.rfind("sqlite:", 0) == 0) {
@@ -63,7 +64,7 @@ expected<std::shared_ptr<RegistryStore>> make_store(const std::string& spec,
     return std::shared_ptr<RegistryStore>(std::move(*store));
   }
   if (spec.rfind("zk://", 0) == 0) {
-    auto store = ZkStore::open(spec);
+    auto store = ZkStore::open(spec, zk_session_timeout_ms);
     if (!store)
       return store.error();
     return std::shared_ptr<RegistryStore>(std::move(*store));

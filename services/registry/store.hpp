@@ -60,6 +60,9 @@ class RegistryStore {
                                     const std::vector<RegistryChange>& changes) = 0;
   // "sqlite:/var/lib/tessera/master/registry.db", "memory", ...
   virtual std::string describe() const = 0;
+  // True once the store can never serve again (a ZooKeeper session that
+  // expired): whoever holds it opens another.
+  virtual bool broken() const { return false; }
 
  protected:
   // The limits above, checked before anything is written.
@@ -85,6 +88,7 @@ class MemoryStore : public RegistryStore {
 // Errc::invalid_argument for anything else, and the backend's error when it
 // cannot open.
 expected<std::shared_ptr<RegistryStore>> make_store(const std::string& spec,
-                                                    const std::string& work_dir);
+                                                    const std::string& work_dir,
+                                                    int zk_session_timeout_ms = 10'000);
 
 }  // namespace tessera

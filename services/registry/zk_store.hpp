@@ -52,6 +52,7 @@ class ZkStore : public RegistryStore {
   expected<uint64_t> commit(uint64_t expected_version,
                             const std::vector<RegistryChange>& changes) override;
   std::string describe() const override { return spec_; }
+  bool broken() const override { return expired_; }
 
   // Called by the client library's thread on session events.
   void on_session_event(int state);

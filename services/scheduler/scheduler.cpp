@@ -38,7 +38,7 @@ double seconds(Duration d) {
 
 caf::error validate(const SchedulerConfig& c) {
   auto bad = [](const std::string& why) { return make_error(Errc::invalid_argument, why); };
-  if (c.master.empty())
+  if (c.master.empty() && !c.detector)
     return bad("no master address");
   if (c.framework.roles.empty())
     return bad("a framework needs at least one role");
@@ -60,6 +60,7 @@ caf::error validate(const SchedulerConfig& c) {
 Scheduler::Scheduler(caf::actor_config& cfg, ActorInit init, SchedulerConfig config)
     : Actor(cfg, std::move(init)),
       config_(std::move(config)),
+      master_(config_.master),
       framework_id_(config_.framework.framework_id),
       suppressed_(config_.suppressed_roles.begin(), config_.suppressed_roles.end()),
       backoff_({config_.resubscribe_backoff_min, config_.resubscribe_backoff_max, 2.0, 0.5}),
@@ -75,8 +76,8 @@ Scheduler::Scheduler(caf::actor_config& cfg, ActorInit init, SchedulerConfig con
 void Scheduler::subscribed(const std::string&) {
 }
 void Scheduler::subscribe_failed(const caf::error& why) {
-  log().warn("{}: subscribe to {} failed: {}; retrying", me().to_string(),
-             config_.master.to_string(), describe(why));
+  log().warn("{}: subscribe to {} failed: {}; retrying", me().to_string(), master_.to_string(),
+             describe(why));
 }
 void Scheduler::disconnected(const caf::error&) {
 }
@@ -117,14 +118,45 @@ void Scheduler::on_start() {
     error("invalid scheduler config: " + describe(err));
     return;
   }
-  if (state_ == State::disconnected)  // started() may have torn it down
+  if (state_ != State::disconnected)  // started() may have torn it down
+    return;
+  if (config_.detector)
+    follow_leader();  // subscribes once a leader is known
+  else
     subscribe_now();
+}
+
+void Scheduler::follow_leader() {
+  auto view = config_.detector->view();
+  config_.detector->on_change(view.generation, continuation([this] { follow_leader(); }));
+  if (!view.leader || state_ == State::closed)
+    return;  // no leader known: the last one is kept until another is named
+  auto leader = Address::parse(*view.leader);
+  if (!leader) {
+    log().warn("{}: the detector names '{}' as leader, not a master's address", me().to_string(),
+               *view.leader);
+    return;
+  }
+  if (*leader == master_)
+    return;
+  log().info("{}: the leading master is {} (was {})", me().to_string(), leader->to_string(),
+             master_.empty() ? "none" : master_.to_string());
+  auto why = make_error(Errc::peer_lost, "another master leads: " + leader->to_string());
+  if (state_ == State::subscribed)
+    master_lost(why);
+  else if (state_ == State::subscribing)
+    attempt_failed(why);
+  master_ = *leader;
+  cancel(retry_timer_);
+  retry_timer_ = 0;
+  backoff_.reset();
+  subscribe_now();
 }
 
 void Scheduler::subscribe_now() {
   state_ = State::subscribing;
-  watch(config_.master);
-  send(config_.master, build<Call>([&](Call::Builder b) {
+  watch(master_);
+  send(master_, build<Call>([&](Call::Builder b) {
          b.setFrameworkId(framework_id_);
          auto s = b.initSubscribe();
          auto info = config_.framework;
@@ -136,8 +168,7 @@ void Scheduler::subscribe_now() {
        }));
   subscribe_timer_ = after(config_.subscribe_timeout, [this] {
     subscribe_timer_ = 0;
-    attempt_failed(
-        make_error(Errc::timeout, "no answer to subscribe from " + config_.master.to_string()));
+    attempt_failed(make_error(Errc::timeout, "no answer to subscribe from " + master_.to_string()));
   });
 }
 
@@ -156,7 +187,7 @@ void Scheduler::attempt_failed(const caf::error& why) {
   if (state_ != State::subscribing)
     return;
   cancel(subscribe_timer_);
-  unwatch(config_.master);
+  unwatch(master_);
   state_ = State::disconnected;
   retry_later();
   subscribe_failed(why);
@@ -164,12 +195,11 @@ void Scheduler::attempt_failed(const caf::error& why) {
 
 void Scheduler::master_lost(const caf::error& why) {
   cancel(heartbeat_timer_);
-  unwatch(config_.master);
+  unwatch(master_);
   state_ = State::disconnected;
   refusal_logged_ = false;
   offers_.clear();  // the master rescinds them; accepting them would fail anyway
-  log().info("{}: disconnected from {}: {}", me().to_string(), config_.master.to_string(),
-             describe(why));
+  log().info("{}: disconnected from {}: {}", me().to_string(), master_.to_string(), describe(why));
   retry_later();
   disconnected(why);
 }
@@ -186,7 +216,7 @@ void Scheduler::close() {
   cancel(subscribe_timer_);
   cancel(retry_timer_);
   cancel(heartbeat_timer_);
-  unwatch(config_.master);
+  unwatch(master_);
   offers_.clear();
   state_ = State::closed;
 }
@@ -194,7 +224,9 @@ void Scheduler::close() {
 // The master may be known under another host name than the one configured
 // ("localhost" vs "127.0.0.1"): the same actor name on the same port is it.
 bool Scheduler::is_master(const Address& a) const {
-  return a.name == config_.master.name && a.port == config_.master.port;
+  if (config_.detector)  // the leader's own address: masters of one cluster share a port
+    return a == master_;
+  return a.name == master_.name && a.port == master_.port;
 }
 
 void Scheduler::check_heartbeats() {
@@ -204,8 +236,7 @@ void Scheduler::check_heartbeats() {
   auto silence_max = heartbeat_interval_ * config_.heartbeats_missed_max;
   if (now() - last_event_ >= silence_max) {
     master_lost(make_error(Errc::timeout, std::to_string(config_.heartbeats_missed_max) +
-                                              " heartbeats missed from " +
-                                              config_.master.to_string()));
+                                              " heartbeats missed from " + master_.to_string()));
     return;
   }
   heartbeat_timer_ = after(heartbeat_interval_, [this] { check_heartbeats(); });
@@ -217,7 +248,7 @@ void Scheduler::on_event(const Received<Event>& m) {
   if (!is_master(m.sender())) {
     if (!stranger_logged_)
       log().warn("{}: ignoring scheduler events from {}, which is not the master {}",
-                 me().to_string(), m.sender().to_string(), config_.master.to_string());
+                 me().to_string(), m.sender().to_string(), master_.to_string());
     stranger_logged_ = true;
     return;
   }
@@ -306,7 +337,7 @@ void Scheduler::on_subscribed(Event::Subscribed::Reader s) {
   cancel(retry_timer_);
   cancel(heartbeat_timer_);
   subscribe_timer_ = retry_timer_ = heartbeat_timer_ = 0;
-  watch(config_.master);  // a no-op when still watched
+  watch(master_);  // a no-op when still watched
   state_ = State::subscribed;
   framework_id_ = id;
   backoff_.reset();
@@ -334,7 +365,7 @@ void Scheduler::on_offers(capnp::List<wire::Offer>::Reader list) {
     good.push_back(std::move(*offer));
   }
   if (!bad.empty())
-    send(config_.master, build<Call>([&](Call::Builder b) {
+    send(master_, build<Call>([&](Call::Builder b) {
            b.setFrameworkId(framework_id_);
            set_texts(b.initDecline().initOfferIds(static_cast<unsigned>(bad.size())), bad);
          }));
@@ -394,8 +425,8 @@ caf::error Scheduler::ready(const char* what) {
     return {};
   if (state_ == State::closed)
     return make_error(Errc::stopped, std::string(what) + ": the framework has ended");
-  auto err = make_error(Errc::peer_lost,
-                        std::string(what) + ": not subscribed to " + config_.master.to_string());
+  auto err =
+      make_error(Errc::peer_lost, std::string(what) + ": not subscribed to " + master_.to_string());
   if (!refusal_logged_)
     log().warn("{}: {} (calls are refused until resubscribed)", me().to_string(), describe(err));
   refusal_logged_ = true;
@@ -406,7 +437,7 @@ template <class Fill>
 caf::error Scheduler::call(const char* what, Fill&& fill) {
   if (auto err = ready(what))
     return err;
-  send(config_.master, build<Call>([&](Call::Builder b) {
+  send(master_, build<Call>([&](Call::Builder b) {
          b.setFrameworkId(framework_id_);
          fill(b);
        }));

@@ -65,6 +65,7 @@
 
 #include "runtime/actor.hpp"
 #include "runtime/backoff.hpp"
+#include "services/election/detector.hpp"
 #include "services/scheduler/types.hpp"
 
 #include <capnp/agent.capnp.h>
@@ -83,6 +84,10 @@ namespace tessera {
 
 struct SchedulerConfig {
   Address master;  // the master actor, e.g. master@10.0.0.1:5050
+  // Follows the leading master (`--master zk://...`, election/detector.hpp):
+  // on a change of leader the library resubscribes to the new one with its
+  // framework id. Null: `master` is the master.
+  std::shared_ptr<MasterDetector> detector;
   FrameworkInfo framework;
   std::vector<std::string> suppressed_roles;  // start with no offers for these
   bool auto_acknowledge = true;
@@ -231,10 +236,12 @@ class Scheduler : public Actor {
   void retry_later();
   void check_heartbeats();
   bool is_master(const Address& a) const;
+  void follow_leader();
   void read_chunks(const Address& agent, const std::string& task_id, const std::string& path,
                    uint64_t bytes_max, SandboxData so_far, SandboxFn fn);
 
   SchedulerConfig config_;
+  Address master_;  // the master subscribed to: config_.master, or the detector's leader
   State state_ = State::disconnected;
   std::string framework_id_;
   // Sent with every subscribe of this instance: the master matches a

@@ -19,6 +19,7 @@
 
 #include "runtime/actor.hpp"
 #include "services/agent/agent.hpp"
+#include "services/election/zk_election.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
 
@@ -117,10 +118,18 @@ expected<AgentConfig> make_config(const AgentOptions& o) {
   AgentConfig c;
   if (auto err = set_gc(o, c))
     return err;
-  auto master = parse_endpoint("master", o.master);
-  if (!master)
-    return make_error(Errc::invalid_argument, "bad --master: " + what(master.error()));
-  c.master = *master;
+  if (o.master.rfind("zk://", 0) == 0) {
+    // Several masters: follow whichever leads.
+    auto detector = ZkElection::open(o.master, {});
+    if (!detector)
+      return detector.error();
+    c.detector = *detector;
+  } else {
+    auto master = parse_endpoint("master", o.master);
+    if (!master)
+      return make_error(Errc::invalid_argument, "bad --master: " + what(master.error()));
+    c.master = *master;
+  }
   std::error_code ec;
   std::filesystem::create_directories(o.work_dir, ec);
   if (ec)
@@ -192,20 +201,19 @@ int run_agent(const AgentOptions& o) {
   };
   auto stopper = std::make_shared<AgentStopper>();
   config->stopper = stopper;
-  auto master = config->master;
+  auto master = config->detector ? "the leader at " + o.master : config->master.to_string();
   auto grace = std::chrono::duration_cast<std::chrono::seconds>(config->executor_shutdown_grace_ms);
   auto agent = (*node)->spawn<Agent>("agent", std::move(*config));
   if (!agent)
     return fail("agent: " + describe(agent.error()));
   std::printf("tessera agent listening on %s, master %s\n", agent->to_string().c_str(),
-              master.to_string().c_str());
+              master.c_str());
   std::fflush(stdout);
   // Until the operator's signal, or the agent's own end (the master's
   // ShutdownAgent, a failed start).
   int sig = wait_signal(set, registration_notice_after);
   if (sig < 0 && !registered->load())
-    std::fprintf(stderr, "tessera: agent: waiting for master %s (retrying)\n",
-                 master.to_string().c_str());
+    std::fprintf(stderr, "tessera: agent: waiting for master %s (retrying)\n", master.c_str());
   while (sig < 0 || (sig == stopped_signal && !stopped->load()))
     sigwait(&set, &sig);
   if (sig != stopped_signal) {
@@ -239,7 +247,10 @@ Command add_agent_command(CLI::App& app) {
       "Signals: SIGTERM/SIGINT stop the agent and leave its tasks running and its checkpoints "
       "in --work-dir, for an agent started again there (same --listen) to take them back. "
       "SIGUSR1 drains: kills every task, removes the checkpoints, then stops.");
-  sub->add_option("--master", options->master, "The master's HOST:PORT")->required();
+  sub->add_option("--master", options->master,
+                  "The master's HOST:PORT, or zk://HOST:PORT[,...]/PATH to follow whichever of "
+                  "several masters leads")
+      ->required();
   sub->add_option("--listen", options->listen,
                   "HOST:PORT to listen on (0.0.0.0: every interface; port 0: any free one)")
       ->capture_default_str();

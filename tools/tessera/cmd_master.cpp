@@ -1,6 +1,7 @@
 // `tessera master`: one master (and its allocator) on a node of its own.
 
 #include "runtime/log.hpp"
+#include "services/master/contender.hpp"
 #include "services/master/master.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
@@ -19,6 +20,9 @@ struct MasterOptions {
   std::string advertise;
   std::string work_dir;
   std::string registry = "sqlite";
+  bool registry_given = false;
+  std::string zk;  // zk://HOSTS/PATH: contend for the lead with other masters
+  int zk_session_timeout_ms = 10'000;
   double allocation_interval_s = 1.0;
   double offer_timeout_s = 0;
   double agent_ping_interval_s = 5.0;
@@ -43,7 +47,18 @@ int run_master(const MasterOptions& o) {
     return fail("--work-dir " + o.work_dir + ": " + ec.message());
   if (!endpoints->warning.empty())
     std::fprintf(stderr, "tessera: master: warning: %s\n", endpoints->warning.c_str());
-  auto store = make_store(o.registry, o.work_dir);
+  // With --zk, the masters share one registry in ZooKeeper (by default
+  // under the same path): a file of one machine's would diverge.
+  std::string registry = o.zk.empty() || o.registry_given ? o.registry : o.zk;
+  if (!o.zk.empty()) {
+    if (auto spec = parse_zk_spec(o.zk, "--zk"); !spec)
+      return fail(what(spec.error()));
+    if (registry.rfind("zk://", 0) != 0)
+      return fail(
+          "--zk: masters that take turns must share their registry: --registry "
+          "zk://HOSTS/PATH (the default with --zk is the --zk path)");
+  }
+  auto store = make_store(registry, o.work_dir, o.zk_session_timeout_ms);
   if (!store)
     return fail(what(store.error()));
   NodeConfig nc;
@@ -64,15 +79,36 @@ int run_master(const MasterOptions& o) {
   mc.agent_task_audit_interval = seconds(o.agent_task_audit_interval_s);
   mc.agent_task_audit_age = seconds(o.agent_task_audit_age_s);
   mc.framework_heartbeat_interval = seconds(o.heartbeat_interval_s);
-  auto master = (*node)->spawn<Master>("master", mc);
+  auto bound = nc.host.find(':') == std::string::npos ? nc.host : "[" + nc.host + "]";
+  // Single-master mode: the master runs from the start. With --zk, a
+  // contender runs it only while this process leads.
+  const char* alive = "master";
+  expected<Address> master = (*node)->address_of("master");
+  if (o.zk.empty()) {
+    master = (*node)->spawn<Master>("master", mc);
+  } else {
+    auto election = ZkElection::open(
+        o.zk, {o.zk_session_timeout_ms, (*node)->address_of("master").to_string()});
+    if (!election)
+      return fail(what(election.error()));
+    MasterContenderConfig cc;
+    cc.master = mc;
+    cc.registry_spec = registry;
+    cc.work_dir = o.work_dir;
+    cc.zk_session_timeout_ms = o.zk_session_timeout_ms;
+    cc.election = *election;
+    alive = "master-contender";
+    if (auto contender = (*node)->spawn<MasterContender>(alive, cc); !contender)
+      master = contender.error();
+  }
   if (!master)
     return fail("cannot start the master: " + describe(master.error()));
-  auto bound = nc.host.find(':') == std::string::npos ? nc.host : "[" + nc.host + "]";
-  std::printf("tessera master listening on %s (bound to %s:%u; work dir %s; registry %s)\n",
-              master->to_string().c_str(), bound.c_str(), (*node)->bound_port(), o.work_dir.c_str(),
-              mc.registry->describe().c_str());
+  std::printf("tessera master %s on %s (bound to %s:%u; work dir %s; registry %s%s%s)\n",
+              o.zk.empty() ? "listening" : "contending", master->to_string().c_str(), bound.c_str(),
+              (*node)->bound_port(), o.work_dir.c_str(), mc.registry->describe().c_str(),
+              o.zk.empty() ? "" : "; election ", o.zk.c_str());
   std::fflush(stdout);
-  int sig = wait_for_stop_signal([&] { return bool((*node)->lookup_local("master")); });
+  int sig = wait_for_stop_signal([&] { return bool((*node)->lookup_local(alive)); });
   if (sig == 0) {
     (*node)->stop();
     return fail("the master stopped by itself (its log says why)");
@@ -98,6 +134,16 @@ Command add_master_command(CLI::App& app) {
          "Where the master records what must outlive it: sqlite (registry.db in "
          "--work-dir), sqlite:PATH, zk://HOST:PORT[,HOST:PORT...]/PATH (ZooKeeper), or memory "
          "(nothing survives a restart)")
+      ->capture_default_str()
+      ->each([o](const std::string&) { o->registry_given = true; });
+  sub->add_option("--zk", o->zk,
+                  "zk://HOST:PORT[,HOST:PORT...]/PATH: run as one of several masters that "
+                  "elect a leader through ZooKeeper; the others stand by (the registry defaults "
+                  "to the same path)");
+  sub->add_option("--zk-session-timeout", o->zk_session_timeout_ms,
+                  "Milliseconds of ZooKeeper silence before a master's session (and lead) "
+                  "expires; a leader that loses ZooKeeper steps down after a sixth of it")
+      ->check(CLI::Range(200, 600'000))
       ->capture_default_str();
   add_allocation_flags(sub, o->allocation_interval_s, o->offer_timeout_s);
   sub->add_option("--agent-ping-interval", o->agent_ping_interval_s, "Seconds between agent pings")

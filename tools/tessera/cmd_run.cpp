@@ -3,6 +3,7 @@
 // cluster (services/frameworks/run_framework.hpp), prints its state changes
 // and output, and exits with its exit code.
 
+#include "services/election/zk_election.hpp"
 #include "services/frameworks/run_framework.hpp"
 #include "runtime/log.hpp"
 #include "tools/tessera/command.hpp"
@@ -56,9 +57,24 @@ int run(const RunArgs& args, const CLI::App& sub) {
   // The runtime's own warnings (an undeliverable subscribe, say) would
   // repeat what the run prints in one clear line.
   quiet_unless_asked(sub, "error");
-  auto master = master_address(args.master);
-  if (!master)
-    return fail("run: bad --master '" + args.master + "': expected HOST:PORT");
+  std::shared_ptr<MasterDetector> detector;
+  expected<Address> master = Address{};
+  std::string master_host;
+  if (args.master.rfind("zk://", 0) == 0) {
+    auto spec = parse_zk_spec(args.master, "--master");
+    if (!spec)
+      return fail("run: " + what(spec.error()));
+    auto election = ZkElection::open(args.master, {});
+    if (!election)
+      return fail("run: " + what(election.error()));
+    detector = *election;
+    master_host = spec->hosts.substr(0, spec->hosts.find_first_of(":,"));
+  } else {
+    master = master_address(args.master);
+    if (!master)
+      return fail("run: bad --master '" + args.master + "': expected HOST:PORT");
+    master_host = master->host;
+  }
   if (!valid_role(args.role))
     return fail("run: bad --role '" + args.role + "'");
   if (args.command.empty() || args.command.front().empty())
@@ -72,7 +88,7 @@ int run(const RunArgs& args, const CLI::App& sub) {
   // this machine a loopback address does, from another one the default
   // binds every interface and advertises this machine's name.
   auto listen = !args.listen.empty() ? args.listen
-                                     : (loopback_host(master->host) ? "127.0.0.1:0" : "0.0.0.0:0");
+                                     : (loopback_host(master_host) ? "127.0.0.1:0" : "0.0.0.0:0");
   auto endpoints = parse_endpoints(listen, args.advertise);
   if (!endpoints)
     return fail("run: " + what(endpoints.error()));
@@ -88,6 +104,7 @@ int run(const RunArgs& args, const CLI::App& sub) {
 
   RunOptions options;
   options.master = *master;
+  options.detector = detector;
   options.cpus = args.cpus;
   options.mem = args.mem;
   options.role = args.role;
@@ -118,7 +135,9 @@ int run(const RunArgs& args, const CLI::App& sub) {
 Command add_run_command(CLI::App& app) {
   auto args = std::make_shared<RunArgs>();
   auto* sub = app.add_subcommand("run", "Run one command as a task and print its output");
-  sub->add_option("--master", args->master, "The master: HOST:PORT (or master@HOST:PORT)")
+  sub->add_option("--master", args->master,
+                  "The master: HOST:PORT (or master@HOST:PORT), or zk://HOST:PORT[,...]/PATH "
+                  "to follow whichever of several masters leads")
       ->required();
   sub->add_option("--cpus", args->cpus, "CPUs for the task")->check(positive());
   sub->add_option("--mem", args->mem, "Memory for the task, MiB")->check(positive());

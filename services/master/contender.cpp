@@ -1,0 +1,132 @@
+#include "services/master/contender.hpp"
+
+#include "runtime/log.hpp"
+
+namespace tessera {
+
+namespace {
+
+// A previous Master still ending holds its name for a moment.
+constexpr auto name_retry = std::chrono::milliseconds(10);
+
+}  // namespace
+
+MasterContender::MasterContender(caf::actor_config& cfg, ActorInit init,
+                                 MasterContenderConfig config)
+    : Actor(cfg, std::move(init)), config_(std::move(config)) {
+  on_lost([this](const Address& who, const caf::error& why) {
+    if (!leading_ || who != master_)
+      return;
+    // It stopped by itself: a registry commit failed, so it cannot go on
+    // recording. Another master should lead.
+    log().error("master contender: the leading master stopped ({}); withdrawing to stand by",
+                describe(why));
+    leading_ = false;
+    stop_master();
+    config_.election->withdraw();
+  });
+}
+
+void MasterContender::on_start() {
+  log().info("master contender {}: contending at {}", me().to_string(),
+             config_.election->describe());
+  observe();
+}
+
+void MasterContender::on_stopping() {
+  if (leading_)
+    stop_master();
+}
+
+void MasterContender::observe() {
+  auto view = config_.election->view();
+  config_.election->on_change(view.generation, continuation([this] { observe(); }));
+  decide(view);
+}
+
+void MasterContender::decide(const LeaderView& view) {
+  if (view.leader != leader_seen_) {
+    leader_seen_ = view.leader;
+    if (!view.leading)
+      log().info("master contender: {} leads; standing by", view.leader.value_or("no one"));
+  }
+  if (leading_ && view.leading && !view.connected) {
+    if (grace_timer_ == 0) {
+      int timeout_ms = view.session_timeout_ms > 0 ? view.session_timeout_ms : 10'000;
+      auto grace = std::chrono::milliseconds(timeout_ms / 6);
+      log().warn(
+          "master contender: disconnected from ZooKeeper; stepping down in {} ms unless "
+          "it answers again",
+          grace.count());
+      grace_timer_ = after(grace, [this, grace] {
+        grace_timer_ = 0;
+        step_down("no answer from ZooKeeper for " + std::to_string(grace.count()) +
+                  " ms: the session may expire before another answer");
+      });
+    }
+    return;
+  }
+  cancel(grace_timer_);
+  grace_timer_ = 0;
+  if (view.leading && view.connected && !leading_)
+    take_lead();
+  else if (!view.leading && leading_)
+    step_down("another master leads (" + view.leader.value_or("none yet") + ")");
+}
+
+void MasterContender::take_lead() {
+  cancel(retry_timer_);
+  retry_timer_ = 0;
+  auto view = config_.election->view();
+  if (!view.leading || !view.connected)
+    return;
+  if (node().lookup_local("master") || node().lookup_local("master.allocator")) {
+    retry_timer_ = after(name_retry, [this] {
+      retry_timer_ = 0;
+      take_lead();
+    });
+    return;
+  }
+  if (!config_.master.registry || config_.master.registry->broken()) {
+    auto store = make_store(config_.registry_spec, config_.work_dir, config_.zk_session_timeout_ms);
+    if (!store) {
+      log().error("master contender: cannot open the registry {}: {}; withdrawing",
+                  config_.registry_spec, describe(store.error()));
+      config_.election->withdraw();
+      return;
+    }
+    config_.master.registry = *store;
+  }
+  auto spawned = node().spawn<Master>("master", config_.master);
+  if (!spawned) {
+    log().error("master contender: cannot start the master: {}; withdrawing",
+                describe(spawned.error()));
+    config_.election->withdraw();
+    return;
+  }
+  leading_ = true;
+  master_ = *spawned;
+  watch(master_);
+  config_.leaderships->fetch_add(1, std::memory_order_relaxed);
+  log().info(
+      "master contender: leading (ZooKeeper session {:x}); master {} recovers from the "
+      "registry",
+      view.session, master_.to_string());
+}
+
+void MasterContender::step_down(const std::string& why) {
+  if (!leading_)
+    return;
+  log().warn("master contender: stepping down: {}", why);
+  leading_ = false;
+  stop_master();
+}
+
+void MasterContender::stop_master() {
+  unwatch(master_);
+  for (const char* name : {"master", "master.allocator"})
+    if (auto actor = node().lookup_local(name))
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+}
+
+}  // namespace tessera

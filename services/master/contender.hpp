@@ -1,0 +1,60 @@
+#pragma once
+// MasterContender: one of several masters (`tessera master --zk ...`). It
+// contends for the lead through a ZkElection and runs the Master actor
+// (named "master", with its allocator) on this node only while this
+// process leads; a standby runs none and is only connected to ZooKeeper.
+//
+// Fencing: a master must not act once another may lead. Another can lead
+// only after this process's ZooKeeper session expired, which the servers
+// decide session_timeout after they last heard from it; the client notices
+// a silent connection two thirds of the way there. So a leader whose
+// connection is down steps down after disconnect_grace (a sixth of the
+// granted timeout: a ZooKeeper server that dies is replaced by another of
+// the ensemble within it, and the lead is kept), well before its session
+// can expire; one that hears another leads steps down at once. The
+// registry's compare-and-set refuses the writes of a stale leader as well.
+//
+// A Master that stops by itself while leading (a registry commit failed)
+// makes the contender withdraw (its node goes, another master leads) and
+// contend again with a fresh session and, if its session expired, a fresh
+// registry store: it rejoins as a standby without restarting the process.
+
+#include "runtime/actor.hpp"
+#include "services/election/zk_election.hpp"
+#include "services/master/master.hpp"
+
+namespace tessera {
+
+struct MasterContenderConfig {
+  MasterConfig master;        // for every Master it runs; master.registry is replaced when broken
+  std::string registry_spec;  // to open the registry store again (make_store)
+  std::string work_dir;
+  int zk_session_timeout_ms = 10'000;
+  std::shared_ptr<ZkElection> election;  // a candidate with this node's "master" address
+  // Counts, read by tests and `tessera master`'s log.
+  std::shared_ptr<std::atomic<uint64_t>> leaderships = std::make_shared<std::atomic<uint64_t>>(0);
+};
+
+class MasterContender : public Actor {
+ public:
+  MasterContender(caf::actor_config& cfg, ActorInit init, MasterContenderConfig config);
+
+  void on_start() override;
+  void on_stopping() override;
+
+ private:
+  void observe();
+  void decide(const LeaderView& view);
+  void take_lead();
+  void step_down(const std::string& why);
+  void stop_master();
+
+  MasterContenderConfig config_;
+  bool leading_ = false;
+  Address master_;  // the Master this contender runs, while leading_
+  TimerId grace_timer_ = 0;
+  TimerId retry_timer_ = 0;
+  std::optional<std::string> leader_seen_;  // for the log: the last leader named
+};
+
+}  // namespace tessera

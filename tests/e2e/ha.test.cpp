@@ -1,0 +1,133 @@
+// Several masters and leader election with real processes on 127.0.0.1: a
+// ZooKeeper ensemble of three (tools/zk.sh), three `tessera master --zk`,
+// a `tessera agent --master zk://...` and a framework that follows the
+// leader through its own detector. (Partitions between hosts are in
+// ha_netns.test.cpp.)
+
+#include "e2e/ha_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+using namespace tessera;
+using namespace tessera::testing;
+using namespace std::chrono_literals;
+
+TEST_CASE(
+    "kill -9 of the leading master: a standby leads, agents and frameworks follow, no task "
+    "or update is lost and quota still applies",
+    "[e2e][ha][zookeeper]") {
+  ZkServers zk(3);
+  INFO(zk.why);
+  REQUIRE(!zk.spec.empty());
+  TempDir dir;
+  HaCluster cluster(zk.spec, dir.path(), "127.0.0.1");
+  cluster.start_masters(3);
+  int leader = cluster.wait_leader(-1);
+  REQUIRE(leader >= 0);
+
+  // An operator's quota for the framework's role: at most one CPU.
+  REQUIRE(set_quota(cluster.masters[leader].address, "web", "cpus:1"));
+
+  cluster.start_agent("127.0.0.1:0", "cpus:4;mem:1024");
+  REQUIRE(
+      wait_until([&] { return cluster.masters[leader].logged("master: registered agent "); }, 30s));
+
+  auto node = Node::start();
+  REQUIRE(node);
+  auto log = std::make_shared<TestFrameworkLog>();
+  auto detector = ZkElection::open(zk.spec, {});
+  REQUIRE(detector);
+  auto config = test_framework_config(Address{}, "web");
+  config.detector = *detector;
+  config.framework.failover_timeout = std::chrono::seconds(60);
+  config.framework.capabilities = {FrameworkCapability::PARTITION_AWARE};
+  REQUIRE((*node)->spawn<TestFramework>("framework", config, log));
+  log->launch(shell_task("t1", "sleep 600"));
+  log->launch(shell_task("t2", "sleep 600"));
+  REQUIRE(wait_until(
+      [&] { return log->has("t1", TaskState::RUNNING) && log->has("t2", TaskState::RUNNING); },
+      30s));
+
+  // kill -9 of the leader.
+  cluster.masters[leader].proc->kill(SIGKILL);
+  REQUIRE(cluster.masters[leader].proc->wait_exit(10s));
+  int next = cluster.wait_leader(leader);
+  REQUIRE(next >= 0);
+  CHECK(next != leader);
+  auto& now = cluster.masters[next];
+  INFO(now.proc->err());
+  // Quota and weights are in the allocator before the first agent is back.
+  REQUIRE(wait_until([&] { return now.logged("1 role(s) with a weight or quota"); }, 30s));
+  REQUIRE(wait_until([&] { return now.logged("master: reregistered agent "); }, 30s));
+  REQUIRE(wait_until([&] { return log->subscribed() >= 2; }, 30s));
+  CHECK(log->framework_id() != "");
+
+  // The tasks run on, as the new master reconciles them.
+  log->post([](TestFramework& f) { f.reconcile({{"t1", ""}, {"t2", ""}}); });
+  REQUIRE(wait_until(
+      [&] {
+        return log->count("t1", TaskState::RUNNING) >= 2 &&
+               log->count("t2", TaskState::RUNNING) >= 2;
+      },
+      30s));
+  for (const auto& u : log->updates()) {
+    INFO(u.task_id << " " << int(u.state) << " " << u.message);
+    // None lost, failed, killed or unreachable.
+    CHECK((u.state == TaskState::STARTING || u.state == TaskState::RUNNING));
+  }
+  // One STARTING and one RUNNING each from the agent (never twice), and one
+  // RUNNING from the reconciliation.
+  CHECK(log->count("t1", TaskState::STARTING) == 1);
+  CHECK(log->count("t2", TaskState::STARTING) == 1);
+  CHECK(log->count("t1", TaskState::RUNNING) == 2);
+  CHECK(log->count("t2", TaskState::RUNNING) == 2);
+
+  // The quota still applies: t1 and t2 hold the one CPU; t3 gets no offer.
+  log->launch(shell_task("t3", "sleep 600"));
+  auto deadline = std::chrono::steady_clock::now() + 3s;
+  while (std::chrono::steady_clock::now() < deadline && !log->last("t3"))
+    std::this_thread::sleep_for(50ms);
+  CHECK_FALSE(log->last("t3"));
+
+  cluster.drain_agents();
+}
+
+TEST_CASE("a ZooKeeper server killed: the leader leads on and tasks still launch",
+          "[e2e][ha][zookeeper]") {
+  ZkServers zk(3);
+  INFO(zk.why);
+  REQUIRE(!zk.spec.empty());
+  TempDir dir;
+  HaCluster cluster(zk.spec, dir.path(), "127.0.0.1");
+  cluster.start_masters(2);
+  int leader = cluster.wait_leader(-1);
+  REQUIRE(leader >= 0);
+  cluster.start_agent("127.0.0.1:0", "cpus:4;mem:1024");
+
+  auto node = Node::start();
+  REQUIRE(node);
+  auto log = std::make_shared<TestFrameworkLog>();
+  auto detector = ZkElection::open(zk.spec, {});
+  REQUIRE(detector);
+  auto config = test_framework_config(Address{}, "*");
+  config.detector = *detector;
+  config.framework.failover_timeout = std::chrono::seconds(60);
+  REQUIRE((*node)->spawn<TestFramework>("framework", config, log));
+  log->launch(shell_task("before", "sleep 600"));
+  REQUIRE(wait_until([&] { return log->has("before", TaskState::RUNNING); }, 30s));
+
+  // Each server in turn but one at a time would be too slow; one server of
+  // three is what an ensemble must survive.
+  zk.kill(1);
+  log->launch(shell_task("after", "sleep 600"));
+  REQUIRE(wait_until([&] { return log->has("after", TaskState::RUNNING); }, 30s));
+  CHECK(log->count("before", TaskState::RUNNING) == 1);
+  // The leader kept its session: no one else ever led.
+  for (size_t i = 0; i < cluster.masters.size(); ++i) {
+    INFO("master " << i << ": " << cluster.masters[i].proc->err());
+    CHECK(cluster.masters[i].count("master contender: leading") == (int(i) == leader ? 1 : 0));
+  }
+  cluster.drain_agents();
+}

@@ -1,0 +1,190 @@
+#pragma once
+// Several `tessera master --zk` processes and agents that follow the
+// leader, for the leader-election tests (ha.test.cpp on 127.0.0.1,
+// ha_netns.test.cpp across network namespaces). Every process is stopped
+// by pid when the cluster goes; agents are drained so their tasks end.
+
+#include "e2e/agent_cleanup.hpp"
+#include "e2e/test_framework.hpp"
+#include "services/election/zk_election.hpp"
+#include "support/ping_pong.hpp"
+#include "support/test_support.hpp"
+
+#include <capnp/operator.capnp.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace tessera::testing {
+
+struct HaProcess {
+  std::unique_ptr<ChildProcess> proc;
+  std::string address;  // master@host:port (masters)
+  std::filesystem::path work_dir;
+
+  bool logged(const std::string& text) const { return proc->err().find(text) != std::string::npos; }
+  int count(const std::string& text) const {
+    auto err = proc->err();
+    int n = 0;
+    for (auto at = err.find(text); at != std::string::npos; at = err.find(text, at + 1))
+      ++n;
+    return n;
+  }
+  bool alive() const { return !proc->exit_status(); }
+  // Whether it leads now, as its log tells.
+  bool leading() const {
+    return alive() && count("master contender: leading") > count("master contender: stepping down");
+  }
+};
+
+// argv run inside network namespace netns (none: here).
+inline std::vector<std::string> in_netns(const std::string& netns, std::vector<std::string> argv) {
+  if (netns.empty())
+    return argv;
+  std::vector<std::string> out{"/usr/sbin/ip", "netns", "exec", netns};
+  out.insert(out.end(), argv.begin(), argv.end());
+  return out;
+}
+
+class HaCluster {
+ public:
+  // Session timeout of every master's ZooKeeper session; a leader cut off
+  // from ZooKeeper steps down after a sixth of it.
+  static constexpr const char* session_timeout_ms = "3000";
+
+  HaCluster(std::string zk_spec, std::filesystem::path dir, std::string host)
+      : zk_(std::move(zk_spec)), dir_(std::move(dir)), host_(std::move(host)) {}
+  ~HaCluster() {
+    drain_agents();
+    for (auto& m : masters)
+      if (m.alive()) {
+        m.proc->kill(SIGKILL);
+        m.proc->wait_exit(std::chrono::seconds(10));
+      }
+  }
+
+  // A master listening on listen (HOST:PORT), inside netns if given.
+  HaProcess& start_master(const std::string& listen, const std::string& netns = "") {
+    HaProcess m;
+    m.work_dir = dir_ / ("master" + std::to_string(masters.size() + 1));
+    m.proc = ChildProcess::start(in_netns(netns, {TESSERA_BIN,
+                                                  "--log-level",
+                                                  "info",
+                                                  "master",
+                                                  "--listen",
+                                                  listen,
+                                                  "--work-dir",
+                                                  m.work_dir.string(),
+                                                  "--zk",
+                                                  zk_,
+                                                  "--zk-session-timeout",
+                                                  session_timeout_ms,
+                                                  "--allocation-interval",
+                                                  "0.2",
+                                                  "--heartbeat-interval",
+                                                  "1",
+                                                  "--agent-ping-interval",
+                                                  "0.5",
+                                                  "--agent-ping-timeout",
+                                                  "0.5",
+                                                  "--agent-pings-missed",
+                                                  "3",
+                                                  "--agent-reregister-timeout",
+                                                  "30"}));
+    if (auto line = m.proc->wait_line("tessera master contending on master@")) {
+      auto at = line->find("master@");
+      m.address = line->substr(at, line->find(' ', at) - at);
+    }
+    masters.push_back(std::move(m));
+    return masters.back();
+  }
+
+  // n masters on this cluster's host, each on a port of its own.
+  void start_masters(int n) {
+    for (int i = 0; i < n; ++i)
+      start_master(host_ + ":0");
+  }
+
+  HaProcess& start_agent(const std::string& listen, const std::string& resources,
+                         const std::string& netns = "") {
+    HaProcess a;
+    a.work_dir = dir_ / ("agent" + std::to_string(agents.size() + 1));
+    a.proc = ChildProcess::start(in_netns(
+        netns,
+        {TESSERA_BIN, "--log-level", "info", "agent", "--master", zk_, "--listen", listen,
+         "--work-dir", a.work_dir.string(), "--resources", resources, "--isolation", "posix"}));
+    agents.push_back(std::move(a));
+    return agents.back();
+  }
+
+  // The index of the master that leads, other than `not_this`; -1 if none
+  // does within the timeout.
+  int wait_leader(int not_this, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+    int found = -1;
+    wait_until(
+        [&] {
+          for (size_t i = 0; i < masters.size(); ++i)
+            if (int(i) != not_this && masters[i].leading())
+              found = int(i);
+          return found >= 0;
+        },
+        timeout);
+    return found;
+  }
+
+  // Every agent drains (its tasks end, its checkpoints go) and exits.
+  void drain_agents() {
+    for (auto& a : agents) {
+      if (!a.alive())
+        continue;
+      a.proc->kill(SIGUSR1);
+      if (!a.proc->wait_exit(std::chrono::seconds(30))) {
+        a.proc->kill(SIGKILL);
+        a.proc->wait_exit(std::chrono::seconds(10));
+        destroy_agent_containers(a.work_dir);
+      }
+    }
+  }
+
+  std::vector<HaProcess> masters;
+  std::vector<HaProcess> agents;
+
+ private:
+  std::string zk_;
+  std::filesystem::path dir_;
+  std::string host_;
+};
+
+// An operator's quota for role, sent to master; true when it was recorded.
+inline bool set_quota(const std::string& master, const std::string& role,
+                      const std::string& limit) {
+  auto node = Node::start();
+  auto to = Address::parse(master);
+  if (!node || !to)
+    return false;
+  auto answer = std::make_shared<std::atomic<int>>(0);
+  (*node)->spawn<Probe>("operator", [answer, to = *to, role, limit](Probe& self) {
+    self.request<wire::OperatorResponse>(
+        to, build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+          auto q = b.initUpdateQuota();
+          q.setRole(role);
+          auto r = *Resources::parse(limit);
+          to_wire(r, q.initLimit(wire_size(r)));
+        }),
+        std::chrono::seconds(10),
+        [answer](const Received<wire::OperatorResponse>& m) {
+          *answer = m.body().getError().size() == 0 ? 1 : -1;
+        },
+        [answer](const caf::error&) { *answer = -1; });
+  });
+  wait_until([&] { return answer->load() != 0; }, std::chrono::seconds(15));
+  return answer->load() == 1;
+}
+
+}  // namespace tessera::testing
