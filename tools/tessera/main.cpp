@@ -2,6 +2,7 @@
 
 #include "runtime/log.hpp"
 #include "tools/tessera/bench_allocator.hpp"
+#include "tools/tessera/bench_failover.hpp"
 #include "tools/tessera/bench_launch.hpp"
 #include "tools/tessera/bench_registry.hpp"
 #include "tools/tessera/bench_runtime.hpp"
@@ -196,6 +197,29 @@ int main(int argc, char** argv) {
   registry_cmd->add_option("--runs", registry.runs, "Repetitions; medians are reported")
       ->check(CLI::Range(1, 100));
   registry_cmd->add_flag("--json", registry.json, "Print one JSON object instead of a table");
+  tessera::bench::FailoverBenchOptions failover;
+  failover.self_path = tessera::cli::self_path();
+  auto* failover_cmd = bench->add_subcommand(
+      "failover",
+      "Kill -9 of the leading master of three: time to a new leader's offers and to "
+      "every agent back");
+  failover_cmd->add_option("--agents", failover.agents, "Agents (in this process)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}))
+      ->capture_default_str();
+  failover_cmd->add_option("--tasks", failover.tasks, "Tasks kept running")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{1'000'000}))
+      ->capture_default_str();
+  failover_cmd->add_option("--zk", failover.zk,
+                           "zk://HOSTS/PATH of a running ensemble (default: tools/zk.sh starts "
+                           "three servers)");
+  failover_cmd
+      ->add_option("--zk-session-timeout", failover.session_timeout_ms,
+                   "The masters' ZooKeeper session timeout, ms")
+      ->check(CLI::Range(200, 600'000))
+      ->capture_default_str();
+  failover_cmd->add_option("--runs", failover.runs, "Repetitions; medians are reported")
+      ->check(CLI::Range(1, 100));
+  failover_cmd->add_flag("--json", failover.json, "Print one JSON object instead of a table");
   auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
 
   try {
@@ -217,6 +241,8 @@ int main(int argc, char** argv) {
     return tessera::bench::run_launch_bench(launch);
   if (allocator_cmd->parsed())
     return tessera::bench::run_allocator_bench(allocator);
+  if (failover_cmd->parsed())
+    return tessera::bench::run_failover_bench(failover);
   if (registry_cmd->parsed())
     return tessera::bench::run_registry_bench(registry);
   return tessera::bench::run_runtime_bench(runtime);
