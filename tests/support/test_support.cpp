@@ -220,17 +220,20 @@ std::string zk_script() {
 
 }  // namespace
 
-ZkServers::ZkServers(int servers) {
+ZkServers::ZkServers(int servers, const std::string& host, const std::string& netns) {
   std::mt19937 rng(std::random_device{}());
   for (int attempt = 0; attempt < 3 && spec.empty(); ++attempt) {
     int port = 20000 + static_cast<int>(rng() % 20000);
     bool free = true;
-    for (int i = 0; i < servers; ++i)
+    for (int i = 0; i < servers && netns.empty(); ++i)
       free = free && port_free(port + i) && port_free(port + 101 + i) && port_free(port + 201 + i);
     if (!free)
       continue;
-    auto out = run_command(zk_script() + " start " + dir_.path().string() + " --servers " +
-                           std::to_string(servers) + " --port " + std::to_string(port) + " 2>&1");
+    auto where =
+        (host.empty() ? "" : " --host " + host) + (netns.empty() ? "" : " --netns " + netns);
+    auto out =
+        run_command(zk_script() + " start " + dir_.path().string() + " --servers " +
+                    std::to_string(servers) + " --port " + std::to_string(port) + where + " 2>&1");
     if (out.rfind("zk://", 0) == 0)
       spec = out;
     else
@@ -244,6 +247,55 @@ ZkServers::~ZkServers() {
 
 void ZkServers::kill(int server) {
   run_command(zk_script() + " kill " + dir_.path().string() + " " + std::to_string(server));
+}
+
+namespace {
+
+std::string netns_script() {
+  return std::string(TESSERA_SOURCE_DIR) + "/tools/netns.sh";
+}
+
+}  // namespace
+
+NetnsLab::NetnsLab(int hosts) {
+  // A prefix and a /24 of this process's own, so that tests running at
+  // once never share a namespace or an address.
+  std::mt19937 rng(std::random_device{}());
+  for (int attempt = 0; attempt < 5 && prefix_.empty(); ++attempt) {
+    auto prefix = "tl" + std::to_string(::getpid() % 100000) + std::to_string(attempt);
+    auto subnet = "10.213." + std::to_string(1 + rng() % 250);
+    auto out = run_command(netns_script() + " up " + prefix + " " + std::to_string(hosts) +
+                           " --subnet " + subnet + " 2>&1");
+    if (out.rfind("h1 ", 0) == 0) {
+      prefix_ = prefix;
+      subnet_ = subnet;
+    } else {
+      why = out;
+    }
+  }
+}
+
+NetnsLab::~NetnsLab() {
+  if (up())
+    run_command(netns_script() + " down " + prefix_ + " 2>&1");
+}
+
+void NetnsLab::cut(int host) {
+  run_command(netns_script() + " cut " + prefix_ + " " + std::to_string(host));
+}
+
+void NetnsLab::heal(int host) {
+  run_command(netns_script() + " heal " + prefix_ + " " + std::to_string(host));
+}
+
+void NetnsLab::block(int a, int b) {
+  run_command(netns_script() + " block " + prefix_ + " " + std::to_string(a) + " " +
+              std::to_string(b));
+}
+
+void NetnsLab::unblock(int a, int b) {
+  run_command(netns_script() + " unblock " + prefix_ + " " + std::to_string(a) + " " +
+              std::to_string(b));
 }
 
 }  // namespace tessera::testing

@@ -89,9 +89,11 @@ class ChildProcess {
 
 // ZooKeeper servers on 127.0.0.1 for one test (tools/zk.sh: one, or an
 // ensemble of three), on free ports; the destructor stops them by pid.
+// With a netns, they run inside that network namespace, listening on host
+// (a NetnsLab host's address).
 class ZkServers {
  public:
-  explicit ZkServers(int servers);
+  explicit ZkServers(int servers, const std::string& host = "", const std::string& netns = "");
   ~ZkServers();
   ZkServers(const ZkServers&) = delete;
   ZkServers& operator=(const ZkServers&) = delete;
@@ -103,6 +105,35 @@ class ZkServers {
 
  private:
   TempDir dir_;
+};
+
+// Hosts in network namespaces for one test (tools/netns.sh): hosts 1..n
+// (namespaces PREFIX-h1...) on one bridge, and this process's namespace on
+// it too (address .254), so the test talks to every host. cut/heal take a
+// host off the bridge and back; block/unblock partition two hosts only.
+// The destructor removes every namespace and interface (and kills, by pid,
+// what still runs inside).
+class NetnsLab {
+ public:
+  explicit NetnsLab(int hosts);
+  ~NetnsLab();
+  NetnsLab(const NetnsLab&) = delete;
+  NetnsLab& operator=(const NetnsLab&) = delete;
+
+  bool up() const { return !prefix_.empty(); }
+  std::string netns(int host) const { return prefix_ + "-h" + std::to_string(host); }
+  std::string addr(int host) const { return subnet_ + "." + std::to_string(host); }
+  std::string root_addr() const { return subnet_ + ".254"; }
+  void cut(int host);
+  void heal(int host);
+  void block(int a, int b);
+  void unblock(int a, int b);
+
+  std::string why;  // what tools/netns.sh said when it could not build the lab
+
+ private:
+  std::string prefix_;
+  std::string subnet_;
 };
 
 }  // namespace tessera::testing

@@ -1,0 +1,202 @@
+// Masters, agents and ZooKeeper on hosts of their own (network namespaces,
+// tools/netns.sh), with real partitions between them: links cut, routes
+// blackholed. The test process is a host of the lab too (the framework).
+// Needs root (network namespaces); without it each test says it is skipped.
+
+#include "e2e/ha_support.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <unistd.h>
+
+using namespace tessera;
+using namespace tessera::testing;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool root_or_skip() {
+  if (::geteuid() == 0)
+    return true;
+  WARN("skipped: network namespaces need root");
+  return false;
+}
+
+// The time stamp of the first log line of p that contains text ("" when none):
+// "2026-12-07T05:13:57.754", which sorts as it reads.
+std::string logged_at(const HaProcess& p, const std::string& text) {
+  auto err = p.proc->err();
+  auto at = err.find(text);
+  if (at == std::string::npos)
+    return "";
+  auto line = err.rfind('\n', at);
+  line = line == std::string::npos ? 0 : line + 1;
+  return err.substr(line, 23);
+}
+
+// A lab of: host 1 ZooKeeper (three servers), hosts 2 and 3 a master each,
+// host 4 an agent; the framework runs in the test's own namespace.
+struct Lab {
+  NetnsLab net{4};
+  std::unique_ptr<ZkServers> zk;
+  TempDir dir;
+  std::unique_ptr<HaCluster> cluster;
+  std::unique_ptr<Node> node;
+  std::shared_ptr<TestFrameworkLog> log = std::make_shared<TestFrameworkLog>();
+
+  void start(bool partition_aware) {
+    INFO(net.why);
+    REQUIRE(net.up());
+    zk = std::make_unique<ZkServers>(3, net.addr(1), net.netns(1));
+    INFO(zk->why);
+    REQUIRE(!zk->spec.empty());
+    cluster = std::make_unique<HaCluster>(zk->spec, dir.path(), "");
+    cluster->start_master(net.addr(2) + ":5050", net.netns(2));
+    cluster->start_master(net.addr(3) + ":5050", net.netns(3));
+    REQUIRE(cluster->wait_leader(-1) >= 0);
+    cluster->start_agent(net.addr(4) + ":5051", "cpus:4;mem:1024", net.netns(4));
+
+    NodeConfig nc;
+    nc.host = net.root_addr();
+    auto started = Node::start(nc);
+    REQUIRE(started);
+    node = std::move(*started);
+    auto detector = ZkElection::open(zk->spec, {});
+    REQUIRE(detector);
+    auto config = test_framework_config(Address{}, "*");
+    config.detector = *detector;
+    config.framework.failover_timeout = std::chrono::seconds(60);
+    if (partition_aware)
+      config.framework.capabilities = {FrameworkCapability::PARTITION_AWARE};
+    REQUIRE(node->spawn<TestFramework>("framework", config, log));
+    log->launch(shell_task("t1", "sleep 600"));
+    REQUIRE(wait_until([&] { return log->has("t1", TaskState::RUNNING); }, 60s));
+  }
+
+  ~Lab() {
+    if (node)
+      node->stop();
+    cluster.reset();  // agents drained, masters killed, before the hosts go
+    zk.reset();
+  }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "a leader partitioned from ZooKeeper but not from agents steps down before another "
+    "leads, and rejoins as a standby",
+    "[e2e][ha][netns][zookeeper]") {
+  if (!root_or_skip())
+    return;
+  Lab lab;
+  lab.start(false);
+  auto& cluster = *lab.cluster;
+  int old = cluster.wait_leader(-1);
+  REQUIRE(old >= 0);
+  int old_host = old + 2;
+
+  // The leader's host loses ZooKeeper's host; agents and frameworks still
+  // reach it.
+  lab.net.block(old_host, 1);
+  int next = cluster.wait_leader(old, 30s);
+  REQUIRE(next >= 0);
+  auto& was = cluster.masters[old];
+  auto& now = cluster.masters[next];
+  INFO("old leader:\n" << was.proc->err() << "\nnew leader:\n" << now.proc->err());
+  REQUIRE(wait_until([&] { return was.logged("master contender: stepping down"); }, 30s));
+  // Never two leaders: the old one stopped (and with it its offers) before
+  // the new one started.
+  auto stepped_down = logged_at(was, "master contender: stepping down");
+  auto took_over = logged_at(now, "master contender: leading");
+  CHECK(stepped_down < took_over);
+  CHECK(was.count("master contender: leading") == 1);
+
+  // Agents and frameworks follow; the task runs on.
+  REQUIRE(wait_until([&] { return now.logged("master: reregistered agent "); }, 30s));
+  REQUIRE(wait_until([&] { return lab.log->subscribed() >= 2; }, 30s));
+  lab.log->post([](TestFramework& f) { f.reconcile({{"t1", ""}}); });
+  REQUIRE(wait_until([&] { return lab.log->count("t1", TaskState::RUNNING) >= 2; }, 30s));
+  CHECK(lab.log->count("t1", TaskState::RUNNING) == 2);  // the agent's, the reconciliation's
+  for (const auto& u : lab.log->updates())
+    CHECK((u.state == TaskState::STARTING || u.state == TaskState::RUNNING));
+
+  // Healed, the old leader finds its session gone and stands by under a
+  // new one, without a restart.
+  lab.net.unblock(old_host, 1);
+  CHECK(wait_until([&] { return was.logged("contending again with a new session"); }, 30s));
+  CHECK(wait_until([&] { return was.logged(now.address + " leads; standing by"); }, 30s));
+  CHECK(was.alive());
+  CHECK(now.leading());
+}
+
+TEST_CASE(
+    "kill -9 of the leader across hosts: the standby on another host leads and the task "
+    "runs on",
+    "[e2e][ha][netns][zookeeper]") {
+  if (!root_or_skip())
+    return;
+  Lab lab;
+  lab.start(false);
+  auto& cluster = *lab.cluster;
+  int old = cluster.wait_leader(-1);
+  REQUIRE(old >= 0);
+  cluster.masters[old].proc->kill(SIGKILL);
+  REQUIRE(cluster.masters[old].proc->wait_exit(10s));
+  int next = cluster.wait_leader(old, 30s);
+  REQUIRE(next >= 0);
+  auto& now = cluster.masters[next];
+  INFO(now.proc->err());
+  REQUIRE(wait_until([&] { return now.logged("master: reregistered agent "); }, 30s));
+  REQUIRE(wait_until([&] { return lab.log->subscribed() >= 2; }, 30s));
+  lab.log->post([](TestFramework& f) { f.reconcile({{"t1", ""}}); });
+  REQUIRE(wait_until([&] { return lab.log->count("t1", TaskState::RUNNING) >= 2; }, 30s));
+  for (const auto& u : lab.log->updates())
+    CHECK((u.state == TaskState::STARTING || u.state == TaskState::RUNNING));
+  // And new work still lands.
+  lab.log->launch(shell_task("t2", "sleep 600"));
+  CHECK(wait_until([&] { return lab.log->has("t2", TaskState::RUNNING); }, 30s));
+}
+
+TEST_CASE(
+    "an agent partitioned from the master is UNREACHABLE for a partition-aware framework; "
+    "healed, it reregisters and its task is reconciled",
+    "[e2e][ha][netns][zookeeper]") {
+  if (!root_or_skip())
+    return;
+  Lab lab;
+  lab.start(true);
+  auto& cluster = *lab.cluster;
+  int leader = cluster.wait_leader(-1);
+  REQUIRE(leader >= 0);
+  auto& master = cluster.masters[leader];
+  auto logs = [&] {
+    std::string out =
+        "master:\n" + master.proc->err() + "\nagent:\n" + cluster.agents[0].proc->err();
+    for (const auto& u : lab.log->updates())
+      out += "\nupdate " + u.task_id + " " + std::to_string(int(u.state)) + " " + u.message;
+    return out;
+  };
+
+  lab.net.cut(4);  // the agent's host leaves the network
+  bool unreachable = wait_until([&] { return lab.log->has("t1", TaskState::UNREACHABLE); }, 30s);
+  INFO(logs());
+  REQUIRE(unreachable);
+  lab.net.heal(4);
+  REQUIRE(wait_until([&] { return master.logged("master: reregistered agent "); }, 60s));
+  // As with Mesos, the master sends no update of its own when the agent
+  // comes back: the framework reconciles, and hears the task runs.
+  lab.log->post([](TestFramework& f) { f.reconcile({{"t1", ""}}); });
+  bool running_again = wait_until(
+      [&] {
+        auto last = lab.log->last("t1");
+        return last && last->state == TaskState::RUNNING;
+      },
+      30s);
+  INFO(logs());
+  REQUIRE(running_again);
+  CHECK(lab.log->count("t1", TaskState::UNREACHABLE) == 1);
+  CHECK_FALSE(lab.log->has("t1", TaskState::LOST));
+  CHECK_FALSE(lab.log->has("t1", TaskState::GONE));
+  CHECK(cluster.masters[leader].leading());  // the agent's partition moved no lead
+}
