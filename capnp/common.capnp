@@ -290,3 +290,10 @@ struct Filters {
   # declined resources of that agent to this framework.
   refuseSeconds @0 :Float64 = 5.0;
 }
+
+struct NotLeader {
+  # A standby master's answer to a registration or a call meant for the
+  # leading master (several masters, `tessera master --zk`).
+  leader @0 :Text;
+  # The leading master's address, name@host:port; empty: none known yet.
+}

@@ -135,6 +135,10 @@ void Agent::on_stopping() {
 }
 
 void Agent::install_master_handlers() {
+  on<wire::NotLeader>([this](const Received<wire::NotLeader>& m) {
+    if (from_master(m.sender(), "NotLeader"))
+      on_not_leader(str(m.body().getLeader()));
+  });
   on<wire::AgentRegistered>([this](const Received<wire::AgentRegistered>& m) {
     auto b = m.body();
     if (from_master(m.sender(), "AgentRegistered"))
@@ -437,11 +441,34 @@ void Agent::on_master_lost(const std::string& why) {
     cancel(task.retry_timer);
     task.retry_timer = 0;
   }
+  if (!config_.detector && master_ != config_.master) {
+    // Sent here by a standby's NotLeader: ask the configured master again
+    // who leads now.
+    unwatch(master_);
+    master_ = config_.master;
+  }
   registration_backoff_.reset();
   registration_timer_ = after(registration_backoff_.peek(rng_), [this] {
     registration_timer_ = 0;
     try_register();
   });
+}
+
+void Agent::on_not_leader(const std::string& leader_text) {
+  metrics_.not_leader_answers.fetch_add(1, std::memory_order_relaxed);
+  auto leader = Address::parse(leader_text);
+  if (config_.detector || registered_ || !leader || *leader == master_) {
+    // With a detector, ZooKeeper says who leads; a standby that knows no
+    // leader yet is asked again by the registration retries.
+    return;
+  }
+  log().info("{}: {} is a standby; the leading master is {}", me().to_string(), master_.to_string(),
+             leader->to_string());
+  unwatch(master_);
+  master_ = *leader;
+  cancel(registration_timer_);
+  registration_timer_ = 0;
+  try_register();
 }
 
 void Agent::follow_leader() {

@@ -88,6 +88,7 @@ struct AgentMetrics {
   std::atomic<uint64_t> registrations{0};  // Registered + Reregistered accepted
   std::atomic<uint64_t> master_lost{0};
   std::atomic<uint64_t> leader_changes{0};          // the detector named another master
+  std::atomic<uint64_t> not_leader_answers{0};      // a standby master named the leader
   std::atomic<uint64_t> refused_not_master{0};      // master-only message from elsewhere
   std::atomic<uint64_t> refused_executor_calls{0};  // unknown executor, wrong sender, ...
   std::atomic<uint64_t> refused_invalid{0};         // bad ids, duplicate task, limits
@@ -340,6 +341,8 @@ class Agent : public Actor {
   void on_master_lost(const std::string& why);
   // Reads the detector's view and goes to a new leader; armed again each time.
   void follow_leader();
+  // A standby master named the leader (no detector: --master HOST:PORT).
+  void on_not_leader(const std::string& leader);
   void arm_ping_timer();
   void shutdown_agent(const std::string& reason);
   void remember_framework(wire::FrameworkInfo::Reader info);

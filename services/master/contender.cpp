@@ -11,6 +11,36 @@ constexpr auto name_retry = std::chrono::milliseconds(10);
 
 }  // namespace
 
+StandbyMaster::StandbyMaster(caf::actor_config& cfg, ActorInit init,
+                             std::shared_ptr<MasterDetector> election)
+    : Actor(cfg, std::move(init)), election_(std::move(election)) {
+  on<wire::RegisterAgent>([this](const auto& m) { redirect(m.sender()); });
+  on<wire::ReregisterAgent>([this](const auto& m) { redirect(m.sender()); });
+  on<wire::SchedulerCall>([this](const auto& m) { redirect(m.sender()); });
+  on<wire::OperatorCall>([this](const Received<wire::OperatorCall>& m) {
+    ++redirected_;
+    auto who = leader();
+    reply(m, build<wire::OperatorResponse>([&](wire::OperatorResponse::Builder b) {
+            b.setError("not the leading master; " + (who.empty()
+                                                         ? std::string("no leader is known yet")
+                                                         : "the leader is " + who));
+          }));
+  });
+}
+
+std::string StandbyMaster::leader() const {
+  auto view = election_->view();
+  return view.leader && !view.leading ? *view.leader : std::string();
+}
+
+void StandbyMaster::redirect(const Address& to) {
+  if (to.empty())
+    return;
+  ++redirected_;
+  auto who = leader();
+  send(to, build<wire::NotLeader>([&](wire::NotLeader::Builder b) { b.setLeader(who); }));
+}
+
 MasterContender::MasterContender(caf::actor_config& cfg, ActorInit init,
                                  MasterContenderConfig config)
     : Actor(cfg, std::move(init)), config_(std::move(config)) {
@@ -23,6 +53,7 @@ MasterContender::MasterContender(caf::actor_config& cfg, ActorInit init,
                 describe(why));
     leading_ = false;
     stop_master();
+    stand_by();
     config_.election->withdraw();
   });
 }
@@ -30,6 +61,7 @@ MasterContender::MasterContender(caf::actor_config& cfg, ActorInit init,
 void MasterContender::on_start() {
   log().info("master contender {}: contending at {}", me().to_string(),
              config_.election->describe());
+  stand_by();
   observe();
 }
 
@@ -80,6 +112,10 @@ void MasterContender::take_lead() {
   auto view = config_.election->view();
   if (!view.leading || !view.connected)
     return;
+  cancel(standby_timer_);
+  standby_timer_ = 0;
+  if (auto standby = node().lookup_local("master"); standby && !leading_)
+    caf::anon_send_exit(standby, caf::exit_reason::user_shutdown);  // the StandbyMaster
   if (node().lookup_local("master") || node().lookup_local("master.allocator")) {
     retry_timer_ = after(name_retry, [this] {
       retry_timer_ = 0;
@@ -120,6 +156,24 @@ void MasterContender::step_down(const std::string& why) {
   log().warn("master contender: stepping down: {}", why);
   leading_ = false;
   stop_master();
+  stand_by();
+}
+
+void MasterContender::stand_by() {
+  cancel(standby_timer_);
+  standby_timer_ = 0;
+  if (leading_)
+    return;
+  if (node().lookup_local("master") || node().lookup_local("master.allocator")) {
+    standby_timer_ = after(name_retry, [this] {
+      standby_timer_ = 0;
+      stand_by();
+    });
+    return;
+  }
+  if (auto spawned = node().spawn<StandbyMaster>("master", config_.election); !spawned)
+    log().error("master contender: cannot start the standby's answering actor: {}",
+                describe(spawned.error()));
 }
 
 void MasterContender::stop_master() {

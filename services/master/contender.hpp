@@ -35,6 +35,24 @@ struct MasterContenderConfig {
   std::shared_ptr<std::atomic<uint64_t>> leaderships = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
+// Named "master" on a standby's node: whatever is meant for the leader
+// (a registration, a framework's call) is answered with NotLeader naming
+// the leader, and an operator's call with an error that names it, so a
+// client given a standby's address finds the leader.
+class StandbyMaster : public Actor {
+ public:
+  StandbyMaster(caf::actor_config& cfg, ActorInit init, std::shared_ptr<MasterDetector> election);
+
+  uint64_t redirected() const { return redirected_; }
+
+ private:
+  void redirect(const Address& to);
+  std::string leader() const;
+
+  std::shared_ptr<MasterDetector> election_;
+  uint64_t redirected_ = 0;
+};
+
 class MasterContender : public Actor {
  public:
   MasterContender(caf::actor_config& cfg, ActorInit init, MasterContenderConfig config);
@@ -48,12 +66,15 @@ class MasterContender : public Actor {
   void take_lead();
   void step_down(const std::string& why);
   void stop_master();
+  // Runs a StandbyMaster under the master's name while not leading.
+  void stand_by();
 
   MasterContenderConfig config_;
   bool leading_ = false;
   Address master_;  // the Master this contender runs, while leading_
   TimerId grace_timer_ = 0;
   TimerId retry_timer_ = 0;
+  TimerId standby_timer_ = 0;
   std::optional<std::string> leader_seen_;  // for the log: the last leader named
 };
 

@@ -68,6 +68,7 @@ Scheduler::Scheduler(caf::actor_config& cfg, ActorInit init, SchedulerConfig con
   if (config_.framework.user.empty())
     config_.framework.user = current_user();
   on<Event>([this](const Received<Event>& m) { on_event(m); });
+  on<wire::NotLeader>([this](const Received<wire::NotLeader>& m) { on_not_leader(m); });
   on_lost([this](const Address& peer, const caf::error& why) { on_peer_lost(peer, why); });
 }
 
@@ -183,11 +184,28 @@ void Scheduler::on_peer_lost(const Address& peer, const caf::error& why) {
     master_lost(why);
 }
 
+void Scheduler::on_not_leader(const Received<wire::NotLeader>& m) {
+  auto leader = Address::parse(str(m.body().getLeader()));
+  // With a detector, ZooKeeper says who leads; a standby that knows no
+  // leader yet is asked again by the retries.
+  if (config_.detector || !is_master(m.sender()) || state_ != State::subscribing || !leader)
+    return;
+  log().info("{}: {} is a standby; the leading master is {}", me().to_string(), master_.to_string(),
+             leader->to_string());
+  cancel(subscribe_timer_);
+  subscribe_timer_ = 0;
+  unwatch(master_);
+  master_ = *leader;
+  subscribe_now();
+}
+
 void Scheduler::attempt_failed(const caf::error& why) {
   if (state_ != State::subscribing)
     return;
   cancel(subscribe_timer_);
   unwatch(master_);
+  if (!config_.detector)
+    master_ = config_.master;  // ask the configured master again who leads
   state_ = State::disconnected;
   retry_later();
   subscribe_failed(why);
@@ -196,10 +214,13 @@ void Scheduler::attempt_failed(const caf::error& why) {
 void Scheduler::master_lost(const caf::error& why) {
   cancel(heartbeat_timer_);
   unwatch(master_);
+  auto lost = master_;
+  if (!config_.detector)
+    master_ = config_.master;  // ask the configured master again who leads
   state_ = State::disconnected;
   refusal_logged_ = false;
   offers_.clear();  // the master rescinds them; accepting them would fail anyway
-  log().info("{}: disconnected from {}: {}", me().to_string(), master_.to_string(), describe(why));
+  log().info("{}: disconnected from {}: {}", me().to_string(), lost.to_string(), describe(why));
   retry_later();
   disconnected(why);
 }
@@ -224,7 +245,9 @@ void Scheduler::close() {
 // The master may be known under another host name than the one configured
 // ("localhost" vs "127.0.0.1"): the same actor name on the same port is it.
 bool Scheduler::is_master(const Address& a) const {
-  if (config_.detector)  // the leader's own address: masters of one cluster share a port
+  // The leader's own address, named by a detector or a standby: the masters
+  // of one cluster may share a port.
+  if (config_.detector || master_ != config_.master)
     return a == master_;
   return a.name == master_.name && a.port == master_.port;
 }

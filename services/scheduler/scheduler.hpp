@@ -237,6 +237,7 @@ class Scheduler : public Actor {
   void check_heartbeats();
   bool is_master(const Address& a) const;
   void follow_leader();
+  void on_not_leader(const Received<wire::NotLeader>& m);
   void read_chunks(const Address& agent, const std::string& task_id, const std::string& path,
                    uint64_t bytes_max, SandboxData so_far, SandboxFn fn);
 

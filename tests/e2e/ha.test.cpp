@@ -131,3 +131,41 @@ TEST_CASE("a ZooKeeper server killed: the leader leads on and tasks still launch
   }
   cluster.drain_agents();
 }
+
+TEST_CASE(
+    "a standby answers with the leader's address: an agent, a framework and tessera run "
+    "given a standby find the leader; an operator's call is told who leads",
+    "[e2e][ha][zookeeper]") {
+  ZkServers zk(1);
+  INFO(zk.why);
+  REQUIRE(!zk.spec.empty());
+  TempDir dir;
+  HaCluster cluster(zk.spec, dir.path(), "127.0.0.1");
+  cluster.start_masters(2);
+  int leader = cluster.wait_leader(-1);
+  REQUIRE(leader >= 0);
+  auto& lead = cluster.masters[leader];
+  auto& standby = cluster.masters[1 - leader];
+  REQUIRE(wait_until([&] { return standby.logged(lead.address + " leads; standing by"); }, 30s));
+  auto standby_at = standby.address.substr(standby.address.find('@') + 1);
+
+  // The operator's call to the standby fails, naming the leader.
+  CHECK_FALSE(set_quota(standby.address, "web", "cpus:1"));
+  // An agent given the standby registers with the leader.
+  cluster.start_agent("127.0.0.1:0", "cpus:2;mem:512", "", standby_at);
+  REQUIRE(wait_until([&] { return lead.logged("master: registered agent "); }, 30s));
+  CHECK(wait_until(
+      [&] {
+        return cluster.agents[0].logged("is a standby; the leading master is " + lead.address);
+      },
+      10s));
+
+  // So does a framework, and a task runs.
+  auto run = ChildProcess::start({TESSERA_BIN, "run", "--master", standby_at, "--cpus", "0.1",
+                                  "--mem", "16", "--", "echo", "from-the-leader"});
+  CHECK(run->wait_line("from-the-leader", 60s));
+  CHECK(run->wait_exit(30s));
+  CHECK(lead.logged("master: framework "));
+  CHECK_FALSE(standby.logged("master: framework "));
+  cluster.drain_agents();
+}

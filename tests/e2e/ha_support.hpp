@@ -111,14 +111,16 @@ class HaCluster {
       start_master(host_ + ":0");
   }
 
+  // An agent following the leader through ZooKeeper, or given master (a
+  // master's HOST:PORT).
   HaProcess& start_agent(const std::string& listen, const std::string& resources,
-                         const std::string& netns = "") {
+                         const std::string& netns = "", const std::string& master = "") {
     HaProcess a;
     a.work_dir = dir_ / ("agent" + std::to_string(agents.size() + 1));
-    a.proc = ChildProcess::start(in_netns(
-        netns,
-        {TESSERA_BIN, "--log-level", "info", "agent", "--master", zk_, "--listen", listen,
-         "--work-dir", a.work_dir.string(), "--resources", resources, "--isolation", "posix"}));
+    a.proc = ChildProcess::start(
+        in_netns(netns, {TESSERA_BIN, "--log-level", "info", "agent", "--master",
+                         master.empty() ? zk_ : master, "--listen", listen, "--work-dir",
+                         a.work_dir.string(), "--resources", resources, "--isolation", "posix"}));
     agents.push_back(std::move(a));
     return agents.back();
   }
