@@ -62,7 +62,30 @@ void MasterContender::on_start() {
   log().info("master contender {}: contending at {}", me().to_string(),
              config_.election->describe());
   stand_by();
+  keep_warm();
   observe();
+}
+
+void MasterContender::keep_warm() {
+  warm_timer_ = after(config_.warm_interval, [this] {
+    warm_timer_ = 0;
+    keep_warm();
+  });
+  auto store = config_.master.registry;
+  if (leading_ || warming_ || !store || store->broken())
+    return;
+  warming_ = true;
+  bool queued = blocking(Work::store, [this, store]() -> std::function<void()> {
+    auto read = store->load();  // only the store: the actor's state waits for the continuation
+    auto error = read ? std::string() : describe(read.error());
+    return [this, error] {
+      warming_ = false;
+      if (!error.empty())
+        log().warn("master contender: reading the registry ahead failed: {}", error);
+    };
+  });
+  if (!queued)
+    warming_ = false;
 }
 
 void MasterContender::on_stopping() {

@@ -18,6 +18,10 @@
 // makes the contender withdraw (its node goes, another master leads) and
 // contend again with a fresh session and, if its session expired, a fresh
 // registry store: it rejoins as a standby without restarting the process.
+//
+// Hot standby: a standby keeps its ZooKeeper session (and the registry
+// store's) and reads the registry every warm_interval, so that a takeover
+// reads it in one round trip when nothing was written since (ZkStore).
 
 #include "runtime/actor.hpp"
 #include "services/election/zk_election.hpp"
@@ -30,6 +34,7 @@ struct MasterContenderConfig {
   std::string registry_spec;  // to open the registry store again (make_store)
   std::string work_dir;
   int zk_session_timeout_ms = 10'000;
+  Duration warm_interval = std::chrono::seconds(5);
   std::shared_ptr<ZkElection> election;  // a candidate with this node's "master" address
   // Counts, read by tests and `tessera master`'s log.
   std::shared_ptr<std::atomic<uint64_t>> leaderships = std::make_shared<std::atomic<uint64_t>>(0);
@@ -68,6 +73,9 @@ class MasterContender : public Actor {
   void stop_master();
   // Runs a StandbyMaster under the master's name while not leading.
   void stand_by();
+  // While standing by, reads the registry every warm_interval so that a
+  // takeover finds it read (ZkStore keeps what it read).
+  void keep_warm();
 
   MasterContenderConfig config_;
   bool leading_ = false;
@@ -75,6 +83,8 @@ class MasterContender : public Actor {
   TimerId grace_timer_ = 0;
   TimerId retry_timer_ = 0;
   TimerId standby_timer_ = 0;
+  TimerId warm_timer_ = 0;
+  bool warming_ = false;                    // a read is on the store lane
   std::optional<std::string> leader_seen_;  // for the log: the last leader named
 };
 

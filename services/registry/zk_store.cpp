@@ -252,6 +252,14 @@ expected<RegistrySnapshot> ZkStore::load() {
   std::lock_guard<std::mutex> guard(mu_);
   if (auto err = live())
     return err;
+  if (cache_) {
+    // Warm (a standby reads ahead): one round trip says whether it is current.
+    auto now = version_now();
+    if (!now)
+      return now.error();
+    if (static_cast<uint64_t>(*now) == cache_->version)
+      return *cache_;
+  }
   constexpr size_t in_flight_max = 2000;
   for (int attempt = 0; attempt < 100; ++attempt) {
     auto before = version_now();
@@ -313,6 +321,7 @@ expected<RegistrySnapshot> ZkStore::load() {
       keys_.clear();
       for (auto& [key, _] : snap.records)
         keys_.insert(key);
+      cache_ = snap;
       return snap;
     }
   }
@@ -427,6 +436,16 @@ expected<uint64_t> ZkStore::commit(uint64_t expected_version,
     }
     ++version;
   } while (next < ops.size());
+  if (cache_ && cache_->version == expected_version) {
+    for (auto& [key, value] : last)
+      if (value)
+        cache_->records[key] = *value;
+      else
+        cache_->records.erase(key);
+    cache_->version = version;
+  } else {
+    cache_.reset();
+  }
   return version;
 }
 

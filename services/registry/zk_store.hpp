@@ -18,6 +18,8 @@
 // and the master that made it never acted on any (the registry's records
 // are written before they are acted on).
 // load() reads every bucket; it retries when the version moved meanwhile.
+// It keeps what it read (and commit() what it wrote) at its version, and
+// answers that after one version check while nothing else wrote.
 // The session: a store whose ZooKeeper session expired fails every call
 // with Errc::stopped (a master then stops: it must not write after its
 // session is gone). Thread-safety: as RegistryStore.
@@ -28,6 +30,7 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -81,7 +84,11 @@ class ZkStore : public RegistryStore {
   int state_ = 0;
   std::atomic<bool> expired_{false};
   std::set<std::string> keys_;  // records that exist, as this writer knows them
-  std::string writer_;          // random, names this store's commits
+  // The last snapshot read or written, at its version: load() answers it
+  // after one version check when nothing moved since (a standby master
+  // reads ahead, so a failover does not wait for a full read).
+  std::optional<RegistrySnapshot> cache_;
+  std::string writer_;  // random, names this store's commits
   uint64_t commits_ = 0;
 };
 

@@ -120,3 +120,31 @@ TEST_CASE("the ZooKeeper registry goes on when one server of three dies", "[regi
   REQUIRE(snap);
   CHECK(snap->records.size() == 2);
 }
+
+TEST_CASE("a store that read ahead (a warm standby) answers what the leader wrote since",
+          "[registry][zookeeper]") {
+  ZkServers zk(1);
+  INFO(zk.why);
+  REQUIRE(!zk.spec.empty());
+  auto leader = open_store(zk.spec);
+  auto standby = open_store(zk.spec);
+  REQUIRE(leader->load());
+  REQUIRE(leader->commit(0, {put("a", "1"), put("b", "2")}));
+  auto warm = standby->load();  // read ahead, kept
+  REQUIRE(warm);
+  CHECK(warm->records.size() == 2);
+  REQUIRE(leader->commit(1, {del("a"), put("c", "3")}));
+  auto after = standby->load();  // the version moved: read again
+  REQUIRE(after);
+  CHECK(after->version == 2);
+  CHECK(after->records == std::map<std::string, std::string>{{"b", "2"}, {"c", "3"}});
+  // The standby takes over and writes; its own read-ahead follows its commit.
+  REQUIRE(standby->commit(2, {put("d", "4"), put("b", "22")}));
+  auto own = standby->load();
+  REQUIRE(own);
+  CHECK(own->version == 3);
+  CHECK(own->records == std::map<std::string, std::string>{{"b", "22"}, {"c", "3"}, {"d", "4"}});
+  auto seen = leader->load();
+  REQUIRE(seen);
+  CHECK(seen->records == own->records);
+}
