@@ -99,6 +99,16 @@ TEST_CASE("role commands refuse bad flags with one line and exit code 2", "[e2e]
                   "--resources", "cpus:-1"},
                  "cpus");
   expect_refusal({"master", "--listen", "nonsense", "--work-dir", dir.path().string()}, "--listen");
+  expect_refusal({"master", "--listen", "127.0.0.1:0", "--work-dir", dir.path().string(), "--zk",
+                  "zk://127.0.0.1:2181"},
+                 "--zk");
+  // Masters that take turns share their registry: a file of one machine's would diverge.
+  expect_refusal({"master", "--listen", "127.0.0.1:0", "--work-dir", dir.path().string(), "--zk",
+                  "zk://127.0.0.1:1/tessera", "--registry", "sqlite"},
+                 "share their registry");
+  expect_refusal({"agent", "--master", "zk://127.0.0.1:1", "--work-dir", dir.path().string()},
+                 "--master");
+  expect_refusal({"run", "--master", "zk://nowhere", "--", "true"}, "--master");
 
   SECTION("a port in use") {
     auto [cluster, master] = start_cluster(dir);
