@@ -33,8 +33,10 @@ SchedulerConfig scheduler_config(const RunOptions& o) {
   c.detector = o.detector;
   c.framework.name = o.name;
   c.framework.roles = {o.role};
-  // A one-shot framework: when it goes away its task has no one to report to.
-  c.framework.failover_timeout = Duration::zero();
+  // A one-shot framework: when it goes away its task has no one to report
+  // to. Following a leader, it must outlive a failover: the next master
+  // keeps it while it resubscribes.
+  c.framework.failover_timeout = o.detector ? Duration(std::chrono::seconds(30)) : Duration::zero();
   c.seed = o.seed;
   return c;
 }

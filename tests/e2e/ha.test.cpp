@@ -169,3 +169,29 @@ TEST_CASE(
   CHECK_FALSE(standby.logged("master: framework "));
   cluster.drain_agents();
 }
+
+TEST_CASE("tessera run --master zk://... outlives a failover of the leading master",
+          "[e2e][ha][zookeeper]") {
+  ZkServers zk(1);
+  INFO(zk.why);
+  REQUIRE(!zk.spec.empty());
+  TempDir dir;
+  HaCluster cluster(zk.spec, dir.path(), "127.0.0.1");
+  cluster.start_masters(2);
+  int leader = cluster.wait_leader(-1);
+  REQUIRE(leader >= 0);
+  cluster.start_agent("127.0.0.1:0", "cpus:2;mem:512");
+  REQUIRE(
+      wait_until([&] { return cluster.masters[leader].logged("master: registered agent "); }, 30s));
+  auto run = ChildProcess::start({TESSERA_BIN, "run", "--master", zk.spec, "--cpus", "0.1", "--mem",
+                                  "16", "--", "sh", "-c", "sleep 6; echo survived"});
+  REQUIRE(wait_until([&] { return cluster.agents[0].logged("launching task "); }, 30s));
+  cluster.masters[leader].proc->kill(SIGKILL);
+  REQUIRE(cluster.masters[leader].proc->wait_exit(10s));
+  REQUIRE(cluster.wait_leader(leader) >= 0);
+  CHECK(run->wait_line("survived", 60s));
+  REQUIRE(run->wait_exit(30s));
+  INFO(run->err());
+  CHECK(run->exit_status()->exit_code == 0);
+  cluster.drain_agents();
+}
