@@ -472,20 +472,10 @@ void Agent::on_not_leader(const std::string& leader_text) {
 }
 
 void Agent::follow_leader() {
-  auto view = config_.detector->view();
-  config_.detector->on_change(view.generation, continuation([this] { follow_leader(); }));
-  if (!view.leader || shutting_down_)
-    return;  // no leader known: the last one is kept until another is named
-  auto leader = Address::parse(*view.leader);
-  if (!leader) {
-    log().warn("{}: the detector names '{}' as leader, not a master's address", me().to_string(),
-               *view.leader);
+  auto leader =
+      leader_to_follow(*config_.detector, master_, me(), continuation([this] { follow_leader(); }));
+  if (!leader || shutting_down_)
     return;
-  }
-  if (*leader == master_)
-    return;
-  log().info("{}: the leading master is {} (was {})", me().to_string(), leader->to_string(),
-             master_.empty() ? "none" : master_.to_string());
   metrics_.leader_changes.fetch_add(1, std::memory_order_relaxed);
   if (!master_.empty())
     unwatch(master_);

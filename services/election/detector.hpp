@@ -8,6 +8,9 @@
 // callback runs on the detector's own thread and must not block (actors
 // pass Actor::continuation(...), which only posts a message).
 
+#include "runtime/address.hpp"
+#include "runtime/log.hpp"
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -34,5 +37,30 @@ class MasterDetector {
   virtual void on_change(uint64_t seen_generation, std::function<void()> fn) = 0;
   virtual std::string describe() const = 0;
 };
+
+// For an actor that follows the leader (agent, scheduler library): reads
+// the detector's view, arms on_next_change (an Actor::continuation) for the
+// next one, and returns the leader's address when the view names one other
+// than current. A leader that is not an address is logged and ignored; no
+// leader known keeps current.
+inline std::optional<Address> leader_to_follow(MasterDetector& detector, const Address& current,
+                                               const Address& follower,
+                                               std::function<void()> on_next_change) {
+  auto view = detector.view();
+  detector.on_change(view.generation, std::move(on_next_change));
+  if (!view.leader)
+    return std::nullopt;
+  auto leader = Address::parse(*view.leader);
+  if (!leader) {
+    log().warn("{}: the detector names '{}' as leader, not a master's address",
+               follower.to_string(), *view.leader);
+    return std::nullopt;
+  }
+  if (*leader == current)
+    return std::nullopt;
+  log().info("{}: the leading master is {} (was {})", follower.to_string(), leader->to_string(),
+             current.empty() ? "none" : current.to_string());
+  return *leader;
+}
 
 }  // namespace tessera

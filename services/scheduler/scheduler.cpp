@@ -128,20 +128,10 @@ void Scheduler::on_start() {
 }
 
 void Scheduler::follow_leader() {
-  auto view = config_.detector->view();
-  config_.detector->on_change(view.generation, continuation([this] { follow_leader(); }));
-  if (!view.leader || state_ == State::closed)
-    return;  // no leader known: the last one is kept until another is named
-  auto leader = Address::parse(*view.leader);
-  if (!leader) {
-    log().warn("{}: the detector names '{}' as leader, not a master's address", me().to_string(),
-               *view.leader);
+  auto leader =
+      leader_to_follow(*config_.detector, master_, me(), continuation([this] { follow_leader(); }));
+  if (!leader || state_ == State::closed)
     return;
-  }
-  if (*leader == master_)
-    return;
-  log().info("{}: the leading master is {} (was {})", me().to_string(), leader->to_string(),
-             master_.empty() ? "none" : master_.to_string());
   auto why = make_error(Errc::peer_lost, "another master leads: " + leader->to_string());
   if (state_ == State::subscribed)
     master_lost(why);

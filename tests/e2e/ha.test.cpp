@@ -34,16 +34,8 @@ TEST_CASE(
   REQUIRE(
       wait_until([&] { return cluster.masters[leader].logged("master: registered agent "); }, 30s));
 
-  auto node = Node::start();
-  REQUIRE(node);
-  auto log = std::make_shared<TestFrameworkLog>();
-  auto detector = ZkElection::open(zk.spec, {});
-  REQUIRE(detector);
-  auto config = test_framework_config(Address{}, "web");
-  config.detector = *detector;
-  config.framework.failover_timeout = std::chrono::seconds(60);
-  config.framework.capabilities = {FrameworkCapability::PARTITION_AWARE};
-  REQUIRE((*node)->spawn<TestFramework>("framework", config, log));
+  FollowingFramework framework(zk.spec, "web", true);
+  auto& log = framework.log;
   log->launch(shell_task("t1", "sleep 600"));
   log->launch(shell_task("t2", "sleep 600"));
   REQUIRE(wait_until(
@@ -106,15 +98,8 @@ TEST_CASE("a ZooKeeper server killed: the leader leads on and tasks still launch
   REQUIRE(leader >= 0);
   cluster.start_agent("127.0.0.1:0", "cpus:4;mem:1024");
 
-  auto node = Node::start();
-  REQUIRE(node);
-  auto log = std::make_shared<TestFrameworkLog>();
-  auto detector = ZkElection::open(zk.spec, {});
-  REQUIRE(detector);
-  auto config = test_framework_config(Address{}, "*");
-  config.detector = *detector;
-  config.framework.failover_timeout = std::chrono::seconds(60);
-  REQUIRE((*node)->spawn<TestFramework>("framework", config, log));
+  FollowingFramework framework(zk.spec, "*", false);
+  auto& log = framework.log;
   log->launch(shell_task("before", "sleep 600"));
   REQUIRE(wait_until([&] { return log->has("before", TaskState::RUNNING); }, 30s));
 

@@ -41,8 +41,8 @@ struct Lab {
   std::unique_ptr<ZkServers> zk;
   TempDir dir;
   std::unique_ptr<HaCluster> cluster;
-  std::unique_ptr<Node> node;
-  std::shared_ptr<TestFrameworkLog> log = std::make_shared<TestFrameworkLog>();
+  std::unique_ptr<FollowingFramework> framework;
+  std::shared_ptr<TestFrameworkLog> log;
 
   void start(bool partition_aware) {
     INFO(net.why);
@@ -56,26 +56,15 @@ struct Lab {
     REQUIRE(cluster->wait_leader(-1) >= 0);
     cluster->start_agent(net.addr(4) + ":5051", "cpus:4;mem:1024", net.netns(4));
 
-    NodeConfig nc;
-    nc.host = net.root_addr();
-    auto started = Node::start(nc);
-    REQUIRE(started);
-    node = std::move(*started);
-    auto detector = ZkElection::open(zk->spec, {});
-    REQUIRE(detector);
-    auto config = test_framework_config(Address{}, "*");
-    config.detector = *detector;
-    config.framework.failover_timeout = std::chrono::seconds(60);
-    if (partition_aware)
-      config.framework.capabilities = {FrameworkCapability::PARTITION_AWARE};
-    REQUIRE(node->spawn<TestFramework>("framework", config, log));
+    framework =
+        std::make_unique<FollowingFramework>(zk->spec, "*", partition_aware, net.root_addr());
+    log = framework->log;
     log->launch(shell_task("t1", "sleep 600"));
     REQUIRE(wait_until([&] { return log->has("t1", TaskState::RUNNING); }, 60s));
   }
 
   ~Lab() {
-    if (node)
-      node->stop();
+    framework.reset();
     cluster.reset();  // agents drained, masters killed, before the hosts go
     zk.reset();
   }

@@ -11,6 +11,7 @@
 #include "support/test_support.hpp"
 
 #include <capnp/operator.capnp.h>
+#include <catch2/catch.hpp>
 
 #include <signal.h>
 
@@ -161,6 +162,34 @@ class HaCluster {
   std::string zk_;
   std::filesystem::path dir_;
   std::string host_;
+};
+
+// A TestFramework on a node of its own (listening on host) that follows the
+// leader through ZooKeeper; its log is what the test reads.
+struct FollowingFramework {
+  std::unique_ptr<Node> node;
+  std::shared_ptr<TestFrameworkLog> log = std::make_shared<TestFrameworkLog>();
+
+  FollowingFramework(const std::string& zk_spec, const std::string& role, bool partition_aware,
+                     const std::string& host = "127.0.0.1") {
+    NodeConfig nc;
+    nc.host = host;
+    auto started = Node::start(nc);
+    REQUIRE(started);
+    node = std::move(*started);
+    auto detector = ZkElection::open(zk_spec, {});
+    REQUIRE(detector);
+    auto config = test_framework_config(Address{}, role);
+    config.detector = *detector;
+    config.framework.failover_timeout = std::chrono::seconds(60);
+    if (partition_aware)
+      config.framework.capabilities = {FrameworkCapability::PARTITION_AWARE};
+    REQUIRE(node->spawn<TestFramework>("framework", config, log));
+  }
+  ~FollowingFramework() {
+    if (node)
+      node->stop();
+  }
 };
 
 // An operator's quota for role, sent to master; true when it was recorded.
