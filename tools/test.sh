@@ -22,6 +22,7 @@ cmake -S . -B "$build_dir" -G Ninja -DTESSERA_SANITIZE="$sanitize" -DBUILD_TESTI
 cmake --build "$build_dir" --parallel "$(nproc)"
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export LSAN_OPTIONS="suppressions=$PWD/tools/lsan.supp"
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 cd "$build_dir"
 exclude=()
