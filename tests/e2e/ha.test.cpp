@@ -36,8 +36,8 @@ TEST_CASE(
 
   FollowingFramework framework(zk.spec, "web", true);
   auto& log = framework.log;
-  log->launch(shell_task("t1", "sleep 600"));
-  log->launch(shell_task("t2", "sleep 600"));
+  log->launch(shell_task("t1", "sleep 600", task_resources));
+  log->launch(shell_task("t2", "sleep 600", task_resources));
   REQUIRE(wait_until(
       [&] { return log->has("t1", TaskState::RUNNING) && log->has("t2", TaskState::RUNNING); },
       30s));
@@ -77,7 +77,7 @@ TEST_CASE(
   CHECK(log->count("t2", TaskState::RUNNING) == 2);
 
   // The quota still applies: t1 and t2 hold the one CPU; t3 gets no offer.
-  log->launch(shell_task("t3", "sleep 600"));
+  log->launch(shell_task("t3", "sleep 600", task_resources));
   auto deadline = std::chrono::steady_clock::now() + 3s;
   while (std::chrono::steady_clock::now() < deadline && !log->last("t3"))
     std::this_thread::sleep_for(50ms);
@@ -100,13 +100,13 @@ TEST_CASE("a ZooKeeper server killed: the leader leads on and tasks still launch
 
   FollowingFramework framework(zk.spec, "*", false);
   auto& log = framework.log;
-  log->launch(shell_task("before", "sleep 600"));
+  log->launch(shell_task("before", "sleep 600", task_resources));
   REQUIRE(wait_until([&] { return log->has("before", TaskState::RUNNING); }, 30s));
 
   // Each server in turn but one at a time would be too slow; one server of
   // three is what an ensemble must survive.
   zk.kill(1);
-  log->launch(shell_task("after", "sleep 600"));
+  log->launch(shell_task("after", "sleep 600", task_resources));
   REQUIRE(wait_until([&] { return log->has("after", TaskState::RUNNING); }, 30s));
   CHECK(log->count("before", TaskState::RUNNING) == 1);
   // The leader kept its session: no one else ever led.
@@ -147,7 +147,7 @@ TEST_CASE(
 
   // So does a framework, and a task runs.
   auto run = ChildProcess::start({TESSERA_BIN, "run", "--master", standby_at, "--cpus", "0.1",
-                                  "--mem", "16", "--", "echo", "from-the-leader"});
+                                  "--mem", "128", "--", "echo", "from-the-leader"});
   CHECK(run->wait_line("from-the-leader", 60s));
   CHECK(run->wait_exit(30s));
   CHECK(lead.logged("master: framework "));
@@ -169,14 +169,15 @@ TEST_CASE("tessera run --master zk://... outlives a failover of the leading mast
   REQUIRE(
       wait_until([&] { return cluster.masters[leader].logged("master: registered agent "); }, 30s));
   auto run = ChildProcess::start({TESSERA_BIN, "run", "--master", zk.spec, "--cpus", "0.1", "--mem",
-                                  "16", "--", "sh", "-c", "sleep 6; echo survived"});
+                                  "128", "--", "sh", "-c", "sleep 6; echo survived"});
   REQUIRE(wait_until([&] { return cluster.agents[0].logged("launching task "); }, 30s));
   cluster.masters[leader].proc->kill(SIGKILL);
   REQUIRE(cluster.masters[leader].proc->wait_exit(10s));
   REQUIRE(cluster.wait_leader(leader) >= 0);
-  CHECK(run->wait_line("survived", 60s));
+  bool survived = bool(run->wait_line("survived", 60s));
+  INFO("run:\n" << run->err() << "\nagent:\n" << cluster.agents[0].proc->err());
+  CHECK(survived);
   REQUIRE(run->wait_exit(30s));
-  INFO(run->err());
   CHECK(run->exit_status()->exit_code == 0);
   cluster.drain_agents();
 }

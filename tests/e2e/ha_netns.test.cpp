@@ -59,7 +59,7 @@ struct Lab {
     framework =
         std::make_unique<FollowingFramework>(zk->spec, "*", partition_aware, net.root_addr());
     log = framework->log;
-    log->launch(shell_task("t1", "sleep 600"));
+    log->launch(shell_task("t1", "sleep 600", task_resources));
     REQUIRE(wait_until([&] { return log->has("t1", TaskState::RUNNING); }, 60s));
   }
 
@@ -143,7 +143,7 @@ TEST_CASE(
   for (const auto& u : lab.log->updates())
     CHECK((u.state == TaskState::STARTING || u.state == TaskState::RUNNING));
   // And new work still lands.
-  lab.log->launch(shell_task("t2", "sleep 600"));
+  lab.log->launch(shell_task("t2", "sleep 600", task_resources));
   CHECK(wait_until([&] { return lab.log->has("t2", TaskState::RUNNING); }, 30s));
 }
 

@@ -24,6 +24,11 @@
 
 namespace tessera::testing {
 
+// A task's resources: room for its `tessera executor` even when built with
+// the sanitizers (about 150 MiB resident there, within the task's memory
+// plus the agent's 64 MiB executor headroom).
+inline const std::string task_resources = "cpus:0.5;mem:128";
+
 struct HaProcess {
   std::unique_ptr<ChildProcess> proc;
   std::string address;  // master@host:port (masters)
