@@ -681,11 +681,17 @@ expected<void> Actor::adopt_process(int pid, std::function<void(const ProcessExi
 }
 
 std::function<void()> Actor::continuation(std::function<void()> fn) {
-  auto self = caf::actor_cast<caf::actor>(caf::strong_actor_ptr{ctrl()});
+  // Weak: a trigger kept by whoever calls back (a detector's waiters, a
+  // writer's queue) must not keep the actor, and what it owns, alive.
+  caf::weak_actor_ptr weak{ctrl()};
   auto* sim = node_->simulation();
   auto id = next_blocking_++;
   blocking_.emplace(id, std::make_shared<std::function<void()>>(std::move(fn)));
-  return [self, sim, id] {
+  return [weak, sim, id] {
+    auto strong = weak.lock();
+    if (!strong)
+      return;  // the actor is gone, and fn with it
+    auto self = caf::actor_cast<caf::actor>(strong);
     if (sim)
       sim->post([self, id] { caf::anon_send(self, blocking_atom::value, id); });
     else

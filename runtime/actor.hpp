@@ -123,7 +123,9 @@ class Actor : public caf::event_based_actor {
   // Registers fn to run on this actor's thread, like a handler, once the
   // returned trigger is called (from any thread, at most once; never calling
   // it leaves fn waiting until the actor ends). For callbacks of threads the
-  // actor does not own (a writer thread's completion).
+  // actor does not own (a writer thread's completion). The trigger holds the
+  // actor weakly: it keeps nothing alive, and does nothing once the actor
+  // is gone.
   std::function<void()> continuation(std::function<void()> fn);
 
   void stop() { quit(); }

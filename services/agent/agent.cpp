@@ -457,7 +457,7 @@ void Agent::on_master_lost(const std::string& why) {
 void Agent::on_not_leader(const std::string& leader_text) {
   metrics_.not_leader_answers.fetch_add(1, std::memory_order_relaxed);
   auto leader = Address::parse(leader_text);
-  if (config_.detector || registered_ || !leader || *leader == master_) {
+  if (config_.detector || registered_ || !leader || *leader == master_ || leader->empty()) {
     // With a detector, ZooKeeper says who leads; a standby that knows no
     // leader yet is asked again by the registration retries.
     return;
@@ -466,9 +466,13 @@ void Agent::on_not_leader(const std::string& leader_text) {
              leader->to_string());
   unwatch(master_);
   master_ = *leader;
+  // After the backoff, as any retry: two standbys that name each other
+  // (each with a stale view) must not make a loop of it.
   cancel(registration_timer_);
-  registration_timer_ = 0;
-  try_register();
+  registration_timer_ = after(registration_backoff_.next(rng_), [this] {
+    registration_timer_ = 0;
+    try_register();
+  });
 }
 
 void Agent::follow_leader() {

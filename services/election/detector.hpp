@@ -33,7 +33,8 @@ class MasterDetector {
   virtual ~MasterDetector() = default;
   virtual LeaderView view() const = 0;
   // Calls fn once, on the detector's thread, as soon as view().generation
-  // is above seen_generation (at once if it already is).
+  // is above seen_generation (at once, on the caller's thread, if it
+  // already is).
   virtual void on_change(uint64_t seen_generation, std::function<void()> fn) = 0;
   virtual std::string describe() const = 0;
 };

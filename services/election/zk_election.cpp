@@ -141,11 +141,19 @@ void ZkElection::on_change(uint64_t seen_generation, std::function<void()> fn) {
 }
 
 void ZkElection::withdraw() {
+  std::vector<std::function<void()>> ready;
   {
     std::lock_guard<std::mutex> guard(mu_);
     withdraw_ = true;
+    // At once, not when the control thread gets to it: nothing may take
+    // the lead again under the withdrawn candidacy.
+    if (view_.leading) {
+      view_.leading = false;
+      changed_locked(ready);
+    }
   }
   cv_.notify_all();
+  run(ready);
 }
 
 // -- the control thread: sessions ------------------------------------------------
@@ -174,6 +182,7 @@ void ZkElection::control_loop() {
       token_ = random_token();
       leader_node_.clear();
       view_.connected = view_.leading = false;
+      view_.leader.reset();  // the next session reads it anew
       view_.session = 0;
       changed_locked(ready);
       close_current();
@@ -324,7 +333,7 @@ void ZkElection::on_leader_data(const Call& call, int rc, std::string data) {
     std::string address = data.substr(0, newline);
     std::string token = newline == std::string::npos ? "" : data.substr(newline + 1);
     leader_node_ = call.node;
-    bool leading = !options_.candidate.empty() && token == token_;
+    bool leading = !options_.candidate.empty() && token == token_ && !withdraw_;
     if (view_.leader != address || view_.leading != leading) {
       view_.leader = address;
       view_.leading = leading;

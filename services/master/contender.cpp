@@ -29,8 +29,11 @@ StandbyMaster::StandbyMaster(caf::actor_config& cfg, ActorInit init,
 }
 
 std::string StandbyMaster::leader() const {
+  // Never itself: a view from before this process's session ended may
+  // still name its own old candidacy.
   auto view = election_->view();
-  return view.leader && !view.leading ? *view.leader : std::string();
+  return view.leader && !view.leading && *view.leader != me().to_string() ? *view.leader
+                                                                          : std::string();
 }
 
 void StandbyMaster::redirect(const Address& to) {
@@ -44,18 +47,19 @@ void StandbyMaster::redirect(const Address& to) {
 MasterContender::MasterContender(caf::actor_config& cfg, ActorInit init,
                                  MasterContenderConfig config)
     : Actor(cfg, std::move(init)), config_(std::move(config)) {
-  on_lost([this](const Address& who, const caf::error& why) {
-    if (!leading_ || who != master_)
-      return;
-    // It stopped by itself: a registry commit failed, so it cannot go on
-    // recording. Another master should lead.
-    log().error("master contender: the leading master stopped ({}); withdrawing to stand by",
-                describe(why));
-    leading_ = false;
-    stop_master();
-    stand_by();
-    config_.election->withdraw();
-  });
+}
+
+// The Master of incarnation n ended. While it leads, that is a failure (a
+// registry commit failed: it cannot go on recording): another master
+// should lead. An earlier incarnation's end, reported late, is no news.
+void MasterContender::on_master_ended(uint64_t n) {
+  if (!leading_ || n != incarnation_)
+    return;
+  log().error("master contender: the leading master stopped by itself; withdrawing to stand by");
+  leading_ = false;
+  stop_master();
+  stand_by();
+  config_.election->withdraw();
 }
 
 void MasterContender::on_start() {
@@ -123,10 +127,17 @@ void MasterContender::decide(const LeaderView& view) {
   }
   cancel(grace_timer_);
   grace_timer_ = 0;
-  if (view.leading && view.connected && !leading_)
+  if (leading_ && view.session != lead_session_)
+    step_down("the ZooKeeper session it led in ended");  // and lead again below if this one leads
+  if (view.leading && view.connected && !leading_) {
     take_lead();
-  else if (!view.leading && leading_)
+  } else if (!view.leading && leading_) {
     step_down("another master leads (" + view.leader.value_or("none yet") + ")");
+  } else if (!view.leading && retry_timer_ != 0) {
+    cancel(retry_timer_);  // a takeover waiting for the name: no longer ours to take
+    retry_timer_ = 0;
+    stand_by();
+  }
 }
 
 void MasterContender::take_lead() {
@@ -151,21 +162,26 @@ void MasterContender::take_lead() {
     if (!store) {
       log().error("master contender: cannot open the registry {}: {}; withdrawing",
                   config_.registry_spec, describe(store.error()));
+      stand_by();
       config_.election->withdraw();
       return;
     }
     config_.master.registry = *store;
   }
   auto spawned = node().spawn<Master>("master", config_.master);
-  if (!spawned) {
+  auto handle = spawned ? node().lookup_local("master") : caf::actor{};
+  if (!handle) {
     log().error("master contender: cannot start the master: {}; withdrawing",
-                describe(spawned.error()));
+                spawned ? "it ended at once" : describe(spawned.error()));
+    stand_by();
     config_.election->withdraw();
     return;
   }
   leading_ = true;
+  lead_session_ = view.session;
   master_ = *spawned;
-  watch(master_);
+  auto ended = continuation([this, n = ++incarnation_] { on_master_ended(n); });
+  handle->attach_functor([ended] { ended(); });
   config_.leaderships->fetch_add(1, std::memory_order_relaxed);
   log().info(
       "master contender: leading (ZooKeeper session {:x}); master {} recovers from the "
@@ -200,7 +216,6 @@ void MasterContender::stand_by() {
 }
 
 void MasterContender::stop_master() {
-  unwatch(master_);
   for (const char* name : {"master", "master.allocator"})
     if (auto actor = node().lookup_local(name))
       caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);

@@ -71,6 +71,7 @@ class MasterContender : public Actor {
   void take_lead();
   void step_down(const std::string& why);
   void stop_master();
+  void on_master_ended(uint64_t incarnation);
   // Runs a StandbyMaster under the master's name while not leading.
   void stand_by();
   // While standing by, reads the registry every warm_interval so that a
@@ -79,7 +80,9 @@ class MasterContender : public Actor {
 
   MasterContenderConfig config_;
   bool leading_ = false;
-  Address master_;  // the Master this contender runs, while leading_
+  Address master_;             // the Master this contender runs, while leading_
+  uint64_t incarnation_ = 0;   // of the Masters it started: a late end of an old one is no news
+  uint64_t lead_session_ = 0;  // the ZooKeeper session it leads in
   TimerId grace_timer_ = 0;
   TimerId retry_timer_ = 0;
   TimerId standby_timer_ = 0;

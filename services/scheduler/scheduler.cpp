@@ -138,6 +138,8 @@ void Scheduler::follow_leader() {
   else if (state_ == State::subscribing)
     attempt_failed(why);
   master_ = *leader;
+  if (state_ == State::closed)
+    return;  // a callback above tore it down
   cancel(retry_timer_);
   retry_timer_ = 0;
   backoff_.reset();
@@ -178,7 +180,8 @@ void Scheduler::on_not_leader(const Received<wire::NotLeader>& m) {
   auto leader = Address::parse(str(m.body().getLeader()));
   // With a detector, ZooKeeper says who leads; a standby that knows no
   // leader yet is asked again by the retries.
-  if (config_.detector || !is_master(m.sender()) || state_ != State::subscribing || !leader)
+  if (config_.detector || !is_master(m.sender()) || state_ != State::subscribing || !leader ||
+      *leader == master_ || *leader == m.sender())
     return;
   log().info("{}: {} is a standby; the leading master is {}", me().to_string(), master_.to_string(),
              leader->to_string());
@@ -186,7 +189,10 @@ void Scheduler::on_not_leader(const Received<wire::NotLeader>& m) {
   subscribe_timer_ = 0;
   unwatch(master_);
   master_ = *leader;
-  subscribe_now();
+  // After the backoff, as any retry: two standbys that name each other
+  // (each with a stale view) must not make a loop of it.
+  state_ = State::disconnected;
+  retry_later();
 }
 
 void Scheduler::attempt_failed(const caf::error& why) {
