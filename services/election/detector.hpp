@@ -24,6 +24,7 @@ struct LeaderView {
   std::optional<std::string> leader;  // the leader's address ("master@host:port"); none: no leader
   bool connected = false;             // the coordination service answers this process
   bool leading = false;               // a contender: this process leads
+  std::string leader_node;            // the leader's election node (a znode path)
   uint64_t session = 0;               // the session leadership is held in (0: none)
   int session_timeout_ms = 0;         // as the service granted it
 };

@@ -183,6 +183,7 @@ void ZkElection::control_loop() {
       leader_node_.clear();
       view_.connected = view_.leading = false;
       view_.leader.reset();  // the next session reads it anew
+      view_.leader_node.clear();
       view_.session = 0;
       changed_locked(ready);
       close_current();
@@ -303,6 +304,7 @@ void ZkElection::on_children(const Call& call, int rc, std::vector<std::string> 
     }
     if (lowest.empty()) {
       leader_node_.clear();
+      view_.leader_node.clear();
       if (view_.leader || view_.leading) {
         view_.leader.reset();
         view_.leading = false;
@@ -333,6 +335,7 @@ void ZkElection::on_leader_data(const Call& call, int rc, std::string data) {
     std::string address = data.substr(0, newline);
     std::string token = newline == std::string::npos ? "" : data.substr(newline + 1);
     leader_node_ = call.node;
+    view_.leader_node = dir_ + "/" + call.node;
     bool leading = !options_.candidate.empty() && token == token_ && !withdraw_;
     if (view_.leader != address || view_.leading != leading) {
       view_.leader = address;

@@ -168,6 +168,9 @@ void MasterContender::take_lead() {
     }
     config_.master.registry = *store;
   }
+  // Its writes need this lead's election node: once the session that holds
+  // it ends, the registry refuses them, even before a successor writes.
+  config_.master.registry->set_fence(view.leader_node);
   auto spawned = node().spawn<Master>("master", config_.master);
   auto handle = spawned ? node().lookup_local("master") : caf::actor{};
   if (!handle) {

@@ -63,6 +63,11 @@ class RegistryStore {
   // True once the store can never serve again (a ZooKeeper session that
   // expired): whoever holds it opens another.
   virtual bool broken() const { return false; }
+  // From now on a commit also requires this node of the coordination
+  // service to exist (ZooKeeper: the leader's ephemeral election node), so
+  // that a master whose lead ended writes nothing, even before its
+  // successor does. Empty: no such condition. Stores without one ignore it.
+  virtual void set_fence(const std::string& /*node*/) {}
 
  protected:
   // The limits above, checked before anything is written.

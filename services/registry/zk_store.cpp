@@ -328,6 +328,11 @@ expected<RegistrySnapshot> ZkStore::load() {
   return make_error(Errc::conflict, "registry " + spec_ + ": kept changing while being read");
 }
 
+void ZkStore::set_fence(const std::string& node) {
+  std::lock_guard<std::mutex> guard(mu_);
+  fence_ = node;
+}
+
 expected<bool> ZkStore::committed_after_loss(uint64_t version, const std::string& stamp) {
   const std::string version_path = root_ + "/version";
   std::vector<char> buffer(256);
@@ -397,6 +402,11 @@ expected<uint64_t> ZkStore::commit(uint64_t expected_version,
         std::to_string(version + 1) + " " + writer_ + " " + std::to_string(++commits_);
     zoo_set_op_init(&batch[0], version_path.c_str(), stamp.data(), static_cast<int>(stamp.size()),
                     static_cast<int>(version), nullptr);
+    if (!fence_.empty()) {
+      zoo_op_t check;
+      zoo_check_op_init(&check, fence_.c_str(), -1);
+      batch.push_back(check);
+    }
     for (auto* op : taken) {
       zoo_op_t o;
       if (!op->value)
@@ -422,6 +432,9 @@ expected<uint64_t> ZkStore::commit(uint64_t expected_version,
       results[0].err = rc;
     }
     if (rc != ZOK) {
+      if (!fence_.empty() && results[1].err == ZNONODE)
+        return make_error(Errc::conflict, "registry " + spec_ + ": " + fence_ +
+                                              " is gone: this master's lead ended");
       if (results[0].err == ZBADVERSION)
         return make_error(Errc::conflict, "registry " + spec_ + " moved past version " +
                                               std::to_string(version) +

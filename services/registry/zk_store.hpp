@@ -20,6 +20,9 @@
 // load() reads every bucket; it retries when the version moved meanwhile.
 // It keeps what it read (and commit() what it wrote) at its version, and
 // answers that after one version check while nothing else wrote.
+// With a fence (set_fence: the leader's election node), every multi-op also
+// checks that node exists: once the leader's session has ended, its writes
+// fail with Errc::conflict however early.
 // The session: a store whose ZooKeeper session expired fails every call
 // with Errc::stopped (a master then stops: it must not write after its
 // session is gone). Thread-safety: as RegistryStore.
@@ -56,6 +59,7 @@ class ZkStore : public RegistryStore {
                             const std::vector<RegistryChange>& changes) override;
   std::string describe() const override { return spec_; }
   bool broken() const override { return expired_; }
+  void set_fence(const std::string& node) override;
 
   // Called by the client library's thread on session events.
   void on_session_event(int state);
@@ -89,6 +93,7 @@ class ZkStore : public RegistryStore {
   // reads ahead, so a failover does not wait for a full read).
   std::optional<RegistrySnapshot> cache_;
   std::string writer_;  // random, names this store's commits
+  std::string fence_;   // a znode every commit checks exists (set_fence)
   uint64_t commits_ = 0;
 };
 

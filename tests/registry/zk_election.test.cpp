@@ -3,6 +3,7 @@
 // leader withdraws, goes away or loses ZooKeeper.
 
 #include "services/election/zk_election.hpp"
+#include "services/registry/zk_store.hpp"
 #include "support/test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -99,4 +100,29 @@ TEST_CASE("zk election: a bad spec is refused, naming the flag", "[election]") {
   auto not_zk = ZkElection::open("http://x/y", {1000, "master@h:1"});
   REQUIRE_FALSE(not_zk);
   CHECK(describe(not_zk.error()).find("--zk") != std::string::npos);
+}
+
+TEST_CASE("zk election: a registry fenced by the leader's node refuses writes once that lead ended",
+          "[election][registry][zookeeper]") {
+  ZkServers zk(1);
+  INFO(zk.why);
+  REQUIRE(!zk.spec.empty());
+  auto a = open_or_fail(zk.spec, "master@10.0.0.1:5050");
+  REQUIRE(wait_until([&] { return a->view().leading; }, 15s));
+  auto node = a->view().leader_node;
+  CHECK(node.rfind("/tessera/election/member_", 0) == 0);
+  auto store = ZkStore::open(zk.spec);
+  REQUIRE(store);
+  (*store)->set_fence(node);
+  REQUIRE((*store)->load());
+  REQUIRE((*store)->commit(0, {{"agent/S1", std::string("x")}}));
+  // The lead ends (the session closes: its node goes at once).
+  a.reset();
+  auto refused = (*store)->commit(1, {{"agent/S2", std::string("y")}});
+  REQUIRE_FALSE(refused);
+  CHECK(is(refused.error(), Errc::conflict));
+  auto snap = (*store)->load();
+  REQUIRE(snap);
+  CHECK(snap->records.count("agent/S2") == 0);  // nothing of it written
+  CHECK(snap->version == 1);
 }
