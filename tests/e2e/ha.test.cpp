@@ -18,14 +18,10 @@ TEST_CASE(
     "kill -9 of the leading master: a standby leads, agents and frameworks follow, no task "
     "or update is lost and quota still applies",
     "[e2e][ha][zookeeper]") {
-  ZkServers zk(3);
-  INFO(zk.why);
-  REQUIRE(!zk.spec.empty());
-  TempDir dir;
-  HaCluster cluster(zk.spec, dir.path(), "127.0.0.1");
-  cluster.start_masters(3);
-  int leader = cluster.wait_leader(-1);
-  REQUIRE(leader >= 0);
+  HaSetup ha(3, 3);
+  auto& zk = ha.zk;
+  auto& cluster = ha.cluster;
+  int leader = ha.leader;
 
   // An operator's quota for the framework's role: at most one CPU.
   REQUIRE(set_quota(cluster.masters[leader].address, "web", "cpus:1"));
@@ -52,23 +48,9 @@ TEST_CASE(
   INFO(now.proc->err());
   // Quota and weights are in the allocator before the first agent is back.
   REQUIRE(wait_until([&] { return now.logged("1 role(s) with a weight or quota"); }, 30s));
-  REQUIRE(wait_until([&] { return now.logged("master: reregistered agent "); }, 30s));
-  REQUIRE(wait_until([&] { return log->subscribed() >= 2; }, 30s));
-  CHECK(log->framework_id() != "");
-
   // The tasks run on, as the new master reconciles them.
-  log->post([](TestFramework& f) { f.reconcile({{"t1", ""}, {"t2", ""}}); });
-  REQUIRE(wait_until(
-      [&] {
-        return log->count("t1", TaskState::RUNNING) >= 2 &&
-               log->count("t2", TaskState::RUNNING) >= 2;
-      },
-      30s));
-  for (const auto& u : log->updates()) {
-    INFO(u.task_id << " " << int(u.state) << " " << u.message);
-    // None lost, failed, killed or unreachable.
-    CHECK((u.state == TaskState::STARTING || u.state == TaskState::RUNNING));
-  }
+  check_tasks_run_on(now, *log, {"t1", "t2"});
+  CHECK(log->framework_id() != "");
   // One STARTING and one RUNNING each from the agent (never twice), and one
   // RUNNING from the reconciliation.
   CHECK(log->count("t1", TaskState::STARTING) == 1);
@@ -88,14 +70,10 @@ TEST_CASE(
 
 TEST_CASE("a ZooKeeper server killed: the leader leads on and tasks still launch",
           "[e2e][ha][zookeeper]") {
-  ZkServers zk(3);
-  INFO(zk.why);
-  REQUIRE(!zk.spec.empty());
-  TempDir dir;
-  HaCluster cluster(zk.spec, dir.path(), "127.0.0.1");
-  cluster.start_masters(2);
-  int leader = cluster.wait_leader(-1);
-  REQUIRE(leader >= 0);
+  HaSetup ha(3, 2);
+  auto& zk = ha.zk;
+  auto& cluster = ha.cluster;
+  int leader = ha.leader;
   cluster.start_agent("127.0.0.1:0", "cpus:4;mem:1024");
 
   FollowingFramework framework(zk.spec, "*", false);
@@ -121,14 +99,9 @@ TEST_CASE(
     "a standby answers with the leader's address: an agent, a framework and tessera run "
     "given a standby find the leader; an operator's call is told who leads",
     "[e2e][ha][zookeeper]") {
-  ZkServers zk(1);
-  INFO(zk.why);
-  REQUIRE(!zk.spec.empty());
-  TempDir dir;
-  HaCluster cluster(zk.spec, dir.path(), "127.0.0.1");
-  cluster.start_masters(2);
-  int leader = cluster.wait_leader(-1);
-  REQUIRE(leader >= 0);
+  HaSetup ha(1, 2);
+  auto& cluster = ha.cluster;
+  int leader = ha.leader;
   auto& lead = cluster.masters[leader];
   auto& standby = cluster.masters[1 - leader];
   REQUIRE(wait_until([&] { return standby.logged(lead.address + " leads; standing by"); }, 30s));
@@ -157,14 +130,10 @@ TEST_CASE(
 
 TEST_CASE("tessera run --master zk://... outlives a failover of the leading master",
           "[e2e][ha][zookeeper]") {
-  ZkServers zk(1);
-  INFO(zk.why);
-  REQUIRE(!zk.spec.empty());
-  TempDir dir;
-  HaCluster cluster(zk.spec, dir.path(), "127.0.0.1");
-  cluster.start_masters(2);
-  int leader = cluster.wait_leader(-1);
-  REQUIRE(leader >= 0);
+  HaSetup ha(1, 2);
+  auto& zk = ha.zk;
+  auto& cluster = ha.cluster;
+  int leader = ha.leader;
   cluster.start_agent("127.0.0.1:0", "cpus:2;mem:512");
   REQUIRE(
       wait_until([&] { return cluster.masters[leader].logged("master: registered agent "); }, 30s));

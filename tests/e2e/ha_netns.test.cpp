@@ -44,7 +44,8 @@ struct Lab {
   std::unique_ptr<FollowingFramework> framework;
   std::shared_ptr<TestFrameworkLog> log;
 
-  void start(bool partition_aware) {
+  // Starts everything and a task t1; returns the index of the leading master.
+  int start(bool partition_aware) {
     INFO(net.why);
     REQUIRE(net.up());
     zk = std::make_unique<ZkServers>(3, net.addr(1), net.netns(1));
@@ -61,6 +62,9 @@ struct Lab {
     log = framework->log;
     log->launch(shell_task("t1", "sleep 600", task_resources));
     REQUIRE(wait_until([&] { return log->has("t1", TaskState::RUNNING); }, 60s));
+    int leader = cluster->wait_leader(-1);
+    REQUIRE(leader >= 0);
+    return leader;
   }
 
   ~Lab() {
@@ -79,10 +83,8 @@ TEST_CASE(
   if (!root_or_skip())
     return;
   Lab lab;
-  lab.start(false);
+  int old = lab.start(false);
   auto& cluster = *lab.cluster;
-  int old = cluster.wait_leader(-1);
-  REQUIRE(old >= 0);
   int old_host = old + 2;
 
   // The leader's host loses ZooKeeper's host; agents and frameworks still
@@ -102,13 +104,8 @@ TEST_CASE(
   CHECK(was.count("master contender: leading") == 1);
 
   // Agents and frameworks follow; the task runs on.
-  REQUIRE(wait_until([&] { return now.logged("master: reregistered agent "); }, 30s));
-  REQUIRE(wait_until([&] { return lab.log->subscribed() >= 2; }, 30s));
-  lab.log->post([](TestFramework& f) { f.reconcile({{"t1", ""}}); });
-  REQUIRE(wait_until([&] { return lab.log->count("t1", TaskState::RUNNING) >= 2; }, 30s));
+  check_tasks_run_on(now, *lab.log, {"t1"});
   CHECK(lab.log->count("t1", TaskState::RUNNING) == 2);  // the agent's, the reconciliation's
-  for (const auto& u : lab.log->updates())
-    CHECK((u.state == TaskState::STARTING || u.state == TaskState::RUNNING));
 
   // Healed, the old leader finds its session gone and stands by under a
   // new one, without a restart.
@@ -126,22 +123,14 @@ TEST_CASE(
   if (!root_or_skip())
     return;
   Lab lab;
-  lab.start(false);
+  int old = lab.start(false);
   auto& cluster = *lab.cluster;
-  int old = cluster.wait_leader(-1);
-  REQUIRE(old >= 0);
   cluster.masters[old].proc->kill(SIGKILL);
   REQUIRE(cluster.masters[old].proc->wait_exit(10s));
   int next = cluster.wait_leader(old, 30s);
   REQUIRE(next >= 0);
   auto& now = cluster.masters[next];
-  INFO(now.proc->err());
-  REQUIRE(wait_until([&] { return now.logged("master: reregistered agent "); }, 30s));
-  REQUIRE(wait_until([&] { return lab.log->subscribed() >= 2; }, 30s));
-  lab.log->post([](TestFramework& f) { f.reconcile({{"t1", ""}}); });
-  REQUIRE(wait_until([&] { return lab.log->count("t1", TaskState::RUNNING) >= 2; }, 30s));
-  for (const auto& u : lab.log->updates())
-    CHECK((u.state == TaskState::STARTING || u.state == TaskState::RUNNING));
+  check_tasks_run_on(now, *lab.log, {"t1"});
   // And new work still lands.
   lab.log->launch(shell_task("t2", "sleep 600", task_resources));
   CHECK(wait_until([&] { return lab.log->has("t2", TaskState::RUNNING); }, 30s));
@@ -154,10 +143,8 @@ TEST_CASE(
   if (!root_or_skip())
     return;
   Lab lab;
-  lab.start(true);
+  int leader = lab.start(true);
   auto& cluster = *lab.cluster;
-  int leader = cluster.wait_leader(-1);
-  REQUIRE(leader >= 0);
   auto& master = cluster.masters[leader];
   auto logs = [&] {
     std::string out =

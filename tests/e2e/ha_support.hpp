@@ -197,6 +197,51 @@ struct FollowingFramework {
   }
 };
 
+// After a failover to `now`: the agent reregistered with it, the framework
+// resubscribed, and an explicit reconciliation says each of tasks runs; no
+// update of any task ever said otherwise (none lost, failed, killed or
+// unreachable).
+inline void check_tasks_run_on(const HaProcess& now, TestFrameworkLog& log,
+                               const std::vector<std::string>& tasks) {
+  using namespace std::chrono_literals;
+  INFO(now.proc->err());
+  REQUIRE(wait_until([&] { return now.logged("master: reregistered agent "); }, 30s));
+  REQUIRE(wait_until([&] { return log.subscribed() >= 2; }, 30s));
+  std::vector<TaskRef> refs;
+  for (const auto& t : tasks)
+    refs.push_back({t, ""});
+  log.post([refs](TestFramework& f) { f.reconcile(refs); });
+  REQUIRE(wait_until(
+      [&] {
+        for (const auto& t : tasks)
+          if (log.count(t, TaskState::RUNNING) < 2)  // the agent's, the reconciliation's
+            return false;
+        return true;
+      },
+      30s));
+  for (const auto& u : log.updates()) {
+    INFO(u.task_id << " " << int(u.state) << " " << u.message);
+    CHECK((u.state == TaskState::STARTING || u.state == TaskState::RUNNING));
+  }
+}
+
+// ZooKeeper servers on 127.0.0.1 and masters contending through them, one
+// of which leads.
+struct HaSetup {
+  ZkServers zk;
+  TempDir dir;
+  HaCluster cluster;
+  int leader = -1;
+
+  HaSetup(int zk_servers, int masters) : zk(zk_servers), cluster(zk.spec, dir.path(), "127.0.0.1") {
+    INFO(zk.why);
+    REQUIRE(!zk.spec.empty());
+    cluster.start_masters(masters);
+    leader = cluster.wait_leader(-1);
+    REQUIRE(leader >= 0);
+  }
+};
+
 // An operator's quota for role, sent to master; true when it was recorded.
 inline bool set_quota(const std::string& master, const std::string& role,
                       const std::string& limit) {
