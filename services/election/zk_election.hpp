@@ -23,7 +23,10 @@
 //
 // Threads: the ZooKeeper client's two threads run the callbacks; a control
 // thread of this object opens, sets up and closes sessions (the client's
-// blocking calls cannot run on its own callback thread).
+// blocking calls cannot run on its own callback thread). The last owner
+// must let go on a thread of its own, never in a callback of this object
+// (the destructor joins the control thread, which waits for the client's):
+// a process holds it until its node has stopped.
 
 #include "runtime/error.hpp"
 #include "services/election/detector.hpp"

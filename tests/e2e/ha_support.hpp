@@ -172,6 +172,7 @@ class HaCluster {
 // A TestFramework on a node of its own (listening on host) that follows the
 // leader through ZooKeeper; its log is what the test reads.
 struct FollowingFramework {
+  std::shared_ptr<ZkElection> detector;  // outlives the node: closes on the test's thread
   std::unique_ptr<Node> node;
   std::shared_ptr<TestFrameworkLog> log = std::make_shared<TestFrameworkLog>();
 
@@ -182,10 +183,11 @@ struct FollowingFramework {
     auto started = Node::start(nc);
     REQUIRE(started);
     node = std::move(*started);
-    auto detector = ZkElection::open(zk_spec, {});
-    REQUIRE(detector);
+    auto opened = ZkElection::open(zk_spec, {});
+    REQUIRE(opened);
+    detector = *opened;
     auto config = test_framework_config(Address{}, role);
-    config.detector = *detector;
+    config.detector = detector;
     config.framework.failover_timeout = std::chrono::seconds(60);
     if (partition_aware)
       config.framework.capabilities = {FrameworkCapability::PARTITION_AWARE};

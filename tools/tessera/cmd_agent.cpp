@@ -202,6 +202,9 @@ int run_agent(const AgentOptions& o) {
   auto stopper = std::make_shared<AgentStopper>();
   config->stopper = stopper;
   auto master = config->detector ? "the leader at " + o.master : config->master.to_string();
+  // Held until the node has stopped: the detector then closes on this
+  // thread, never on a thread of its own client.
+  auto detector = config->detector;
   auto grace = std::chrono::duration_cast<std::chrono::seconds>(config->executor_shutdown_grace_ms);
   auto agent = (*node)->spawn<Agent>("agent", std::move(*config));
   if (!agent)

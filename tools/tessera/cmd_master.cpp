@@ -84,6 +84,9 @@ int run_master(const MasterOptions& o) {
   // contender runs it only while this process leads.
   const char* alive = "master";
   expected<Address> master = (*node)->address_of("master");
+  // Held here too, so that it closes (and its node goes) on this thread
+  // once the node has stopped, never on a thread of its own client.
+  std::shared_ptr<ZkElection> held_election;
   if (o.zk.empty()) {
     master = (*node)->spawn<Master>("master", mc);
   } else {
@@ -91,6 +94,7 @@ int run_master(const MasterOptions& o) {
         o.zk, {o.zk_session_timeout_ms, (*node)->address_of("master").to_string()});
     if (!election)
       return fail(what(election.error()));
+    held_election = *election;
     MasterContenderConfig cc;
     cc.master = mc;
     cc.registry_spec = registry;
