@@ -57,6 +57,7 @@ void MasterContender::on_master_ended(uint64_t n) {
     return;
   log().error("master contender: the leading master stopped by itself; withdrawing to stand by");
   leading_ = false;
+  config_.leading->store(false);
   stop_master();
   stand_by();
   config_.election->withdraw();
@@ -181,6 +182,7 @@ void MasterContender::take_lead() {
     return;
   }
   leading_ = true;
+  config_.leading->store(true);
   lead_session_ = view.session;
   master_ = *spawned;
   auto ended = continuation([this, n = ++incarnation_] { on_master_ended(n); });
@@ -197,6 +199,7 @@ void MasterContender::step_down(const std::string& why) {
     return;
   log().warn("master contender: stepping down: {}", why);
   leading_ = false;
+  config_.leading->store(false);
   stop_master();
   stand_by();
 }

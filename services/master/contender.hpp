@@ -27,6 +27,8 @@
 #include "services/election/zk_election.hpp"
 #include "services/master/master.hpp"
 
+#include <atomic>
+
 namespace tessera {
 
 struct MasterContenderConfig {
@@ -36,7 +38,9 @@ struct MasterContenderConfig {
   int zk_session_timeout_ms = 10'000;
   Duration warm_interval = std::chrono::seconds(5);
   std::shared_ptr<ZkElection> election;  // a candidate with this node's "master" address
-  // Counts, read by tests and `tessera master`'s log.
+  // Read by `tessera master` (which prints each change) and tests: whether
+  // this process's Master runs now, and how many times it started.
+  std::shared_ptr<std::atomic<bool>> leading = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<std::atomic<uint64_t>> leaderships = std::make_shared<std::atomic<uint64_t>>(0);
 };
 

@@ -105,6 +105,9 @@ TEST_CASE(
   auto& lead = cluster.masters[leader];
   auto& standby = cluster.masters[1 - leader];
   REQUIRE(wait_until([&] { return standby.logged(lead.address + " leads; standing by"); }, 30s));
+  // Each says its role on stdout.
+  CHECK(lead.proc->wait_line("tessera master: leading", 10s));
+  CHECK(standby.proc->wait_line("tessera master: standing by; " + lead.address + " leads", 10s));
   auto standby_at = standby.address.substr(standby.address.find('@') + 1);
 
   // The operator's call to the standby fails, naming the leader.

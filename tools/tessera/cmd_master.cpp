@@ -6,6 +6,7 @@
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
 
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -87,6 +88,7 @@ int run_master(const MasterOptions& o) {
   // Held here too, so that it closes (and its node goes) on this thread
   // once the node has stopped, never on a thread of its own client.
   std::shared_ptr<ZkElection> held_election;
+  std::shared_ptr<std::atomic<bool>> leading;  // the contender's
   if (o.zk.empty()) {
     master = (*node)->spawn<Master>("master", mc);
   } else {
@@ -102,6 +104,7 @@ int run_master(const MasterOptions& o) {
     cc.zk_session_timeout_ms = o.zk_session_timeout_ms;
     cc.election = *election;
     alive = "master-contender";
+    leading = cc.leading;
     if (auto contender = (*node)->spawn<MasterContender>(alive, cc); !contender)
       master = contender.error();
   }
@@ -112,7 +115,30 @@ int run_master(const MasterOptions& o) {
               (*node)->bound_port(), o.work_dir.c_str(), mc.registry->describe().c_str(),
               o.zk.empty() ? "" : "; election ", o.zk.c_str());
   std::fflush(stdout);
-  int sig = wait_for_stop_signal([&] { return bool((*node)->lookup_local(alive)); });
+  // With --zk, each change of role is a line on stdout: what an operator
+  // watching this master wants to know first.
+  std::string role_said;
+  auto say_role = [&] {
+    if (!held_election)
+      return;
+    auto view = held_election->view();
+    std::string role = "standing by; no leader known yet";
+    if (leading->load())
+      role = "leading";
+    else if (view.leading)
+      role = "taking the lead";
+    else if (view.leader)
+      role = "standing by; " + *view.leader + " leads";
+    if (role != role_said) {
+      role_said = role;
+      std::printf("tessera master: %s\n", role.c_str());
+      std::fflush(stdout);
+    }
+  };
+  int sig = wait_for_stop_signal([&] {
+    say_role();
+    return bool((*node)->lookup_local(alive));
+  });
   if (sig == 0) {
     (*node)->stop();
     return fail("the master stopped by itself (its log says why)");
