@@ -121,8 +121,8 @@ bool AgentStopper::stop(bool drain) {
 }
 
 void Agent::on_stopping() {
-  // Continuations hold strong handles to this actor: dropped as it ends, or
-  // the stopper (which outlives it) and the agent would keep each other.
+  // Its triggers go as it ends: the stopper (which outlives it) then tells
+  // its caller there is no agent left to stop (stop() returns false).
   {
     std::lock_guard<std::mutex> guard(checkpoint_health_->mu);
     checkpoint_health_->report = nullptr;

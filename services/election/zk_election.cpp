@@ -77,24 +77,6 @@ void data_done(int rc, const char* value, int len, const Stat*, const void* data
 
 }  // namespace
 
-expected<ZkSpec> parse_zk_spec(const std::string& text, const std::string& flag) {
-  const std::string scheme = "zk://";
-  auto bad = [&] {
-    return make_error(Errc::invalid_argument,
-                      flag + " '" + text + "': expected zk://HOST:PORT[,HOST:PORT...]/PATH");
-  };
-  if (text.rfind(scheme, 0) != 0)
-    return bad();
-  auto rest = text.substr(scheme.size());
-  auto slash = rest.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 >= rest.size())
-    return bad();
-  ZkSpec spec{rest.substr(0, slash), rest.substr(slash)};
-  while (spec.path.size() > 1 && spec.path.back() == '/')
-    spec.path.pop_back();
-  return spec;
-}
-
 expected<std::shared_ptr<ZkElection>> ZkElection::open(const std::string& spec, Options options) {
   auto zk = parse_zk_spec(spec, options.candidate.empty() ? "--master" : "--zk");
   if (!zk)
@@ -180,7 +162,6 @@ void ZkElection::control_loop() {
       state_ = 0;
       expired_ = withdraw_ = set_up_ = false;
       token_ = random_token();
-      leader_node_.clear();
       view_.connected = view_.leading = false;
       view_.leader.reset();  // the next session reads it anew
       view_.leader_node.clear();
@@ -303,14 +284,13 @@ void ZkElection::on_children(const Call& call, int rc, std::vector<std::string> 
         lowest = name;
     }
     if (lowest.empty()) {
-      leader_node_.clear();
       view_.leader_node.clear();
       if (view_.leader || view_.leading) {
         view_.leader.reset();
         view_.leading = false;
         changed_locked(ready);
       }
-    } else if (lowest != leader_node_ || !view_.leader) {
+    } else if (dir_ + "/" + lowest != view_.leader_node || !view_.leader) {
       auto* get = new Call{this, session_epoch_, lowest};
       if (zoo_aget(handle(zh_), (dir_ + "/" + lowest).c_str(), 0, data_done, get) != ZOK)
         delete get;
@@ -334,12 +314,12 @@ void ZkElection::on_leader_data(const Call& call, int rc, std::string data) {
     auto newline = data.find('\n');
     std::string address = data.substr(0, newline);
     std::string token = newline == std::string::npos ? "" : data.substr(newline + 1);
-    leader_node_ = call.node;
-    view_.leader_node = dir_ + "/" + call.node;
+    auto node = dir_ + "/" + call.node;
     bool leading = !options_.candidate.empty() && token == token_ && !withdraw_;
-    if (view_.leader != address || view_.leading != leading) {
+    if (view_.leader != address || view_.leading != leading || view_.leader_node != node) {
       view_.leader = address;
       view_.leading = leading;
+      view_.leader_node = node;
       changed_locked(ready);
     }
   }

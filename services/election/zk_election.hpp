@@ -30,6 +30,7 @@
 
 #include "runtime/error.hpp"
 #include "services/election/detector.hpp"
+#include "services/election/zk_spec.hpp"
 
 #include <condition_variable>
 #include <mutex>
@@ -37,14 +38,6 @@
 #include <vector>
 
 namespace tessera {
-
-struct ZkSpec {
-  std::string hosts;  // "127.0.0.1:2181,127.0.0.1:2182"
-  std::string path;   // "/tessera", no trailing slash
-};
-
-// "zk://HOSTS/PATH" (flag names the flag in the error).
-expected<ZkSpec> parse_zk_spec(const std::string& text, const std::string& flag);
 
 class ZkElection : public MasterDetector {
  public:
@@ -98,7 +91,6 @@ class ZkElection : public MasterDetector {
   bool set_up_ = false;  // the directory exists and this candidacy's node was made
   bool stopping_ = false;
   std::string token_;  // this candidacy's, in its node's data
-  std::string leader_node_;
   LeaderView view_;
   std::vector<std::pair<uint64_t, std::function<void()>>> waiters_;
   std::thread control_;

@@ -39,8 +39,10 @@ std::string StandbyMaster::leader() const {
 void StandbyMaster::redirect(const Address& to) {
   if (to.empty())
     return;
-  ++redirected_;
   auto who = leader();
+  if (++redirected_ <= 10 || redirected_ % 1000 == 0)
+    log().info("{}: standing by; told {} the leader is {} ({} so far)", me().to_string(),
+               to.to_string(), who.empty() ? "not known yet" : who, redirected_);
   send(to, build<wire::NotLeader>([&](wire::NotLeader::Builder b) { b.setLeader(who); }));
 }
 
@@ -145,8 +147,10 @@ void MasterContender::take_lead() {
   cancel(retry_timer_);
   retry_timer_ = 0;
   auto view = config_.election->view();
-  if (!view.leading || !view.connected)
+  if (!view.leading || !view.connected) {
+    stand_by();  // no longer ours to take: the standby answers again
     return;
+  }
   cancel(standby_timer_);
   standby_timer_ = 0;
   if (auto standby = node().lookup_local("master"); standby && !leading_)
@@ -159,15 +163,8 @@ void MasterContender::take_lead() {
     return;
   }
   if (!config_.master.registry || config_.master.registry->broken()) {
-    auto store = make_store(config_.registry_spec, config_.work_dir, config_.zk_session_timeout_ms);
-    if (!store) {
-      log().error("master contender: cannot open the registry {}: {}; withdrawing",
-                  config_.registry_spec, describe(store.error()));
-      stand_by();
-      config_.election->withdraw();
-      return;
-    }
-    config_.master.registry = *store;
+    reopen_store();  // takes the lead again once it is open
+    return;
   }
   // Its writes need this lead's election node: once the session that holds
   // it ends, the registry refuses them, even before a successor writes.
@@ -187,11 +184,43 @@ void MasterContender::take_lead() {
   master_ = *spawned;
   auto ended = continuation([this, n = ++incarnation_] { on_master_ended(n); });
   handle->attach_functor([ended] { ended(); });
-  config_.leaderships->fetch_add(1, std::memory_order_relaxed);
   log().info(
       "master contender: leading (ZooKeeper session {:x}); master {} recovers from the "
       "registry",
       view.session, master_.to_string());
+}
+
+// The registry store's session expired: another is opened on the store
+// lane (connecting may take seconds), never on this actor's thread.
+void MasterContender::reopen_store() {
+  if (reopening_)
+    return;
+  reopening_ = true;
+  auto spec = config_.registry_spec;
+  auto work_dir = config_.work_dir;
+  auto timeout_ms = config_.zk_session_timeout_ms;
+  bool queued = blocking(Work::store, [this, spec, work_dir, timeout_ms] {
+    auto store = make_store(spec, work_dir, timeout_ms);  // no actor state: that waits below
+    return std::function<void()>([this, store] {
+      reopening_ = false;
+      if (!store) {
+        log().error("master contender: cannot open the registry {}: {}; withdrawing",
+                    config_.registry_spec, describe(store.error()));
+        stand_by();
+        config_.election->withdraw();
+        return;
+      }
+      config_.master.registry = *store;
+      take_lead();
+    });
+  });
+  if (!queued) {
+    reopening_ = false;
+    retry_timer_ = after(name_retry, [this] {
+      retry_timer_ = 0;
+      take_lead();
+    });
+  }
 }
 
 void MasterContender::step_down(const std::string& why) {
@@ -207,9 +236,12 @@ void MasterContender::step_down(const std::string& why) {
 void MasterContender::stand_by() {
   cancel(standby_timer_);
   standby_timer_ = 0;
-  if (leading_)
+  if (leading_ || reopening_)
     return;
-  if (node().lookup_local("master") || node().lookup_local("master.allocator")) {
+  auto holder = node().lookup_local("master");
+  if (holder && holder == standby_)
+    return;  // it answers already
+  if (holder || node().lookup_local("master.allocator")) {
     standby_timer_ = after(name_retry, [this] {
       standby_timer_ = 0;
       stand_by();
@@ -219,6 +251,8 @@ void MasterContender::stand_by() {
   if (auto spawned = node().spawn<StandbyMaster>("master", config_.election); !spawned)
     log().error("master contender: cannot start the standby's answering actor: {}",
                 describe(spawned.error()));
+  else
+    standby_ = node().lookup_local("master");
 }
 
 void MasterContender::stop_master() {

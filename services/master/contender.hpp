@@ -38,10 +38,8 @@ struct MasterContenderConfig {
   int zk_session_timeout_ms = 10'000;
   Duration warm_interval = std::chrono::seconds(5);
   std::shared_ptr<ZkElection> election;  // a candidate with this node's "master" address
-  // Read by `tessera master` (which prints each change) and tests: whether
-  // this process's Master runs now, and how many times it started.
+  // Whether this process's Master runs now; `tessera master` prints each change.
   std::shared_ptr<std::atomic<bool>> leading = std::make_shared<std::atomic<bool>>(false);
-  std::shared_ptr<std::atomic<uint64_t>> leaderships = std::make_shared<std::atomic<uint64_t>>(0);
 };
 
 // Named "master" on a standby's node: whatever is meant for the leader
@@ -51,8 +49,6 @@ struct MasterContenderConfig {
 class StandbyMaster : public Actor {
  public:
   StandbyMaster(caf::actor_config& cfg, ActorInit init, std::shared_ptr<MasterDetector> election);
-
-  uint64_t redirected() const { return redirected_; }
 
  private:
   void redirect(const Address& to);
@@ -76,6 +72,7 @@ class MasterContender : public Actor {
   void step_down(const std::string& why);
   void stop_master();
   void on_master_ended(uint64_t incarnation);
+  void reopen_store();
   // Runs a StandbyMaster under the master's name while not leading.
   void stand_by();
   // While standing by, reads the registry every warm_interval so that a
@@ -90,8 +87,10 @@ class MasterContender : public Actor {
   TimerId grace_timer_ = 0;
   TimerId retry_timer_ = 0;
   TimerId standby_timer_ = 0;
+  caf::actor standby_;  // the StandbyMaster it started last
   TimerId warm_timer_ = 0;
-  bool warming_ = false;                    // a read is on the store lane
+  bool warming_ = false;    // a read is on the store lane
+  bool reopening_ = false;  // a new registry store is being opened on the store lane
   std::optional<std::string> leader_seen_;  // for the log: the last leader named
 };
 

@@ -1,5 +1,7 @@
 #include "services/registry/zk_store.hpp"
 
+#include "services/election/zk_spec.hpp"
+
 #include <zookeeper/zookeeper.h>
 
 #include <algorithm>
@@ -78,19 +80,10 @@ std::string bucket_name(uint32_t b) {
 
 expected<std::unique_ptr<ZkStore>> ZkStore::open(const std::string& spec, int session_timeout_ms,
                                                  int connect_timeout_ms) {
-  const std::string scheme = "zk://";
-  if (spec.rfind(scheme, 0) != 0)
-    return make_error(Errc::invalid_argument,
-                      "--registry '" + spec + "': expected zk://HOSTS/PATH");
-  auto rest = spec.substr(scheme.size());
-  auto slash = rest.find('/');
-  if (slash == std::string::npos || slash == 0 || slash + 1 >= rest.size())
-    return make_error(Errc::invalid_argument,
-                      "--registry '" + spec + "': expected zk://HOST:PORT[,HOST:PORT...]/PATH");
-  auto root = rest.substr(slash);
-  while (root.size() > 1 && root.back() == '/')
-    root.pop_back();
-  std::unique_ptr<ZkStore> store(new ZkStore(spec, rest.substr(0, slash), root));
+  auto zk = parse_zk_spec(spec, "--registry");
+  if (!zk)
+    return zk.error();
+  std::unique_ptr<ZkStore> store(new ZkStore(spec, zk->hosts, zk->path));
   std::random_device random;
   store->writer_ = std::to_string(random()) + std::to_string(random());
   if (auto err = store->connect(session_timeout_ms, connect_timeout_ms))
