@@ -89,8 +89,9 @@ void RunFramework::started() {
     if (launched_)
       return;
     if (!ever_subscribed_) {
-      std::fprintf(options_.err, "tessera: cannot reach master at %s within %s s%s\n",
-                   config().master.to_string().c_str(),
+      auto where = options_.detector ? "the leader at " + options_.detector->describe()
+                                     : "master at " + config().master.to_string();
+      std::fprintf(options_.err, "tessera: cannot reach %s within %s s%s\n", where.c_str(),
                    seconds_text(options_.offer_timeout).c_str(), last_failure_text().c_str());
       done(2);
       return;
