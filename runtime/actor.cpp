@@ -96,6 +96,11 @@ caf::behavior Actor::make_behavior() {
           on_blocking_done(id);
         done(false);
       },
+      [this, done](inbox_atom, uint64_t id) {
+        if (internal())
+          drain_inbox(id);
+        done(false);
+      },
   };
 }
 
@@ -115,6 +120,23 @@ void Actor::on_process_exit(const ProcessExit& exit) {
   auto fn = std::move(it->second);
   processes_.erase(it);
   run_guarded("process exit callback", [&] { fn(exit); });
+}
+
+void Actor::drain_inbox(uint64_t id) {
+  auto it = inboxes_.find(id);
+  if (it == inboxes_.end())
+    return;
+  auto inbox = it->second;  // an item may end the actor, and its inboxes
+  for (auto& fn : inbox->take())
+    run_guarded("inbox item", fn);
+}
+
+std::shared_ptr<Inbox> Actor::make_inbox(size_t capacity_max) {
+  auto id = next_blocking_++;
+  auto inbox =
+      std::make_shared<Inbox>(caf::weak_actor_ptr{ctrl()}, node_->simulation(), id, capacity_max);
+  inboxes_.emplace(id, inbox);
+  return inbox;
 }
 
 void Actor::on_blocking_done(uint64_t id) {
@@ -140,6 +162,9 @@ void Actor::run_guarded(const char* what, const std::function<void()>& fn) {
 // breaks those cycles so the actor's memory is freed.
 void Actor::on_exit() {
   on_stopping();
+  for (auto& [id, inbox] : inboxes_)
+    inbox->close();
+  inboxes_.clear();
   for (auto& [id, timer] : timers_)
     node_->clock().cancel(timer.key);
   handlers_.clear();

@@ -23,6 +23,7 @@
 // Threading: like every CAF actor, handlers run one at a time; no locks needed.
 
 #include "runtime/blocking_pool.hpp"
+#include "runtime/inbox.hpp"
 #include "runtime/message.hpp"
 #include "runtime/node.hpp"
 #include "runtime/process_launcher.hpp"
@@ -128,6 +129,11 @@ class Actor : public caf::event_based_actor {
   // is gone.
   std::function<void()> continuation(std::function<void()> fn);
 
+  // An inbox other threads post work to, run here like a handler (see
+  // runtime/inbox.hpp); at most capacity_max items wait. Closed when the
+  // actor exits.
+  std::shared_ptr<Inbox> make_inbox(size_t capacity_max);
+
   void stop() { quit(); }
 
   // Hands a message this actor held back (request.envelope() of a message
@@ -175,6 +181,7 @@ class Actor : public caf::event_based_actor {
   bool internal();
   void on_process_exit(const ProcessExit& exit);
   void on_blocking_done(uint64_t id);
+  void drain_inbox(uint64_t id);
   ProcessLauncher::ExitCallback exit_forwarder();
   void learn_sender(const Envelope& env);
 
@@ -224,6 +231,7 @@ class Actor : public caf::event_based_actor {
   std::unordered_map<int, std::function<void(const ProcessExit&)>> processes_;
   std::vector<std::function<void()>> deferred_;
   std::unordered_map<uint64_t, std::shared_ptr<std::function<void()>>> blocking_;
+  std::unordered_map<uint64_t, std::shared_ptr<Inbox>> inboxes_;
   uint64_t next_blocking_ = 1;
 };
 

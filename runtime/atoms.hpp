@@ -10,5 +10,6 @@ using relay_atom = caf::atom_constant<caf::atom("tsrelay")>;
 using deferred_atom = caf::atom_constant<caf::atom("tsdefer")>;
 using exited_atom = caf::atom_constant<caf::atom("tsexited")>;
 using blocking_atom = caf::atom_constant<caf::atom("tsblock")>;
+using inbox_atom = caf::atom_constant<caf::atom("tsinbox")>;
 
 }  // namespace tessera
