@@ -12,6 +12,8 @@ packages=(
   libcpp-httplib-dev libarchive-dev liburiparser-dev
   catch2
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
+  libboost1.81-dev prometheus-cpp-dev
+  chromium chromium-driver python3-selenium
   clang-format
 )
 
