@@ -262,6 +262,8 @@ struct AgentInfo {
   resources @3 :List(Resource);
   # Its total resources, reservations included.
   attributes @4 :List(Attribute);
+  httpAddress @5 :Text;
+  # HOST:PORT of the agent's HTTP API (files, containers); empty: none.
 }
 
 struct MasterInfo {

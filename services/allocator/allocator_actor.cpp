@@ -31,6 +31,7 @@ AllocatorActor::AllocatorActor(caf::actor_config& cfg, ActorInit init, Allocator
     return;  // on_start stops the actor
   }
   books_ = std::move(*made);
+  on<wire::MasterMetricsRequest>([this](const auto& m) { on_metrics(m); });
 
   on_master<wire::AllocatorAddAgent>([this](auto m) {
     auto total = from_wire(m.getTotal());
@@ -143,7 +144,10 @@ void AllocatorActor::tick() {
 
 void AllocatorActor::run_cycle() {
   cycle_pending_ = false;
+  auto started = std::chrono::steady_clock::now();
   auto grants = books_->allocate(now());
+  record_cycle(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started)
+                   .count());
   ++cycles_;
   if (grants.empty())
     return;
@@ -160,6 +164,47 @@ void AllocatorActor::run_cycle() {
            to_wire(g.resources, out.initResources(wire_size(g.resources)));
          }
        }));
+}
+
+void AllocatorActor::record_cycle(double ms) {
+  size_t i = 0;
+  while (i < std::size(cycle_bounds_ms) && ms > cycle_bounds_ms[i])
+    ++i;
+  ++cycle_counts_[i];
+  cycle_sum_ms_ += ms;
+  if (cycle_window_ms_.size() < cycle_window_max)
+    cycle_window_ms_.push_back(ms);
+  else
+    cycle_window_ms_[cycle_window_next_++ % cycle_window_max] = ms;
+}
+
+void AllocatorActor::on_metrics(const Received<wire::MasterMetricsRequest>& m) {
+  // Read-only, and only for actors of this node (the master's state view).
+  if (!node().is_local(m.sender()))
+    return;
+  auto window = cycle_window_ms_;
+  double p50 = 0;
+  if (!window.empty()) {
+    std::nth_element(window.begin(), window.begin() + window.size() / 2, window.end());
+    p50 = window[window.size() / 2];
+  }
+  reply(m, build<wire::MasterMetrics>([&](wire::MasterMetrics::Builder b) {
+          auto counters = b.initCounters(3);
+          counters[0].setName("allocation_runs_total");
+          counters[0].setValue(double(cycles_));
+          counters[1].setName("allocation_run_ms_p50");
+          counters[1].setValue(p50);
+          counters[2].setName("allocator_rejected_total");
+          counters[2].setValue(double(rejected_));
+          auto bounds = b.initCycleBucketsMs(static_cast<unsigned>(std::size(cycle_bounds_ms)));
+          for (unsigned i = 0; i < std::size(cycle_bounds_ms); ++i)
+            bounds.set(i, cycle_bounds_ms[i]);
+          auto counts = b.initCycleCounts(static_cast<unsigned>(cycle_counts_.size()));
+          uint64_t cumulative = 0;
+          for (unsigned i = 0; i < cycle_counts_.size(); ++i)
+            counts.set(i, cumulative += cycle_counts_[i]);
+          b.setCycleSumMs(cycle_sum_ms_);
+        }));
 }
 
 }  // namespace tessera

@@ -16,6 +16,9 @@
 #include "services/allocator/allocator.hpp"
 
 #include <capnp/allocator.capnp.h>
+#include <capnp/operator.capnp.h>
+
+#include <array>
 
 namespace tessera {
 
@@ -50,6 +53,18 @@ class AllocatorActor : public Actor {
   bool cycle_pending_ = false;
   uint64_t rejected_ = 0;
   uint64_t cycles_ = 0;
+  // How long cycles take (measured on the machine's steady clock, whatever
+  // the runtime's clock): a histogram for /metrics, and the latest
+  // cycle_window_max for a recent median.
+  static constexpr double cycle_bounds_ms[] = {0.1, 0.25, 0.5, 1,   2.5,  5,    10,  25,
+                                               50,  100,  250, 500, 1000, 2500, 5000};
+  static constexpr size_t cycle_window_max = 64;
+  std::array<uint64_t, std::size(cycle_bounds_ms) + 1> cycle_counts_{};
+  double cycle_sum_ms_ = 0;
+  std::vector<double> cycle_window_ms_;
+  size_t cycle_window_next_ = 0;
+  void record_cycle(double ms);
+  void on_metrics(const Received<wire::MasterMetricsRequest>& m);
 };
 
 }  // namespace tessera

@@ -22,6 +22,7 @@ namespace tessera {
 struct LeaderView {
   uint64_t generation = 0;            // raised by every change below
   std::optional<std::string> leader;  // the leader's address ("master@host:port"); none: no leader
+  std::string leader_http;            // HOST:PORT of the leader's HTTP API; empty: unknown
   bool connected = false;             // the coordination service answers this process
   bool leading = false;               // a contender: this process leads
   std::string leader_node;            // the leader's election node (a znode path)

@@ -81,7 +81,8 @@ expected<std::shared_ptr<ZkElection>> ZkElection::open(const std::string& spec, 
   auto zk = parse_zk_spec(spec, options.candidate.empty() ? "--master" : "--zk");
   if (!zk)
     return zk.error();
-  if (options.candidate.find('\n') != std::string::npos)
+  if (options.candidate.find('\n') != std::string::npos ||
+      options.candidate_http.find('\n') != std::string::npos)
     return make_error(Errc::invalid_argument, "a candidate's address has no newline");
   std::shared_ptr<ZkElection> election(new ZkElection(spec, *zk, std::move(options)));
   election->control_ = std::thread([e = election.get()] { e->control_loop(); });
@@ -164,6 +165,7 @@ void ZkElection::control_loop() {
       token_ = random_token();
       view_.connected = view_.leading = false;
       view_.leader.reset();  // the next session reads it anew
+      view_.leader_http.clear();
       view_.leader_node.clear();
       view_.session = 0;
       changed_locked(ready);
@@ -200,7 +202,7 @@ void ZkElection::control_loop() {
 void ZkElection::set_up(std::unique_lock<std::mutex>& lock) {
   void* zh = zh_;
   uint64_t epoch = session_epoch_;
-  std::string data = options_.candidate + "\n" + token_;
+  std::string data = options_.candidate + "\n" + token_ + "\n" + options_.candidate_http;
   lock.unlock();
   int rc = ZOK;
   for (size_t i = 1; i <= dir_.size() && (rc == ZOK || rc == ZNODEEXISTS); ++i)
@@ -287,6 +289,7 @@ void ZkElection::on_children(const Call& call, int rc, std::vector<std::string> 
       view_.leader_node.clear();
       if (view_.leader || view_.leading) {
         view_.leader.reset();
+        view_.leader_http.clear();
         view_.leading = false;
         changed_locked(ready);
       }
@@ -311,13 +314,21 @@ void ZkElection::on_leader_data(const Call& call, int rc, std::string data) {
     }
     if (rc != ZOK)
       return;
+    // "address\ntoken[\nhttp]"
     auto newline = data.find('\n');
     std::string address = data.substr(0, newline);
     std::string token = newline == std::string::npos ? "" : data.substr(newline + 1);
+    std::string http;
+    if (auto second = token.find('\n'); second != std::string::npos) {
+      http = token.substr(second + 1);
+      token.resize(second);
+    }
     auto node = dir_ + "/" + call.node;
     bool leading = !options_.candidate.empty() && token == token_ && !withdraw_;
-    if (view_.leader != address || view_.leading != leading || view_.leader_node != node) {
+    if (view_.leader != address || view_.leading != leading || view_.leader_node != node ||
+        view_.leader_http != http) {
       view_.leader = address;
+      view_.leader_http = http;
       view_.leading = leading;
       view_.leader_node = node;
       changed_locked(ready);

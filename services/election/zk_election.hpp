@@ -4,12 +4,12 @@
 // agents and frameworks), as Mesos's group/contender/detector.
 //
 // Every contending master holds one ephemeral sequential node
-// PATH/election/member_NNNNNNNNNN whose data is its address, a newline and
-// a token random per candidacy. The member with the lowest sequence leads;
-// every observer (contender or not) watches the children of PATH/election
-// and reads the leader's node when it changes. A contender knows it leads
-// when the leader's token is its own, so a node whose create was answered
-// by a lost connection is still recognised as ours.
+// PATH/election/member_NNNNNNNNNN whose data is its address, a newline, a
+// token random per candidacy and, after another newline, the HOST:PORT of
+// its HTTP API (may be empty; older members wrote only two lines). The member with the lowest
+// sequence leads; every observer (contender or not) watches the children of PATH/election and reads
+// the leader's node when it changes. A contender knows it leads when the leader's token is its own,
+// so a node whose create was answered by a lost connection is still recognised as ours.
 //
 // The session: an ephemeral node lives as long as its creator's ZooKeeper
 // session. A leader whose connection drops keeps its session for at most
@@ -45,6 +45,9 @@ class ZkElection : public MasterDetector {
     int session_timeout_ms = 10'000;  // asked for; the servers clamp it
     // Contend with this address; empty: only observe.
     std::string candidate;
+    // The candidate's HTTP API (HOST:PORT), for operators' tools and the
+    // standbys' redirects; empty: none.
+    std::string candidate_http;
   };
 
   static expected<std::shared_ptr<ZkElection>> open(const std::string& spec, Options options);

@@ -16,6 +16,9 @@ Master::Master(caf::actor_config& cfg, ActorInit init, MasterConfig config)
       store_(config_.registry ? config_.registry : std::make_shared<MemoryStore>()),
       rng_(config_.seed ? config_.seed : std::random_device{}()) {
   run_id_ = hex(new_uuid_bytes(rng_).substr(0, 4));
+  started_at_ns_ = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   // Nothing is served before the registry is read (registrar.cpp): what
   // comes meanwhile is held (bounded; beyond, dropped: peers retry) and
   // handled once the master serves.
@@ -56,8 +59,14 @@ Master::Master(caf::actor_config& cfg, ActorInit init, MasterConfig config)
     if (ready(m))
       on_operator_call(m);
   });
+  on<wire::SubscribeMasterEvents>([this, ready](const auto& m) {
+    if (ready(m))
+      on_subscribe_events(m);
+  });
+  on<wire::MasterMetricsRequest>([this](const auto& m) { on_metrics_request(m); });
   on<wire::AllocatorOffers>([this](const auto& m) { on_grants(m); });
   on_lost([this](const Address& who, const caf::error&) {
+    event_subscribers_.erase(who);
     if (auto a = agent_at_.find(who); a != agent_at_.end())
       if (auto* entry = agent(a->second))
         agent_disconnected(*entry);
@@ -124,6 +133,7 @@ void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
   entry.id = next_id('S');
   entry.address = m.sender();
   entry.hostname = str(info.getHostname());
+  entry.http_address = str(info.getHttpAddress());
   entry.total = std::move(*total);
   entry.attributes = from_wire(info.getAttributes());
   entry.boot_id = boot;
@@ -148,7 +158,9 @@ void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
   });
 }
 
-void Master::send_registered(const AgentEntry& a, bool reregistered) {
+void Master::send_registered(AgentEntry& a, bool reregistered) {
+  a.registered_at_ns = timestamp_ns(node());
+  mark_agent(a.id);
   if (reregistered)
     send(a.address, build<wire::AgentReregistered>([&](wire::AgentReregistered::Builder b) {
            b.setAgentId(a.id);
@@ -318,6 +330,7 @@ void Master::admit_reregistered(const Address& sender, wire::ReregisterAgent::Re
   a->address = sender;
   agent_at_[a->address] = id;
   a->hostname = str(info.getHostname());
+  a->http_address = str(info.getHttpAddress());
   a->total = std::move(*total);
   a->attributes = from_wire(info.getAttributes());
   a->pings_missed = 0;
@@ -521,9 +534,12 @@ void Master::adopt_agent_task(AgentEntry& agent, wire::AgentTask::Reader t,
     task.resources_freed = false;
   }
   task.state = t.getLatestState();
+  if (fresh)
+    task.name = str(info.getName());
   if (is_terminal(task.state))
     task.resources_freed = true;  // not counted as used when re-added
   agent.tasks.insert({fid, tid});
+  mark_task(fid, tid);
   if (auto k = deferred_kills_.find({fid, tid}); k != deferred_kills_.end()) {
     // Killed while this master did not know it yet: send_pending_kills.
     task.kill_pending = true;
@@ -537,6 +553,7 @@ Master::FrameworkEntry& Master::add_unsubscribed_framework(FrameworkEntry entry)
     entry.roles.push_back(std::string(any_role));
   auto id = entry.id;
   auto& fw = frameworks_.emplace(id, std::move(entry)).first->second;
+  mark_framework(id);
   to_allocator(build<wire::AllocatorAddFramework>([&](wire::AllocatorAddFramework::Builder b) {
     b.setFrameworkId(id);
     auto roles = b.initRoles(static_cast<unsigned>(fw.roles.size()));
@@ -548,6 +565,9 @@ Master::FrameworkEntry& Master::add_unsubscribed_framework(FrameworkEntry entry)
 }
 
 void Master::add_agent_to_allocator(AgentEntry& a) {
+  mark_agent(a.id);
+  if (a.deactivated)
+    return;  // an operator took it out of the pool: REACTIVATE_AGENT brings it back
   // What live tasks hold there, per framework and role.
   std::map<std::pair<FrameworkId, std::string>, Resources> used;
   for (auto& key : a.tasks) {
@@ -576,6 +596,7 @@ void Master::add_agent_to_allocator(AgentEntry& a) {
 }
 
 void Master::remove_agent_from_allocator(AgentEntry& a) {
+  mark_agent(a.id);
   for (auto& id : std::set<OfferId>(a.offers))
     rescind(id, true);
   if (!a.in_allocator)
@@ -778,6 +799,7 @@ void Master::removed_agent(const AgentId& id, Reason reason, const std::string& 
   if (!found)
     return;
   log().info("master: removed agent {} (recorded): {}", id, why);
+  mark_agent(id);
   auto& a = *found;
   for (auto& key : std::set<TaskKey>(a.tasks)) {
     auto* fw = framework(key.first);
@@ -898,6 +920,7 @@ void Master::on_status_update(const Received<wire::StatusUpdate>& m) {
   }
   auto latest = body.getLatestState();
   set_task_state(task, latest, status.getReason(), str(status.getMessage()));
+  note_status(task, status);
   if (is_terminal(latest))
     free_task_resources(task);
   if (!fw->connected)

@@ -234,6 +234,14 @@ class Master : public Actor {
     // acknowledged here and not forwarded, so the framework hears one
     // terminal state.
     bool ended_by_master = false;
+    // For operators (the event stream): what its latest status said.
+    std::string name;
+    std::string executor_id;
+    State status_state = State::STAGING;  // of the last status (state is the newest)
+    int64_t status_time_ns = 0;           // wall clock
+    int8_t healthy = -1;                  // -1: no health checks reported
+    int32_t exit_code = -1;
+    int32_t term_signal = 0;
   };
 
   struct FrameworkEntry {
@@ -253,6 +261,7 @@ class Master : public Actor {
     // As its subscribe and SUPPRESS/REVIVE calls left them; told in every
     // heartbeat so the framework can resend a lost call.
     std::set<std::string> suppressed_roles;
+    int64_t registered_at_ns = 0;  // wall clock, for operators
     bool partition_aware() const {
       return capabilities.count(wire::FrameworkCapability::PARTITION_AWARE) > 0;
     }
@@ -281,6 +290,14 @@ class Master : public Actor {
     std::set<TaskKey> kills_enforced;
     std::string boot_id;            // of the agent process registered last
     uint64_t registration_seq = 0;  // its last reregistration episode processed
+    int64_t registered_at_ns = 0;   // wall clock, for operators
+    std::string http_address;       // of its HTTP API, as it registered
+    // An operator's DEACTIVATE_AGENT or DRAIN_AGENT: out of the allocator
+    // (no offers) until REACTIVATE_AGENT; its tasks run on (deactivated) or
+    // are killed (draining, then drained once none is left).
+    bool deactivated = false;
+    wire::DrainState drain = wire::DrainState::NONE;
+    int64_t drain_grace_ns = 0;
   };
 
   struct Offer {
@@ -339,7 +356,7 @@ class Master : public Actor {
   void admit_reregistered(const Address& sender, wire::ReregisterAgent::Reader body);
   // A retry of a registration already processed: answered, nothing changes.
   void answer_again(AgentEntry& agent, bool reregistered);
-  void send_registered(const AgentEntry& agent, bool reregistered);
+  void send_registered(AgentEntry& agent, bool reregistered);
   // Reconciles the agent's reported tasks with the books (the agent is the
   // truth), then admits it.
   void reconcile_agent_tasks(AgentEntry& agent, wire::ReregisterAgent::Reader body);
@@ -400,6 +417,8 @@ class Master : public Actor {
   void accept(FrameworkEntry& fw, wire::SchedulerCall::Accept::Reader a);
   void decline(FrameworkEntry& fw, capnp::List<capnp::Text>::Reader offer_ids, double refuse_s);
   void kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k);
+  // Kills a task the master knows (now, or when its agent is back).
+  void kill_task(Task& task, int64_t grace_ns);
   void acknowledge(FrameworkEntry& fw, wire::SchedulerCall::Acknowledge::Reader a);
   void reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reader r);
   // The answer for a task this master does not know; nullopt: none yet
@@ -452,8 +471,43 @@ class Master : public Actor {
 
   // -- operators (operator_calls.cpp) ----------------------------------------
   void on_operator_call(const Received<wire::OperatorCall>& m);
+  // Each returns the refusal, or empty when done (answer runs once the
+  // change is recorded where it must be).
+  std::string update_quota(wire::OperatorCall::UpdateQuota::Reader q,
+                           std::vector<RegistryRole>& changed);
+  std::string update_weights(capnp::List<wire::RoleWeight>::Reader weights,
+                             std::vector<RegistryRole>& changed);
+  std::string operator_teardown(const FrameworkId& id);
+  std::string operator_kill(wire::OperatorCall::KillTask::Reader k);
+  std::string deactivate_agent(const AgentId& id);
+  std::string reactivate_agent(const AgentId& id);
+  std::string drain_agent(wire::OperatorCall::DrainAgent::Reader d);
+  // A draining agent with no task left is drained.
+  void check_drained(AgentEntry& a);
+  void persist_roles(std::vector<RegistryRole> changed, std::function<void()> then);
   // Tells the allocator a role's weight and quota.
   void apply_role(const RegistryRole& r);
+
+  // -- the event stream (master_events.cpp) ---------------------------------
+  // The state view subscribes; every change to an agent, framework, task,
+  // offer or role is marked, and the marks are sent as one batch after the
+  // handler (nothing is built while no one subscribes).
+  void on_subscribe_events(const Received<wire::SubscribeMasterEvents>& m);
+  void on_metrics_request(const Received<wire::MasterMetricsRequest>& m);
+  void mark_task(const FrameworkId& fid, const TaskId& tid);
+  void mark_task_completed(const Task& task);
+  void mark_agent(const AgentId& id);
+  void mark_framework(const FrameworkId& id);
+  void mark_offer(const OfferId& id);
+  void mark_role(const std::string& role);
+  void schedule_publish();
+  void publish_events();
+  void send_snapshot(const Address& to);
+  void task_to_wire(const Task& t, wire::TaskView::Builder out) const;
+  void agent_to_wire(const AgentEntry& a, wire::AgentView::Builder out) const;
+  void framework_view_to_wire(const FrameworkEntry& fw, wire::FrameworkView::Builder out) const;
+  // Records what a status update says of its task, for operators.
+  void note_status(Task& task, wire::TaskStatus::Reader status);
 
   // -- helpers --------------------------------------------------------------
   void to_allocator(const Outgoing& msg);
@@ -520,6 +574,21 @@ class Master : public Actor {
   TimePoint next_audit_{};
   uint64_t next_epoch_ = 1;
   MasterCounters counters_;
+  // The event stream's subscribers and what changed since the last batch.
+  std::set<Address> event_subscribers_;
+  static constexpr size_t event_subscribers_max = 16;
+  static constexpr size_t events_per_batch_max = 10'000;
+  struct Dirty {
+    std::set<TaskKey> tasks;
+    std::vector<Task> completed;
+    std::set<AgentId> agents;
+    std::set<FrameworkId> frameworks;
+    std::set<OfferId> offers;
+    std::set<std::string> roles;
+    bool scheduled = false;
+  } dirty_;
+  uint64_t event_sequence_ = 1;  // of the next event
+  int64_t started_at_ns_ = 0;    // wall clock
 };
 
 }  // namespace tessera

@@ -62,6 +62,7 @@ void Master::on_grants(const Received<wire::AllocatorOffers>& m) {
     fw->offers.insert(offer.id);
     a->offers.insert(offer.id);
     by_framework[fid].push_back(offer.id);
+    mark_offer(offer.id);
     offers_.emplace(offer.id, std::move(offer));
   }
   for (auto& [fid, ids] : by_framework) {
@@ -98,6 +99,7 @@ void Master::remove_offer(const OfferId& id) {
   if (auto* a = agent(it->second.agent))
     a->offers.erase(id);
   offers_.erase(it);
+  mark_offer(id);
 }
 
 void Master::rescind(const OfferId& id, bool tell_framework) {
@@ -277,6 +279,7 @@ void Master::launch_task(FrameworkEntry& fw, AgentEntry& ag, const std::string& 
   }
   pool -= asked;
   book_task(fw, ag, role, tid, asked);
+  fw.tasks[tid].name = str(info.getName());
   send(ag.address, build<wire::RunTask>([&](wire::RunTask::Builder b) {
          framework_to_wire(fw, b.initFrameworkInfo());
          b.setTask(info);
@@ -296,7 +299,9 @@ void Master::book_task(FrameworkEntry& fw, AgentEntry& ag, const std::string& ro
   task.resources = asked;
   task.state = State::STAGING;
   task.staged_at = now();
+  task.status_time_ns = timestamp_ns(node());
   ag.tasks.insert({fw.id, tid});
+  mark_task(fw.id, tid);
   ++counters_.tasks_launched;
 }
 
@@ -386,6 +391,9 @@ void Master::launch_group(FrameworkEntry& fw, AgentEntry& ag, const std::string&
   for (unsigned i = 0; i < tasks.size(); ++i) {
     pool -= asked[i];
     book_task(fw, ag, role, str(tasks[i].getTaskId()), asked[i]);
+    auto& booked = fw.tasks[str(tasks[i].getTaskId())];
+    booked.name = str(tasks[i].getName());
+    booked.executor_id = executor_id;
   }
   log().debug("master: {} launches a group of {} task(s) under {} on {}", fw.id, tasks.size(),
               executor_id, ag.id);
@@ -422,6 +430,17 @@ void Master::set_task_state(Task& task, State state, Reason reason, const std::s
   task.state = state;
   task.reason = reason;
   task.message = message;
+  task.status_state = state;
+  task.status_time_ns = timestamp_ns(node());
+  mark_task(task.framework, task.id);
+  if (is_terminal(state))
+    if (auto* a = agent(task.agent); a && a->drain == wire::DrainState::DRAINING) {
+      auto id = a->id;
+      defer([this, id] {
+        if (auto* drained = agent(id))
+          check_drained(*drained);
+      });
+    }
 }
 
 void Master::complete_task(FrameworkEntry& fw, const TaskId& id) {
@@ -433,6 +452,7 @@ void Master::complete_task(FrameworkEntry& fw, const TaskId& id) {
     a->tasks.erase({fw.id, id});
     a->kills_enforced.erase({fw.id, id});
   }
+  mark_task_completed(it->second);
   completed_.push_back({{fw.id, id}, it->second.agent, it->second.state});
   while (completed_.size() > config_.completed_tasks_max)
     completed_.pop_front();

@@ -27,63 +27,180 @@ void Master::on_operator_call(const Received<wire::OperatorCall>& m) {
     reply_later(env, build<wire::OperatorResponse>(
                          [&](wire::OperatorResponse::Builder b) { b.setError(error); }));
   };
-  auto refuse = [&](const std::string& why) {
-    ++counters_.invalid_calls;
-    log().warn("master: refusing operator call from {}: {}", m.sender().to_string(), why);
-    answer(why);
-  };
-  // The role as recorded, or a new one.
-  auto current = [this](const std::string& role) {
-    auto it = roles_.find(role);
-    return it != roles_.end() ? it->second : RegistryRole{role, 0, {}};
-  };
   std::vector<RegistryRole> changed;
+  std::string problem;
   switch (call.which()) {
-    case wire::OperatorCall::UPDATE_QUOTA: {
-      auto q = call.getUpdateQuota();
-      auto role = str(q.getRole());
-      if (auto problem = role_problem(role); !problem.empty())
-        return refuse(problem);
-      auto limit = from_wire(q.getLimit());
-      if (!limit)
-        return refuse("bad quota for role '" + role + "': " + what(limit.error()));
-      for (auto& [name, value] : limit->scalar_totals())
-        if (!(value >= 0))
-          return refuse("bad quota " + name + " for role '" + role + "'");
-      auto r = current(role);
-      r.quota = std::move(*limit);
-      changed.push_back(std::move(r));
+    case wire::OperatorCall::UPDATE_QUOTA:
+      problem = update_quota(call.getUpdateQuota(), changed);
       break;
-    }
-    case wire::OperatorCall::UPDATE_WEIGHTS: {
-      for (auto w : call.getUpdateWeights()) {
-        auto role = str(w.getRole());
-        if (auto problem = role_problem(role); !problem.empty())
-          return refuse(problem);
-        if (!(w.getWeight() > 0) || !std::isfinite(w.getWeight()))
-          return refuse("bad weight for role '" + role + "': it must be a number above 0");
-        auto r = current(role);
-        r.weight = w.getWeight();
-        changed.push_back(std::move(r));
-      }
+    case wire::OperatorCall::UPDATE_WEIGHTS:
+      problem = update_weights(call.getUpdateWeights(), changed);
       break;
-    }
+    case wire::OperatorCall::TEARDOWN:
+      problem = operator_teardown(str(call.getTeardown()));
+      break;
+    case wire::OperatorCall::KILL_TASK:
+      problem = operator_kill(call.getKillTask());
+      break;
+    case wire::OperatorCall::DEACTIVATE_AGENT:
+      problem = deactivate_agent(str(call.getDeactivateAgent()));
+      break;
+    case wire::OperatorCall::REACTIVATE_AGENT:
+      problem = reactivate_agent(str(call.getReactivateAgent()));
+      break;
+    case wire::OperatorCall::DRAIN_AGENT:
+      problem = drain_agent(call.getDrainAgent());
+      break;
     default:
-      return refuse("unknown operator call");
+      problem = "unknown operator call";
   }
+  if (!problem.empty()) {
+    ++counters_.invalid_calls;
+    log().warn("master: refusing operator call from {}: {}", m.sender().to_string(), problem);
+    return answer(problem);
+  }
+  // Answered once what the call changed is recorded (and after every
+  // earlier write: persist keeps order).
+  persist_roles(std::move(changed), [answer] { answer(""); });
+}
+
+std::string Master::update_quota(wire::OperatorCall::UpdateQuota::Reader q,
+                                 std::vector<RegistryRole>& changed) {
+  auto role = str(q.getRole());
+  if (auto problem = role_problem(role); !problem.empty())
+    return problem;
+  auto limit = from_wire(q.getLimit());
+  if (!limit)
+    return "bad quota for role '" + role + "': " + what(limit.error());
+  for (auto& [name, value] : limit->scalar_totals())
+    if (!(value >= 0))
+      return "bad quota " + name + " for role '" + role + "'";
+  auto it = roles_.find(role);
+  auto r = it != roles_.end() ? it->second : RegistryRole{role, 0, {}};
+  r.quota = std::move(*limit);
+  changed.push_back(std::move(r));
+  return {};
+}
+
+std::string Master::update_weights(capnp::List<wire::RoleWeight>::Reader weights,
+                                   std::vector<RegistryRole>& changed) {
+  if (weights.size() == 0)
+    return "no weights given";
+  for (auto w : weights) {
+    auto role = str(w.getRole());
+    if (auto problem = role_problem(role); !problem.empty())
+      return problem;
+    if (!(w.getWeight() > 0) || !std::isfinite(w.getWeight()))
+      return "bad weight for role '" + role + "': it must be a number above 0";
+    auto it = roles_.find(role);
+    auto r = it != roles_.end() ? it->second : RegistryRole{role, 0, {}};
+    r.weight = w.getWeight();
+    changed.push_back(std::move(r));
+  }
+  return {};
+}
+
+void Master::persist_roles(std::vector<RegistryRole> changed, std::function<void()> then) {
   std::vector<RegistryChange> changes;
   for (auto& r : changed) {
     roles_[r.role] = r;
     changes.push_back(r.weight == 0 && r.quota.empty() ? role_removal(r.role) : role_record(r));
   }
-  persist(std::move(changes), [this, changed = std::move(changed), answer] {
+  persist(std::move(changes), [this, changed = std::move(changed), then = std::move(then)] {
     for (auto& r : changed) {
       log().info("master: role {}: weight {}, quota {}", r.role, r.weight == 0 ? 1.0 : r.weight,
                  r.quota.empty() ? "none" : r.quota.to_string());
       apply_role(r);
+      mark_role(r.role);
     }
-    answer("");
+    then();
   });
+}
+
+std::string Master::operator_teardown(const FrameworkId& id) {
+  if (removed(id))
+    return "framework " + id + " was already removed";
+  if (!framework(id))
+    return "no framework " + id;
+  remove_framework(id, "torn down by an operator");
+  return {};
+}
+
+std::string Master::operator_kill(wire::OperatorCall::KillTask::Reader k) {
+  auto fid = str(k.getFrameworkId());
+  auto tid = str(k.getTaskId());
+  auto* fw = framework(fid);
+  if (!fw)
+    return "no framework " + fid;
+  auto it = fw->tasks.find(tid);
+  if (it == fw->tasks.end())
+    return "no task " + tid + " of framework " + fid;
+  if (is_terminal(it->second.state))
+    return "task " + tid + " has already ended (" + to_string(it->second.state) + ")";
+  if (k.getGracePeriodNs() < 0)
+    return "a grace period cannot be negative";
+  log().info("master: an operator kills task {} of {}", tid, fid);
+  kill_task(it->second, k.getGracePeriodNs());
+  return {};
+}
+
+std::string Master::deactivate_agent(const AgentId& id) {
+  auto* a = agent(id);
+  if (!a || a->state == AgentState::removing)
+    return "no agent " + id;
+  if (!a->deactivated)
+    log().info("master: an operator deactivates agent {}", id);
+  a->deactivated = true;
+  remove_agent_from_allocator(*a);
+  return {};
+}
+
+std::string Master::reactivate_agent(const AgentId& id) {
+  auto* a = agent(id);
+  if (!a || a->state == AgentState::removing)
+    return "no agent " + id;
+  if (!a->deactivated)
+    return "agent " + id + " is not deactivated";
+  log().info("master: an operator reactivates agent {}", id);
+  a->deactivated = false;
+  a->drain = wire::DrainState::NONE;
+  a->drain_grace_ns = 0;
+  if (a->state == AgentState::registered && !a->in_allocator)
+    add_agent_to_allocator(*a);
+  mark_agent(id);
+  return {};
+}
+
+std::string Master::drain_agent(wire::OperatorCall::DrainAgent::Reader d) {
+  auto id = str(d.getAgentId());
+  auto* a = agent(id);
+  if (!a || a->state == AgentState::removing)
+    return "no agent " + id;
+  if (d.getMaxGracePeriodNs() < 0)
+    return "a grace period cannot be negative";
+  log().info("master: an operator drains agent {} ({} tasks)", id, a->tasks.size());
+  a->deactivated = true;
+  a->drain = wire::DrainState::DRAINING;
+  a->drain_grace_ns = d.getMaxGracePeriodNs();
+  remove_agent_from_allocator(*a);
+  for (auto& [fid, tid] : std::set<TaskKey>(a->tasks))
+    if (auto* fw = framework(fid))
+      if (auto it = fw->tasks.find(tid); it != fw->tasks.end())
+        kill_task(it->second, a->drain_grace_ns);
+  check_drained(*a);
+  return {};
+}
+
+void Master::check_drained(AgentEntry& a) {
+  if (a.drain != wire::DrainState::DRAINING)
+    return;
+  for (auto& [fid, tid] : a.tasks)
+    if (auto* fw = framework(fid))
+      if (auto it = fw->tasks.find(tid); it != fw->tasks.end() && !is_terminal(it->second.state))
+        return;
+  log().info("master: agent {} is drained", a.id);
+  a.drain = wire::DrainState::DRAINED;
+  mark_agent(a.id);
 }
 
 void Master::apply_role(const RegistryRole& r) {

@@ -45,6 +45,7 @@ void Master::on_call(const Received<wire::SchedulerCall>& m) {
       return decline(*fw, call.getDecline().getOfferIds(),
                      call.getDecline().getFilters().getRefuseSeconds());
     case wire::SchedulerCall::REVIVE:
+      mark_framework(fid);
       if (call.getRevive().getRoles().size() == 0)
         fw->suppressed_roles.clear();
       for (auto r : call.getRevive().getRoles())
@@ -54,6 +55,7 @@ void Master::on_call(const Received<wire::SchedulerCall>& m) {
         b.setRoles(call.getRevive().getRoles());
       }));
     case wire::SchedulerCall::SUPPRESS:
+      mark_framework(fid);
       if (call.getSuppress().getRoles().size() == 0)
         fw->suppressed_roles.insert(fw->roles.begin(), fw->roles.end());
       for (auto r : call.getSuppress().getRoles())
@@ -212,6 +214,8 @@ void Master::admit_framework(const Address& from, wire::SchedulerCall::Subscribe
     fw->capabilities.insert(c);
   fw->address = from;
   fw->connected = true;
+  fw->registered_at_ns = timestamp_ns(node());
+  mark_framework(fid);
   framework_at_[from] = fid;
   watch(from);
   ++counters_.frameworks_subscribed;
@@ -251,6 +255,7 @@ void Master::framework_disconnected(FrameworkEntry& fw) {
   log().info("master: framework {} disconnected; failover timeout {} s", fw.id,
              std::chrono::duration<double>(fw.failover_timeout).count());
   fw.connected = false;
+  mark_framework(fw.id);
   for (auto& id : std::set<OfferId>(fw.offers))
     rescind(id, false);
   to_allocator(build<wire::AllocatorSuppress>(
@@ -288,6 +293,7 @@ void Master::removed_framework(const FrameworkId& id, const std::string& why) {
   if (!fw)
     return;
   log().info("master: removing framework {}: {}", id, why);
+  mark_framework(id);
   ++counters_.frameworks_removed;
   for (auto& oid : std::set<OfferId>(fw->offers))
     rescind(oid, false);
@@ -306,6 +312,9 @@ void Master::removed_framework(const FrameworkId& id, const std::string& why) {
   for (auto& [tid, task] : fw->tasks) {
     if (auto* a = agent(task.agent))
       a->tasks.erase({id, tid});
+    if (!is_terminal(task.state))
+      set_task_state(task, State::KILLED, Reason::FRAMEWORK_REMOVED, "framework removed: " + why);
+    mark_task_completed(task);
     completed_.push_back(
         {{id, tid}, task.agent, is_terminal(task.state) ? task.state : State::KILLED});
   }
@@ -389,7 +398,10 @@ void Master::kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k) {
     return answer_unknown(fw, tid, aid, fw.partition_aware() ? State::UNKNOWN : State::LOST,
                           Reason::TASK_UNKNOWN, "kill of an unknown task");
   }
-  auto& task = it->second;
+  kill_task(it->second, grace_ns);
+}
+
+void Master::kill_task(Task& task, int64_t grace_ns) {
   if (is_terminal(task.state))
     return;
   auto* a = agent(task.agent);
@@ -398,12 +410,12 @@ void Master::kill(FrameworkEntry& fw, wire::SchedulerCall::Kill::Reader k) {
     ++counters_.kills_deferred;
     task.kill_pending = true;
     task.kill_grace_ns = grace_ns;
-    log().info("master: kill of task {} waits for agent {} to come back", tid, task.agent);
+    log().info("master: kill of task {} waits for agent {} to come back", task.id, task.agent);
     return;
   }
   send(a->address, build<wire::KillTask>([&](wire::KillTask::Builder b) {
-         b.setFrameworkId(fw.id);
-         b.setTaskId(tid);
+         b.setFrameworkId(task.framework);
+         b.setTaskId(task.id);
          b.setGracePeriodNs(grace_ns);
        }));
 }

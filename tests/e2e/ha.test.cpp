@@ -4,6 +4,7 @@
 // leader through its own detector. (Partitions between hosts are in
 // ha_netns.test.cpp.)
 
+#include "services/http/client.hpp"
 #include "e2e/ha_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -120,6 +121,21 @@ TEST_CASE(
         return cluster.agents[0].logged("is a standby; the leading master is " + lead.address);
       },
       10s));
+
+  // The standby's HTTP API sends operators to the leader's (a 307 keeps
+  // the method and body); the CLI follows it, and finds the leader
+  // through ZooKeeper as well.
+  auto redirected = http::request(standby.http, "POST", "/api/v1", R"({"type":"GET_AGENTS"})");
+  REQUIRE(redirected);
+  CHECK(redirected->status == 307);
+  CHECK(redirected->headers["location"] == "http://" + lead.http + "/api/v1");
+  for (const auto& master : {standby.http, ha.zk.spec}) {
+    auto agents = ChildProcess::start({TESSERA_BIN, "agents", "--master", master});
+    REQUIRE(agents->wait_exit(30s));
+    INFO(master << ": " << agents->out() << agents->err());
+    CHECK(agents->exit_status()->exit_code == 0);
+    CHECK(agents->out().find("REGISTERED") != std::string::npos);
+  }
 
   // So does a framework, and a task runs.
   auto run = ChildProcess::start({TESSERA_BIN, "run", "--master", standby_at, "--cpus", "0.1",

@@ -32,6 +32,7 @@ inline const std::string task_resources = "cpus:0.5;mem:128";
 struct HaProcess {
   std::unique_ptr<ChildProcess> proc;
   std::string address;  // master@host:port (masters)
+  std::string http;     // HOST:PORT of its HTTP API (masters)
   std::filesystem::path work_dir;
 
   bool logged(const std::string& text) const { return proc->err().find(text) != std::string::npos; }
@@ -106,6 +107,10 @@ class HaCluster {
     if (auto line = m.proc->wait_line("tessera master contending on master@")) {
       auto at = line->find("master@");
       m.address = line->substr(at, line->find(' ', at) - at);
+    }
+    if (auto line = m.proc->wait_line("HTTP API and web UI on http://")) {
+      auto at = line->find("http://") + 7;
+      m.http = line->substr(at, line->find('/', at) - at);
     }
     masters.push_back(std::move(m));
     return masters.back();

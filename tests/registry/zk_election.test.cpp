@@ -17,7 +17,7 @@ using namespace std::chrono_literals;
 namespace {
 
 std::shared_ptr<ZkElection> open_or_fail(const std::string& spec, const std::string& candidate) {
-  auto e = ZkElection::open(spec, {2000, candidate});
+  auto e = ZkElection::open(spec, {2000, candidate, ""});
   REQUIRE(e);
   return *e;
 }
@@ -97,7 +97,7 @@ TEST_CASE("zk election: a bad spec is refused, naming the flag", "[election]") {
   auto bad = ZkElection::open("zk://127.0.0.1:2181", {});
   REQUIRE_FALSE(bad);
   CHECK(describe(bad.error()).find("--master") != std::string::npos);
-  auto not_zk = ZkElection::open("http://x/y", {1000, "master@h:1"});
+  auto not_zk = ZkElection::open("http://x/y", {1000, "master@h:1", ""});
   REQUIRE_FALSE(not_zk);
   CHECK(describe(not_zk.error()).find("--zk") != std::string::npos);
 }

@@ -5,11 +5,13 @@
 #include "services/master/master.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
+#include "tools/tessera/operator_window.hpp"
 
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <system_error>
 
 namespace tessera::cli {
@@ -19,6 +21,7 @@ namespace {
 struct MasterOptions {
   std::string listen = "127.0.0.1:5050";
   std::string advertise;
+  std::string http;
   std::string work_dir;
   std::string registry = "sqlite";
   bool registry_given = false;
@@ -36,6 +39,54 @@ struct MasterOptions {
   double heartbeat_interval_s = 15.0;
   std::string sorter = "drf";
 };
+
+// Who leads, for the state view of a standby (its thread) while this
+// thread opens the election.
+class LeaderInfo {
+ public:
+  void set(std::shared_ptr<ZkElection> election) {
+    std::lock_guard lock(mu_);
+    election_ = std::move(election);
+  }
+  StateViewConfig::Leader leader() const {
+    std::shared_ptr<ZkElection> election;
+    {
+      std::lock_guard lock(mu_);
+      election = election_;
+    }
+    if (!election)
+      return {};
+    auto v = election->view();
+    if (!v.leader || v.leading)
+      return {};
+    return {*v.leader, v.leader_http};
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<ZkElection> election_;
+};
+
+// What GET_FLAGS answers.
+std::vector<std::pair<std::string, std::string>> flags_of(const MasterOptions& o) {
+  auto num = [](double v) { return fmt::format("{}", v); };
+  return {{"listen", o.listen},
+          {"advertise", o.advertise},
+          {"http", o.http},
+          {"work_dir", o.work_dir},
+          {"registry", o.registry},
+          {"zk", o.zk},
+          {"zk_session_timeout", std::to_string(o.zk_session_timeout_ms)},
+          {"allocation_interval", num(o.allocation_interval_s)},
+          {"offer_timeout", num(o.offer_timeout_s)},
+          {"agent_ping_interval", num(o.agent_ping_interval_s)},
+          {"agent_ping_timeout", num(o.agent_ping_timeout_s)},
+          {"agent_pings_missed", std::to_string(o.agent_pings_missed_max)},
+          {"agent_removal_timeout", num(o.agent_removal_timeout_s)},
+          {"agent_reregister_timeout", num(o.agent_reregister_timeout_s)},
+          {"heartbeat_interval", num(o.heartbeat_interval_s)},
+          {"sorter", o.sorter}};
+}
 
 int run_master(const MasterOptions& o) {
   block_stop_signals();
@@ -59,6 +110,9 @@ int run_master(const MasterOptions& o) {
           "--zk: masters that take turns must share their registry: --registry "
           "zk://HOSTS/PATH (the default with --zk is the --zk path)");
   }
+  auto http = http_config(o.http, *endpoints);
+  if (!http)
+    return fail(what(http.error()));
   auto store = make_store(registry, o.work_dir, o.zk_session_timeout_ms);
   if (!store)
     return fail(what(store.error()));
@@ -67,6 +121,17 @@ int run_master(const MasterOptions& o) {
   auto node = Node::start(nc);
   if (!node)
     return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
+  // The operator's window first: with --zk, its address goes into this
+  // master's election node, for standbys' redirects and the CLI.
+  auto leader_info = std::make_shared<LeaderInfo>();
+  StateViewConfig view;
+  view.flags = flags_of(o);
+  view.leader = [leader_info] { return leader_info->leader(); };
+  auto window = start_operator_window(**node, "master", *http, std::move(view));
+  if (!window) {
+    (*node)->stop();
+    return fail(what(window.error()));
+  }
   MasterConfig mc;
   mc.registry = *store;
   mc.allocator.sorter = o.sorter;
@@ -92,11 +157,16 @@ int run_master(const MasterOptions& o) {
   if (o.zk.empty()) {
     master = (*node)->spawn<Master>("master", mc);
   } else {
-    auto election = ZkElection::open(
-        o.zk, {o.zk_session_timeout_ms, (*node)->address_of("master").to_string()});
-    if (!election)
+    auto election =
+        ZkElection::open(o.zk, {o.zk_session_timeout_ms, (*node)->address_of("master").to_string(),
+                                window->edge->address()});
+    if (!election) {
+      window->stop();
+      (*node)->stop();
       return fail(what(election.error()));
+    }
     held_election = *election;
+    leader_info->set(*election);
     MasterContenderConfig cc;
     cc.master = mc;
     cc.registry_spec = registry;
@@ -108,8 +178,13 @@ int run_master(const MasterOptions& o) {
     if (auto contender = (*node)->spawn<MasterContender>(alive, cc); !contender)
       master = contender.error();
   }
-  if (!master)
+  if (!master) {
+    window->stop();
+    (*node)->stop();
     return fail("cannot start the master: " + describe(master.error()));
+  }
+  std::printf("tessera master: HTTP API and web UI on http://%s/\n",
+              window->edge->address().c_str());
   std::printf("tessera master %s on %s (bound to %s:%u; work dir %s; registry %s%s%s)\n",
               o.zk.empty() ? "listening" : "contending", master->to_string().c_str(), bound.c_str(),
               (*node)->bound_port(), o.work_dir.c_str(), mc.registry->describe().c_str(),
@@ -139,6 +214,7 @@ int run_master(const MasterOptions& o) {
     say_role();
     return bool((*node)->lookup_local(alive));
   });
+  window->stop();
   if (sig == 0) {
     (*node)->stop();
     return fail("the master stopped by itself (its log says why)");
@@ -158,6 +234,7 @@ Command add_master_command(CLI::App& app) {
   sub->add_option("--listen", o->listen, "HOST:PORT to listen on (0.0.0.0: every interface)")
       ->capture_default_str();
   add_advertise_flag(sub, o->advertise);
+  add_http_flag(sub, o->http);
   sub->add_option("--work-dir", o->work_dir, "Directory for the master's state")->required();
   sub->add_option(
          "--registry", o->registry,

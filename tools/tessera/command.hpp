@@ -14,6 +14,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace tessera::cli {
 
@@ -64,5 +65,9 @@ Command add_cluster_command(CLI::App& app);
 Command add_run_command(CLI::App& app);
 Command add_executor_command(CLI::App& app);  // hidden: what agents start
 Command add_sim_command(CLI::App& app);
+// The operator commands (cmd_ops.cpp): agents, frameworks, tasks, roles,
+// task log|kill, quota, weights, events, top, and agent drain|deactivate|
+// reactivate under agent.
+std::vector<Command> add_ops_commands(CLI::App& app, CLI::App* agent);
 
 }  // namespace tessera::cli

@@ -5,6 +5,7 @@
 #include "tools/tessera/bench_failover.hpp"
 #include "tools/tessera/bench_launch.hpp"
 #include "tools/tessera/bench_registry.hpp"
+#include "tools/tessera/bench_state.hpp"
 #include "tools/tessera/bench_runtime.hpp"
 #include "tools/tessera/command.hpp"
 
@@ -155,6 +156,9 @@ int main(int argc, char** argv) {
   std::vector<cli::Command> commands = {cli::add_master_command(app),   cli::add_agent_command(app),
                                         cli::add_cluster_command(app),  cli::add_run_command(app),
                                         cli::add_executor_command(app), cli::add_sim_command(app)};
+  // Checked first: `tessera agent drain` parses `agent` too.
+  auto ops = cli::add_ops_commands(app, commands[1].app);
+  commands.insert(commands.begin(), ops.begin(), ops.end());
   auto* bench = add_bench(app, runtime);
   tessera::bench::AllocatorBenchOptions allocator;
   auto* allocator_cmd = add_allocator_bench(*bench, allocator);
@@ -220,6 +224,26 @@ int main(int argc, char** argv) {
   failover_cmd->add_option("--runs", failover.runs, "Repetitions; medians are reported")
       ->check(CLI::Range(1, 100));
   failover_cmd->add_flag("--json", failover.json, "Print one JSON object instead of a table");
+  tessera::bench::StateBenchOptions state;
+  auto* state_cmd = bench->add_subcommand(
+      "state",
+      "GET_STATE of a big cluster through the HTTP API, and what polling it costs the "
+      "allocator");
+  state_cmd->add_option("--agents", state.agents, "Simulated agents")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}))
+      ->capture_default_str();
+  state_cmd->add_option("--tasks", state.tasks, "Tasks running on them")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{10'000'000}))
+      ->capture_default_str();
+  state_cmd->add_option("--streams", state.streams, "Idle SUBSCRIBE streams to hold (0: none)")
+      ->check(CLI::Range(uint64_t{0}, uint64_t{20'000}))
+      ->capture_default_str();
+  state_cmd->add_option("--phase", state.phase_s, "Seconds per cycle measurement")
+      ->check(CLI::Range(1.0, 600.0))
+      ->capture_default_str();
+  state_cmd->add_option("--runs", state.runs, "Repetitions; medians are reported")
+      ->check(CLI::Range(1, 100));
+  state_cmd->add_flag("--json", state.json, "Print one JSON object instead of a table");
   auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
 
   try {
@@ -243,6 +267,8 @@ int main(int argc, char** argv) {
     return tessera::bench::run_allocator_bench(allocator);
   if (failover_cmd->parsed())
     return tessera::bench::run_failover_bench(failover);
+  if (state_cmd->parsed())
+    return tessera::bench::run_state_bench(state);
   if (registry_cmd->parsed())
     return tessera::bench::run_registry_bench(registry);
   return tessera::bench::run_runtime_bench(runtime);

@@ -1,0 +1,102 @@
+#include "services/master/master_http.hpp"
+
+#include "runtime/log.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace tessera {
+
+expected<std::unique_ptr<MasterHttp>> MasterHttp::start(http::ServerConfig config,
+                                                        std::shared_ptr<StateViewHandle> view) {
+  std::unique_ptr<MasterHttp> edge(new MasterHttp(std::move(view)));
+  auto* self = edge.get();
+  auto server = http::Server::start(std::move(config), [self](http::Request r, http::Responder d) {
+    self->handle(std::move(r), std::move(d));
+  });
+  if (!server)
+    return server.error();
+  edge->server_ = std::move(*server);
+  return edge;
+}
+
+MasterHttp::~MasterHttp() {
+  stop();
+}
+
+void MasterHttp::stop() {
+  if (server_)
+    server_->stop();
+}
+
+std::vector<std::pair<std::string, double>> MasterHttp::metrics() const {
+  const auto& c = server_->counters();
+  return {
+      {"tessera_http_connections_open", double(c.connections_open.load())},
+      {"tessera_http_connections_accepted_total", double(c.connections_accepted.load())},
+      {"tessera_http_connections_refused_total", double(c.connections_refused.load())},
+      {"tessera_http_requests_total", double(c.requests.load())},
+      {"tessera_http_bad_requests_total", double(c.bad_requests.load() + bad_json_.load())},
+      {"tessera_http_too_large_total", double(c.too_large.load())},
+      {"tessera_http_timed_out_total", double(c.timed_out.load())},
+      {"tessera_http_idle_closed_total", double(c.idle_closed.load())},
+      {"tessera_http_streams_open", double(c.streams_open.load())},
+      {"tessera_http_streams_evicted_total", double(c.streams_evicted.load())},
+      {"tessera_http_overloaded_total", double(overloaded_.load())},
+  };
+}
+
+void MasterHttp::on_view(const http::Responder& responder, std::function<void(StateView&)> fn) {
+  auto view = view_->view;
+  bool posted = view_->inbox && view_->inbox->post([view, fn = std::move(fn)] { fn(*view); });
+  if (!posted) {
+    ++overloaded_;
+    responder.respond(http::error_response(503, "the master's state view is busy or gone"));
+  }
+}
+
+void MasterHttp::handle(http::Request request, http::Responder responder) {
+  const auto& path = request.path;
+  if (path == "/api/v1" || path == "/api/v1/") {
+    if (request.method != "POST") {
+      http::Response r = http::error_response(405, "use POST for /api/v1");
+      r.headers.push_back({"Allow", "POST"});
+      return responder.respond(std::move(r));
+    }
+    return api(request, responder);
+  }
+  if (request.method != "GET" && request.method != "HEAD")
+    return responder.respond(http::error_response(405, "use GET for " + path));
+  if (path == "/metrics")
+    return on_view(responder, [responder](StateView& v) { v.metrics(true, responder); });
+  if (path == "/metrics/snapshot")
+    return on_view(responder, [responder](StateView& v) { v.metrics(false, responder); });
+  if (path == "/health")
+    return responder.respond(http::json_response(200, "{\"healthy\":true}"));
+  if (const auto* asset = find_ui_asset(path == "/" ? "/ui/index.html" : path)) {
+    http::Response r;
+    r.content_type = asset->content_type;
+    r.body = std::string(asset->body);
+    r.headers.push_back({"Cache-Control", "no-cache"});
+    return responder.respond(std::move(r));
+  }
+  responder.respond(http::error_response(404, "no such endpoint: " + path));
+}
+
+void MasterHttp::api(const http::Request& request, const http::Responder& responder) {
+  nlohmann::json call;
+  try {
+    call = nlohmann::json::parse(request.body);
+  } catch (const nlohmann::json::exception& e) {
+    ++bad_json_;
+    return responder.respond(http::error_response(400, std::string("bad JSON: ") + e.what()));
+  }
+  if (!call.is_object() || !call.contains("type") || !call["type"].is_string()) {
+    ++bad_json_;
+    return responder.respond(
+        http::error_response(400, "a call is a JSON object with a \"type\" string"));
+  }
+  on_view(responder,
+          [call = std::move(call), responder](StateView& v) { v.api_call(call, responder); });
+}
+
+}  // namespace tessera

@@ -1,0 +1,56 @@
+#pragma once
+// The master's HTTP edge: one http::Server (services/http) whose handler,
+// on the server's I/O thread, parses and routes each request and hands it to
+// the state view actor through its Inbox. Nothing here touches the master.
+//
+//   POST /api/v1           the operator API (calls by "type"; state_view_api.cpp)
+//   GET  /metrics          Prometheus text exposition
+//   GET  /metrics/snapshot Mesos's metric keys, as one JSON object
+//   GET  /health           200 while the edge serves
+//   GET  /, /ui/...        the web UI (static assets built into the binary)
+//
+// Errors are JSON {"error": "..."} with the status that fits: 400 for bad
+// JSON or a bad call (counted), 404 for an unknown path, 405 for a wrong
+// method, 503 when the state view is gone or its inbox is full.
+
+#include "services/http/server.hpp"
+#include "services/master/state_view.hpp"
+
+#include <atomic>
+#include <memory>
+
+namespace tessera {
+
+class MasterHttp {
+ public:
+  static expected<std::unique_ptr<MasterHttp>> start(http::ServerConfig config,
+                                                     std::shared_ptr<StateViewHandle> view);
+  ~MasterHttp();
+  void stop();
+  std::string address() const { return server_->address(); }
+  const http::ServerCounters& counters() const { return server_->counters(); }
+  // The edge's own counters, for GET /metrics (StateViewConfig::extra_metrics).
+  std::vector<std::pair<std::string, double>> metrics() const;
+
+ private:
+  explicit MasterHttp(std::shared_ptr<StateViewHandle> view) : view_(std::move(view)) {}
+  void handle(http::Request request, http::Responder responder);
+  void api(const http::Request& request, const http::Responder& responder);
+  // Runs fn on the state view's thread, or answers 503.
+  void on_view(const http::Responder& responder, std::function<void(StateView&)> fn);
+
+  std::shared_ptr<StateViewHandle> view_;
+  std::unique_ptr<http::Server> server_;
+  std::atomic<uint64_t> bad_json_{0};
+  std::atomic<uint64_t> overloaded_{0};
+};
+
+// The web UI's files, built in (services/master/ui): content type and body
+// for a path such as "/ui/app.js"; null when there is none.
+struct UiAsset {
+  const char* content_type;
+  std::string_view body;
+};
+const UiAsset* find_ui_asset(const std::string& path);
+
+}  // namespace tessera

@@ -1,0 +1,589 @@
+// The operator API's calls (POST /api/v1, after Mesos's v1 operator API),
+// served by the state view: reads from its copy, writes forwarded to the
+// master as OperatorCalls, and SUBSCRIBE streams.
+
+#include "services/master/state_view.hpp"
+
+#include "runtime/log.hpp"
+#include "services/http/recordio.hpp"
+#include "services/master/view_json.hpp"
+
+#include <cmath>
+
+namespace tessera {
+
+namespace {
+
+using json = nlohmann::json;
+
+http::Response ok(const std::string& type, const std::string& key, const json& body) {
+  return http::json_response(200, json{{"type", type}, {key, body}}.dump());
+}
+
+// Lower-case key of a call type: GET_TASKS -> get_tasks.
+std::string key_of(std::string type) {
+  for (auto& c : type)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return type;
+}
+
+// A string field of obj, or a Mesos-style {"value": "..."} object.
+std::string id_field(const json& obj, const char* name) {
+  if (!obj.is_object() || !obj.contains(name))
+    return {};
+  const auto& v = obj[name];
+  if (v.is_string())
+    return v.get<std::string>();
+  if (v.is_object() && v.contains("value") && v["value"].is_string())
+    return v["value"].get<std::string>();
+  throw std::invalid_argument(std::string("'") + name + "' must be a string or {\"value\": ...}");
+}
+
+std::set<std::string> string_set(const json& obj, const char* name) {
+  std::set<std::string> out;
+  if (!obj.is_object() || !obj.contains(name))
+    return out;
+  const auto& v = obj[name];
+  if (v.is_string()) {
+    out.insert(v.get<std::string>());
+    return out;
+  }
+  if (!v.is_array())
+    throw std::invalid_argument(std::string("'") + name + "' must be a list of strings");
+  for (auto& item : v) {
+    if (item.is_string())
+      out.insert(item.get<std::string>());
+    else if (item.is_object() && item.contains("value") && item["value"].is_string())
+      out.insert(item["value"].get<std::string>());
+    else
+      throw std::invalid_argument(std::string("'") + name + "' must be a list of strings");
+  }
+  return out;
+}
+
+// A non-negative number field, or fallback when absent.
+double number_field(const json& obj, const char* name, double fallback) {
+  if (!obj.is_object() || !obj.contains(name))
+    return fallback;
+  const auto& v = obj[name];
+  if (!v.is_number() || v.get<double>() < 0 || !std::isfinite(v.get<double>()))
+    throw std::invalid_argument(std::string("'") + name + "' must be a number >= 0");
+  return v.get<double>();
+}
+
+// Mesos resources JSON ([{"name","type","scalar":{"value"}}] or a
+// {"cpus": 1, "mem": 128} object) to Resources; scalars only.
+expected<Resources> scalar_resources(const json& in) {
+  Resources out;
+  auto add = [&](const std::string& name, const json& v) -> caf::error {
+    if (!v.is_number())
+      return make_error(Errc::invalid_argument, "'" + name + "' must be a number");
+    auto value = v.get<double>();
+    if (!(value >= 0) || !std::isfinite(value))
+      return make_error(Errc::invalid_argument, "'" + name + "' must be a number >= 0");
+    if (value > 0)
+      out += Resources::scalar(name, value);
+    return {};
+  };
+  if (in.is_object()) {
+    for (auto& [name, v] : in.items())
+      if (auto err = add(name, v))
+        return err;
+    return out;
+  }
+  if (!in.is_array())
+    return make_error(Errc::invalid_argument, "resources must be a list or an object");
+  for (auto& r : in) {
+    if (!r.is_object() || !r.contains("name") || !r["name"].is_string())
+      return make_error(Errc::invalid_argument, "each resource needs a name");
+    if (!r.contains("scalar") || !r["scalar"].is_object() || !r["scalar"].contains("value"))
+      return make_error(Errc::invalid_argument,
+                        "resource '" + r["name"].get<std::string>() + "' must be a scalar");
+    if (auto err = add(r["name"].get<std::string>(), r["scalar"]["value"]))
+      return err;
+  }
+  return out;
+}
+
+const std::set<std::string> read_calls = {"GET_HEALTH",
+                                          "GET_VERSION",
+                                          "GET_FLAGS",
+                                          "GET_METRICS",
+                                          "GET_STATE",
+                                          "GET_AGENTS",
+                                          "GET_FRAMEWORKS",
+                                          "GET_TASKS",
+                                          "GET_ROLES",
+                                          "GET_EXECUTORS",
+                                          "GET_MAINTENANCE_STATUS"};
+const std::set<std::string> write_calls = {
+    "UPDATE_QUOTA", "UPDATE_WEIGHTS",   "TEARDOWN",        "KILL",
+    "DRAIN_AGENT",  "DEACTIVATE_AGENT", "REACTIVATE_AGENT"};
+
+}  // namespace
+
+void StateView::api_call(const json& call, const http::Responder& responder) {
+  auto type = call.value("type", std::string());
+  try {
+    if (!ready_ && type != "GET_HEALTH" && type != "GET_VERSION" && type != "GET_FLAGS" &&
+        type != "GET_METRICS" && redirect_to_leader(responder))
+      return;
+    if (type == "SUBSCRIBE")
+      return subscribe_client(call, responder);
+    if (read_calls.count(type))
+      return answer_read(type, call, responder);
+    if (write_calls.count(type))
+      return forward_write(type, call, responder);
+    ++bad_calls_;
+    responder.respond(http::error_response(400, "unknown call type '" + type + "'"));
+  } catch (const std::exception& e) {
+    ++bad_calls_;
+    responder.respond(http::error_response(400, "bad " + type + " call: " + e.what()));
+  }
+}
+
+void StateView::answer_read(const std::string& type, const json& call,
+                            const http::Responder& responder) {
+  if (type == "GET_HEALTH")
+    return responder.respond(ok(type, "get_health", {{"healthy", true}}));
+  if (type == "GET_VERSION")
+    return responder.respond(
+        ok(type, "get_version", {{"version_info", {{"version", config_.version}}}}));
+  if (type == "GET_FLAGS") {
+    auto flags = json::array();
+    for (auto& [name, value] : config_.flags)
+      flags.push_back({{"name", name}, {"value", value}});
+    return responder.respond(ok(type, "get_flags", {{"flags", flags}}));
+  }
+  if (type == "GET_METRICS")
+    return metrics(false, responder, true);
+  if (!ready_)
+    return responder.respond(http::error_response(503, not_leading_message()));
+  auto args = call.value(key_of(type), json::object());
+  if (type == "GET_STATE") {
+    auto body = state_body(nullptr);
+    body.insert(0, "{\"type\":\"GET_STATE\",\"get_state\":");
+    body += '}';
+    return responder.respond(http::json_response(200, std::move(body)));
+  }
+  if (type == "GET_TASKS") {
+    std::string error;
+    auto body = get_tasks_json(args, error);
+    if (!error.empty()) {
+      ++bad_calls_;
+      return responder.respond(http::error_response(400, error));
+    }
+    return responder.respond(
+        http::json_response(200, "{\"type\":\"GET_TASKS\",\"get_tasks\":" + body + "}"));
+  }
+  if (type == "GET_AGENTS")
+    return responder.respond(
+        http::json_response(200, "{\"type\":\"GET_AGENTS\",\"get_agents\":" + agents_text() + "}"));
+  if (type == "GET_FRAMEWORKS")
+    return responder.respond(ok(type, "get_frameworks", get_frameworks()));
+  if (type == "GET_ROLES")
+    return responder.respond(ok(type, "get_roles", get_roles()));
+  if (type == "GET_EXECUTORS") {
+    std::string body = "{\"type\":\"GET_EXECUTORS\",\"get_executors\":";
+    append_executors(body);
+    return responder.respond(http::json_response(200, body + "}"));
+  }
+  return responder.respond(ok(type, "get_maintenance_status", get_maintenance_status()));
+}
+
+// -- reads --------------------------------------------------------------------
+
+std::string StateView::get_tasks_json(const json& args, std::string& error) {
+  std::string framework, agent, state;
+  size_t offset = 0, limit = SIZE_MAX;
+  try {
+    framework = id_field(args, "framework_id");
+    agent = id_field(args, "agent_id");
+    if (args.contains("state")) {
+      if (!args["state"].is_string())
+        throw std::invalid_argument("'state' must be a string such as TASK_RUNNING");
+      state = args["state"].get<std::string>();
+      static const std::set<std::string> states = {
+          "TASK_STAGING",     "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING", "TASK_FINISHED",
+          "TASK_FAILED",      "TASK_KILLED",   "TASK_ERROR",   "TASK_LOST",    "TASK_DROPPED",
+          "TASK_UNREACHABLE", "TASK_GONE",     "TASK_UNKNOWN"};
+      if (!states.count(state))
+        throw std::invalid_argument("unknown task state '" + state + "'");
+    }
+    offset = static_cast<size_t>(std::min(number_field(args, "offset", 0), 1e15));
+    if (args.contains("limit"))
+      limit = static_cast<size_t>(std::min(number_field(args, "limit", 0), 1e15));
+  } catch (const std::exception& e) {
+    error = std::string("bad GET_TASKS call: ") + e.what();
+    return {};
+  }
+  auto passes = [&](const TaskEntry& t) {
+    return (framework.empty() || t.framework == framework) && (agent.empty() || t.agent == agent) &&
+           (state.empty() || to_string(t.state) == state);
+  };
+  // One page over the live tasks then the completed ones, in a stable
+  // order (framework, task; completed in the order they ended).
+  size_t matched = 0, shown = 0;
+  std::string live = "[", done = "[";
+  auto take = [&](const TaskEntry& t, std::string& out) {
+    if (!passes(t))
+      return;
+    if (matched++ < offset || shown >= limit)
+      return;
+    if (out.size() > 1)
+      out += ',';
+    out += t.json;
+    ++shown;
+  };
+  for (auto& [key, t] : tasks_)
+    take(t, live);
+  for (auto& t : completed_)
+    take(t, done);
+  return "{\"tasks\":" + live + "],\"completed_tasks\":" + done +
+         "],\"total\":" + std::to_string(matched) + "}";
+}
+
+void StateView::append_tasks(std::string& out, const Filter* filter) const {
+  size_t bytes = 64;
+  for (auto& [key, t] : tasks_)
+    bytes += t.json.size() + 1;
+  for (auto& t : completed_)
+    bytes += t.json.size() + 1;
+  out.reserve(out.size() + bytes + agents_.size() * 1024);
+  auto list = [&](auto& tasks) {
+    out += '[';
+    bool first = true;
+    for (auto& entry : tasks) {
+      const TaskEntry& t = [&]() -> const TaskEntry& {
+        if constexpr (std::is_same_v<std::decay_t<decltype(entry)>, TaskEntry>)
+          return entry;
+        else
+          return entry.second;
+      }();
+      if (filter && !filter->passes_task(t))
+        continue;
+      if (!first)
+        out += ',';
+      first = false;
+      out += t.json;
+    }
+    out += ']';
+  };
+  out += "{\"tasks\":";
+  list(tasks_);
+  out += ",\"completed_tasks\":";
+  list(completed_);
+  out += '}';
+}
+
+std::string StateView::state_body(const Filter* filter) {
+  std::string out = "{\"get_tasks\":";
+  append_tasks(out, filter);
+  auto frameworks = json::array();
+  for (auto& [id, f] : frameworks_)
+    if (!filter || filter->passes_framework(f))
+      frameworks.push_back(framework_json(f));
+  out += ",\"get_executors\":";
+  append_executors(out);
+  out += ",\"get_frameworks\":" +
+         json{{"frameworks", frameworks}, {"completed_frameworks", completed_frameworks_}}.dump();
+  out += ",\"get_agents\":" + agents_text() + "}";
+  return out;
+}
+
+std::string StateView::state_json() {
+  return state_body(nullptr);
+}
+
+std::string StateView::agents_text() const {
+  std::string out = "{\"agents\":[";
+  for (auto& [id, a] : agents_) {
+    if (out.size() > 11)
+      out += ',';
+    append_agent(out, a);
+  }
+  return out + "]}";
+}
+
+json StateView::get_frameworks() const {
+  auto frameworks = json::array();
+  for (auto& [id, f] : frameworks_)
+    frameworks.push_back(framework_json(f));
+  return {{"frameworks", frameworks}, {"completed_frameworks", completed_frameworks_}};
+}
+
+json StateView::get_roles() const {
+  struct Books {
+    Resources allocated, offered;
+    std::set<std::string> frameworks;
+  };
+  std::map<std::string, Books> books;
+  for (auto& [id, role] : roles_)
+    books[id];
+  for (auto& [id, f] : frameworks_)
+    for (auto& r : f.roles)
+      books[r].frameworks.insert(id);
+  for (auto& [key, t] : tasks_)
+    if (!is_terminal(t.state))
+      books[t.role].allocated += t.resources;
+  for (auto& [id, o] : offers_)
+    books[o.role].offered += o.resources;
+  auto roles = json::array();
+  for (auto& [name, b] : books) {
+    auto it = roles_.find(name);
+    double weight = it != roles_.end() ? it->second.weight : 1.0;
+    auto frameworks = json::array();
+    for (auto& f : b.frameworks)
+      frameworks.push_back({{"value", f}});
+    json role = {{"name", name},
+                 {"weight", weight},
+                 {"frameworks", frameworks},
+                 {"resources", resources_json(b.allocated + b.offered)},
+                 {"allocated", resources_json(b.allocated)},
+                 {"offered", resources_json(b.offered)}};
+    if (it != roles_.end() && !it->second.quota.empty())
+      role["quota"] = {{"role", name},
+                       {"limit", resources_json(it->second.quota)},
+                       {"consumed", resources_json(b.allocated)}};
+    roles.push_back(std::move(role));
+  }
+  return {{"roles", roles}};
+}
+
+json StateView::get_maintenance_status() const {
+  auto draining = json::array(), down = json::array(), agents = json::array();
+  for (auto& [id, a] : agents_) {
+    if (!a.deactivated)
+      continue;
+    json machine = {{"id", {{"hostname", a.hostname}}}, {"agent_id", {{"value", id}}}};
+    if (a.drain == wire::DrainState::NONE)
+      down.push_back(machine);
+    else
+      draining.push_back(machine);
+    agents.push_back({{"agent_id", {{"value", id}}},
+                      {"hostname", a.hostname},
+                      {"deactivated", true},
+                      {"drain_info", {{"state", drain_state_name(a.drain)}}}});
+  }
+  return {{"status", {{"draining_machines", draining}, {"down_machines", down}}},
+          {"agents", agents}};
+}
+
+// -- writes -------------------------------------------------------------------
+
+void StateView::forward_write(const std::string& type, const json& call,
+                              const http::Responder& responder) {
+  auto args = call.value(key_of(type), json::object());
+  auto refuse = [&](const std::string& why) {
+    ++bad_calls_;
+    responder.respond(http::error_response(400, "bad " + type + " call: " + why));
+  };
+  std::optional<Outgoing> out;
+  if (type == "UPDATE_QUOTA") {
+    // Mesos: {"quota_configs": [{"role": r, "limits": {"cpus": {"value": 1}}}]};
+    // also {"role": r, "limit": {"cpus": 1}} or a resource list.
+    const json* config = &args;
+    if (args.contains("quota_configs")) {
+      if (!args["quota_configs"].is_array() || args["quota_configs"].size() != 1)
+        return refuse("give exactly one quota config");
+      config = &args["quota_configs"][0];
+    }
+    auto role = config->value("role", std::string());
+    if (role.empty())
+      return refuse("a role is needed");
+    json limit = config->contains("limits")  ? (*config)["limits"]
+                 : config->contains("limit") ? (*config)["limit"]
+                                             : json::object();
+    if (limit.is_object())  // {"cpus": {"value": 1}} or {"cpus": 1}
+      for (auto& [name, v] : limit.items())
+        if (v.is_object() && v.contains("value"))
+          v = v["value"];
+    auto resources = scalar_resources(limit);
+    if (!resources)
+      return refuse(what(resources.error()));
+    out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+      auto q = b.initUpdateQuota();
+      q.setRole(role);
+      to_wire(*resources, q.initLimit(wire_size(*resources)));
+    });
+  } else if (type == "UPDATE_WEIGHTS") {
+    // Mesos: {"weight_infos": [{"role": r, "weight": w}]}
+    if (!args.contains("weight_infos") || !args["weight_infos"].is_array() ||
+        args["weight_infos"].empty())
+      return refuse("'weight_infos' must be a non-empty list of {role, weight}");
+    for (auto& w : args["weight_infos"])
+      if (!w.is_object() || !w.contains("role") || !w["role"].is_string() ||
+          !w.contains("weight") || !w["weight"].is_number())
+        return refuse("each weight info needs a role (string) and a weight (number)");
+    out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+      auto list = b.initUpdateWeights(static_cast<unsigned>(args["weight_infos"].size()));
+      unsigned i = 0;
+      for (auto& w : args["weight_infos"]) {
+        list[i].setRole(w["role"].get<std::string>());
+        list[i].setWeight(w["weight"].get<double>());
+        ++i;
+      }
+    });
+  } else if (type == "TEARDOWN") {
+    auto id = id_field(args, "framework_id");
+    if (id.empty())
+      return refuse("'framework_id' is needed");
+    out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) { b.setTeardown(id); });
+  } else if (type == "KILL") {
+    // Ours (Mesos kills through the scheduler API): {task_id, framework_id?}.
+    auto task = id_field(args, "task_id");
+    auto framework = id_field(args, "framework_id");
+    if (task.empty())
+      return refuse("'task_id' is needed");
+    if (framework.empty()) {
+      std::vector<std::string> owners;
+      for (auto& [key, t] : tasks_)
+        if (key.second == task)
+          owners.push_back(key.first);
+      if (owners.size() != 1)
+        return responder.respond(http::error_response(
+            owners.empty() ? 404 : 400,
+            owners.empty() ? "no live task " + task
+                           : "task id " + task + " is in several frameworks: give framework_id"));
+      framework = owners.front();
+    }
+    auto grace_s = number_field(args, "grace_period_seconds", 0);
+    out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+      auto k = b.initKillTask();
+      k.setFrameworkId(framework);
+      k.setTaskId(task);
+      k.setGracePeriodNs(static_cast<int64_t>(grace_s * 1e9));
+    });
+  } else {
+    auto agent = id_field(args, "agent_id");
+    if (agent.empty())
+      return refuse("'agent_id' is needed");
+    double grace_s = 0;
+    if (args.contains("max_grace_period"))  // Mesos: {"nanoseconds": N}
+      grace_s = args["max_grace_period"].is_object()
+                    ? number_field(args["max_grace_period"], "nanoseconds", 0) / 1e9
+                    : number_field(args, "max_grace_period", 0);
+    out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+      if (type == "DEACTIVATE_AGENT")
+        b.setDeactivateAgent(agent);
+      else if (type == "REACTIVATE_AGENT")
+        b.setReactivateAgent(agent);
+      else {
+        auto d = b.initDrainAgent();
+        d.setAgentId(agent);
+        d.setMaxGracePeriodNs(static_cast<int64_t>(grace_s * 1e9));
+      }
+    });
+  }
+  request<wire::OperatorResponse>(
+      config_.master, *out, config_.master_call_timeout,
+      [responder, type](const Received<wire::OperatorResponse>& r) {
+        auto error = str(r.body().getError());
+        if (error.empty())
+          return responder.respond(http::json_response(200, "{}"));
+        int status = error.rfind("no ", 0) == 0 ? 404 : 400;
+        responder.respond(http::error_response(status, error));
+      },
+      [this, responder](const caf::error& err) {
+        responder.respond(http::error_response(
+            503, "the master did not answer: " + what(err) + "; " + not_leading_message()));
+      });
+}
+
+bool StateView::redirect_to_leader(const http::Responder& responder) {
+  auto leader = config_.leader ? config_.leader() : StateViewConfig::Leader{};
+  if (leader.http.empty())
+    return false;
+  // 307 keeps the method and body: a POST is sent again, to the leader.
+  auto r = http::error_response(307, "this master is not leading; " + leader.http + " leads");
+  r.headers.push_back({"Location", "http://" + leader.http + "/api/v1"});
+  responder.respond(std::move(r));
+  return true;
+}
+
+std::string StateView::not_leading_message() const {
+  auto leader = config_.leader ? config_.leader() : StateViewConfig::Leader{};
+  if (!leader.address.empty())
+    return "this master is not leading; " + leader.address + " leads";
+  return "this master has no state yet (recovering, or not leading)";
+}
+
+// -- SUBSCRIBE ------------------------------------------------------------------
+
+bool StateView::Filter::passes_task(const TaskEntry& t) const {
+  return (frameworks.empty() || frameworks.count(t.framework)) &&
+         (roles.empty() || roles.count(t.role));
+}
+
+bool StateView::Filter::passes_framework(const FrameworkEntry& f) const {
+  if (!frameworks.empty() && !frameworks.count(f.id))
+    return false;
+  if (roles.empty())
+    return true;
+  for (auto& r : f.roles)
+    if (roles.count(r))
+      return true;
+  return false;
+}
+
+void StateView::subscribe_client(const json& call, const http::Responder& responder) {
+  if (!ready_)
+    return responder.respond(http::error_response(503, not_leading_message()));
+  if (subscribers_.size() >= config_.subscribers_max)
+    return responder.respond(http::error_response(
+        503, "too many subscribers (" + std::to_string(subscribers_.size()) + ")"));
+  auto args = call.value("subscribe", json::object());
+  Filter filter;
+  filter.frameworks = string_set(args, "framework_ids");
+  filter.roles = string_set(args, "roles");
+  auto stream = responder.open_stream(200, "application/recordio",
+                                      {{"Record-Io-Content-Type", "application/json"}});
+  if (!stream)
+    return;
+  const Filter* f = filter.frameworks.empty() && filter.roles.empty() ? nullptr : &filter;
+  std::string first =
+      "{\"type\":\"SUBSCRIBED\",\"sequence\":0,\"subscribed\":{\"get_state\":" + state_body(f) +
+      ",\"heartbeat_interval_seconds\":" +
+      std::to_string(std::chrono::duration<double>(config_.heartbeat_interval).count()) + "}}";
+  if (!stream->write(http::recordio_frame(first)))
+    return;
+  subscribers_.push_back(Subscriber{stream, std::move(filter), 1});
+}
+
+void StateView::publish(const std::string& type, const json& body, const TaskEntry* task,
+                        const FrameworkEntry* framework) {
+  if (subscribers_.empty())
+    return;
+  json event = body;
+  event["type"] = type;
+  // Rendered once; each stream's own sequence number goes in front.
+  auto rest = event.dump().substr(1);
+  std::erase_if(subscribers_, [&](Subscriber& s) {
+    if (s.stream->closed())
+      return true;
+    if (task && !s.filter.passes_task(*task))
+      return false;
+    if (!task && framework && !s.filter.passes_framework(*framework))
+      return false;
+    auto text = "{\"sequence\":" + std::to_string(s.sequence++) + "," + rest;
+    return !s.stream->write(http::recordio_frame(text));
+  });
+}
+
+void StateView::heartbeat() {
+  std::erase_if(subscribers_, [](Subscriber& s) {
+    if (s.stream->closed())
+      return true;
+    json event = {{"type", "HEARTBEAT"}, {"sequence", s.sequence++}};
+    return !s.stream->write(http::recordio_frame(event.dump()));
+  });
+  after(config_.heartbeat_interval, [this] { heartbeat(); });
+}
+
+void StateView::close_streams() {
+  for (auto& s : subscribers_)
+    s.stream->close();
+  subscribers_.clear();
+}
+
+}  // namespace tessera

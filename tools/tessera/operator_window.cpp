@@ -1,0 +1,51 @@
+#include "tools/tessera/operator_window.hpp"
+
+namespace tessera::cli {
+
+void add_http_flag(CLI::App* sub, std::string& http) {
+  sub->add_option("--http", http,
+                  "HOST:PORT of the HTTP API, metrics and web UI (default: the --listen host, "
+                  "at the --listen port + 1000; port 0: any free one)");
+}
+
+expected<http::ServerConfig> http_config(const std::string& http, const Endpoints& listen) {
+  http::ServerConfig config;
+  if (http.empty()) {
+    config.host = listen.bind_host;
+    config.port = listen.bind_port == 0 || listen.bind_port > 65535 - http_port_offset
+                      ? 0
+                      : static_cast<uint16_t>(listen.bind_port + http_port_offset);
+    return config;
+  }
+  auto hp = parse_host_port(http);
+  if (!hp)
+    return make_error(Errc::invalid_argument, "--http: '" + http + "' is not HOST:PORT");
+  config.host = hp->host;
+  config.port = hp->port;
+  return config;
+}
+
+expected<OperatorWindow> start_operator_window(Node& node, const std::string& master_name,
+                                               http::ServerConfig http, StateViewConfig view) {
+  OperatorWindow w;
+  w.view = std::make_shared<StateViewHandle>();
+  view.master = node.address_of(master_name);
+  view.allocator = node.address_of(master_name + ".allocator");
+  if (view.version.empty())
+    view.version = TESSERA_VERSION;
+  view.extra_metrics = [slot = w.edge_slot] {
+    auto* edge = slot->load();
+    return edge ? edge->metrics() : std::vector<std::pair<std::string, double>>{};
+  };
+  auto spawned = node.spawn<StateView>(master_name + ".state", std::move(view), w.view);
+  if (!spawned)
+    return spawned.error();
+  auto edge = MasterHttp::start(std::move(http), w.view);
+  if (!edge)
+    return edge.error();
+  w.edge = std::move(*edge);
+  w.edge_slot->store(w.edge.get());
+  return w;
+}
+
+}  // namespace tessera::cli
