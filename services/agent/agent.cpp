@@ -76,6 +76,8 @@ Agent::Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config)
     attach_functor([writer = writer_.get()] { writer->flush(); });
   if (config_.on_stopped)
     attach_functor([fn = config_.on_stopped] { fn(); });
+  if (config_.http)
+    config_.http->attach(make_inbox(config_.http_inbox_capacity), this);
   install_master_handlers();
   install_executor_handlers();
   on_lost([this](const Address& peer, const caf::error& why) { on_peer_lost(peer, why); });
@@ -97,6 +99,7 @@ void Agent::on_start() {
     config_.stopper->drain_ = continuation([this] { shutdown_agent("drained by the operator"); });
   }
   arm_checkpoint_failure_report();
+  started_at_ = now();
   boot_id_ = make_boot_id();
   if (!recover())
     return;
@@ -121,6 +124,7 @@ bool AgentStopper::stop(bool drain) {
 }
 
 void Agent::on_stopping() {
+  close_followers();
   // Its triggers go as it ends: the stopper (which outlives it) then tells
   // its caller there is no agent left to stop (stop() returns false).
   {
@@ -275,6 +279,8 @@ void Agent::fill_agent_info(wire::AgentInfo::Builder b) const {
   b.setPort(node().port());
   to_wire(config_.resources, b.initResources(wire_size(config_.resources)));
   to_wire(config_.attributes, b.initAttributes(static_cast<unsigned>(config_.attributes.size())));
+  if (!config_.http_address.empty())
+    b.setHttpAddress(config_.http_address);
 }
 
 std::string Agent::make_boot_id() const {

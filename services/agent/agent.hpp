@@ -38,6 +38,9 @@
 //  4. Sandbox GC (agent_gc.cpp, sandbox_gc.hpp) removes only runs whose
 //     executor has ended, off the actor's thread, at most
 //     gc_removals_per_scan_max per gc_interval_ms.
+//  5. The HTTP API (agent_http.hpp, agent_api.cpp) reads the agent's books
+//     on its thread, through an Inbox (AgentHttpHandle); every file it reads
+//     is read on the blocking pool, never on the actor's thread.
 // Threading: an actor; handlers run one at a time. AgentMetrics may be read
 // from any thread.
 
@@ -52,6 +55,7 @@
 #include "services/election/detector.hpp"
 #include "services/executor/owned.hpp"
 #include "services/executor/simulated_tasks.hpp"
+#include "services/http/server.hpp"
 
 #include <capnp/agent.capnp.h>
 #include <capnp/executor.capnp.h>
@@ -118,7 +122,9 @@ struct AgentMetrics {
   std::atomic<uint64_t> gc_failures{0};           // file system errors met by scans
 };
 
+class Agent;
 class AgentStopper;
+class AgentHttpHandle;
 
 struct AgentConfig {
   Address master;  // master@host:port; with a detector, where to start until it names one
@@ -208,6 +214,49 @@ struct AgentConfig {
   std::function<void(const std::string& why)> on_fatal;
   // Set: the agent makes it able to stop it from outside (AgentStopper).
   std::shared_ptr<AgentStopper> stopper;
+
+  // The HTTP API (agent_http.hpp). http_address is HOST:PORT of this agent's
+  // AgentHttp, sent in every (re)registration's AgentInfo; empty: none. Set
+  // http: the agent attaches an inbox of http_inbox_capacity items to it,
+  // through which the edge's requests run on the agent's thread.
+  std::string http_address;
+  std::shared_ptr<AgentHttpHandle> http;
+  size_t http_inbox_capacity = 10'000;
+  // READ_FILE "follow" streams: at most followers_max at once, each file's
+  // size polled every follow_poll_ms.
+  size_t followers_max = 1000;
+  std::chrono::milliseconds follow_poll_ms{250};
+};
+
+// How the HTTP edge reaches an Agent: made before the agent (the edge starts
+// first, so that its address goes into the registration), attached by the
+// agent as it is made. post() refuses until then, once the agent is gone, and
+// while its inbox is full. Thread-safe.
+class AgentHttpHandle {
+ public:
+  // Runs fn on the agent's thread with the agent; false (fn dropped) when it
+  // cannot be queued.
+  bool post(std::function<void(Agent&)> fn);
+  // Items waiting in the agent's inbox (0 before it is attached).
+  size_t queued() const;
+  // For the agent's constructor.
+  void attach(std::shared_ptr<Inbox> inbox, Agent* agent);
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<Inbox> inbox_;  // guarded by mu_
+  // Only dereferenced inside posted items, which run on the agent's thread
+  // while it lives (an exited actor's inbox drops them unrun).
+  Agent* agent_ = nullptr;
+};
+
+// A READ_FILE call with "follow" (framework_id may be empty: then the only
+// task of that id on the agent).
+struct SandboxFollow {
+  std::string framework_id;
+  std::string task_id;
+  std::string path;    // relative to the sandbox
+  int64_t offset = 0;  // where the stream starts; negative: at the file's end
 };
 
 // Stops an agent from any thread (`tessera agent` on a signal).
@@ -248,6 +297,31 @@ class Agent : public Actor {
   static constexpr const char* version = "tessera 0.1.0";
 
   Agent(caf::actor_config& cfg, ActorInit init, AgentConfig config);
+
+  // -- the HTTP API (agent_api.cpp, agent_follow.cpp) -------------------------
+  // Run on this actor's thread, posted by AgentHttp through config.http. Each
+  // answers through the Responder (thread-safe), at once or from the
+  // blocking pool; nothing here reads a file on this thread.
+  //
+  // GET_HEALTH, GET_VERSION, GET_AGENT, GET_STATE, GET_TASKS, GET_EXECUTORS,
+  // GET_FRAMEWORKS: from the agent's own books.
+  void api_read(const std::string& type, const http::Responder& responder) const;
+  // GET_CONTAINERS: limits, and usage read on the blocking pool's usage lane.
+  void api_containers(const http::Responder& responder);
+  // GET /metrics (Prometheus text) or /metrics/snapshot (Mesos keys), with
+  // the edge's own gauges and counters added.
+  void api_metrics(bool prometheus, std::vector<std::pair<std::string, double>> edge,
+                   const http::Responder& responder);
+  // Runs job with the named task's sandbox directory on the blocking pool;
+  // else refuse gets, at once, 404 (no such task, or no sandbox yet), 400
+  // (framework_id omitted and the task id is not unique here) or 503 (the
+  // pool is full).
+  using SandboxJob = std::function<void(const std::string& sandbox)>;
+  void api_sandbox(const std::string& framework_id, const std::string& task_id, SandboxJob job,
+                   const std::function<void(http::Response)>& refuse);
+  // READ_FILE with follow: a RecordIO stream of the file's new bytes until
+  // the task has ended and all was sent, or the client goes away.
+  void api_follow(const SandboxFollow& follow, const http::Responder& responder);
 
  private:
   using Key = std::pair<std::string, std::string>;  // (framework id, task or executor id)
@@ -314,7 +388,21 @@ class Agent : public Actor {
   struct Completed {
     Key task;
     std::filesystem::path sandbox;
+    // For the HTTP API's completed_tasks.
+    std::string executor_id;
+    wire::TaskState state = wire::TaskState::STAGING;
+    Owned<wire::TaskInfo> info;
   };
+  // A READ_FILE follow stream (agent_follow.cpp).
+  struct Follower {
+    Key task;
+    std::string sandbox;
+    std::string path;
+    uint64_t offset = 0;  // of the next byte to send
+    std::shared_ptr<http::Stream> stream;
+    bool busy = false;  // a read of it is on the blocking pool
+  };
+  struct FollowStep;
 
   void on_start() override;
   // Drops the failure report armed in checkpoint_health_: a continuation,
@@ -442,6 +530,21 @@ class Agent : public Actor {
   // The status update retries' backoff a task starts with.
   Backoff status_update_backoff() const;
 
+  // The HTTP API's helpers (agent_api.cpp, agent_follow.cpp).
+  // The task a call names, or nothing after answering 404 / 400.
+  std::optional<Key> api_task(const std::string& framework_id, const std::string& task_id,
+                              const std::function<void(http::Response)>& refuse) const;
+  bool task_ended(const Key& key) const;
+  std::string api_state_json(const std::string& type) const;
+  std::string prometheus_text(const std::vector<std::pair<std::string, double>>& edge);
+  std::vector<std::pair<std::string, double>> snapshot_values(
+      const std::vector<std::pair<std::string, double>>& edge);
+  void start_follower(Follower f);
+  void arm_follow_timer();
+  void follow_tick();
+  void followed(const std::vector<std::pair<uint64_t, FollowStep>>& steps);
+  void close_followers();
+
   // Sandbox GC (agent_gc.cpp).
   void arm_gc();
   void start_gc_scan();
@@ -499,6 +602,13 @@ class Agent : public Actor {
   std::map<Address, Key> executor_by_address_;
   std::map<std::string, Owned<wire::FrameworkInfo>> frameworks_;
   std::deque<Completed> completed_;
+  // Terminal updates taken, by state (the metrics' tasks_finished, ...).
+  std::map<wire::TaskState, uint64_t> terminal_counts_;
+  TimePoint started_at_{};
+  std::map<uint64_t, Follower> followers_;  // at most config_.followers_max with follow_pending_
+  size_t follow_pending_ = 0;               // follows whose file is being checked
+  uint64_t next_follower_ = 1;
+  TimerId follow_timer_ = 0;
   // Tasks the master's audit asked about that this agent never got: their
   // launch is refused should it still arrive (at most never_launch_max).
   std::set<Key> never_launch_;

@@ -19,6 +19,8 @@ StatusUpdateStream::Added Agent::ingest(Task& task, wire::TaskStatus::Reader sta
   switch (added) {
     case Added::fresh:
       metrics_.updates_received.fetch_add(1, std::memory_order_relaxed);
+      if (is_terminal(status.getState()))
+        ++terminal_counts_[status.getState()];
       ++task.updates_added;
       if (!writer_)
         task.updates_durable = task.updates_added;  // no checkpoints: nothing to wait for
@@ -129,7 +131,8 @@ void Agent::maybe_forget(const Key& key) {
     return;  // its executor still runs; it is forgotten when that exits
   cancel(task.retry_timer);
   if (!task.sandbox.empty()) {
-    completed_.push_back(Completed{key, task.sandbox});
+    completed_.push_back(Completed{key, task.sandbox, task.executor_id, task.stream.latest_state(),
+                                   std::move(task.info)});
     if (completed_.size() > completed_tasks_max)
       completed_.pop_front();
   }

@@ -5,6 +5,16 @@
 
 namespace tessera {
 
+void CheckpointLatency::record(std::chrono::nanoseconds took) {
+  double ms = double(took.count()) / 1e6;
+  size_t i = 0;
+  while (i < bounds_ms.size() && ms > bounds_ms[i])
+    ++i;
+  buckets[i].fetch_add(1, std::memory_order_relaxed);
+  sum_us.fetch_add(uint64_t(took.count() / 1000), std::memory_order_relaxed);
+  count.fetch_add(1, std::memory_order_relaxed);
+}
+
 CheckpointWriter::CheckpointWriter(std::function<void(const caf::error&)> on_error,
                                    size_t queue_max, Disk& disk, bool inline_writes)
     : on_error_(std::move(on_error)),
@@ -130,6 +140,7 @@ void CheckpointWriter::run_batch(std::unique_lock<std::mutex>& lock) {
       }
     lock.unlock();
     std::vector<caf::error> errors;
+    auto started = std::chrono::steady_clock::now();
     if (batch.front().file.empty()) {
       errors.push_back(batch.front().op());
     } else if (batch.size() < group_commit_min) {
@@ -145,6 +156,8 @@ void CheckpointWriter::run_batch(std::unique_lock<std::mutex>& lock) {
         records.emplace_back(op.file, op.bytes);
       errors = checkpoint::write_all_atomically(records, disk_);
     }
+    if (!batch.front().file.empty())
+      latency_.record(std::chrono::steady_clock::now() - started);
     auto seq = batch.back().seq;
     for (size_t i = 0; i < batch.size(); ++i) {
       if (errors[i]) {

@@ -31,6 +31,9 @@
 #include "runtime/error.hpp"
 #include "services/agent/disk.hpp"
 
+#include <array>
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -42,6 +45,19 @@
 #include <vector>
 
 namespace tessera {
+
+// How long the writer's batches of writes take, one sample per batch (a
+// group commit, or a few records each with its own fsync), for the agent's
+// metrics. Buckets are not cumulative; the last one is +Inf. Read from any
+// thread; the writer's thread alone records.
+struct CheckpointLatency {
+  static constexpr std::array<double, 11> bounds_ms = {1,   2,   5,   10,   25,  50,
+                                                       100, 250, 500, 1000, 2500};
+  std::array<std::atomic<uint64_t>, bounds_ms.size() + 1> buckets{};
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> sum_us{0};
+  void record(std::chrono::nanoseconds took);
+};
 
 class CheckpointWriter {
  public:
@@ -72,6 +88,7 @@ class CheckpointWriter {
   caf::error refusal() const;
   // Returns once every operation queued before the call is done.
   void flush();
+  const CheckpointLatency& latency() const { return latency_; }
 
  private:
   struct Op {
@@ -103,6 +120,7 @@ class CheckpointWriter {
   uint64_t done_seq_ = 0;                                   // every op <= it is done
   uint64_t refused_ = 0;                                    // guarded by mu_
   bool stopping_ = false;
+  CheckpointLatency latency_;
   std::thread thread_;  // not started inline
 };
 

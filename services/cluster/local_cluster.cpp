@@ -69,12 +69,34 @@ expected<Address> LocalCluster::add_agent() {
     }
     ac.isolator = std::move(*isolator);
   }
+  auto edge = start_agent_http(ac);
+  if (!edge)
+    return edge.error();
   auto agent = node_->spawn<Agent>("agent-" + n, ac);
   if (!agent)
     return agent.error();
   agents_.push_back(*agent);
   metrics_.push_back(ac.metrics);
+  agent_http_.push_back(std::move(*edge));
+  http_addresses_.push_back(ac.http_address);
   return *agent;
+}
+
+// Before the agent is spawned, so its first registration names the edge.
+expected<std::unique_ptr<AgentHttp>> LocalCluster::start_agent_http(AgentConfig& ac) {
+  ac.http = nullptr;
+  ac.http_address.clear();
+  if (config_.agent_http_host.empty())
+    return std::unique_ptr<AgentHttp>();
+  http::ServerConfig server;
+  server.host = config_.agent_http_host;
+  server.port = 0;
+  ac.http = std::make_shared<AgentHttpHandle>();
+  auto edge = AgentHttp::start(server, ac.http);
+  if (!edge)
+    return edge.error();
+  ac.http_address = (*edge)->advertised_address(node_->host());
+  return edge;
 }
 
 LocalCluster::~LocalCluster() {
@@ -82,6 +104,9 @@ LocalCluster::~LocalCluster() {
 }
 
 void LocalCluster::stop() {
+  for (auto& edge : agent_http_)
+    if (edge)
+      edge->stop();
   if (node_)
     node_->stop();
 }

@@ -6,10 +6,14 @@
 //
 // Frameworks reach it at master_address() from this process or any other.
 // Executors run as actors on the same node (in_process) or as `tessera
-// executor` processes; tasks are always real processes.
+// executor` processes; tasks are always real processes. With
+// agent_http_host set, each agent has an HTTP API of its own (AgentHttp) on
+// that host at a port the OS picks, named in its registration (the master's
+// GET_AGENTS shows it as http_address).
 
 #include "runtime/node.hpp"
 #include "services/agent/agent.hpp"
+#include "services/agent/agent_http.hpp"
 #include "services/master/master.hpp"
 
 #include <filesystem>
@@ -33,6 +37,9 @@ struct LocalClusterConfig {
   // Each agent gets an isolator of this kind, scoped by its own work dir;
   // empty kind: AgentConfig::isolator as given (null: posix).
   IsolationConfig isolation = no_isolator();
+  // Set: each agent's AgentHttp listens on this host, port 0. Empty: none.
+  // (AgentConfig::http and http_address are the cluster's to fill in.)
+  std::string agent_http_host;
 
   static IsolationConfig no_isolator() {
     IsolationConfig c;
@@ -58,12 +65,17 @@ class LocalCluster {
   std::shared_ptr<AgentMetrics> agent_metrics(size_t i) const {
     return i < metrics_.size() ? metrics_[i] : nullptr;
   }
+  // Agent i's HTTP API, "host:port" as advertised; empty without one.
+  std::string agent_http_address(size_t i) const {
+    return i < http_addresses_.size() ? http_addresses_[i] : std::string();
+  }
   Node& node() { return *node_; }
   // Stops every actor and closes the port; the destructor does it too.
   void stop();
 
  private:
   LocalCluster() = default;
+  expected<std::unique_ptr<AgentHttp>> start_agent_http(AgentConfig& ac);
   LocalClusterConfig config_;
   Resources given_;
   std::vector<Attribute> attributes_;
@@ -71,6 +83,8 @@ class LocalCluster {
   Address master_;
   std::vector<Address> agents_;
   std::vector<std::shared_ptr<AgentMetrics>> metrics_;
+  std::vector<std::unique_ptr<AgentHttp>> agent_http_;  // by agent; null: none
+  std::vector<std::string> http_addresses_;
   bool warned_ = false;
 };
 

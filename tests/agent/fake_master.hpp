@@ -86,7 +86,8 @@ struct MasterState {
   uint64_t registration_seq = 0;
   int64_t ping_interval_ns = 0;
   Address agent;
-  int registers = 0;  // RegisterAgent messages, retries included
+  std::string http_address;  // AgentInfo's, of the last (re)registration
+  int registers = 0;         // RegisterAgent messages, retries included
   int agent_ids_made = 0;
   std::map<Address, std::pair<std::string, std::string>> boots;  // address -> (boot id, agent id)
   int reregisters = 0;
@@ -109,6 +110,7 @@ class FakeMaster : public Actor {
       std::lock_guard<std::mutex> lock(s_->mu);
       ++s_->registers;
       s_->agent = m.sender();
+      s_->http_address = str(m.body().getAgentInfo().getHttpAddress());
       auto boot = str(m.body().getBootId());
       auto known = s_->boots.find(m.sender());
       if (known == s_->boots.end() || boot.empty() || known->second.first != boot)
@@ -131,6 +133,7 @@ class FakeMaster : public Actor {
       std::lock_guard<std::mutex> lock(s_->mu);
       ++s_->reregisters;
       s_->agent = m.sender();
+      s_->http_address = str(m.body().getAgentInfo().getHttpAddress());
       s_->reregistered_tasks.clear();
       for (auto t : m.body().getTasks())
         s_->reregistered_tasks.push_back(str(t.getTask().getTaskId()) + " " +

@@ -3,7 +3,7 @@
 // executor` processes.
 //
 //   tessera agent --master HOST:PORT --work-dir DIR [--listen HOST:PORT]
-//                 [--advertise HOST:PORT]
+//                 [--advertise HOST:PORT] [--http HOST:PORT]
 //                 [--resources TEXT] [--attributes TEXT] [--hostname H]
 //                 [--isolation cgroups|posix|auto[,pid-ns]]
 //                 [--gc-delay SECONDS] [--gc-disk-headroom FRACTION]
@@ -16,12 +16,17 @@
 // SIGINT with --drain-on-stop, shuts every executor down (killing its tasks),
 // removes the checkpoints and exits 0; the next start is a new agent.
 // A corrupt checkpoint stops the start with exit code 2 unless --no-strict.
+// The agent's HTTP API (services/agent/agent_http.hpp) listens on --http,
+// by default on the --listen host at the --listen port + 1000; it starts
+// before the agent, so its address goes into the registration.
 
 #include "runtime/actor.hpp"
 #include "services/agent/agent.hpp"
+#include "services/agent/agent_http.hpp"
 #include "services/election/zk_election.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
+#include "tools/tessera/operator_window.hpp"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -43,6 +48,7 @@ struct AgentOptions {
   std::string master;
   std::string listen = "127.0.0.1:5051";
   std::string advertise;
+  std::string http;
   std::string work_dir;
   std::string resources;
   std::string attributes;
@@ -171,9 +177,16 @@ expected<AgentConfig> make_config(const AgentOptions& o) {
 }
 
 int run_agent(const AgentOptions& o) {
+  if (o.master.empty())
+    return fail("agent: --master is required (see --help)");
+  if (o.work_dir.empty())
+    return fail("agent: --work-dir is required (see --help)");
   auto endpoints = parse_endpoints(o.listen, o.advertise);
   if (!endpoints)
     return fail("agent: " + what(endpoints.error()));
+  auto http = http_config(o.http, *endpoints);
+  if (!http)
+    return fail("agent: " + what(http.error()));
   auto config = make_config(o);
   if (!config)
     return fail(what(config.error()));
@@ -190,6 +203,14 @@ int run_agent(const AgentOptions& o) {
   auto node = Node::start(node_config);
   if (!node)
     return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
+  config->http = std::make_shared<AgentHttpHandle>();
+  auto edge = AgentHttp::start(*http, config->http);
+  if (!edge) {
+    (*node)->stop();
+    return fail("agent: " + what(edge.error()));
+  }
+  config->http_address = (*edge)->advertised_address((*node)->host());
+  auto http_address = config->http_address;
   auto registered = std::make_shared<std::atomic<bool>>(false);
   auto stopped = std::make_shared<std::atomic<bool>>(false);
   auto fatal = std::make_shared<std::string>();  // written before stopped is set
@@ -207,10 +228,13 @@ int run_agent(const AgentOptions& o) {
   auto detector = config->detector;
   auto grace = std::chrono::duration_cast<std::chrono::seconds>(config->executor_shutdown_grace_ms);
   auto agent = (*node)->spawn<Agent>("agent", std::move(*config));
-  if (!agent)
+  if (!agent) {
+    (*edge)->stop();
     return fail("agent: " + describe(agent.error()));
+  }
   std::printf("tessera agent listening on %s, master %s\n", agent->to_string().c_str(),
               master.c_str());
+  std::printf("tessera agent: HTTP API on http://%s/\n", http_address.c_str());
   std::fflush(stdout);
   // Until the operator's signal, or the agent's own end (the master's
   // ShutdownAgent, a failed start).
@@ -235,6 +259,7 @@ int run_agent(const AgentOptions& o) {
         wait_signal(wake, std::chrono::seconds(1));
     }
   }
+  (*edge)->stop();
   (*node)->stop();
   if (!fatal->empty())
     return fail("agent: " + *fatal);
@@ -252,13 +277,15 @@ Command add_agent_command(CLI::App& app) {
       "SIGUSR1 drains: kills every task, removes the checkpoints, then stops.");
   sub->add_option("--master", options->master,
                   "The master's HOST:PORT, or zk://HOST:PORT[,...]/PATH to follow whichever of "
-                  "several masters leads")
-      ->required();
+                  "several masters leads (required)");
   sub->add_option("--listen", options->listen,
                   "HOST:PORT to listen on (0.0.0.0: every interface; port 0: any free one)")
       ->capture_default_str();
   add_advertise_flag(sub, options->advertise);
-  sub->add_option("--work-dir", options->work_dir, "Directory for sandboxes")->required();
+  add_http_flag(sub, options->http);
+  // Checked in run_agent, not by CLI11: `tessera agent drain ID` (cmd_ops.cpp)
+  // is a subcommand of this one and needs neither.
+  sub->add_option("--work-dir", options->work_dir, "Directory for sandboxes (required)");
   sub->add_option("--resources", options->resources,
                   "e.g. 'cpus:4;mem:8192;ports:[31000-32000]' (default: detected)");
   sub->add_option("--attributes", options->attributes, "e.g. 'rack:r1;zone:a'");

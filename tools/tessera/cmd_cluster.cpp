@@ -5,6 +5,7 @@
 #include "services/cluster/local_cluster.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
+#include "tools/tessera/operator_window.hpp"
 
 #include <cstdio>
 #include <filesystem>
@@ -18,6 +19,7 @@ namespace {
 struct ClusterOptions {
   std::string listen = "127.0.0.1:5050";
   std::string advertise;
+  std::string http;
   size_t agents = 1;
   std::string agent_resources;
   std::string agent_attributes;
@@ -35,6 +37,9 @@ int run_cluster(const ClusterOptions& o) {
     return fail(what(endpoints.error()));
   if (!endpoints->warning.empty())
     std::fprintf(stderr, "tessera: cluster: warning: %s\n", endpoints->warning.c_str());
+  auto http = http_config(o.http, *endpoints);
+  if (!http)
+    return fail(what(http.error()));
   LocalClusterConfig config;
   apply(*endpoints, config.node);
   config.agents = o.agents;
@@ -67,18 +72,32 @@ int run_cluster(const ClusterOptions& o) {
   }
   if (auto err = parse_isolation(o.isolation, config.isolation, config.agent.pid_namespace))
     return fail("--isolation: " + what(err));
+  config.agent_http_host = http->host;  // each agent's HTTP API, at a free port
   auto cluster = LocalCluster::start(config);
   if (!cluster)
     return fail(what(cluster.error()));
   auto master = (*cluster)->master_address();
+  StateViewConfig view;
+  view.flags = {{"listen", o.listen},
+                {"http", o.http},
+                {"agents", std::to_string(o.agents)},
+                {"work_dir", config.work_dir},
+                {"isolation", o.isolation}};
+  auto window = start_operator_window((*cluster)->node(), master.name, *http, std::move(view));
+  if (!window) {
+    (*cluster)->stop();
+    return fail(what(window.error()));
+  }
   std::printf("tessera cluster: master at %s:%u with %zu agent(s), work dir %s\n",
               master.host.c_str(), master.port, o.agents, config.work_dir.c_str());
+  std::printf("HTTP API and web UI: http://%s/\n", window->edge->address().c_str());
   std::printf("run a task:   tessera run --master %s:%u -- echo hello\n", master.host.c_str(),
               master.port);
   std::printf("stop:         Ctrl-C\n");
   std::fflush(stdout);
   int sig = wait_for_stop_signal();
   log().info("cluster: stopping on signal {}", sig);
+  window->stop();
   (*cluster)->stop();
   std::printf("tessera cluster: stopped\n");
   return 0;
@@ -92,6 +111,7 @@ Command add_cluster_command(CLI::App& app) {
   sub->add_option("--listen", o->listen, "HOST:PORT to listen on (0.0.0.0: every interface)")
       ->capture_default_str();
   add_advertise_flag(sub, o->advertise);
+  add_http_flag(sub, o->http);
   sub->add_option("--agents", o->agents, "Number of agents")
       ->check(CLI::Range(size_t{1}, size_t{1000}))
       ->capture_default_str();
