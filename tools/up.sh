@@ -14,5 +14,6 @@ args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(--listen 127.0.0.1:5050 --agents 1)
 echo "up: starting the cluster (Ctrl-C stops it); in another terminal:"
 echo "up:   build/bin/tessera run --master 127.0.0.1:5050 -- sh -c 'echo hello from Tessera'"
+echo "up:   build/bin/tessera tasks          (the CLI; the web UI: http://127.0.0.1:6050/)"
 # exec: Ctrl-C goes straight to tessera, which stops its actors and exits.
 exec build/bin/tessera cluster "${args[@]}"
