@@ -3,6 +3,7 @@
 // sandbox lookups whose file I/O then runs on the blocking pool.
 
 #include "services/agent/agent.hpp"
+#include "services/common/json_forms.hpp"
 
 #include "services/agent/agent_http.hpp"
 
@@ -23,49 +24,6 @@ json ok(const std::string& type, const json& body) {
   for (auto& c : key)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return {{"type", type}, {key, body}};
-}
-
-// Mesos's Resource JSON: [{"name","type","scalar"|"ranges"|"set","role"}].
-json wire_resources_json(const Resources& r) {
-  auto out = json::array();
-  r.visit(
-      [&](const std::string& name, const std::string& role, Milli v) {
-        out.push_back({{"name", name},
-                       {"type", "SCALAR"},
-                       {"scalar", {{"value", double(v) / 1000.0}}},
-                       {"role", role}});
-      },
-      [&](const std::string& name, const std::string& role, const std::vector<Range>& ranges) {
-        auto list = json::array();
-        for (const auto& range : ranges)
-          list.push_back({{"begin", range.begin}, {"end", range.end}});
-        out.push_back(
-            {{"name", name}, {"type", "RANGES"}, {"ranges", {{"range", list}}}, {"role", role}});
-      },
-      [&](const std::string& name, const std::string& role, const std::set<std::string>& items) {
-        out.push_back(
-            {{"name", name}, {"type", "SET"}, {"set", {{"item", items}}}, {"role", role}});
-      });
-  return out;
-}
-
-json attributes_of(const std::vector<Attribute>& attributes) {
-  auto out = json::array();
-  for (const auto& a : attributes) {
-    if (a.is_scalar) {
-      out.push_back({{"name", a.name}, {"type", "SCALAR"}, {"scalar", {{"value", a.scalar}}}});
-      continue;
-    }
-    if (a.ranges.empty()) {
-      out.push_back({{"name", a.name}, {"type", "TEXT"}, {"text", {{"value", a.text}}}});
-      continue;
-    }
-    auto list = json::array();
-    for (const auto& r : a.ranges)
-      list.push_back({{"begin", r.begin}, {"end", r.end}});
-    out.push_back({{"name", a.name}, {"type", "RANGES"}, {"ranges", {{"range", list}}}});
-  }
-  return out;
 }
 
 Resources resources_of(const Owned<wire::TaskInfo>& info) {
@@ -90,7 +48,7 @@ json task_json(const TaskView& t, const std::string& agent_id) {
               {"agent_id", value(agent_id)},
               {"name", t.info ? str(t.info.get().getName()) : std::string()},
               {"state", to_string(t.state)},
-              {"resources", wire_resources_json(resources_of(t.info))},
+              {"resources", resources_json(resources_of(t.info))},
               {"sandbox_directory", t.sandbox.string()}};
   if (!t.executor_id.empty())
     out["executor_id"] = value(t.executor_id);
@@ -195,8 +153,8 @@ std::string Agent::api_state_json(const std::string& type) const {
                        {"hostname", config_.hostname.empty() ? node().host() : config_.hostname},
                        {"port", node().port()},
                        {"http_address", config_.http_address},
-                       {"resources", wire_resources_json(config_.resources)},
-                       {"attributes", attributes_of(config_.attributes)}}}})
+                       {"resources", resources_json(config_.resources)},
+                       {"attributes", attributes_json(config_.attributes)}}}})
         .dump();
   if (type == "GET_TASKS")
     return ok(type, tasks()).dump();

@@ -4,6 +4,7 @@
 // AgentMetrics, the node's message stats and the checkpoint writer.
 
 #include "services/agent/agent.hpp"
+#include "services/common/metric_families.hpp"
 
 #include <nlohmann/json.hpp>
 #include <prometheus/metric_family.h>
@@ -20,23 +21,9 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-MetricFamily family(std::string name, std::string help, MetricType type) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  return f;
-}
-
-void add(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels = {}) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  if (f.type == MetricType::Counter)
-    m.counter.value = value;
-  else
-    m.gauge.value = value;
-  f.metric.push_back(std::move(m));
-}
+using metrics::add;
+using metrics::family;
+using metrics::short_state;
 
 MetricFamily single(std::string name, std::string help, MetricType type, double value) {
   auto f = family(std::move(name), std::move(help), type);
@@ -44,19 +31,12 @@ MetricFamily single(std::string name, std::string help, MetricType type, double 
   return f;
 }
 
+// The states an agent reports (UNKNOWN is only ever the master's answer).
 constexpr wire::TaskState all_states[] = {
     wire::TaskState::STAGING, wire::TaskState::STARTING,    wire::TaskState::RUNNING,
     wire::TaskState::KILLING, wire::TaskState::FINISHED,    wire::TaskState::FAILED,
     wire::TaskState::KILLED,  wire::TaskState::ERROR,       wire::TaskState::LOST,
     wire::TaskState::DROPPED, wire::TaskState::UNREACHABLE, wire::TaskState::GONE};
-
-// TASK_RUNNING -> running, for Mesos's slave/tasks_* keys.
-std::string short_state(wire::TaskState s) {
-  std::string name = std::string(to_string(s)).substr(5);
-  for (auto& c : name)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return name;
-}
 
 // Every AgentMetrics counter by the name it is exported under.
 std::vector<std::pair<std::string, uint64_t>> counters_of(const AgentMetrics& m) {

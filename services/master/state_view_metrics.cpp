@@ -5,6 +5,7 @@
 
 #include "services/master/state_view.hpp"
 
+#include "services/common/metric_families.hpp"
 #include "services/master/view_json.hpp"
 
 #include <prometheus/metric_family.h>
@@ -20,39 +21,10 @@ using prometheus::ClientMetric;
 using prometheus::MetricFamily;
 using prometheus::MetricType;
 
-MetricFamily family(std::string name, std::string help, MetricType type) {
-  MetricFamily f;
-  f.name = std::move(name);
-  f.help = std::move(help);
-  f.type = type;
-  return f;
-}
-
-void add(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels = {}) {
-  ClientMetric m;
-  m.label = std::move(labels);
-  if (f.type == MetricType::Counter)
-    m.counter.value = value;
-  else
-    m.gauge.value = value;
-  f.metric.push_back(std::move(m));
-}
-
-// Mesos's task state names for its master/tasks_* keys: TASK_RUNNING -> running.
-std::string short_state(wire::TaskState s) {
-  std::string name = to_string(s);
-  name = name.substr(5);
-  for (auto& c : name)
-    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return name;
-}
-
-constexpr wire::TaskState all_states[] = {
-    wire::TaskState::STAGING, wire::TaskState::STARTING,    wire::TaskState::RUNNING,
-    wire::TaskState::KILLING, wire::TaskState::FINISHED,    wire::TaskState::FAILED,
-    wire::TaskState::KILLED,  wire::TaskState::ERROR,       wire::TaskState::LOST,
-    wire::TaskState::DROPPED, wire::TaskState::UNREACHABLE, wire::TaskState::GONE,
-    wire::TaskState::UNKNOWN};
+using metrics::add;
+using metrics::family;
+using metrics::short_state;
+constexpr auto& all_states = metrics::all_task_states;
 
 }  // namespace
 

@@ -346,7 +346,7 @@ TEST_CASE("a follow stream of an ended task sends the file and ends", "[agent_ht
   CHECK(a.post(follow.dump()).status == 403);
 }
 
-TEST_CASE("/metrics is Prometheus text with tasks by state; /metrics/snapshot has Mesos keys",
+TEST_CASE("/metrics is Prometheus text with tasks by state, and /metrics/snapshot has Mesos keys",
           "[agent_http]") {
   HttpAgent a;
   a.run("t1", "sleep 100", State::RUNNING);
