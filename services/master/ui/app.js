@@ -371,11 +371,15 @@
         }
         break;
       }
+      case 'ROLE_UPDATED':
+        break;  // a weight or quota changed (by anyone): GET_ROLES again, below
       default:
         console.info('tessera: ignoring event', e.type);
         return;
     }
-    if (e.type.startsWith('TASK_') || e.type.startsWith('FRAMEWORK_')) rolesMayHaveChanged();
+    if (e.type.startsWith('TASK_') || e.type.startsWith('FRAMEWORK_') || e.type === 'ROLE_UPDATED') {
+      rolesMayHaveChanged();
+    }
     renderSoon();
   }
 
@@ -757,7 +761,7 @@
   function rolesNote() {
     if (state.rolesError) return `Weights, quotas and offers unavailable: ${state.rolesError}`;
     if (!state.rolesAt) return 'Weights, quotas and offers: loading (GET_ROLES)…';
-    return `Weights, quotas and offers as of ${fmtDate(state.rolesAt)} (GET_ROLES: the event stream does not carry them); ` +
+    return `Weights, quotas and offers as of ${fmtDate(state.rolesAt)} (GET_ROLES, asked again on ROLE_UPDATED and task changes: offers are not events); ` +
       'allocations are live from the stream.';
   }
 
