@@ -36,6 +36,12 @@ struct RegistryAgent {
   # Why it was removed.
   order @6 :UInt64;
   # Removal order: the oldest removed agents are forgotten first.
+  deactivated @7 :Bool;
+  # An operator took it out of the pool (DEACTIVATE_AGENT or DRAIN_AGENT).
+  drain @8 :UInt8;
+  # 0: not draining; 1: draining (its tasks are being killed); 2: drained.
+  drainGraceNs @9 :Int64;
+  # The drain's upper bound on each task's kill grace period.
 }
 
 struct RegistryEnded {

@@ -318,6 +318,7 @@ void Master::admit_reregistered(const Address& sender, wire::ReregisterAgent::Re
     entry.id = id;
     a = &agents_.emplace(id, std::move(entry)).first->second;
     a->state = AgentState::disconnected;
+    restore_maintenance(*a);
   }
   if (!a->boot_id.empty() && a->boot_id != boot)
     retire_boot(a->boot_id);  // the agent restarted (and recovered)
@@ -354,6 +355,14 @@ void Master::admit_reregistered(const Address& sender, wire::ReregisterAgent::Re
   send_registered(*a, true);
   send_pending_kills(*a);
   answer_deferred(*a);
+  if (a->drain == wire::DrainState::DRAINING) {
+    // A drain a master before this one began: its tasks are killed anew.
+    for (auto& [fid, tid] : std::set<TaskKey>(a->tasks))
+      if (auto* fw = framework(fid))
+        if (auto t = fw->tasks.find(tid); t != fw->tasks.end())
+          kill_task(t->second, a->drain_grace_ns);
+    check_drained(*a);
+  }
 }
 
 void Master::reconcile_agent_tasks(AgentEntry& agent, wire::ReregisterAgent::Reader body) {

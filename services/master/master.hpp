@@ -484,6 +484,12 @@ class Master : public Actor {
   std::string drain_agent(wire::OperatorCall::DrainAgent::Reader d);
   // A draining agent with no task left is drained.
   void check_drained(AgentEntry& a);
+  // Records a's deactivation and drain in the registry (answers to the
+  // operator wait for it: persist keeps order).
+  void persist_maintenance(const AgentEntry& a);
+  // After a master failover: an agent the registry holds deactivated or
+  // draining comes back so, and a drain goes on.
+  void restore_maintenance(AgentEntry& a);
   void persist_roles(std::vector<RegistryRole> changed, std::function<void()> then);
   // Tells the allocator a role's weight and quota.
   void apply_role(const RegistryRole& r);

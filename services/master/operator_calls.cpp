@@ -152,6 +152,7 @@ std::string Master::deactivate_agent(const AgentId& id) {
     log().info("master: an operator deactivates agent {}", id);
   a->deactivated = true;
   remove_agent_from_allocator(*a);
+  persist_maintenance(*a);
   return {};
 }
 
@@ -168,6 +169,7 @@ std::string Master::reactivate_agent(const AgentId& id) {
   if (a->state == AgentState::registered && !a->in_allocator)
     add_agent_to_allocator(*a);
   mark_agent(id);
+  persist_maintenance(*a);
   return {};
 }
 
@@ -183,6 +185,7 @@ std::string Master::drain_agent(wire::OperatorCall::DrainAgent::Reader d) {
   a->drain = wire::DrainState::DRAINING;
   a->drain_grace_ns = d.getMaxGracePeriodNs();
   remove_agent_from_allocator(*a);
+  persist_maintenance(*a);
   for (auto& [fid, tid] : std::set<TaskKey>(a->tasks))
     if (auto* fw = framework(fid))
       if (auto it = fw->tasks.find(tid); it != fw->tasks.end())
@@ -201,6 +204,28 @@ void Master::check_drained(AgentEntry& a) {
   log().info("master: agent {} is drained", a.id);
   a.drain = wire::DrainState::DRAINED;
   mark_agent(a.id);
+  persist_maintenance(a);
+}
+
+void Master::persist_maintenance(const AgentEntry& a) {
+  auto rec = agent_records_.find(a.id);
+  if (rec == agent_records_.end())
+    return;  // not admitted yet: nothing of it is recorded
+  rec->second.deactivated = a.deactivated;
+  rec->second.drain = static_cast<uint8_t>(a.drain);
+  rec->second.drain_grace_ns = a.drain_grace_ns;
+  persist({agent_record(rec->second)}, [] {});
+}
+
+void Master::restore_maintenance(AgentEntry& a) {
+  auto rec = agent_records_.find(a.id);
+  if (rec == agent_records_.end() || !rec->second.deactivated)
+    return;
+  a.deactivated = true;
+  a.drain = static_cast<wire::DrainState>(rec->second.drain);
+  a.drain_grace_ns = rec->second.drain_grace_ns;
+  log().info("master: agent {} was {} by an operator before this master started", a.id,
+             a.drain == wire::DrainState::NONE ? "deactivated" : "drained");
 }
 
 void Master::apply_role(const RegistryRole& r) {

@@ -203,6 +203,12 @@ std::vector<RegistryChange> Master::agent_changes(const AgentId& id, const std::
   r.address = address;
   r.state = s;
   r.since_ns = now().time_since_epoch().count();
+  if (auto old = agent_records_.find(id); old != agent_records_.end()) {
+    // An operator's maintenance outlives reconnections and failovers.
+    r.deactivated = old->second.deactivated;
+    r.drain = old->second.drain;
+    r.drain_grace_ns = old->second.drain_grace_ns;
+  }
   std::vector<RegistryChange> changes;
   if (s == RegistryAgent::State::removed) {
     r.reason = reason;

@@ -106,6 +106,9 @@ RegistryChange agent_record(const RegistryAgent& a) {
     b.setSince(a.since_ns);
     b.setReason(a.reason);
     b.setOrder(a.order);
+    b.setDeactivated(a.deactivated);
+    b.setDrain(a.drain);
+    b.setDrainGraceNs(a.drain_grace_ns);
   });
 }
 
@@ -185,6 +188,9 @@ expected<RegistryState> decode_registry(const RegistrySnapshot& snapshot) {
         a.since_ns = r.getSince();
         a.reason = str(r.getReason());
         a.order = r.getOrder();
+        a.deactivated = r.getDeactivated();
+        a.drain = r.getDrain() <= 2 ? r.getDrain() : 0;
+        a.drain_grace_ns = r.getDrainGraceNs();
         state.agents.emplace(a.id, std::move(a));
         return caf::error{};
       });

@@ -37,6 +37,10 @@ struct RegistryAgent {
   int64_t since_ns = 0;  // runtime clock, when it entered state
   std::string reason;    // of a removal
   uint64_t order = 0;    // removal order
+  // Maintenance an operator asked for, kept across master failovers.
+  bool deactivated = false;
+  uint8_t drain = 0;  // 0 none, 1 draining, 2 drained (wire::DrainState)
+  int64_t drain_grace_ns = 0;
 };
 
 struct RegistryFramework {

@@ -436,3 +436,74 @@ TEST_CASE("tessera task kill, events and top follow the cluster", "[e2e][api][cl
   c.process->kill(SIGINT);
   REQUIRE(c.process->wait_exit(30s));
 }
+
+TEST_CASE("a drained agent stays drained across a kill -9 of the master", "[e2e][api][registry]") {
+  TempDir dir;
+  auto master_dir = (dir.path() / "master").string();
+  auto start_master = [&](const std::string& listen) {
+    auto m = run_tessera({"--log-level", "info", "master", "--listen", listen, "--http",
+                          "127.0.0.1:0", "--work-dir", master_dir, "--allocation-interval", "0.2"});
+    auto line = m->wait_line("tessera master listening on master@");
+    auto http = m->wait_line("HTTP API and web UI on http://");
+    INFO(m->out() << m->err());
+    REQUIRE(line);
+    REQUIRE(http);
+    auto at = line->find("master@") + 7;
+    auto h = http->find("http://") + 7;
+    return std::make_tuple(std::move(m), line->substr(at, line->find(' ', at) - at),
+                           http->substr(h, http->find('/', h) - h));
+  };
+  auto [master, at, http] = start_master("127.0.0.1:0");
+  auto agent =
+      run_tessera({"agent", "--master", at, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
+                   "--work-dir", (dir.path() / "agent").string(), "--resources", "cpus:1;mem:256"});
+  wait_agents(http, 1);
+  auto id =
+      id_of(call(http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0]["agent_info"]["id"]);
+  auto drain = run_tessera({"agent", "drain", id, "--master", http});
+  REQUIRE(drain->wait_exit(30s));
+  REQUIRE(drain->exit_status()->exit_code == 0);
+  REQUIRE(wait_until(
+      [&] {
+        return call(http,
+                    {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0]["drain_info"]["state"] ==
+               "DRAINED";
+      },
+      30s));
+
+  // kill -9, and a new master on the same port and registry: the agent
+  // comes back drained, and nothing of it is offered.
+  master->kill(SIGKILL);
+  REQUIRE(master->wait_exit(10s));
+  auto [again, again_at, again_http] = start_master(at);
+  CHECK(again_at == at);
+  REQUIRE(wait_until(
+      [&] {
+        auto r = http::request(again_http, "POST", "/api/v1", R"({"type":"GET_AGENTS"})");
+        if (!r || r->status != 200)
+          return false;
+        auto agents = json::parse(r->body)["get_agents"]["agents"];
+        return agents.size() == 1 && agents[0]["state"] == "REGISTERED";
+      },
+      60s));
+  auto back = call(again_http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0];
+  INFO(back.dump());
+  CHECK(back["drain_info"]["state"] == "DRAINED");
+  CHECK(back["deactivated"] == true);
+  CHECK(again->err().find("drained by an operator before this master started") !=
+        std::string::npos);
+  auto waiting = run_tessera({"run", "--master", again_at, "--timeout", "2", "--", "true"});
+  REQUIRE(waiting->wait_exit(60s));
+  CHECK(waiting->exit_status()->exit_code != 0);  // no offer came
+  // Reactivated, it is offered again, and that too is recorded.
+  auto reactivate = run_tessera({"agent", "reactivate", id, "--master", again_http});
+  REQUIRE(reactivate->wait_exit(30s));
+  CHECK(reactivate->exit_status()->exit_code == 0);
+  auto ran = run_tessera({"run", "--master", again_at, "--", "echo", "offered-again"});
+  REQUIRE(ran->wait_exit(60s));
+  CHECK(ran->out() == "offered-again\n");
+  agent->kill(SIGTERM);
+  REQUIRE(agent->wait_exit(30s));
+  again->kill(SIGINT);
+  REQUIRE(again->wait_exit(30s));
+}
