@@ -199,22 +199,7 @@ std::string Agent::prometheus_text(const std::vector<std::pair<std::string, doub
                               double(v)));
   families.push_back(latency_histogram(writer_ ? &writer_->latency() : nullptr));
 
-  auto received =
-      family("tessera_messages_received_total", "Messages received, by type.", MetricType::Counter);
-  auto rejected =
-      family("tessera_messages_rejected_total",
-             "Messages refused before any handler saw them, by reason.", MetricType::Counter);
-  std::array<uint64_t, reject_reason_count> reasons{};
-  for (auto& [type, s] : node().stats().snapshot()) {
-    if (s.received > 0)
-      add(received, double(s.received), {{"type", s.name}});
-    for (size_t i = 0; i < reject_reason_count; ++i)
-      reasons[i] += s.rejected[i];
-  }
-  for (size_t i = 0; i < reject_reason_count; ++i)
-    add(rejected, double(reasons[i]), {{"reason", to_string(static_cast<Reject>(i))}});
-  families.push_back(std::move(received));
-  families.push_back(std::move(rejected));
+  metrics::add_message_families(families, node().stats());
   for (auto& [name, value] : edge) {
     bool counter = name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0;
     families.push_back(single(name, "The HTTP edge's " + name + ".",

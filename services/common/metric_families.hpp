@@ -4,10 +4,12 @@
 // their own books and turn them into families on each scrape. Users link
 // prometheus-cpp::core.
 
+#include "runtime/stats.hpp"
 #include "services/common/wire.hpp"
 
 #include <prometheus/metric_family.h>
 
+#include <array>
 #include <cctype>
 #include <string>
 #include <utility>
@@ -50,6 +52,29 @@ inline std::string short_state(wire::TaskState s) {
   for (auto& c : name)
     c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return name;
+}
+
+// tessera_messages_received_total{type} and
+// tessera_messages_rejected_total{reason}, from a node's message counters.
+inline void add_message_families(std::vector<prometheus::MetricFamily>& families,
+                                 const Stats& stats) {
+  using prometheus::MetricType;
+  auto received =
+      family("tessera_messages_received_total", "Messages received, by type.", MetricType::Counter);
+  auto rejected =
+      family("tessera_messages_rejected_total",
+             "Messages refused before any handler saw them, by reason.", MetricType::Counter);
+  std::array<uint64_t, reject_reason_count> reasons{};
+  for (auto& [type, s] : stats.snapshot()) {
+    if (s.received > 0)
+      add(received, double(s.received), {{"type", s.name}});
+    for (size_t i = 0; i < reject_reason_count; ++i)
+      reasons[i] += s.rejected[i];
+  }
+  for (size_t i = 0; i < reject_reason_count; ++i)
+    add(rejected, double(reasons[i]), {{"reason", to_string(static_cast<Reject>(i))}});
+  families.push_back(std::move(received));
+  families.push_back(std::move(rejected));
 }
 
 }  // namespace tessera::metrics

@@ -288,22 +288,7 @@ std::string StateView::prometheus_text(wire::MasterMetrics::Reader master,
     families.push_back(std::move(f));
   }
 
-  auto received =
-      family("tessera_messages_received_total", "Messages received, by type.", MetricType::Counter);
-  auto rejected =
-      family("tessera_messages_rejected_total",
-             "Messages refused before any handler saw them, by reason.", MetricType::Counter);
-  std::array<uint64_t, reject_reason_count> reasons{};
-  for (auto& [type, s] : node().stats().snapshot()) {
-    if (s.received > 0)
-      add(received, double(s.received), {{"type", s.name}});
-    for (size_t i = 0; i < reject_reason_count; ++i)
-      reasons[i] += s.rejected[i];
-  }
-  for (size_t i = 0; i < reject_reason_count; ++i)
-    add(rejected, double(reasons[i]), {{"reason", to_string(static_cast<Reject>(i))}});
-  families.push_back(std::move(received));
-  families.push_back(std::move(rejected));
+  metrics::add_message_families(families, node().stats());
 
   auto api = family("tessera_master_api_bad_calls_total", "Operator API calls refused with a 400.",
                     MetricType::Counter);
