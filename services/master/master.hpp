@@ -511,6 +511,7 @@ class Master : public Actor {
   void send_snapshot(const Address& to);
   void task_to_wire(const Task& t, wire::TaskView::Builder out) const;
   void agent_to_wire(const AgentEntry& a, wire::AgentView::Builder out) const;
+  void offer_to_wire(const Offer& o, wire::OfferView::Builder out) const;
   void framework_view_to_wire(const FrameworkEntry& fw, wire::FrameworkView::Builder out) const;
   // Records what a status update says of its task, for operators.
   void note_status(Task& task, wire::TaskStatus::Reader status);

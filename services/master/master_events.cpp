@@ -28,6 +28,12 @@ wire::AgentViewState view_state(int state) {
   return states[state];
 }
 
+void role_to_wire(const RegistryRole& r, wire::RoleView::Builder out) {
+  out.setRole(r.role);
+  out.setWeight(r.weight == 0 ? 1.0 : r.weight);
+  to_wire(r.quota, out.initQuota(wire_size(r.quota)));
+}
+
 // Builds batches of at most max events, each sent with its first sequence.
 class BatchWriter {
  public:
@@ -126,21 +132,9 @@ void Master::send_snapshot(const Address& to) {
     for (auto& [tid, t] : fw.tasks)
       w.add([this, &t](wire::MasterEvent::Builder e) { task_to_wire(t, e.initTaskAdded()); });
   for (auto& [id, o] : offers_)
-    w.add([&o](wire::MasterEvent::Builder e) {
-      auto out = e.initOfferAdded();
-      out.setId(o.id);
-      out.setFrameworkId(o.framework);
-      out.setAgentId(o.agent);
-      out.setRole(o.role);
-      to_wire(o.resources, out.initResources(wire_size(o.resources)));
-    });
+    w.add([this, &o](wire::MasterEvent::Builder e) { offer_to_wire(o, e.initOfferAdded()); });
   for (auto& [role, r] : roles_)
-    w.add([&r](wire::MasterEvent::Builder e) {
-      auto out = e.initRoleUpdated();
-      out.setRole(r.role);
-      out.setWeight(r.weight == 0 ? 1.0 : r.weight);
-      to_wire(r.quota, out.initQuota(wire_size(r.quota)));
-    });
+    w.add([&r](wire::MasterEvent::Builder e) { role_to_wire(r, e.initRoleUpdated()); });
   w.finish([this, &to](const Outgoing& out) { send(to, out); }, true, true);
 }
 
@@ -232,24 +226,14 @@ void Master::publish_events() {
       w.add([&id](wire::MasterEvent::Builder e) { e.setOfferRemoved(id); });
       continue;
     }
-    w.add([&o = it->second](wire::MasterEvent::Builder e) {
-      auto out = e.initOfferAdded();
-      out.setId(o.id);
-      out.setFrameworkId(o.framework);
-      out.setAgentId(o.agent);
-      out.setRole(o.role);
-      to_wire(o.resources, out.initResources(wire_size(o.resources)));
+    w.add([this, &o = it->second](wire::MasterEvent::Builder e) {
+      offer_to_wire(o, e.initOfferAdded());
     });
   }
   for (auto& role : dirty.roles) {
     auto it = roles_.find(role);
     RegistryRole r = it != roles_.end() ? it->second : RegistryRole{role, 0, {}};
-    w.add([r](wire::MasterEvent::Builder e) {
-      auto out = e.initRoleUpdated();
-      out.setRole(r.role);
-      out.setWeight(r.weight == 0 ? 1.0 : r.weight);
-      to_wire(r.quota, out.initQuota(wire_size(r.quota)));
-    });
+    w.add([r](wire::MasterEvent::Builder e) { role_to_wire(r, e.initRoleUpdated()); });
   }
   // Removals last: an agent's or framework's tasks end before it goes.
   for (auto& id : dirty.frameworks)
@@ -285,6 +269,14 @@ void Master::task_to_wire(const Task& t, wire::TaskView::Builder out) const {
   s.setExecutorId(t.executor_id);
   s.setExitCode(t.exit_code);
   s.setTermSignal(t.term_signal);
+}
+
+void Master::offer_to_wire(const Offer& o, wire::OfferView::Builder out) const {
+  out.setId(o.id);
+  out.setFrameworkId(o.framework);
+  out.setAgentId(o.agent);
+  out.setRole(o.role);
+  to_wire(o.resources, out.initResources(wire_size(o.resources)));
 }
 
 void Master::agent_to_wire(const AgentEntry& a, wire::AgentView::Builder out) const {

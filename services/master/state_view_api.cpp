@@ -128,6 +128,11 @@ void StateView::api_call(const json& call, const http::Responder& responder) {
     if (!ready_ && type != "GET_HEALTH" && type != "GET_VERSION" && type != "GET_FLAGS" &&
         type != "GET_METRICS" && redirect_to_leader(responder))
       return;
+    if (auto key = key_of(type); call.contains(key) && !call[key].is_object()) {
+      ++bad_calls_;
+      return responder.respond(
+          http::error_response(400, "bad " + type + " call: '" + key + "' must be an object"));
+    }
     if (type == "SUBSCRIBE")
       return subscribe_client(call, responder);
     if (read_calls.count(type))

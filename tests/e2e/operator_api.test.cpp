@@ -64,30 +64,28 @@ void wait_agents(const std::string& http, size_t n) {
       30s));
 }
 
-// Collects a SUBSCRIBE stream's records on a thread of its own.
+// Collects a SUBSCRIBE stream's records on a thread of its own. The thread
+// is detached when the subscription goes (it ends at the next record or
+// heartbeat, or with the server), so what it writes is shared, not ours.
 class Subscription {
  public:
-  explicit Subscription(std::string http, json body = {{"type", "SUBSCRIBE"}})
-      : thread_([this, http, body] {
-          http::RecordIoReader reader;
-          auto status = http::stream(http, "POST", "/api/v1", body.dump(), [&](std::string_view b) {
-            reader.feed(b);
-            while (auto r = reader.next()) {
-              std::lock_guard lock(mu_);
-              events_.push_back(json::parse(*r));
-            }
-            return !stop_.load();
-          });
-          std::lock_guard lock(mu_);
-          status_ = status ? *status : -1;
-        }) {}
-  ~Subscription() {
-    stop_ = true;
-    thread_.detach();  // ends at the next record or heartbeat, or when the server goes
+  explicit Subscription(std::string http, json body = {{"type", "SUBSCRIBE"}}) {
+    std::thread([seen = seen_, http, body] {
+      http::RecordIoReader reader;
+      http::stream(http, "POST", "/api/v1", body.dump(), [&](std::string_view b) {
+        reader.feed(b);
+        while (auto r = reader.next()) {
+          std::lock_guard lock(seen->mu);
+          seen->events.push_back(json::parse(*r));
+        }
+        return !seen->stop.load();
+      });
+    }).detach();
   }
+  ~Subscription() { seen_->stop = true; }
   std::vector<json> events() const {
-    std::lock_guard lock(mu_);
-    return events_;
+    std::lock_guard lock(seen_->mu);
+    return seen_->events;
   }
   // The first event of type whose task (or status) names task_state.
   bool saw(const std::string& type, const std::string& state = "") const {
@@ -99,11 +97,12 @@ class Subscription {
   }
 
  private:
-  mutable std::mutex mu_;
-  std::vector<json> events_;
-  int status_ = 0;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
+  struct Seen {
+    std::mutex mu;
+    std::vector<json> events;
+    std::atomic<bool> stop{false};
+  };
+  std::shared_ptr<Seen> seen_ = std::make_shared<Seen>();
 };
 
 std::string id_of(const json& j) {
@@ -229,6 +228,7 @@ TEST_CASE("bad API calls get a 400 that says what is wrong, are counted, and cha
   CHECK(wrong.body.find("state") != std::string::npos);
   CHECK(raw("POST", "/api/v1", R"({"type": "GET_TASKS", "get_tasks": {"limit": -1}})").status ==
         400);
+  CHECK(raw("POST", "/api/v1", R"({"type": "GET_TASKS", "get_tasks": "all"})").status == 400);
   CHECK(raw("POST", "/api/v1", R"({"type": "UPDATE_WEIGHTS", "update_weights": {}})").status ==
         400);
   auto no_agent =
