@@ -27,6 +27,14 @@ struct OperatorCall {
     reactivateAgent @5 :Text;
     # An agent id: offered again, and any drain ends.
     drainAgent @6 :DrainAgent;
+    reserveResources @7 :Reservation;
+    # Dynamic reservation: unreserved resources of the agent become the
+    # named roles' (each resource's role says whose). Refused unless they
+    # are free (not used by tasks; offers holding them are rescinded).
+    unreserveResources @8 :Reservation;
+    # The reverse: dynamically reserved resources, not used by tasks,
+    # become unreserved. Reservations an agent was started with (its
+    # --resources) are static and cannot be unreserved.
   }
 
   struct UpdateQuota {
@@ -40,6 +48,12 @@ struct OperatorCall {
     taskId @1 :Text;
     gracePeriodNs @2 :Int64;
     # 0: the task's kill policy, else the agent's default.
+  }
+
+  struct Reservation {
+    agentId @0 :Text;
+    resources @1 :List(Common.Resource);
+    # Each with the role it is (to be) reserved for; never "*".
   }
 
   struct DrainAgent {
@@ -124,6 +138,9 @@ struct AgentView {
   # Wall clock, when this master admitted it (or it reregistered).
   httpAddress @9 :Text;
   # HOST:PORT of the agent's HTTP API; empty: none.
+  reservedDynamic @10 :List(Common.Resource);
+  # The part of total an operator reserved (RESERVE_RESOURCES); the rest of
+  # total's reservations are static (the agent's --resources).
 }
 
 struct FrameworkView {

@@ -42,6 +42,9 @@ struct RegistryAgent {
   # 0: not draining; 1: draining (its tasks are being killed); 2: drained.
   drainGraceNs @9 :Int64;
   # The drain's upper bound on each task's kill grace period.
+  reservations @10 :List(Common.Resource);
+  # Dynamic reservations operators made here (RESERVE_RESOURCES), each with
+  # its role; applied to what the agent advertises whenever it registers.
 }
 
 struct RegistryEnded {

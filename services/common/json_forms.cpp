@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <iterator>
 
 namespace tessera {
@@ -28,6 +29,88 @@ nlohmann::json resources_json(const Resources& r) {
         out.push_back(
             {{"name", name}, {"type", "SET"}, {"set", {{"item", items}}}, {"role", role}});
       });
+  return out;
+}
+
+namespace {
+
+expected<Resources> resource_from_json(const nlohmann::json& r) {
+  auto bad = [&](const std::string& why) -> expected<Resources> {
+    return make_error(Errc::invalid_argument, "bad resource " + r.dump() + ": " + why);
+  };
+  if (!r.is_object() || !r.contains("name") || !r["name"].is_string())
+    return bad("it needs a name");
+  auto name = r["name"].get<std::string>();
+  std::string role(any_role);
+  if (r.contains("role")) {
+    if (!r["role"].is_string())
+      return bad("'role' must be a string");
+    role = r["role"].get<std::string>();
+  }
+  if (r.contains("reservations")) {
+    const auto& list = r["reservations"];
+    if (!list.is_array() || list.size() > 1)
+      return bad(
+          "'reservations' must be a list of at most one (refined reservations are "
+          "not supported)");
+    if (!list.empty()) {
+      if (!list[0].is_object() || !list[0].contains("role") || !list[0]["role"].is_string())
+        return bad("a reservation needs a role");
+      role = list[0]["role"].get<std::string>();
+    }
+  }
+  auto type = r.value("type", std::string());
+  if (type == "SCALAR" || (type.empty() && r.contains("scalar"))) {
+    if (!r.contains("scalar") || !r["scalar"].is_object() || !r["scalar"].contains("value") ||
+        !r["scalar"]["value"].is_number())
+      return bad("a scalar needs \"scalar\": {\"value\": N}");
+    double value = r["scalar"]["value"].get<double>();
+    if (!(value >= 0) || !std::isfinite(value) || value > 1e12)
+      return bad("the quantity must be a finite number >= 0");
+    return Resources::checked_scalar(name, std::llround(value * 1000), role);
+  }
+  if (type == "RANGES" || (type.empty() && r.contains("ranges"))) {
+    if (!r.contains("ranges") || !r["ranges"].is_object() || !r["ranges"].contains("range") ||
+        !r["ranges"]["range"].is_array())
+      return bad("ranges need \"ranges\": {\"range\": [{\"begin\": B, \"end\": E}]}");
+    std::vector<Range> ranges;
+    for (auto& x : r["ranges"]["range"]) {
+      if (!x.is_object() || !x.contains("begin") || !x.contains("end") ||
+          !x["begin"].is_number_unsigned() || !x["end"].is_number_unsigned())
+        return bad("each range needs unsigned \"begin\" and \"end\"");
+      ranges.push_back({x["begin"].get<uint64_t>(), x["end"].get<uint64_t>()});
+    }
+    return Resources::checked_ranges(name, std::move(ranges), role);
+  }
+  if (type == "SET" || (type.empty() && r.contains("set"))) {
+    if (!r.contains("set") || !r["set"].is_object() || !r["set"].contains("item") ||
+        !r["set"]["item"].is_array())
+      return bad("a set needs \"set\": {\"item\": [...]}");
+    std::set<std::string> items;
+    for (auto& x : r["set"]["item"]) {
+      if (!x.is_string())
+        return bad("set items must be strings");
+      items.insert(x.get<std::string>());
+    }
+    return Resources::checked_set(name, std::move(items), role);
+  }
+  return bad("unknown type '" + type + "' (SCALAR, RANGES or SET)");
+}
+
+}  // namespace
+
+expected<Resources> resources_from_json(const nlohmann::json& in) {
+  if (in.is_string())
+    return Resources::parse(in.get<std::string>());
+  if (!in.is_array())
+    return make_error(Errc::invalid_argument, "resources must be a list or a string");
+  Resources out;
+  for (auto& r : in) {
+    auto one = resource_from_json(r);
+    if (!one)
+      return one.error();
+    out += *one;
+  }
   return out;
 }
 

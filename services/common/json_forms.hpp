@@ -15,6 +15,10 @@
 namespace tessera {
 
 nlohmann::json resources_json(const Resources& r);
+// The reverse, checked: a list of resources in Mesos's form (the role as
+// "role", or as the one entry of "reservations": [{"role": …}]), or the
+// text form ("cpus(web):1;mem(web):512"). Errors name the bad entry.
+expected<Resources> resources_from_json(const nlohmann::json& in);
 void append_resources(std::string& out, const Resources& r);
 nlohmann::json attributes_json(const std::vector<Attribute>& attributes);
 

@@ -578,6 +578,19 @@ Resources Resources::allocatable_to(std::string_view role) const {
   return out;
 }
 
+Resources Resources::flatten() const {
+  Resources out;
+  visit([&](const std::string& name, const std::string&,
+            Milli value) { out += scalar(name, double(value) / 1000.0); },
+        [&](const std::string& name, const std::string&, const std::vector<Range>& r) {
+          out += ranges(name, r);
+        },
+        [&](const std::string& name, const std::string&, const std::set<std::string>& items) {
+          out += set(name, items);
+        });
+  return out;
+}
+
 ScalarTotals Resources::scalar_totals() const {
   ScalarTotals out;
   // Sorted by name first, so each name's roles sit in one run: sum the run in

@@ -100,6 +100,9 @@ class Resources {
   Resources reserved(std::string_view role) const;
   // Only what a framework in role may be offered: unreserved plus role's.
   Resources allocatable_to(std::string_view role) const;
+  // The same resources, every one unreserved: what a reservation of these
+  // takes from the unreserved pool (cpus(a):1;cpus(b):2 gives cpus:3).
+  Resources flatten() const;
   // Every scalar quantity summed per name over roles.
   ScalarTotals scalar_totals() const;
   // Names of the roles that hold reservations here.

@@ -134,7 +134,7 @@ void Master::on_register_agent(const Received<wire::RegisterAgent>& m) {
   entry.address = m.sender();
   entry.hostname = str(info.getHostname());
   entry.http_address = str(info.getHttpAddress());
-  entry.total = std::move(*total);
+  set_advertised(entry, std::move(*total));
   entry.attributes = from_wire(info.getAttributes());
   entry.boot_id = boot;
   entry.registration_seq = m.body().getRegistrationSeq();
@@ -332,7 +332,7 @@ void Master::admit_reregistered(const Address& sender, wire::ReregisterAgent::Re
   agent_at_[a->address] = id;
   a->hostname = str(info.getHostname());
   a->http_address = str(info.getHttpAddress());
-  a->total = std::move(*total);
+  set_advertised(*a, std::move(*total));
   a->attributes = from_wire(info.getAttributes());
   a->pings_missed = 0;
   a->ping_outstanding = false;

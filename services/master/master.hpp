@@ -160,6 +160,7 @@ struct MasterCounters {
   uint64_t registry_changes = 0;
   uint64_t messages_before_recovery = 0;     // dropped: too many held before the registry was read
   uint64_t registrations_while_writing = 0;  // dropped while that agent's record was written
+  uint64_t reservations_dropped = 0;         // agents back too small for their dynamic reservations
 };
 
 // A read-only copy of the master's books (Master::view()).
@@ -275,6 +276,12 @@ class Master : public Actor {
     AgentId id;
     Address address;
     std::string hostname;
+    // What the agent advertises (its --resources, static reservations
+    // included), what operators reserved of it (RESERVE_RESOURCES; the
+    // registry's record holds the same), and what is pooled: advertised
+    // with reserved's quantities moved from "*" to their roles.
+    Resources advertised;
+    Resources reserved;
     Resources total;
     std::vector<Attribute> attributes;
     AgentState state = AgentState::registered;
@@ -482,6 +489,16 @@ class Master : public Actor {
   std::string deactivate_agent(const AgentId& id);
   std::string reactivate_agent(const AgentId& id);
   std::string drain_agent(wire::OperatorCall::DrainAgent::Reader d);
+  // RESERVE_RESOURCES (reserve true) and UNRESERVE_RESOURCES: the agent
+  // leaves the allocator (its offers are rescinded, stale grants dropped by
+  // epoch) and comes back with its new total once the registry has it.
+  std::string update_reservation(wire::OperatorCall::Reservation::Reader r, bool reserve);
+  // What the agent has that no live task holds.
+  Resources free_of_tasks(const AgentEntry& a) const;
+  // Sets what the agent advertises and its pooled total, with the dynamic
+  // reservations its registry record holds. Reservations that no longer fit
+  // (the agent came back smaller) are dropped, logged and recorded.
+  void set_advertised(AgentEntry& a, Resources advertised);
   // A draining agent with no task left is drained.
   void check_drained(AgentEntry& a);
   // Records a's deactivation and drain in the registry (answers to the

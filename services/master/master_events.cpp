@@ -290,6 +290,7 @@ void Master::agent_to_wire(const AgentEntry& a, wire::AgentView::Builder out) co
   out.setDrain(a.drain);
   out.setRegisteredAtNs(a.registered_at_ns);
   out.setHttpAddress(a.http_address);
+  to_wire(a.reserved, out.initReservedDynamic(wire_size(a.reserved)));
 }
 
 void Master::framework_view_to_wire(const FrameworkEntry& fw,

@@ -51,6 +51,12 @@ void Master::on_operator_call(const Received<wire::OperatorCall>& m) {
     case wire::OperatorCall::DRAIN_AGENT:
       problem = drain_agent(call.getDrainAgent());
       break;
+    case wire::OperatorCall::RESERVE_RESOURCES:
+      problem = update_reservation(call.getReserveResources(), true);
+      break;
+    case wire::OperatorCall::UNRESERVE_RESOURCES:
+      problem = update_reservation(call.getUnreserveResources(), false);
+      break;
     default:
       problem = "unknown operator call";
   }
@@ -226,6 +232,100 @@ void Master::restore_maintenance(AgentEntry& a) {
   a.drain_grace_ns = rec->second.drain_grace_ns;
   log().info("master: agent {} was {} by an operator before this master started", a.id,
              a.drain == wire::DrainState::NONE ? "deactivated" : "drained");
+}
+
+std::string Master::update_reservation(wire::OperatorCall::Reservation::Reader r, bool reserve) {
+  auto id = str(r.getAgentId());
+  auto* a = agent(id);
+  if (!a || a->state == AgentState::removing || a->state == AgentState::admitting)
+    return "no agent " + id;
+  if (a->state == AgentState::unreachable)
+    return "agent " + id + " is unreachable: what runs there is unknown until it is back";
+  auto asked = from_wire(r.getResources());
+  if (!asked)
+    return "bad resources: " + what(asked.error());
+  if (asked->empty())
+    return "the call names no resources";
+  if (!asked->reserved(any_role).empty())
+    return "every resource must name the role it is reserved for, not '*' (as cpus(ROLE):1): " +
+           asked->reserved(any_role).to_string();
+  for (auto& role : asked->roles())
+    if (auto problem = role_problem(role); !problem.empty())
+      return problem;
+  auto rec = agent_records_.find(id);
+  if (rec == agent_records_.end())
+    return "no agent " + id;
+  auto free = free_of_tasks(*a);
+  Resources reservations = rec->second.reservations;
+  if (reserve) {
+    auto flat = asked->flatten();
+    if (!free.contains(flat))
+      return "agent " + id + " does not have " + flat.to_string() +
+             " unreserved and free of tasks (free: " + free.reserved(any_role).to_string() + ")";
+    reservations += *asked;
+  } else {
+    if (!reservations.contains(*asked))
+      return "agent " + id + " has no dynamic reservation of " + asked->to_string() +
+             " (its dynamic reservations: " +
+             (reservations.empty() ? "none" : reservations.to_string()) + ")";
+    if (!free.contains(*asked))
+      return "tasks on agent " + id + " use part of " + asked->to_string() + "; kill them first";
+    reservations -= *asked;
+  }
+  log().info("master: an operator {} {} on agent {}", reserve ? "reserves" : "unreserves",
+             asked->to_string(), id);
+  rec->second.reservations = reservations;
+  bool pooled = a->in_allocator;
+  // Out of the pool while the change is written: its offers are rescinded,
+  // and a grant of the old total still in flight is stale (epoch).
+  remove_agent_from_allocator(*a);
+  set_advertised(*a, a->advertised);
+  persist({agent_record(rec->second)}, [this, id, pooled] {
+    auto* back = agent(id);
+    if (back && pooled && back->state == AgentState::registered && !back->in_allocator)
+      add_agent_to_allocator(*back);
+  });
+  return {};
+}
+
+Resources Master::free_of_tasks(const AgentEntry& a) const {
+  Resources free = a.total;
+  for (auto& [fid, tid] : a.tasks) {
+    auto fw = frameworks_.find(fid);
+    if (fw == frameworks_.end())
+      continue;
+    auto t = fw->second.tasks.find(tid);
+    if (t == fw->second.tasks.end() || t->second.resources_freed)
+      continue;
+    if (free.contains(t->second.resources))
+      free -= t->second.resources;
+    else
+      free = {};  // the books disagree: nothing is free
+  }
+  return free;
+}
+
+void Master::set_advertised(AgentEntry& a, Resources advertised) {
+  a.advertised = std::move(advertised);
+  a.total = a.advertised;
+  auto rec = agent_records_.find(a.id);
+  a.reserved = rec != agent_records_.end() ? rec->second.reservations : Resources{};
+  if (a.reserved.empty())
+    return;
+  auto flat = a.reserved.flatten();
+  if (!a.total.contains(flat)) {
+    ++counters_.reservations_dropped;
+    log().warn(
+        "master: agent {} came back with {}, too little for its dynamic reservations {}; "
+        "they are dropped",
+        a.id, a.advertised.to_string(), a.reserved.to_string());
+    a.reserved = {};
+    rec->second.reservations = {};
+    persist({agent_record(rec->second)}, [] {});
+    return;
+  }
+  a.total -= flat;
+  a.total += a.reserved;
 }
 
 void Master::apply_role(const RegistryRole& r) {

@@ -208,11 +208,13 @@ std::vector<RegistryChange> Master::agent_changes(const AgentId& id, const std::
     r.deactivated = old->second.deactivated;
     r.drain = old->second.drain;
     r.drain_grace_ns = old->second.drain_grace_ns;
+    r.reservations = old->second.reservations;
   }
   std::vector<RegistryChange> changes;
   if (s == RegistryAgent::State::removed) {
     r.reason = reason;
     r.order = removal_order_++;
+    r.reservations = {};  // a new agent id starts with none
     // It never comes back as itself: what it was told is moot.
     if (auto ended = ended_.find(id); ended != ended_.end()) {
       for (auto& key : ended->second)

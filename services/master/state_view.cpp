@@ -158,8 +158,13 @@ void StateView::apply_agent(wire::AgentView::Reader in) {
   a.address = str(in.getAddress());
   a.hostname = str(in.getHostname());
   a.http_address = str(in.getHttpAddress());
-  if (auto total = from_wire(in.getTotal()))
+  auto total = from_wire(in.getTotal());
+  auto reserved = from_wire(in.getReservedDynamic());
+  if (total && reserved) {
+    changed = changed || a.total != *total || a.reserved_dynamic != *reserved;
     a.total = std::move(*total);
+    a.reserved_dynamic = std::move(*reserved);
+  }
   a.attributes = from_wire(in.getAttributes());
   a.state = in.getState();
   a.deactivated = in.getDeactivated();

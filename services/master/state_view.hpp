@@ -115,6 +115,7 @@ class StateView : public Actor {
   struct AgentEntry {
     std::string id, address, hostname, http_address;
     Resources total, used, offered;
+    Resources reserved_dynamic;  // the part of total operators reserved
     std::vector<Attribute> attributes;
     wire::AgentViewState state = wire::AgentViewState::REGISTERED;
     bool deactivated = false;

@@ -117,8 +117,9 @@ const std::set<std::string> read_calls = {"GET_HEALTH",
                                           "GET_EXECUTORS",
                                           "GET_MAINTENANCE_STATUS"};
 const std::set<std::string> write_calls = {
-    "UPDATE_QUOTA", "UPDATE_WEIGHTS",   "TEARDOWN",        "KILL",
-    "DRAIN_AGENT",  "DEACTIVATE_AGENT", "REACTIVATE_AGENT"};
+    "UPDATE_QUOTA",       "UPDATE_WEIGHTS",   "TEARDOWN",         "KILL",
+    "DRAIN_AGENT",        "DEACTIVATE_AGENT", "REACTIVATE_AGENT", "RESERVE_RESOURCES",
+    "UNRESERVE_RESOURCES"};
 
 }  // namespace
 
@@ -319,12 +320,15 @@ json StateView::get_frameworks() const {
 
 json StateView::get_roles() const {
   struct Books {
-    Resources allocated, offered;
+    Resources allocated, offered, reserved;
     std::set<std::string> frameworks;
   };
   std::map<std::string, Books> books;
   for (auto& [id, role] : roles_)
     books[id];
+  for (auto& [id, a] : agents_)
+    for (auto& role : a.total.roles())
+      books[role].reserved += a.total.reserved(role);
   for (auto& [id, f] : frameworks_)
     for (auto& r : f.roles)
       books[r].frameworks.insert(id);
@@ -345,7 +349,8 @@ json StateView::get_roles() const {
                  {"frameworks", frameworks},
                  {"resources", resources_json(b.allocated + b.offered)},
                  {"allocated", resources_json(b.allocated)},
-                 {"offered", resources_json(b.offered)}};
+                 {"offered", resources_json(b.offered)},
+                 {"reserved", resources_json(b.reserved)}};
     if (it != roles_.end() && !it->second.quota.empty())
       role["quota"] = {{"role", name},
                        {"limit", resources_json(it->second.quota)},
@@ -458,6 +463,23 @@ void StateView::forward_write(const std::string& type, const json& call,
       k.setFrameworkId(framework);
       k.setTaskId(task);
       k.setGracePeriodNs(static_cast<int64_t>(grace_s * 1e9));
+    });
+  } else if (type == "RESERVE_RESOURCES" || type == "UNRESERVE_RESOURCES") {
+    // Mesos: {"agent_id": {"value": A}, "resources": [{"name": "cpus", "type": "SCALAR",
+    // "scalar": {"value": 1}, "reservations": [{"type": "DYNAMIC", "role": R}]}]};
+    // the resources may also be the text form "cpus(R):1;mem(R):512".
+    auto agent = id_field(args, "agent_id");
+    if (agent.empty())
+      return refuse("'agent_id' is needed");
+    if (!args.contains("resources"))
+      return refuse("'resources' is needed");
+    auto resources = resources_from_json(args["resources"]);
+    if (!resources)
+      return refuse(what(resources.error()));
+    out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+      auto r = type == "RESERVE_RESOURCES" ? b.initReserveResources() : b.initUnreserveResources();
+      r.setAgentId(agent);
+      to_wire(*resources, r.initResources(wire_size(*resources)));
     });
   } else {
     auto agent = id_field(args, "agent_id");

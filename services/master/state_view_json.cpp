@@ -101,6 +101,8 @@ void StateView::append_agent(std::string& out, const AgentEntry& a) const {
   append_resources(out, a.used);
   out += ",\"deactivated\":";
   out += a.deactivated ? "true" : "false";
+  out += ",\"dynamic_reservations\":";
+  append_resources(out, a.reserved_dynamic);
   out += ",\"drain_info\":{\"state\":\"";
   out += drain_state_name(a.drain);
   out += "\"},\"http_address\":";
@@ -150,6 +152,7 @@ nlohmann::json StateView::agent_json(const AgentEntry& a) const {
           {"http_address", a.http_address},
           {"active", a.state == wire::AgentViewState::REGISTERED && !a.deactivated},
           {"deactivated", a.deactivated},
+          {"dynamic_reservations", resources_json(a.reserved_dynamic)},
           {"state", agent_state_name(a.state)},
           {"drain_info", {{"state", drain_state_name(a.drain)}}},
           {"registered_time", {{"nanoseconds", a.registered_at_ns}}},

@@ -109,6 +109,7 @@ RegistryChange agent_record(const RegistryAgent& a) {
     b.setDeactivated(a.deactivated);
     b.setDrain(a.drain);
     b.setDrainGraceNs(a.drain_grace_ns);
+    to_wire(a.reservations, b.initReservations(wire_size(a.reservations)));
   });
 }
 
@@ -191,6 +192,11 @@ expected<RegistryState> decode_registry(const RegistrySnapshot& snapshot) {
         a.deactivated = r.getDeactivated();
         a.drain = r.getDrain() <= 2 ? r.getDrain() : 0;
         a.drain_grace_ns = r.getDrainGraceNs();
+        auto reservations = tessera::from_wire(r.getReservations());
+        if (!reservations)
+          return make_error(Errc::malformed,
+                            "registry record " + key + ": " + what(reservations.error()));
+        a.reservations = std::move(*reservations);
         state.agents.emplace(a.id, std::move(a));
         return caf::error{};
       });

@@ -41,6 +41,8 @@ struct RegistryAgent {
   bool deactivated = false;
   uint8_t drain = 0;  // 0 none, 1 draining, 2 drained (wire::DrainState)
   int64_t drain_grace_ns = 0;
+  // Dynamic reservations (RESERVE_RESOURCES), each resource with its role.
+  Resources reservations;
 };
 
 struct RegistryFramework {

@@ -11,6 +11,7 @@
 
 #include <signal.h>
 
+#include <algorithm>
 #include <mutex>
 #include <thread>
 
@@ -437,7 +438,100 @@ TEST_CASE("tessera task kill, events and top follow the cluster", "[e2e][api][cl
   REQUIRE(c.process->wait_exit(30s));
 }
 
-TEST_CASE("a drained agent stays drained across a kill -9 of the master", "[e2e][api][registry]") {
+TEST_CASE("an operator reserves an agent's resources for a role and unreserves them",
+          "[e2e][api][cli][reservations]") {
+  TempDir dir;
+  auto c = start_cluster(dir, 1);
+  wait_agents(c.http, 1);
+  auto agent =
+      id_of(call(c.http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0]["agent_info"]["id"]);
+  Subscription sub(c.http);
+  // Mesos's form: each resource names its reservation.
+  auto web = json::array({{{"type", "DYNAMIC"}, {"role", "web"}}});
+  call(c.http, {{"type", "RESERVE_RESOURCES"},
+                {"reserve_resources",
+                 {{"agent_id", {{"value", agent}}},
+                  {"resources",
+                   {{{"name", "cpus"},
+                     {"type", "SCALAR"},
+                     {"scalar", {{"value", 1.5}}},
+                     {"reservations", web}},
+                    {{"name", "mem"},
+                     {"type", "SCALAR"},
+                     {"scalar", {{"value", 512}}},
+                     {"reservations", web}}}}}}});
+  auto a = call(c.http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0];
+  INFO(a.dump());
+  auto scalar = [](const json& resources, const std::string& name, const std::string& role) {
+    double sum = 0;
+    for (auto& r : resources)
+      if (r["name"] == name && r["role"] == role)
+        sum += r["scalar"]["value"].get<double>();
+    return sum;
+  };
+  CHECK(scalar(a["dynamic_reservations"], "cpus", "web") == 1.5);
+  CHECK(scalar(a["total_resources"], "cpus", "web") == 1.5);
+  CHECK(scalar(a["total_resources"], "cpus", "*") == 0.5);
+  CHECK(scalar(a["total_resources"], "mem", "web") == 512);
+  REQUIRE(wait_until([&] { return sub.saw("AGENT_UPDATED", "web"); }, 10s));
+  json roles = call(c.http, {{"type", "GET_ROLES"}})["get_roles"]["roles"];
+  auto role = std::find_if(roles.begin(), roles.end(), [](auto& r) { return r["name"] == "web"; });
+  REQUIRE(role != roles.end());
+  CHECK(scalar((*role)["reserved"], "cpus", "web") == 1.5);
+
+  // Another role cannot use the reservation; its own role can.
+  auto other = run_tessera({"run", "--master", c.master, "--role", "batch", "--cpus", "1",
+                            "--timeout", "2", "--", "true"});
+  REQUIRE(other->wait_exit(60s));
+  CHECK(other->exit_status()->exit_code != 0);
+  auto mine = run_tessera({"run", "--master", c.master, "--role", "web", "--cpus", "1.5", "--mem",
+                           "64", "--", "echo", "on-reserved"});
+  REQUIRE(mine->wait_exit(60s));
+  INFO(mine->err());
+  CHECK(mine->out() == "on-reserved\n");
+
+  // Refusals say what was wrong.
+  auto bad = [&](const std::string& type, const json& resources, int status, const char* why) {
+    auto key = type == "RESERVE_RESOURCES" ? "reserve_resources" : "unreserve_resources";
+    auto answer = call(
+        c.http, {{"type", type}, {key, {{"agent_id", agent}, {"resources", resources}}}}, status);
+    INFO(answer.dump());
+    CHECK(answer.dump().find(why) != std::string::npos);
+  };
+  bad("RESERVE_RESOURCES", "cpus:1", 400, "must name the role");
+  bad("RESERVE_RESOURCES", "cpus(web):9", 400, "does not have cpus:9");
+  bad("RESERVE_RESOURCES", json::array({{{"name", "cpus"}, {"type", "SCALAR"}}}), 400,
+      "a scalar needs");
+  bad("UNRESERVE_RESOURCES", "cpus(web):2", 400, "no dynamic reservation of cpus(web):2");
+  call(c.http,
+       {{"type", "RESERVE_RESOURCES"},
+        {"reserve_resources", {{"agent_id", "S-none"}, {"resources", "cpus(web):1"}}}},
+       404);
+
+  // The CLI: bad usage is 2 without a call; unreserving returns it all.
+  auto usage = run_tessera({"agent", "reserve", agent, "cpus:1", "--master", c.http});
+  REQUIRE(usage->wait_exit(30s));
+  CHECK(usage->exit_status()->exit_code == 2);
+  CHECK(usage->err().find("each with a role") != std::string::npos);
+  auto unreserve =
+      run_tessera({"agent", "unreserve", agent, "cpus(web):1.5;mem(web):512", "--master", c.http});
+  REQUIRE(unreserve->wait_exit(30s));
+  INFO(unreserve->out() << unreserve->err());
+  CHECK(unreserve->exit_status()->exit_code == 0);
+  CHECK(unreserve->out().find("unreserved cpus(web):1.5;mem(web):512 on agent " + agent) !=
+        std::string::npos);
+  a = call(c.http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0];
+  CHECK(a["dynamic_reservations"].empty());
+  CHECK(scalar(a["total_resources"], "cpus", "*") == 2);
+  auto table = run_tessera({"agents", "--master", c.http});
+  REQUIRE(table->wait_exit(30s));
+  CHECK(table->out().find("RESERVED FOR") != std::string::npos);
+  c.process->kill(SIGINT);
+  REQUIRE(c.process->wait_exit(30s));
+}
+
+TEST_CASE("a drained agent stays drained, its reservations kept, across a kill -9 of the master",
+          "[e2e][api][registry]") {
   TempDir dir;
   auto master_dir = (dir.path() / "master").string();
   auto start_master = [&](const std::string& listen) {
@@ -460,6 +554,9 @@ TEST_CASE("a drained agent stays drained across a kill -9 of the master", "[e2e]
   wait_agents(http, 1);
   auto id =
       id_of(call(http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0]["agent_info"]["id"]);
+  auto reserve = run_tessera({"agent", "reserve", id, "cpus(web):0.5", "--master", http});
+  REQUIRE(reserve->wait_exit(30s));
+  REQUIRE(reserve->exit_status()->exit_code == 0);
   auto drain = run_tessera({"agent", "drain", id, "--master", http});
   REQUIRE(drain->wait_exit(30s));
   REQUIRE(drain->exit_status()->exit_code == 0);
@@ -490,6 +587,9 @@ TEST_CASE("a drained agent stays drained across a kill -9 of the master", "[e2e]
   INFO(back.dump());
   CHECK(back["drain_info"]["state"] == "DRAINED");
   CHECK(back["deactivated"] == true);
+  REQUIRE(back["dynamic_reservations"].size() == 1);
+  CHECK(back["dynamic_reservations"][0]["role"] == "web");
+  CHECK(back["dynamic_reservations"][0]["scalar"]["value"] == 0.5);
   CHECK(again->err().find("drained by an operator before this master started") !=
         std::string::npos);
   auto waiting = run_tessera({"run", "--master", again_at, "--timeout", "2", "--", "true"});

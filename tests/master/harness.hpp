@@ -365,13 +365,14 @@ struct ReportedTask {
 };
 
 inline Outgoing reregister_call(const std::string& agent_id, const std::string& boot, uint64_t seq,
-                                const std::vector<ReportedTask>& tasks) {
+                                const std::vector<ReportedTask>& tasks,
+                                const std::string& resources = "cpus:2;mem:512") {
   return build<wire::ReregisterAgent>([&](wire::ReregisterAgent::Builder b) {
     b.setBootId(boot);
     b.setRegistrationSeq(seq);
     auto info = b.initAgentInfo();
     info.setAgentId(agent_id);
-    auto total = *Resources::parse("cpus:2;mem:512");
+    auto total = *Resources::parse(resources);
     to_wire(total, info.initResources(wire_size(total)));
     auto list = b.initTasks(static_cast<unsigned>(tasks.size()));
     auto r = *Resources::parse("cpus:1");
@@ -426,6 +427,51 @@ inline Outgoing ack_call(const std::string& fid, const Update& u) {
     a.setAgentId(u.agent);
     a.setTaskId(u.task);
     a.setUuid(data(u.uuid));
+  });
+}
+
+// Sends an operator call from a probe on node and returns the master's
+// answer ("" for done; "no answer: ..." when the request failed).
+inline std::string operator_call(Cluster& c, Node& node, const std::string& name,
+                                 const Outgoing& call) {
+  auto answer = std::make_shared<std::optional<std::string>>();
+  REQUIRE(node.spawn<Probe>(name, [&c, call, answer](Probe& self) {
+    self.request<wire::OperatorResponse>(
+        c.master, call, 5s,
+        [answer](const Received<wire::OperatorResponse>& m) { *answer = str(m.body().getError()); },
+        [answer](const caf::error& err) { *answer = "no answer: " + describe(err); });
+  }));
+  c.sim.run();
+  REQUIRE(answer->has_value());
+  return **answer;
+}
+
+inline Outgoing quota_call(const std::string& role, const std::string& limit) {
+  return build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+    auto q = b.initUpdateQuota();
+    q.setRole(role);
+    auto r = *Resources::parse(limit);
+    to_wire(r, q.initLimit(wire_size(r)));
+  });
+}
+
+inline Outgoing weight_call(const std::string& role, double weight) {
+  return build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+    auto w = b.initUpdateWeights(1)[0];
+    w.setRole(role);
+    w.setWeight(weight);
+  });
+}
+
+// RESERVE_RESOURCES (reserve) or UNRESERVE_RESOURCES of resources (text form).
+inline Outgoing reservation_call(const std::string& agent, const std::string& resources,
+                                 bool reserve = true) {
+  return build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
+    auto r = reserve ? b.initReserveResources() : b.initUnreserveResources();
+    r.setAgentId(agent);
+    auto parsed = Resources::parse(resources);
+    REQUIRE(parsed);
+    to_wire(*parsed, r.initResources(wire_size(*parsed)));
   });
 }
 

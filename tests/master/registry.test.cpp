@@ -212,42 +212,6 @@ TEST_CASE("a master whose registry cannot be written stops rather than act", "[m
   CHECK(agent.registered == 0);
 }
 
-namespace {
-
-// Sends an operator call from a probe on node and returns the master's
-// answer ("" for done; "no answer: ..." when the request failed).
-std::string operator_call(Cluster& c, Node& node, const std::string& name, const Outgoing& call) {
-  auto answer = std::make_shared<std::optional<std::string>>();
-  REQUIRE(node.spawn<Probe>(name, [&c, call, answer](Probe& self) {
-    self.request<wire::OperatorResponse>(
-        c.master, call, 5s,
-        [answer](const Received<wire::OperatorResponse>& m) { *answer = str(m.body().getError()); },
-        [answer](const caf::error& err) { *answer = "no answer: " + describe(err); });
-  }));
-  c.sim.run();
-  REQUIRE(answer->has_value());
-  return **answer;
-}
-
-Outgoing quota_call(const std::string& role, const std::string& limit) {
-  return build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
-    auto q = b.initUpdateQuota();
-    q.setRole(role);
-    auto r = *Resources::parse(limit);
-    to_wire(r, q.initLimit(wire_size(r)));
-  });
-}
-
-Outgoing weight_call(const std::string& role, double weight) {
-  return build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
-    auto w = b.initUpdateWeights(1)[0];
-    w.setRole(role);
-    w.setWeight(weight);
-  });
-}
-
-}  // namespace
-
 TEST_CASE("quota and weights set by an operator are back before a restarted master allocates",
           "[master][registry][operator]") {
   Cluster c;

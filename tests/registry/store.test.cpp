@@ -89,9 +89,21 @@ TEST_CASE("make_store reads the --registry flag", "[registry]") {
 TEST_CASE("registry records round-trip, and a corrupt one is an error naming its key",
           "[registry]") {
   MemoryStore store;
-  RegistryAgent agent{"S1", "host-1", "agent@h:1", RegistryAgent::State::unreachable, 42, "", 0};
-  RegistryAgent removed{
-      "S2", "host-2", "agent@h:2", RegistryAgent::State::removed, 7, "unreachable for too long", 3};
+  RegistryAgent agent;
+  agent.id = "S1";
+  agent.hostname = "host-1";
+  agent.address = "agent@h:1";
+  agent.state = RegistryAgent::State::unreachable;
+  agent.since_ns = 42;
+  agent.reservations = *Resources::parse("cpus(web):1.5;mem(web):256;ports(web):[31000-31009]");
+  RegistryAgent removed;
+  removed.id = "S2";
+  removed.hostname = "host-2";
+  removed.address = "agent@h:2";
+  removed.state = RegistryAgent::State::removed;
+  removed.since_ns = 7;
+  removed.reason = "unreachable for too long";
+  removed.order = 3;
   RegistryFramework fw;
   fw.id = "F1";
   fw.name = "web";
@@ -107,6 +119,8 @@ TEST_CASE("registry records round-trip, and a corrupt one is an error naming its
   CHECK(state->epoch == 3);
   CHECK(state->agents.at("S1").state == RegistryAgent::State::unreachable);
   CHECK(state->agents.at("S1").since_ns == 42);
+  CHECK(state->agents.at("S1").reservations == agent.reservations);
+  CHECK(state->agents.at("S2").reservations.empty());
   CHECK(state->agents.at("S2").reason == "unreachable for too long");
   CHECK(state->agents.at("S2").order == 3);
   CHECK(state->ended.at("S1") == std::set<RegistryTaskKey>{{"F1", "t/1"}});

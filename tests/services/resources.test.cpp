@@ -73,6 +73,13 @@ TEST_CASE("reserved resources carry their role", "[resources]") {
   CHECK(parsed("cpus(eng/ml.team_1):1").get("cpus", "eng/ml.team_1") == 1.0);
 }
 
+TEST_CASE("flatten drops every reservation and adds up what it held", "[resources]") {
+  auto r = parsed("cpus:1;cpus(a):2;cpus(b):0.5;ports(a):[10-19];ports:[20-29];zones(b):{x}");
+  CHECK(r.flatten().to_string() == "cpus:3.5;ports:[10-29];zones:{x}");
+  CHECK(r.flatten().roles().empty());
+  CHECK(Resources{}.flatten().empty());
+}
+
 TEST_CASE("sets parse, and items of one name and role add up", "[resources]") {
   auto r = parsed("zones:{b,a};zones:{c,a};zones(x):{z}");
   CHECK(r.get_set("zones") == std::set<std::string>{"a", "b", "c"});

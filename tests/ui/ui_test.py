@@ -439,10 +439,15 @@ def main():
             ok(f"the agent has no http_address in GET_AGENTS, and the stdout pane says so cleanly: {status!r}")
         shot("ui-task.png")
 
-        # -- drain from the agents page ----------------------------------------------------
+        # -- reservations and drain on the agents page -----------------------------------
         go("#/agents")
         agent_row = f'tr[data-agent-id="{long_agent}"]'
         wait_text("the agents page", f"{agent_row} td.drain", lambda t: t == "NONE")
+        call(http, {"type": "RESERVE_RESOURCES",
+                    "reserve_resources": {"agent_id": {"value": long_agent}, "resources": "mem(web):64"}})
+        reserved = wait_text("the agent's reservation, live", f"{agent_row} td.reserved",
+                             lambda t: t.startswith("web: mem 64 MB*"), 10)
+        ok(f"the agents page shows agent {long_agent}'s new reservation live: {reserved!r}")
         driver.find_element(By.CSS_SELECTOR, f'{agent_row} button[data-action="drain"]').click()
         try:
             alert = WebDriverWait(driver, 5).until(lambda d: d.switch_to.alert)

@@ -28,13 +28,12 @@ double percentile(std::vector<double> v, double p) {
 }
 
 RegistryAgent agent(uint64_t i) {
-  return {"bench-S" + std::to_string(i),
-          "host-" + std::to_string(i),
-          "agent@10.0." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256) + ":5051",
-          RegistryAgent::State::admitted,
-          0,
-          "",
-          0};
+  RegistryAgent a;
+  a.id = "bench-S" + std::to_string(i);
+  a.hostname = "host-" + std::to_string(i);
+  a.address =
+      "agent@10.0." + std::to_string(i / 256 % 256) + "." + std::to_string(i % 256) + ":5051";
+  return a;
 }
 
 Row run_once(const RegistryBenchOptions& o, const std::filesystem::path& dir, int run) {

@@ -1,9 +1,11 @@
 // The operator commands: `tessera agents|frameworks|tasks|roles`, `task log|kill`,
-// `quota set|remove`, `weights set`, `agent drain|deactivate|reactivate`,
+// `quota set|remove`, `weights set`,
+// `agent drain|deactivate|reactivate|reserve|unreserve`,
 // `events` and `top`. Each is a client of the master's HTTP API
 // (ops_client.hpp); tables for people, --json for scripts.
 
 #include "tools/tessera/command.hpp"
+#include "services/common/json_forms.hpp"
 #include "tools/tessera/ops_client.hpp"
 
 #include <csignal>
@@ -11,6 +13,7 @@
 #include <ctime>
 #include <map>
 #include <memory>
+#include <set>
 #include <thread>
 
 namespace tessera::cli {
@@ -67,6 +70,18 @@ std::string used_of_total(const json& used, const json& total, const char* name)
   return number(scalar_of(used, name)) + "/" + number(scalar_of(total, name));
 }
 
+// The roles that hold reservations in resources: "web,batch", or "-".
+std::string reserved_roles(const json& resources) {
+  std::set<std::string> roles;
+  for (auto& r : resources)
+    if (r.value("role", "*") != "*")
+      roles.insert(r.value("role", ""));
+  std::string out;
+  for (auto& r : roles)
+    out += (out.empty() ? "" : ",") + r;
+  return out.empty() ? "-" : out;
+}
+
 void agents_table(const json& answer) {
   std::vector<std::vector<std::string>> rows;
   for (auto& a : answer["get_agents"]["agents"]) {
@@ -76,9 +91,11 @@ void agents_table(const json& answer) {
                     a.value("deactivated", false) ? "yes" : "no",
                     used_of_total(a["allocated_resources"], a["total_resources"], "cpus"),
                     used_of_total(a["allocated_resources"], a["total_resources"], "mem"),
-                    a.value("http_address", "")});
+                    reserved_roles(a["total_resources"]), a.value("http_address", "")});
   }
-  print_table({"ID", "HOSTNAME", "STATE", "DRAIN", "DEACTIVATED", "CPUS", "MEM", "HTTP"}, rows);
+  print_table(
+      {"ID", "HOSTNAME", "STATE", "DRAIN", "DEACTIVATED", "CPUS", "MEM", "RESERVED FOR", "HTTP"},
+      rows);
 }
 
 void frameworks_table(const json& answer) {
@@ -123,9 +140,12 @@ void roles_table(const json& answer) {
     rows.push_back(
         {r.value("name", ""), number(r.value("weight", 1.0)),
          std::to_string(r["frameworks"].size()), number(scalar_of(r["allocated"], "cpus")),
-         number(scalar_of(r["allocated"], "mem")), number(scalar_of(r["offered"], "cpus")), quota});
+         number(scalar_of(r["allocated"], "mem")), number(scalar_of(r["offered"], "cpus")),
+         number(scalar_of(r["reserved"], "cpus")), number(scalar_of(r["reserved"], "mem")), quota});
   }
-  print_table({"ROLE", "WEIGHT", "FRAMEWORKS", "CPUS", "MEM", "OFFERED CPUS", "QUOTA"}, rows);
+  print_table({"ROLE", "WEIGHT", "FRAMEWORKS", "CPUS", "MEM", "OFFERED CPUS", "RESERVED CPUS",
+               "RESERVED MEM", "QUOTA"},
+              rows);
 }
 
 // "running" -> "TASK_RUNNING".
@@ -572,6 +592,38 @@ std::vector<Command> add_ops_commands(CLI::App& app, CLI::App* agent) {
            if (o->grace_s > 0)
              args["max_grace_period"] = {{"nanoseconds", static_cast<int64_t>(o->grace_s * 1e9)}};
            return write_call(*o, {{"type", type_s}, {key, args}}, done_s + o->id);
+         }});
+  }
+  for (auto [name, type, help, done] :
+       {std::tuple{"reserve", "RESERVE_RESOURCES",
+                   "Reserve an agent's unreserved resources for roles", "reserved "},
+        {"unreserve", "UNRESERVE_RESOURCES", "Return dynamically reserved resources to all roles",
+         "unreserved "}}) {
+    struct ReserveOptions : OpsOptions {
+      std::string id, resources;
+    };
+    auto o = std::make_shared<ReserveOptions>();
+    auto* sub = ops_command(*agent, name, help, *o, false);
+    sub->add_option("ID", o->id, "The agent's id (see `tessera agents`)")->required();
+    sub->add_option("RESOURCES", o->resources, "Each with its role, as 'cpus(web):2;mem(web):512'")
+        ->required();
+    std::string type_s = type, done_s = done, key = type_s;
+    for (auto& c : key)
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    out.push_back(
+        {sub, [o, type_s, done_s, key, name = std::string(name)] {
+           auto r = Resources::parse(o->resources);
+           if (!r || r->empty() || !r->reserved(any_role).empty()) {
+             std::fprintf(stderr,
+                          "tessera: agent %s: '%s' is not a list of resources each "
+                          "with a role, as 'cpus(web):2;mem(web):512'%s%s\n",
+                          name.c_str(), o->resources.c_str(), r ? "" : ": ",
+                          r ? "" : what(r.error()).c_str());
+             return 2;
+           }
+           json args = {{"agent_id", {{"value", o->id}}}, {"resources", resources_json(*r)}};
+           return write_call(*o, {{"type", type_s}, {key, args}},
+                             done_s + r->to_string() + " on agent " + o->id);
          }});
   }
   {

@@ -777,7 +777,8 @@
           <table id="agents">
             <thead><tr>
               <th data-sort="id">ID</th><th data-sort="hostname">Host</th><th data-sort="state">State</th>
-              <th data-sort="drain">Drain</th><th data-sort="tasks" data-dir="desc" class="num">Tasks</th>
+              <th data-sort="drain">Drain</th><th data-sort="reserved">Reserved for</th>
+              <th data-sort="tasks" data-dir="desc" class="num">Tasks</th>
               <th data-sort="cpus" data-dir="desc">CPUs used / total</th><th data-sort="mem" data-dir="desc">Mem used / total</th>
               <th data-sort="disk" data-dir="desc">Disk used / total</th><th data-sort="gpus" data-dir="desc">GPUs</th>
               <th data-sort="registered">Registered</th><th>Actions</th>
@@ -805,6 +806,7 @@
         hostname: (a) => a.agent_info.hostname || '',
         state: (a) => a.state || '',
         drain: (a) => (a.drain_info && a.drain_info.state) || '',
+        reserved: (a) => reservedText(a),
         tasks: (a) => usedOf(a).tasks,
         cpus: (a) => usedOf(a).res.cpus || 0,
         mem: (a) => usedOf(a).res.mem || 0,
@@ -815,7 +817,7 @@
       $('#agents-count').textContent = `${agents.length}`;
       syncRows($('#agents tbody'), agents, {
         key: agentId,
-        columns: 11,
+        columns: 12,
         empty: 'No agents registered.',
         attrs: (a) => ({
           'data-agent-id': agentId(a),
@@ -833,6 +835,7 @@
             `<td class="hostname" title="${esc(a.pid || '')}${a.http_address ? ' · http ' + esc(a.http_address) : ''}">${esc(a.agent_info.hostname || '')}</td>` +
             `<td class="state">${stateBadges}</td>` +
             `<td class="drain">${drain === 'NONE' ? '<span class="muted">NONE</span>' : badge(drain)}</td>` +
+            `<td class="reserved" title="dynamic (operator) reservations are marked *">${reservedText(a) ? esc(reservedText(a)) : '<span class="muted">–</span>'}</td>` +
             `<td class="num tasks"><a href="#/tasks?agent=${encodeURIComponent(id)}">${u.tasks}</a></td>` +
             res('cpus') + res('mem') + res('disk') +
             `<td class="res gpus">${t.gpus ? usedOfTotal('gpus', u.res.gpus, t.gpus) : '<span class="muted">–</span>'}</td>` +
@@ -846,6 +849,20 @@
       });
     },
   };
+
+  // An agent's reservations by role: "web: cpus 1.5, mem 512 MB*" (* dynamic:
+  // an operator's RESERVE_RESOURCES; the rest are the agent's own --resources).
+  function reservedText(a) {
+    const byRole = new Map();
+    for (const r of a.total_resources || []) {
+      if (!r.role || r.role === '*' || r.type !== 'SCALAR') continue;
+      if (!byRole.has(r.role)) byRole.set(r.role, []);
+      byRole.get(r.role).push(`${r.name} ${fmtRes(r.name, r.scalar.value)}`);
+    }
+    const dynamic = new Set((a.dynamic_reservations || []).map((r) => r.role));
+    return [...byRole.entries()].sort()
+      .map(([role, items]) => `${role}: ${items.join(', ')}${dynamic.has(role) ? '*' : ''}`).join('; ');
+  }
 
   async function agentAction(action, id, btn) {
     const calls = { drain: 'DRAIN_AGENT', deactivate: 'DEACTIVATE_AGENT', reactivate: 'REACTIVATE_AGENT' };
