@@ -27,7 +27,8 @@ namespace bhttp = beast::http;
 using tcp = net::ip::tcp;
 using steady = std::chrono::steady_clock;
 constexpr auto as_result = net::as_tuple(net::use_awaitable);
-constexpr size_t stream_piece_bytes = 16 * 1024;
+constexpr size_t stream_piece_bytes = 64 * 1024;
+constexpr size_t read_buffer_bytes = 64 * 1024;
 
 struct HostPort {
   std::string host;
@@ -95,6 +96,10 @@ class Call {
       : stream(ioc), host_port_(std::move(host_port)), timeout_(timeout) {
     if (timeout.count() > 0)
       deadline_ = steady::now() + timeout;
+    // Beast reads at most what the buffer has room for (512 bytes when it
+    // is new): room for 64 KiB makes a large body a few hundred reads, not
+    // a hundred thousand.
+    buffer.reserve(read_buffer_bytes);
   }
 
   // Before each operation: the whole exchange shares one deadline.

@@ -7,6 +7,7 @@
 #include <boost/beast/http/error.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <limits>
 
@@ -287,17 +288,23 @@ void Connection::send_response(const Response& response) {
                          .content_type = response.content_type,
                          .headers = &response.headers,
                          .framing = Framing::length,
-                         .content_length = response.body.size(),
+                         .content_length = response.body_size(),
                          .keep_alive = keep_alive_,
                          .http10 = http10_});
-  if (!head_only_)
-    out_ += response.body;
+  if (!head_only_) {
+    if (response.shared_body && !out_shared_ && phase_ != Phase::streaming)
+      out_shared_ = response.shared_body;  // written after the head, uncopied
+    else if (response.shared_body)
+      out_ += *response.shared_body;
+    else
+      out_ += response.body;
+  }
   flush();
 }
 
 // One write in flight; what is queued meanwhile goes out with the next one.
 void Connection::flush() {
-  if (writing_ || out_.empty() || phase_ == Phase::closed)
+  if (writing_ || (out_.empty() && !out_shared_) || phase_ == Phase::closed)
     return;
   in_flight_.swap(out_);
   out_.clear();
@@ -310,9 +317,16 @@ void Connection::flush() {
   else
     expire_in(core_->config.request_timeout_ms);
   writing_ = true;
-  net::async_write(
-      stream_, net::buffer(in_flight_),
-      [self = shared_from_this()](beast::error_code ec, size_t) { self->on_written(ec); });
+  in_flight_shared_ = std::move(out_shared_);
+  out_shared_.reset();
+  auto done = [self = shared_from_this()](beast::error_code ec, size_t) { self->on_written(ec); };
+  if (in_flight_shared_)
+    net::async_write(
+        stream_,
+        std::array<net::const_buffer, 2>{net::buffer(in_flight_), net::buffer(*in_flight_shared_)},
+        std::move(done));
+  else
+    net::async_write(stream_, net::buffer(in_flight_), std::move(done));
 }
 
 void Connection::on_written(beast::error_code ec) {
@@ -328,8 +342,9 @@ void Connection::on_written(beast::error_code ec) {
   if (stream_state_ && in_flight_stream_bytes_ > 0)
     stream_state_->sent(in_flight_stream_bytes_);
   in_flight_stream_bytes_ = 0;
+  in_flight_shared_.reset();
   release_if_large(in_flight_);
-  if (!out_.empty())
+  if (!out_.empty() || out_shared_)
     return flush();
   if (phase_ == Phase::writing)
     return finish_response();

@@ -192,6 +192,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   std::string out_;        // queued, not yet handed to the socket
   std::string in_flight_;  // the one write in progress
+  // A response's shared body: written right after out_ (its head), without
+  // a copy. Only a plain response sets it, and nothing is queued behind it
+  // until it is written.
+  std::shared_ptr<const std::string> out_shared_, in_flight_shared_;
   bool writing_ = false;
   size_t out_stream_bytes_ = 0;        // stream payload bytes in out_ / in_flight_, for
   size_t in_flight_stream_bytes_ = 0;  // the stream's unsent-byte count

@@ -210,8 +210,11 @@ const ServerCounters& Server::counters() const {
 }
 
 Response json_response(int status, std::string body) {
-  return Response{
-      .status = status, .content_type = "application/json", .body = std::move(body), .headers = {}};
+  Response r;
+  r.status = status;
+  r.content_type = "application/json";
+  r.body = std::move(body);
+  return r;
 }
 
 Response error_response(int status, const std::string& message) {

@@ -73,6 +73,11 @@ struct Response {
   std::string content_type = "application/json";
   std::string body;
   Headers headers;  // extra headers; framing ones (Content-Length, ...) are the server's
+  // When set, the body instead of `body`: written from this buffer without a
+  // copy, so one large rendering (the master's GET_STATE) can answer many
+  // requests at once. It must not change while any response holds it.
+  std::shared_ptr<const std::string> shared_body;
+  size_t body_size() const { return shared_body ? shared_body->size() : body.size(); }
 };
 
 namespace detail {

@@ -17,6 +17,17 @@ using namespace tessera::http::testing;
 
 namespace {
 
+// One large body every /shared answer shares: 3 MiB of numbered lines.
+std::shared_ptr<const std::string> shared_text() {
+  static const auto text = [] {
+    auto out = std::make_shared<std::string>();
+    for (int i = 0; out->size() < (size_t{3} << 20); ++i)
+      *out += "line " + std::to_string(i) + "\n";
+    return std::shared_ptr<const std::string>(out);
+  }();
+  return text;
+}
+
 // Echoes what the server made of the request, as JSON.
 void echo(Request req, Responder r) {
   std::vector<std::string> tags;
@@ -58,7 +69,14 @@ void routes(Request req, Responder r) {
     return r.respond(Response{.status = 200,
                               .content_type = "text/plain",
                               .body = "h",
-                              .headers = {{"X-Tessera", "yes"}, {"Bad\r\nName", "x"}}});
+                              .headers = {{"X-Tessera", "yes"}, {"Bad\r\nName", "x"}},
+                              .shared_body = nullptr});
+  if (req.path == "/shared") {
+    Response shared;
+    shared.content_type = "text/plain";
+    shared.shared_body = shared_text();
+    return r.respond(std::move(shared));
+  }
   r.respond(error_response(404, "no route for " + req.path));
 }
 
@@ -134,6 +152,37 @@ TEST_CASE("http: keep-alive: one connection carries several requests, pipelined 
 
   CHECK(server->counters().connections_accepted == 1);
   CHECK(server->counters().requests == 4);
+}
+
+TEST_CASE("http: a shared body goes out whole to many readers at once, then pipelined answers",
+          "[http]") {
+  auto server = start_server({}, routes);
+  std::vector<std::future<expected<ClientResponse>>> readers;
+  for (int i = 0; i < 8; ++i)
+    readers.push_back(std::async(std::launch::async,
+                                 [&] { return request(server->address(), "GET", "/shared"); }));
+  for (auto& f : readers) {
+    auto r = f.get();
+    REQUIRE(r);
+    CHECK(r->status == 200);
+    CHECK(r->headers["content-length"] == std::to_string(shared_text()->size()));
+    CHECK(r->body == *shared_text());
+  }
+  // After a shared body on one connection: the next answers come in order.
+  RawSocket client(server->port());
+  REQUIRE(client.send(get("/shared") + get("/echo?q=after") +
+                      "HEAD /shared HTTP/1.1\r\nHost: t\r\n\r\n" + get("/echo?q=last")));
+  REQUIRE(client.read_until(
+      [](const std::string& s) { return s.find(R"("q":"last")") != std::string::npos; }));
+  auto& got = client.received();
+  auto body_at = got.find("line 0\n");
+  REQUIRE(body_at != std::string::npos);
+  CHECK(got.compare(body_at, shared_text()->size(), *shared_text()) == 0);
+  auto after = got.find(R"("q":"after")");
+  CHECK(after > body_at + shared_text()->size());
+  // The HEAD answer between them carried no body: "line 0" appears once.
+  CHECK(got.find("line 0\n", body_at + 1) == std::string::npos);
+  CHECK(got.find(R"("q":"last")") > after);
 }
 
 TEST_CASE("http: a Responder may answer later, from another thread, and only once", "[http]") {
