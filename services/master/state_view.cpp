@@ -83,11 +83,14 @@ void StateView::lost_master(const std::string& why) {
 void StateView::on_batch(const Received<wire::MasterEventBatch>& m) {
   if (m.sender() != config_.master)
     return;
+  ++generation_;
   auto b = m.body();
   if (b.getReset()) {
     agents_.clear();
     frameworks_.clear();
     tasks_.clear();
+    for (auto& b : task_buckets_)
+      b = TaskBucket{};
     executors_.clear();
     offers_.clear();
     roles_.clear();
@@ -170,6 +173,7 @@ void StateView::apply_agent(wire::AgentView::Reader in) {
   a.deactivated = in.getDeactivated();
   a.drain = in.getDrain();
   a.registered_at_ns = in.getRegisteredAtNs();
+  render(a);
   if (!changed || loading_)
     return;
   publish(fresh ? "AGENT_ADDED" : "AGENT_UPDATED",
@@ -270,6 +274,10 @@ void StateView::apply_task(wire::TaskView::Reader in, bool completed) {
     t.statuses.back() = s;
   }
   render(t);
+  auto& bucket = bucket_of(key);
+  bucket.dirty = true;
+  if (fresh)
+    bucket.keys.insert(key);
   if (terminal(t.state) && !was_terminal)
     ++terminal_counts_[t.state];
   account(t, +1);
@@ -295,6 +303,9 @@ void StateView::complete(const TaskKey& key) {
   if (it == tasks_.end())
     return;
   account(it->second, -1);
+  auto& bucket = bucket_of(key);
+  bucket.keys.erase(key);
+  bucket.dirty = true;
   completed_.push_back(std::move(it->second));
   tasks_.erase(it);
   while (completed_.size() > config_.completed_tasks_max)

@@ -121,6 +121,9 @@ class StateView : public Actor {
     bool deactivated = false;
     wire::DrainState drain = wire::DrainState::NONE;
     int64_t registered_at_ns = 0;
+    // Its JSON up to what offers and tasks change, rendered once per change
+    // of the agent; append_agent finishes it per read.
+    std::string json_head;
   };
   struct FrameworkEntry {
     std::string id, name, user, principal, address;
@@ -185,7 +188,27 @@ class StateView : public Actor {
   nlohmann::json get_roles() const;
   nlohmann::json get_maintenance_status() const;
   std::string state_body(const Filter* filter);
+  // Appends GET_STATE's get_state object (filtered, for SUBSCRIBE) to out.
+  void append_state(std::string& out, const Filter* filter);
   void append_tasks(std::string& out, const Filter* filter) const;
+  // GET_STATE's live tasks: every task is in one of task_buckets_max
+  // buckets (by a hash of its key), and each bucket keeps its tasks' texts
+  // joined, built at a read after one of them changed. A read of 100,000
+  // tasks then copies a few hundred texts, not a hundred thousand. Built
+  // only for GET_STATE: a view nobody reads that way holds no second copy.
+  struct TaskBucket {
+    std::set<TaskKey> keys;
+    std::string text;  // the tasks' JSON, comma-separated
+    bool dirty = true;
+  };
+  static constexpr size_t task_buckets_max = 1024;
+  TaskBucket& bucket_of(const TaskKey& key);
+  void append_live_tasks(std::string& out);
+  // GET_STATE's whole answer. Rendered at most once per change to the copy
+  // (generation_) and shared by every request until the next change; a new
+  // rendering reuses the buffer of the last when no response holds it any
+  // more, so a poller costs neither a copy nor fresh pages.
+  std::shared_ptr<const std::string> state_response();
 
   // -- SUBSCRIBE streams (state_view_api.cpp) ---------------------------------
   void publish(const std::string& type, const nlohmann::json& body, const TaskEntry* task,
@@ -195,11 +218,13 @@ class StateView : public Actor {
 
   // -- rendering (state_view_json.cpp) ---------------------------------------
   void render(TaskEntry& t) const;
+  void render(AgentEntry& a) const;
   nlohmann::json agent_json(const AgentEntry& a) const;
   // The same as text, appended: for GET_STATE and GET_AGENTS.
   void append_agent(std::string& out, const AgentEntry& a) const;
   void append_executors(std::string& out) const;
   std::string agents_text() const;
+  void append_agents(std::string& out) const;
   nlohmann::json framework_json(const FrameworkEntry& f) const;
   nlohmann::json status_json(const TaskEntry& t, const Status& s) const;
   nlohmann::json role_json(const std::string& name, const RoleEntry& r) const;
@@ -232,6 +257,14 @@ class StateView : public Actor {
   std::map<wire::TaskState, uint64_t> terminal_counts_;
   uint64_t bad_calls_ = 0;  // refused with a 400
   uint64_t gaps_ = 0;       // resubscriptions after a missed batch
+  std::vector<TaskBucket> task_buckets_ = std::vector<TaskBucket>(task_buckets_max);
+  // Bumped by every batch from the master: what the copy is a version of.
+  uint64_t generation_ = 0;
+  std::shared_ptr<std::string> state_rendered_;  // GET_STATE of state_generation_
+  uint64_t state_generation_ = 0;
+  size_t state_bytes_last_ = 0;
+  uint64_t state_renders_ = 0;  // GET_STATEs rendered
+  uint64_t state_reuses_ = 0;   // GET_STATEs answered with the last rendering
 };
 
 }  // namespace tessera

@@ -167,10 +167,9 @@ void StateView::answer_read(const std::string& type, const json& call,
     return responder.respond(http::error_response(503, not_leading_message()));
   auto args = call.value(key_of(type), json::object());
   if (type == "GET_STATE") {
-    auto body = state_body(nullptr);
-    body.insert(0, "{\"type\":\"GET_STATE\",\"get_state\":");
-    body += '}';
-    return responder.respond(http::json_response(200, std::move(body)));
+    http::Response r;
+    r.shared_body = state_response();
+    return responder.respond(std::move(r));
   }
   if (type == "GET_TASKS") {
     std::string error;
@@ -283,18 +282,93 @@ void StateView::append_tasks(std::string& out, const Filter* filter) const {
 }
 
 std::string StateView::state_body(const Filter* filter) {
-  std::string out = "{\"get_tasks\":";
-  append_tasks(out, filter);
+  std::string out;
+  append_state(out, filter);
+  return out;
+}
+
+StateView::TaskBucket& StateView::bucket_of(const TaskKey& key) {
+  auto h = std::hash<std::string>{}(key.first) * 31 + std::hash<std::string>{}(key.second);
+  return task_buckets_[h % task_buckets_.size()];
+}
+
+void StateView::append_live_tasks(std::string& out) {
+  bool first = true;
+  for (auto& b : task_buckets_) {
+    if (b.dirty) {
+      b.text.clear();
+      for (auto& key : b.keys) {
+        auto it = tasks_.find(key);
+        if (it == tasks_.end())
+          continue;  // cannot be: complete() takes it out of its bucket
+        if (!b.text.empty())
+          b.text += ',';
+        b.text += it->second.json;
+      }
+      if (b.text.capacity() > 2 * b.text.size() + 4096)
+        b.text.shrink_to_fit();
+      b.dirty = false;
+    }
+    if (b.text.empty())
+      continue;
+    if (!first)
+      out += ',';
+    first = false;
+    out += b.text;
+  }
+}
+
+void StateView::append_state(std::string& out, const Filter* filter) {
+  out += "{\"get_tasks\":";
+  if (filter) {
+    append_tasks(out, filter);
+  } else {
+    out += "{\"tasks\":[";
+    append_live_tasks(out);
+    out += "],\"completed_tasks\":[";
+    bool first = true;
+    for (auto& t : completed_) {
+      if (!first)
+        out += ',';
+      first = false;
+      out += t.json;
+    }
+    out += "]}";
+  }
   auto frameworks = json::array();
   for (auto& [id, f] : frameworks_)
     if (!filter || filter->passes_framework(f))
       frameworks.push_back(framework_json(f));
   out += ",\"get_executors\":";
   append_executors(out);
-  out += ",\"get_frameworks\":" +
-         json{{"frameworks", frameworks}, {"completed_frameworks", completed_frameworks_}}.dump();
-  out += ",\"get_agents\":" + agents_text() + "}";
-  return out;
+  out += ",\"get_frameworks\":";
+  out += json{{"frameworks", frameworks}, {"completed_frameworks", completed_frameworks_}}.dump();
+  out += ",\"get_agents\":";
+  append_agents(out);
+  out += '}';
+}
+
+std::shared_ptr<const std::string> StateView::state_response() {
+  if (state_rendered_ && state_generation_ == generation_) {
+    ++state_reuses_;
+    return state_rendered_;
+  }
+  // Only this actor hands the buffer out, so a count of one means no
+  // response (on the I/O thread) still reads it.
+  if (!state_rendered_ || state_rendered_.use_count() > 1)
+    state_rendered_ = std::make_shared<std::string>();
+  auto& out = *state_rendered_;
+  out.clear();
+  out.reserve(state_bytes_last_ + state_bytes_last_ / 8);  // no regrowth on a fresh buffer
+  out += "{\"type\":\"GET_STATE\",\"get_state\":";
+  append_state(out, nullptr);
+  out += '}';
+  if (out.capacity() > 2 * out.size() + (size_t{1} << 20))
+    out.shrink_to_fit();  // the cluster shrank: give back what is not needed
+  state_generation_ = generation_;
+  state_bytes_last_ = out.size();
+  ++state_renders_;
+  return state_rendered_;
 }
 
 std::string StateView::state_json() {
@@ -302,13 +376,21 @@ std::string StateView::state_json() {
 }
 
 std::string StateView::agents_text() const {
-  std::string out = "{\"agents\":[";
+  std::string out;
+  append_agents(out);
+  return out;
+}
+
+void StateView::append_agents(std::string& out) const {
+  out += "{\"agents\":[";
+  bool first = true;
   for (auto& [id, a] : agents_) {
-    if (out.size() > 11)
+    if (!first)
       out += ',';
+    first = false;
     append_agent(out, a);
   }
-  return out + "]}";
+  out += "]}";
 }
 
 json StateView::get_frameworks() const {

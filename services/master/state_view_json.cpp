@@ -80,13 +80,16 @@ void StateView::render(TaskEntry& t) const {
   t.json = out.dump();
 }
 
-void StateView::append_agent(std::string& out, const AgentEntry& a) const {
-  // agent_json()'s shape, written directly: GET_STATE writes every agent,
-  // and a DOM per agent costs more than the whole text.
+void StateView::render(AgentEntry& a) const {
+  // Text, not a DOM: GET_STATE writes 10,000s of these, and a DOM per agent
+  // costs more than the whole text. Everything but what offers and tasks
+  // change (allocated and offered resources, appended per read) is kept.
   auto host_port = a.address.substr(a.address.find('@') + 1);
   auto colon = host_port.rfind(':');
   int port = colon == std::string::npos ? 0 : std::atoi(host_port.c_str() + colon + 1);
   bool active = a.state == wire::AgentViewState::REGISTERED && !a.deactivated;
+  auto& out = a.json_head;
+  out.clear();
   out += "{\"active\":";
   out += active ? "true" : "false";
   out += ",\"agent_info\":{\"attributes\":";
@@ -97,9 +100,7 @@ void StateView::append_agent(std::string& out, const AgentEntry& a) const {
   append_string(out, a.id);
   out += "},\"port\":" + std::to_string(port) + ",\"resources\":";
   append_resources(out, a.total);
-  out += "},\"allocated_resources\":";
-  append_resources(out, a.used);
-  out += ",\"deactivated\":";
+  out += "},\"deactivated\":";
   out += a.deactivated ? "true" : "false";
   out += ",\"dynamic_reservations\":";
   append_resources(out, a.reserved_dynamic);
@@ -107,8 +108,6 @@ void StateView::append_agent(std::string& out, const AgentEntry& a) const {
   out += drain_state_name(a.drain);
   out += "\"},\"http_address\":";
   append_string(out, a.http_address);
-  out += ",\"offered_resources\":";
-  append_resources(out, a.offered);
   out += ",\"pid\":";
   append_string(out, a.address);
   out += ",\"registered_time\":{\"nanoseconds\":" + std::to_string(a.registered_at_ns) +
@@ -116,6 +115,14 @@ void StateView::append_agent(std::string& out, const AgentEntry& a) const {
   out += agent_state_name(a.state);
   out += "\",\"total_resources\":";
   append_resources(out, a.total);
+}
+
+void StateView::append_agent(std::string& out, const AgentEntry& a) const {
+  out += a.json_head;
+  out += ",\"allocated_resources\":";
+  append_resources(out, a.used);
+  out += ",\"offered_resources\":";
+  append_resources(out, a.offered);
   out += '}';
 }
 

@@ -158,6 +158,8 @@ std::vector<std::pair<std::string, double>> StateView::snapshot_values(
   put("master/messages_rejected", double(rejected));
   put("master/operator_api_bad_calls", double(bad_calls_));
   put("master/subscribers", double(subscribers_.size()));
+  put("master/state_renders", double(state_renders_));
+  put("master/state_reuses", double(state_reuses_));
   return out;
 }
 
@@ -298,6 +300,16 @@ std::string StateView::prometheus_text(wire::MasterMetrics::Reader master,
       family("tessera_master_api_subscribers", "Open SUBSCRIBE streams.", MetricType::Gauge);
   add(subs, double(subscribers_.size()));
   families.push_back(std::move(subs));
+  auto renders =
+      family("tessera_master_api_state_renders_total",
+             "GET_STATE answers rendered anew (the cluster had changed).", MetricType::Counter);
+  add(renders, double(state_renders_));
+  families.push_back(std::move(renders));
+  auto reuses = family("tessera_master_api_state_reuses_total",
+                       "GET_STATE answers that reused the last rendering (nothing had changed).",
+                       MetricType::Counter);
+  add(reuses, double(state_reuses_));
+  families.push_back(std::move(reuses));
   if (config_.extra_metrics)
     for (auto& [name, value] : config_.extra_metrics()) {
       bool counter = name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0;

@@ -200,6 +200,26 @@ TEST_CASE("the master's API lists agents, frameworks and tasks, and streams ever
     history.push_back(s["state"]);
   CHECK(history.front() == "TASK_STAGING");
   CHECK(history.back() == "TASK_FINISHED");
+  // GET_STATE, rendered while the task ran, is rendered anew: the task has
+  // left the live tasks for the completed ones.
+  state = call(c.http, {{"type", "GET_STATE"}})["get_state"];
+  CHECK(state["get_tasks"]["tasks"].empty());
+  REQUIRE(state["get_tasks"]["completed_tasks"].size() == 1);
+  CHECK(state["get_tasks"]["completed_tasks"][0]["state"] == "TASK_FINISHED");
+  // While nothing changes, a GET_STATE reuses the last rendering.
+  auto snapshot = [&] {
+    auto r = http::request(c.http, "GET", "/metrics/snapshot", "");
+    REQUIRE(r);
+    return json::parse(r->body);
+  };
+  auto reuses = snapshot()["master/state_reuses"].get<double>();
+  REQUIRE(wait_until(
+      [&] {
+        call(c.http, {{"type", "GET_STATE"}});
+        return snapshot()["master/state_reuses"].get<double>() > reuses;
+      },
+      10s));
+  CHECK(snapshot()["master/state_renders"].get<double>() >= 2);
 
   c.process->kill(SIGINT);
   REQUIRE(c.process->wait_exit(30s));
@@ -446,6 +466,8 @@ TEST_CASE("an operator reserves an agent's resources for a role and unreserves t
   auto agent =
       id_of(call(c.http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0]["agent_info"]["id"]);
   Subscription sub(c.http);
+  // Subscribed before the change, so it arrives as an AGENT_UPDATED.
+  REQUIRE(wait_until([&] { return sub.saw("SUBSCRIBED"); }, 10s));
   // Mesos's form: each resource names its reservation.
   auto web = json::array({{{"type", "DYNAMIC"}, {"role", "web"}}});
   call(c.http, {{"type", "RESERVE_RESOURCES"},

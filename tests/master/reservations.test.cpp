@@ -118,8 +118,9 @@ TEST_CASE("bad reservations are refused with what was wrong, and change nothing"
                  "cpus(web):2;mem(db):10)"));
 }
 
-TEST_CASE("dynamic reservations outlive the master; an agent back too small for them drops them",
-          "[master][operator][reservations][registry]") {
+TEST_CASE(
+    "dynamic reservations outlive the master, and an agent back too small for them drops them",
+    "[master][operator][reservations][registry]") {
   Cluster c;
   c.start_master();
   auto& an = c.sim.add_node("agent1");
