@@ -9,7 +9,12 @@
 #include <nlohmann/json.hpp>
 
 #include <fcntl.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -137,6 +142,14 @@ void Server::Impl::admit(tcp::socket socket) {
 }
 
 void Server::Impl::run() {
+  if (int nice = core->config.io_thread_nice; nice > 0) {
+    auto tid = static_cast<id_t>(::gettid());
+    errno = 0;
+    int now = ::getpriority(PRIO_PROCESS, tid);
+    if (errno != 0 || ::setpriority(PRIO_PROCESS, tid, std::min(now + nice, 19)) != 0)
+      log().warn("http: cannot lower the priority of the I/O thread of port {}: {}", port,
+                 std::strerror(errno));
+  }
   for (;;) {
     try {
       ioc.run();
