@@ -326,6 +326,7 @@ void Master::set_advertised(AgentEntry& a, Resources advertised) {
   }
   a.total -= flat;
   a.total += a.reserved;
+  log().debug("master: agent {} has dynamic reservations {}", a.id, a.reserved.to_string());
 }
 
 void Master::apply_role(const RegistryRole& r) {
