@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <iterator>
+#include <map>
 
 namespace tessera {
 
@@ -54,11 +55,22 @@ expected<Resources> resource_from_json(const nlohmann::json& r) {
           "'reservations' must be a list of at most one (refined reservations are "
           "not supported)");
     if (!list.empty()) {
-      if (!list[0].is_object() || !list[0].contains("role") || !list[0]["role"].is_string())
+      const auto& reservation = list[0];
+      if (!reservation.is_object() || !reservation.contains("role") ||
+          !reservation["role"].is_string())
         return bad("a reservation needs a role");
-      role = list[0]["role"].get<std::string>();
+      if (reservation.contains("type") && reservation["type"] != "DYNAMIC")
+        return bad(
+            "only DYNAMIC reservations are made through the API (static ones are an "
+            "agent's --resources)");
+      auto reserved_for = reservation["role"].get<std::string>();
+      if (r.contains("role") && role != reserved_for)
+        return bad("'role' and the reservation's role differ");
+      role = reserved_for;
     }
   }
+  if (r.contains("type") && !r["type"].is_string())
+    return bad("'type' must be a string");
   auto type = r.value("type", std::string());
   if (type == "SCALAR" || (type.empty() && r.contains("scalar"))) {
     if (!r.contains("scalar") || !r["scalar"].is_object() || !r["scalar"].contains("value") ||
@@ -104,11 +116,24 @@ expected<Resources> resources_from_json(const nlohmann::json& in) {
     return Resources::parse(in.get<std::string>());
   if (!in.is_array())
     return make_error(Errc::invalid_argument, "resources must be a list or a string");
+  // Bounded, so no sum can overflow: each quantity is at most 1e12.
+  constexpr size_t resources_max = 1000;
+  if (in.size() > resources_max)
+    return make_error(Errc::invalid_argument,
+                      "at most " + std::to_string(resources_max) + " resources in one list");
   Resources out;
+  std::map<std::string, std::string> kinds;  // name -> type, as parse() refuses a mix
   for (auto& r : in) {
     auto one = resource_from_json(r);
     if (!one)
       return one.error();
+    auto kind = r.value("type", std::string());
+    if (kind.empty())
+      kind = r.contains("scalar") ? "SCALAR" : r.contains("ranges") ? "RANGES" : "SET";
+    auto [it, fresh] = kinds.emplace(r["name"].get<std::string>(), kind);
+    if (!fresh && it->second != kind)
+      return make_error(Errc::invalid_argument, "resource '" + it->first + "' given as both " +
+                                                    it->second + " and " + kind);
     out += *one;
   }
   return out;

@@ -292,7 +292,7 @@ void Connection::send_response(const Response& response) {
                          .keep_alive = keep_alive_,
                          .http10 = http10_});
   if (!head_only_) {
-    if (response.shared_body && !out_shared_ && phase_ != Phase::streaming)
+    if (response.shared_body && !out_shared_)
       out_shared_ = response.shared_body;  // written after the head, uncopied
     else if (response.shared_body)
       out_ += *response.shared_body;

@@ -51,10 +51,10 @@ struct ServerConfig {
   std::chrono::milliseconds idle_timeout_ms{60'000};     // keep-alive with no request in flight
   std::chrono::milliseconds request_timeout_ms{30'000};  // a request to arrive, a response to leave
   size_t stream_buffer_bytes_max = size_t{4} << 20;      // unsent bytes of one streaming response
-  // Added to the I/O thread's nice value (Linux, per thread; 0 to 19): the
-  // edge yields the CPU to the actors it serves, so operators' reads cannot
-  // slow scheduling on a busy machine, only wait for a free core.
-  int io_thread_nice = 10;
+  // Added to the I/O thread's nice value (Linux, per thread; 0 to 19): an
+  // edge that yields the CPU to the actors it serves (the master's does, so
+  // operators' reads cannot slow scheduling on a busy machine).
+  int io_thread_nice = 0;
 };
 
 using Headers = std::vector<std::pair<std::string, std::string>>;

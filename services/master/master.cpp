@@ -577,6 +577,8 @@ void Master::add_agent_to_allocator(AgentEntry& a) {
   mark_agent(a.id);
   if (a.deactivated)
     return;  // an operator took it out of the pool: REACTIVATE_AGENT brings it back
+  if (a.reservation_writes > 0)
+    return;  // back once its reservations are durable (update_reservation)
   // What live tasks hold there, per framework and role.
   std::map<std::pair<FrameworkId, std::string>, Resources> used;
   for (auto& key : a.tasks) {

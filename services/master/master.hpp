@@ -305,6 +305,10 @@ class Master : public Actor {
     bool deactivated = false;
     wire::DrainState drain = wire::DrainState::NONE;
     int64_t drain_grace_ns = 0;
+    // Reservation changes being written to the registry: the agent stays
+    // out of the allocator until the last is durable, so nothing is
+    // offered on a reservation a failover could forget.
+    uint32_t reservation_writes = 0;
   };
 
   struct Offer {
@@ -497,7 +501,8 @@ class Master : public Actor {
   Resources free_of_tasks(const AgentEntry& a) const;
   // Sets what the agent advertises and its pooled total, with the dynamic
   // reservations its registry record holds. Reservations that no longer fit
-  // (the agent came back smaller) are dropped, logged and recorded.
+  // (the agent came back smaller) are dropped, each whole (one name and
+  // role), logged and recorded; those that fit are kept.
   void set_advertised(AgentEntry& a, Resources advertised);
   // A draining agent with no task left is drained.
   void check_drained(AgentEntry& a);

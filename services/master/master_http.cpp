@@ -4,11 +4,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+
 namespace tessera {
 
 expected<std::unique_ptr<MasterHttp>> MasterHttp::start(http::ServerConfig config,
                                                         std::shared_ptr<StateViewHandle> view) {
   std::unique_ptr<MasterHttp> edge(new MasterHttp(std::move(view)));
+  // Reads wait for a free core rather than take the allocator's.
+  config.io_thread_nice = std::max(config.io_thread_nice, master_io_thread_nice);
   auto* self = edge.get();
   auto server = http::Server::start(std::move(config), [self](http::Request r, http::Responder d) {
     self->handle(std::move(r), std::move(d));

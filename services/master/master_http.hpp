@@ -21,6 +21,9 @@
 
 namespace tessera {
 
+// The nice value the edge's I/O thread gets at least (ServerConfig).
+inline constexpr int master_io_thread_nice = 10;
+
 class MasterHttp {
  public:
   static expected<std::unique_ptr<MasterHttp>> start(http::ServerConfig config,

@@ -275,14 +275,18 @@ std::string Master::update_reservation(wire::OperatorCall::Reservation::Reader r
   log().info("master: an operator {} {} on agent {}", reserve ? "reserves" : "unreserves",
              asked->to_string(), id);
   rec->second.reservations = reservations;
-  bool pooled = a->in_allocator;
   // Out of the pool while the change is written: its offers are rescinded,
-  // and a grant of the old total still in flight is stale (epoch).
+  // a grant of the old total still in flight is stale (epoch), and nothing
+  // adds it back (a reregistration, a reactivation) before it is durable.
   remove_agent_from_allocator(*a);
   set_advertised(*a, a->advertised);
-  persist({agent_record(rec->second)}, [this, id, pooled] {
+  ++a->reservation_writes;
+  persist({agent_record(rec->second)}, [this, id] {
     auto* back = agent(id);
-    if (back && pooled && back->state == AgentState::registered && !back->in_allocator)
+    if (!back || back->reservation_writes == 0)
+      return;
+    if (--back->reservation_writes == 0 && back->state == AgentState::registered &&
+        !back->in_allocator)
       add_agent_to_allocator(*back);
   });
   return {};
@@ -312,19 +316,37 @@ void Master::set_advertised(AgentEntry& a, Resources advertised) {
   a.reserved = rec != agent_records_.end() ? rec->second.reservations : Resources{};
   if (a.reserved.empty())
     return;
-  auto flat = a.reserved.flatten();
-  if (!a.total.contains(flat)) {
+  // Each reservation (one name and role) is kept whole if what is kept so
+  // far and it still fit in what the agent advertises.
+  Resources kept, dropped;
+  auto consider = [&](Resources one) {
+    if (a.advertised.contains((kept + one).flatten()))
+      kept += one;
+    else
+      dropped += one;
+  };
+  a.reserved.visit(
+      [&](const std::string& name, const std::string& role, Milli milli) {
+        consider(Resources::scalar(name, double(milli) / 1000.0, role));
+      },
+      [&](const std::string& name, const std::string& role, const std::vector<Range>& r) {
+        consider(Resources::ranges(name, r, role));
+      },
+      [&](const std::string& name, const std::string& role, const std::set<std::string>& items) {
+        consider(Resources::set(name, items, role));
+      });
+  if (!dropped.empty()) {
     ++counters_.reservations_dropped;
     log().warn(
         "master: agent {} came back with {}, too little for its dynamic reservations {}; "
-        "they are dropped",
-        a.id, a.advertised.to_string(), a.reserved.to_string());
-    a.reserved = {};
-    rec->second.reservations = {};
+        "{} dropped, {} kept",
+        a.id, a.advertised.to_string(), a.reserved.to_string(), dropped.to_string(),
+        kept.empty() ? "none" : kept.to_string());
+    a.reserved = kept;
+    rec->second.reservations = kept;
     persist({agent_record(rec->second)}, [] {});
-    return;
   }
-  a.total -= flat;
+  a.total -= a.reserved.flatten();
   a.total += a.reserved;
   log().debug("master: agent {} has dynamic reservations {}", a.id, a.reserved.to_string());
 }

@@ -8,6 +8,7 @@
 #include "services/http/recordio.hpp"
 #include "services/master/view_json.hpp"
 
+#include <atomic>
 #include <cmath>
 
 namespace tessera {
@@ -357,6 +358,8 @@ std::shared_ptr<const std::string> StateView::state_response() {
   // response (on the I/O thread) still reads it.
   if (!state_rendered_ || state_rendered_.use_count() > 1)
     state_rendered_ = std::make_shared<std::string>();
+  else  // the last reader's release (a relaxed count) happens before the rewrite
+    std::atomic_thread_fence(std::memory_order_acquire);
   auto& out = *state_rendered_;
   out.clear();
   out.reserve(state_bytes_last_ + state_bytes_last_ / 8);  // no regrowth on a fresh buffer

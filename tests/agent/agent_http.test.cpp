@@ -10,8 +10,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
 #include <future>
-#include <regex>
+#include <map>
 #include <sstream>
 
 using namespace tessera;
@@ -87,17 +88,36 @@ const json* find_task(const json& list, const std::string& id) {
 // Every sample line of a Prometheus text exposition: name{labels} -> value.
 // Fails the test on a line that is neither a sample nor a comment.
 std::map<std::string, double> parse_prometheus(const std::string& text) {
-  static const std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*(\{[^}]*\})?) (\S+)$)");
+  // name: [a-zA-Z_:][a-zA-Z0-9_:]*, then optional {labels}, one space, a value.
+  auto name_char = [](char c, bool first) {
+    return std::isalpha(static_cast<unsigned char>(c)) || c == '_' || c == ':' ||
+           (!first && std::isdigit(static_cast<unsigned char>(c)));
+  };
   std::map<std::string, double> out;
   std::istringstream in(text);
   std::string line;
   while (std::getline(in, line)) {
     if (line.empty() || line[0] == '#')
       continue;
-    std::smatch m;
     INFO(line);
-    REQUIRE(std::regex_match(line, m, sample));
-    out[m[1]] = std::stod(m[3]);
+    size_t i = 0;
+    while (i < line.size() && name_char(line[i], i == 0))
+      ++i;
+    REQUIRE(i > 0);
+    if (i < line.size() && line[i] == '{') {
+      auto close = line.find('}', i);
+      REQUIRE(close != std::string::npos);
+      i = close + 1;
+    }
+    REQUIRE(i < line.size());
+    REQUIRE(line[i] == ' ');
+    auto value = line.substr(i + 1);
+    REQUIRE(!value.empty());
+    REQUIRE(value.find(' ') == std::string::npos);
+    size_t used = 0;
+    double v = std::stod(value, &used);
+    REQUIRE(used == value.size());
+    out[line.substr(0, i)] = v;
   }
   return out;
 }

@@ -53,4 +53,21 @@ TEST_CASE("bad resource JSON is refused, naming the entry and what is wrong", "[
             .find("inverted range") != std::string::npos);
   CHECK(error(R"([{"name": "x", "type": "TEXT"}])").find("unknown type 'TEXT'") !=
         std::string::npos);
+  CHECK(error(R"([{"name": "cpus", "scalar": {"value": 1},
+                   "reservations": [{"type": "STATIC", "role": "a"}]}])")
+            .find("only DYNAMIC") != std::string::npos);
+  CHECK(error(R"([{"name": "cpus", "scalar": {"value": 1}, "role": "a",
+                   "reservations": [{"role": "b"}]}])")
+            .find("differ") != std::string::npos);
+  CHECK(error(R"([{"name": "cpus", "scalar": {"value": 1}},
+                  {"name": "cpus", "ranges": {"range": [{"begin": 1, "end": 2}]}}])")
+            .find("both SCALAR and RANGES") != std::string::npos);
+  CHECK(error(R"([{"name": "cpus", "type": 7}])").find("'type' must be a string") !=
+        std::string::npos);
+  auto many = json::array();
+  for (int i = 0; i < 1001; ++i)
+    many.push_back({{"name", "cpus"}, {"scalar", {{"value", 1e12}}}});
+  auto r = resources_from_json(many);
+  REQUIRE_FALSE(r);
+  CHECK(what(r.error()).find("at most 1000") != std::string::npos);
 }
