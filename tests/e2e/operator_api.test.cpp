@@ -110,6 +110,11 @@ std::string id_of(const json& j) {
   return j.is_object() ? j.value("value", "") : j.get<std::string>();
 }
 
+// The id of the first agent GET_AGENTS lists.
+std::string first_agent_id(const std::string& http) {
+  return id_of(call(http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0]["agent_info"]["id"]);
+}
+
 std::unique_ptr<ChildProcess> run_tessera(std::vector<std::string> args) {
   args.insert(args.begin(), TESSERA_BIN);
   return ChildProcess::start(std::move(args));
@@ -355,8 +360,7 @@ TEST_CASE("draining an agent kills its tasks and offers nothing of it until it i
   TempDir dir;
   auto c = start_cluster(dir, 1);
   wait_agents(c.http, 1);
-  auto agent =
-      id_of(call(c.http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0]["agent_info"]["id"]);
+  auto agent = first_agent_id(c.http);
   auto task = run_tessera({"run", "--master", c.master, "--", "sleep", "120"});
   REQUIRE(wait_until(
       [&] {
@@ -463,8 +467,7 @@ TEST_CASE("an operator reserves an agent's resources for a role and unreserves t
   TempDir dir;
   auto c = start_cluster(dir, 1);
   wait_agents(c.http, 1);
-  auto agent =
-      id_of(call(c.http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0]["agent_info"]["id"]);
+  auto agent = first_agent_id(c.http);
   Subscription sub(c.http);
   // Subscribed before the change, so it arrives as an AGENT_UPDATED.
   REQUIRE(wait_until([&] { return sub.saw("SUBSCRIBED"); }, 10s));
@@ -574,8 +577,7 @@ TEST_CASE("a drained agent stays drained, its reservations kept, across a kill -
       run_tessera({"agent", "--master", at, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0",
                    "--work-dir", (dir.path() / "agent").string(), "--resources", "cpus:1;mem:256"});
   wait_agents(http, 1);
-  auto id =
-      id_of(call(http, {{"type", "GET_AGENTS"}})["get_agents"]["agents"][0]["agent_info"]["id"]);
+  auto id = first_agent_id(http);
   auto reserve = run_tessera({"agent", "reserve", id, "cpus(web):0.5", "--master", http});
   REQUIRE(reserve->wait_exit(30s));
   REQUIRE(reserve->exit_status()->exit_code == 0);
