@@ -625,6 +625,7 @@ TEST_CASE("a drained agent stays drained, its reservations kept, across a kill -
   CHECK(reactivate->exit_status()->exit_code == 0);
   auto ran = run_tessera({"run", "--master", again_at, "--", "echo", "offered-again"});
   REQUIRE(ran->wait_exit(60s));
+  INFO(ran->err());
   CHECK(ran->out() == "offered-again\n");
   agent->kill(SIGTERM);
   REQUIRE(agent->wait_exit(30s));
