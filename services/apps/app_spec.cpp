@@ -2,7 +2,7 @@
 
 #include "services/apps/app_spec.hpp"
 
-#include <regex.h>
+#include "services/apps/constraints.hpp"
 
 #include <cmath>
 #include <set>
@@ -360,15 +360,6 @@ std::optional<Constraint::Op> constraint_op(const std::string& s) {
   return it == ops.end() ? std::nullopt : std::optional(it->second);
 }
 
-bool positive_integer(const std::string& s) {
-  if (s.empty() || s.size() > 9)
-    return false;
-  for (char c : s)
-    if (c < '0' || c > '9')
-      return false;
-  return std::stoul(s) > 0;
-}
-
 void read_constraints(Reader& r, AppSpec& app) {
   using Op = Constraint::Op;
   auto* list = r.array("constraints");
@@ -400,39 +391,14 @@ void read_constraints(Reader& r, AppSpec& app) {
     bool has_value = c.size() == 3;
     if (has_value)
       out.value = c[2].get<std::string>();
-    switch (out.op) {
-      case Op::unique:
-        if (has_value)
-          r.problem(path, "UNIQUE takes no value");
-        break;
-      case Op::group_by:
-        if (has_value && !positive_integer(out.value))
-          r.problem(path, "GROUP_BY's value is a count of groups, a whole number above 0");
-        break;
-      case Op::max_per:
-        if (!has_value || !positive_integer(out.value))
-          r.problem(path, "MAX_PER needs a count, a whole number above 0");
-        break;
-      case Op::like:
-      case Op::unlike: {
-        if (!has_value) {
-          r.problem(path, std::string(to_string(out.op)) + " needs a regular expression");
-          break;
-        }
-        regex_t re;
-        // Anchored as Marathon anchors it: the whole value must match.
-        if (::regcomp(&re, ("^(" + out.value + ")$").c_str(), REG_EXTENDED | REG_NOSUB) != 0)
-          r.problem(path, "'" + out.value + "' is not a valid regular expression");
-        else
-          ::regfree(&re);
-        break;
-      }
-      case Op::cluster:
-      case Op::is:
-        if (!has_value)
-          r.problem(path, std::string(to_string(out.op)) + " needs a value");
-        break;
-    }
+    if (out.op == Op::unique && has_value)
+      r.problem(path, "UNIQUE takes no value");
+    else if ((out.op == Op::cluster || out.op == Op::is || out.op == Op::like ||
+              out.op == Op::unlike || out.op == Op::max_per) &&
+             !has_value)
+      r.problem(path, std::string(to_string(out.op)) + " needs a value");
+    else if (auto compiled = ConstraintCheck::compile(out); !compiled)
+      r.problem(path, what(compiled.error()));
     app.constraints.push_back(std::move(out));
   }
 }

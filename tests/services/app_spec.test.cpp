@@ -153,7 +153,7 @@ TEST_CASE("every problem of a bad definition is named with its path", "[apps][sp
   CHECK(has_problem(p, "/mem", "must be a number"));
   CHECK(has_problem(p, "/portDefinitions", "not both"));
   CHECK(has_problem(p, "/constraints/0", "UNIQUE takes no value"));
-  CHECK(has_problem(p, "/constraints/1", "MAX_PER needs a count"));
+  CHECK(has_problem(p, "/constraints/1", "MAX_PER needs a value"));
   CHECK(has_problem(p, "/constraints/2", "not a valid regular expression"));
   CHECK(has_problem(p, "/constraints/3", "unknown operator 'NEAR'"));
   CHECK(has_problem(p, "/constraints/4", "[field, operator]"));
