@@ -24,6 +24,25 @@ const std::set<std::string> unsupported_fields = {
     "container", "networks",  "secrets",   "dependencies",          "readinessChecks",
     "residency", "ipAddress", "storeUrls", "acceptedResourceRoles", "executor"};
 
+// What Marathon itself fills in for fields this framework does not
+// implement, meaning "nothing special": host networking, any role.
+bool marathon_default(const std::string& name, const json& v) {
+  if (name == "networks")
+    return v.is_array() && v.size() == 1 && v[0].is_object() && v[0].value("mode", "") == "host" &&
+           v[0].size() == 1;
+  if (name == "acceptedResourceRoles")
+    return v.is_array() && v.size() == 1 && v[0] == "*";
+  return false;
+}
+
+// A key as one JSON pointer segment ("~" and "/" escaped).
+std::string pointer_segment(const std::string& key) {
+  std::string out;
+  for (char c : key)
+    out += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+  return out;
+}
+
 bool empty_value(const json& v) {
   return v.is_null() || (v.is_string() && v.get<std::string>().empty()) ||
          ((v.is_array() || v.is_object()) && v.empty());
@@ -85,16 +104,24 @@ class Reader {
   }
   uint64_t integer_at(const json& v, const std::string& path, uint64_t fallback, uint64_t min,
                       uint64_t max) {
-    if (!v.is_number_integer()) {
+    // 3 and 3.0 are both whole (JSON does not tell them apart, nor does Marathon).
+    bool whole_float = v.is_number_float() && std::isfinite(v.get<double>()) &&
+                       std::floor(v.get<double>()) == v.get<double>() &&
+                       std::fabs(v.get<double>()) < 9e15;
+    if (!v.is_number_integer() && !whole_float) {
       problem(path, "must be a whole number");
       return fallback;
     }
-    bool negative = !v.is_number_unsigned() && v.get<int64_t>() < 0;
-    if (negative || v.get<uint64_t>() < min || v.get<uint64_t>() > max) {
+    bool negative =
+        v.is_number_float() ? v.get<double>() < 0 : !v.is_number_unsigned() && v.get<int64_t>() < 0;
+    uint64_t x = negative              ? 0
+                 : v.is_number_float() ? static_cast<uint64_t>(v.get<double>())
+                                       : v.get<uint64_t>();
+    if (negative || x < min || x > max) {
       problem(path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
       return fallback;
     }
-    return v.get<uint64_t>();
+    return x;
   }
   std::optional<std::string> string(const char* name) {
     auto* v = field(name);
@@ -134,7 +161,7 @@ class Reader {
     for (auto& [k, x] : v->items()) {
       if (!x.is_string()) {
         // Marathon's env may also hold {"secret": ...}: not supported here.
-        problem(path + "/" + k, "must be a string");
+        problem(path + "/" + pointer_segment(k), "must be a string");
         continue;
       }
       out[k] = x.get<std::string>();
@@ -222,7 +249,7 @@ void read_ports(Reader& r, const json& in, AppSpec& app) {
             if (v.is_string())
               p.labels[k] = v.get<std::string>();
             else
-              r.problem(path + "/labels/" + k, "must be a string");
+              r.problem(path + "/labels/" + pointer_segment(k), "must be a string");
       }
       app.ports.push_back(std::move(p));
     }
@@ -321,12 +348,12 @@ void read_health_checks(Reader& r, AppSpec& app) {
           r.integer_at(h["portIndex"], path + "/portIndex", 0, 0, app_list_items_max));
     if (h.contains("port"))
       c.port = static_cast<uint32_t>(r.integer_at(h["port"], path + "/port", 0, 1, 65535));
-    for (auto [key, target] : {std::pair{"gracePeriodSeconds", &c.grace_period_s},
-                               {"intervalSeconds", &c.interval_s},
-                               {"timeoutSeconds", &c.timeout_s},
-                               {"delaySeconds", &c.delay_s}})
+    for (auto [key, target, min] : {std::tuple{"gracePeriodSeconds", &c.grace_period_s, 0.0},
+                                    {"intervalSeconds", &c.interval_s, 1.0},
+                                    {"timeoutSeconds", &c.timeout_s, 1.0},
+                                    {"delaySeconds", &c.delay_s, 0.0}})
       if (h.contains(key))
-        *target = r.number_at(h[key], path + "/" + key, *target, 0, 86'400);
+        *target = r.number_at(h[key], path + "/" + key, *target, min, 86'400);
     if (h.contains("maxConsecutiveFailures"))
       c.max_consecutive_failures = static_cast<uint32_t>(r.integer_at(
           h["maxConsecutiveFailures"], path + "/maxConsecutiveFailures", 3, 0, 1'000'000));
@@ -336,7 +363,7 @@ void read_health_checks(Reader& r, AppSpec& app) {
       else
         r.problem(path + "/ignoreHttp1xx", "must be true or false");
     }
-    if (c.timeout_s >= c.interval_s && c.interval_s > 0)
+    if (c.timeout_s >= c.interval_s)
       r.problem(path + "/timeoutSeconds", "must be less than intervalSeconds");
     bool probes_port = c.protocol != "COMMAND";
     if (probes_port && !c.port && c.port_index >= app.ports.size())
@@ -388,7 +415,7 @@ void read_constraints(Reader& r, AppSpec& app) {
       continue;
     }
     out.op = *op;
-    bool has_value = c.size() == 3;
+    bool has_value = c.size() == 3 && !c[2].get<std::string>().empty();
     if (has_value)
       out.value = c[2].get<std::string>();
     if (out.op == Op::unique && has_value)
@@ -524,11 +551,11 @@ ParsedApp parse_app(const json& in) {
     if (known.count(name) || reported_fields.count(name))
       continue;
     if (unsupported_fields.count(name)) {
-      if (!empty_value(value))
-        r.problem("/" + name, "is not supported by Tessera's apps framework");
+      if (!empty_value(value) && !marathon_default(name, value))
+        r.problem("/" + pointer_segment(name), "is not supported by Tessera's apps framework");
       continue;
     }
-    r.problem("/" + name, "unknown field");
+    r.problem("/" + pointer_segment(name), "unknown field");
   }
 
   auto id = r.string("id");

@@ -21,6 +21,49 @@ std::optional<uint32_t> count_of(const std::string& s) {
   return n > 0 ? std::optional(n) : std::nullopt;
 }
 
+// Java's \d \D \w \W \s \S as POSIX bracket expressions (glibc's ERE
+// would read \d as a plain 'd').
+std::string posix_pattern(const std::string& java) {
+  std::string out;
+  for (size_t i = 0; i < java.size(); ++i) {
+    if (java[i] == '\\' && i + 1 < java.size()) {
+      const char* cls = nullptr;
+      switch (java[i + 1]) {
+        case 'd':
+          cls = "[0-9]";
+          break;
+        case 'D':
+          cls = "[^0-9]";
+          break;
+        case 'w':
+          cls = "[A-Za-z0-9_]";
+          break;
+        case 'W':
+          cls = "[^A-Za-z0-9_]";
+          break;
+        case 's':
+          cls = "[[:space:]]";
+          break;
+        case 'S':
+          cls = "[^[:space:]]";
+          break;
+        default:
+          break;
+      }
+      if (cls) {
+        out += cls;
+        ++i;
+        continue;
+      }
+      out += java[i];
+      out += java[++i];
+      continue;
+    }
+    out += java[i];
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<std::string> field_value(const std::string& field, const std::string& hostname,
@@ -56,9 +99,12 @@ expected<ConstraintCheck> ConstraintCheck::compile(const Constraint& c) {
     }
     case Op::like:
     case Op::unlike: {
+      if (c.value.find('\0') != std::string::npos)
+        return bad("a regular expression cannot hold a NUL byte");
       auto re = std::make_unique<regex_t>();
-      // Anchored as Marathon anchors it: the whole value must match.
-      if (::regcomp(re.get(), ("^(" + c.value + ")$").c_str(), REG_EXTENDED | REG_NOSUB) != 0)
+      // The value as written (Marathon's are Java patterns: \d, \w and \s
+      // become POSIX classes); a match must cover the whole value.
+      if (::regcomp(re.get(), posix_pattern(c.value).c_str(), REG_EXTENDED) != 0)
         return bad("'" + c.value + "' is not a valid regular expression");
       check.regex_ = std::shared_ptr<regex_t>(re.release(), [](regex_t* r) {
         ::regfree(r);
@@ -133,7 +179,12 @@ std::optional<std::string> ConstraintCheck::refuses(
     }
     case Op::like:
     case Op::unlike: {
-      bool match = ::regexec(static_cast<regex_t*>(regex_.get()), v.c_str(), 0, nullptr, 0) == 0;
+      // POSIX finds the leftmost-longest match: it covers the whole value
+      // exactly when a match of the whole value exists.
+      regmatch_t m;
+      bool match = v.find('\0') == std::string::npos &&
+                   ::regexec(static_cast<regex_t*>(regex_.get()), v.c_str(), 1, &m, 0) == 0 &&
+                   m.rm_so == 0 && static_cast<size_t>(m.rm_eo) == v.size();
       if (c_.op == Op::like && !match)
         return why(c_.field + " " + v + " does not match " + c_.value);
       if (c_.op == Op::unlike && match)

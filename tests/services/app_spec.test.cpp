@@ -186,6 +186,27 @@ TEST_CASE("every problem of a bad definition is named with its path", "[apps][sp
                     "/requirePorts", "every port fixed"));
 }
 
+TEST_CASE("what Marathon fills in itself reads back, and odd inputs are judged by value",
+          "[apps][spec]") {
+  auto p = parse_app(json::parse(R"({"id": "/a", "cmd": "x", "instances": 3.0,
+                                     "networks": [{"mode": "host"}],
+                                     "acceptedResourceRoles": ["*"]})"));
+  INFO(all_problems(p));
+  REQUIRE(p.ok());
+  CHECK(p.app.instances == 3);
+  auto bad = parse_app(json::parse(R"({"id": "/a", "cmd": "x", "instances": 2.5,
+      "networks": [{"mode": "container", "name": "dcos"}],
+      "healthChecks": [{"protocol": "TCP", "intervalSeconds": 0}],
+      "constraints": [["rack", "CLUSTER", ""]],
+      "labels": {"a/b": 1}})"));
+  INFO(all_problems(bad));
+  CHECK(has_problem(bad, "/instances", "whole number"));
+  CHECK(has_problem(bad, "/networks", "not supported"));
+  CHECK(has_problem(bad, "/healthChecks/0/intervalSeconds", "between 1"));
+  CHECK(has_problem(bad, "/constraints/0", "CLUSTER needs a value"));
+  CHECK(has_problem(bad, "/labels/a~1b", "must be a string"));
+}
+
 TEST_CASE("app ids are paths of lower-case segments", "[apps][spec]") {
   CHECK(normalize_app_id("web") == "/web");
   CHECK(normalize_app_id("/shop/web-1.v2") == "/shop/web-1.v2");

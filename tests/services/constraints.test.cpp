@@ -80,10 +80,20 @@ TEST_CASE("LIKE and UNLIKE match the whole value", "[apps][constraints]") {
   CHECK(unlike.refuses("rack-1", {}));
   CHECK_FALSE(unlike.refuses("rack-9", {}));
   CHECK_FALSE(unlike.refuses(std::nullopt, {}));  // no such field: not like it
+  // Alternatives match the whole value too, and Java's \d is a digit.
+  auto either = check("rack", Op::like, "rack-1|rack-2");
+  CHECK_FALSE(either.refuses("rack-2", {}));
+  CHECK(either.refuses("rack-12", {}));
+  CHECK(either.refuses("rack-1x", {}));
+  auto digits = check("hostname", Op::like, "agent-\\d+");
+  CHECK_FALSE(digits.refuses("agent-12", {}));
+  CHECK(digits.refuses("agent-x", {}));
 }
 
 TEST_CASE("a constraint that cannot be evaluated does not compile", "[apps][constraints]") {
   using Op = Constraint::Op;
+  // Unbalanced: it cannot escape the whole-value match either.
+  CHECK_FALSE(ConstraintCheck::compile(Constraint{"rack", Op::like, "r1)|(x"}));
   auto bad_regex = ConstraintCheck::compile(Constraint{"rack", Op::like, "("});
   REQUIRE_FALSE(bad_regex);
   CHECK(what(bad_regex.error()).find("not a valid regular expression") != std::string::npos);
