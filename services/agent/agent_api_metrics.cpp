@@ -24,12 +24,7 @@ using prometheus::MetricType;
 using metrics::add;
 using metrics::family;
 using metrics::short_state;
-
-MetricFamily single(std::string name, std::string help, MetricType type, double value) {
-  auto f = family(std::move(name), std::move(help), type);
-  add(f, value);
-  return f;
-}
+using metrics::single;
 
 // The states an agent reports (UNKNOWN is only ever the master's answer).
 constexpr wire::TaskState all_states[] = {

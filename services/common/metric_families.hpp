@@ -38,6 +38,14 @@ inline void add(prometheus::MetricFamily& f, double value,
   f.metric.push_back(std::move(m));
 }
 
+// A family of one sample.
+inline prometheus::MetricFamily single(std::string name, std::string help,
+                                       prometheus::MetricType type, double value) {
+  auto f = family(std::move(name), std::move(help), type);
+  add(f, value);
+  return f;
+}
+
 // Every task state, in wire order.
 inline constexpr wire::TaskState all_task_states[] = {
     wire::TaskState::STAGING, wire::TaskState::STARTING,    wire::TaskState::RUNNING,

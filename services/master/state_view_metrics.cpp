@@ -24,6 +24,7 @@ using prometheus::MetricType;
 using metrics::add;
 using metrics::family;
 using metrics::short_state;
+using metrics::single;
 constexpr auto& all_states = metrics::all_task_states;
 
 }  // namespace
@@ -215,10 +216,8 @@ std::string StateView::prometheus_text(wire::MasterMetrics::Reader master,
     }
   families.push_back(std::move(ended));
 
-  auto offers = family("tessera_master_offers_outstanding", "Offers not yet used or declined.",
-                       MetricType::Gauge);
-  add(offers, double(offers_.size()));
-  families.push_back(std::move(offers));
+  families.push_back(single("tessera_master_offers_outstanding", "Offers not yet used or declined.",
+                            MetricType::Gauge, double(offers_.size())));
 
   // Resources total/used/offered per role ("*": unreserved; used and
   // offered by the role they were allocated to).
@@ -292,24 +291,18 @@ std::string StateView::prometheus_text(wire::MasterMetrics::Reader master,
 
   metrics::add_message_families(families, node().stats());
 
-  auto api = family("tessera_master_api_bad_calls_total", "Operator API calls refused with a 400.",
-                    MetricType::Counter);
-  add(api, double(bad_calls_));
-  families.push_back(std::move(api));
-  auto subs =
-      family("tessera_master_api_subscribers", "Open SUBSCRIBE streams.", MetricType::Gauge);
-  add(subs, double(subscribers_.size()));
-  families.push_back(std::move(subs));
-  auto renders =
-      family("tessera_master_api_state_renders_total",
-             "GET_STATE answers rendered anew (the cluster had changed).", MetricType::Counter);
-  add(renders, double(state_renders_));
-  families.push_back(std::move(renders));
-  auto reuses = family("tessera_master_api_state_reuses_total",
-                       "GET_STATE answers that reused the last rendering (nothing had changed).",
-                       MetricType::Counter);
-  add(reuses, double(state_reuses_));
-  families.push_back(std::move(reuses));
+  families.push_back(single("tessera_master_api_bad_calls_total",
+                            "Operator API calls refused with a 400.", MetricType::Counter,
+                            double(bad_calls_)));
+  families.push_back(single("tessera_master_api_subscribers", "Open SUBSCRIBE streams.",
+                            MetricType::Gauge, double(subscribers_.size())));
+  families.push_back(single("tessera_master_api_state_renders_total",
+                            "GET_STATE answers rendered anew (the cluster had changed).",
+                            MetricType::Counter, double(state_renders_)));
+  families.push_back(
+      single("tessera_master_api_state_reuses_total",
+             "GET_STATE answers that reused the last rendering (nothing had changed).",
+             MetricType::Counter, double(state_reuses_)));
   if (config_.extra_metrics)
     for (auto& [name, value] : config_.extra_metrics()) {
       bool counter = name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0;
