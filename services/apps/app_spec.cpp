@@ -15,9 +15,9 @@ using json = nlohmann::json;
 
 // Fields Marathon sends back that describe a running app, not its spec.
 const std::set<std::string> reported_fields = {
-    "version",         "versionInfo",    "tasksStaged",          "tasksRunning",
-    "tasksHealthy",    "tasksUnhealthy", "deployments",          "tasks",
-    "lastTaskFailure", "taskStats",      "readinessCheckResults"};
+    "version",         "versionInfo",    "tasksStaged",           "tasksRunning",
+    "tasksHealthy",    "tasksUnhealthy", "deployments",           "tasks",
+    "lastTaskFailure", "taskStats",      "readinessCheckResults", "tessera"};
 
 // Marathon fields this framework does not implement: accepted only empty.
 const std::set<std::string> unsupported_fields = {
@@ -376,13 +376,10 @@ void read_health_checks(Reader& r, AppSpec& app) {
 
 std::optional<Constraint::Op> constraint_op(const std::string& s) {
   using Op = Constraint::Op;
-  static const std::map<std::string, Op> ops = {{"UNIQUE", Op::unique},
-                                                {"CLUSTER", Op::cluster},
-                                                {"GROUP_BY", Op::group_by},
-                                                {"MAX_PER", Op::max_per},
-                                                {"LIKE", Op::like},
-                                                {"UNLIKE", Op::unlike},
-                                                {"IS", Op::is}};
+  static const std::map<std::string, Op> ops = {
+      {"UNIQUE", Op::unique},   {"CLUSTER", Op::cluster}, {"GROUP_BY", Op::group_by},
+      {"MAX_PER", Op::max_per}, {"LIKE", Op::like},       {"UNLIKE", Op::unlike},
+      {"IS", Op::is},           {"SPREAD", Op::spread}};
   auto it = ops.find(s);
   return it == ops.end() ? std::nullopt : std::optional(it->second);
 }
@@ -411,15 +408,15 @@ void read_constraints(Reader& r, AppSpec& app) {
     auto op = constraint_op(c[1].get<std::string>());
     if (!op) {
       r.problem(path, "unknown operator '" + c[1].get<std::string>() +
-                          "' (UNIQUE, CLUSTER, GROUP_BY, MAX_PER, LIKE, UNLIKE, IS)");
+                          "' (UNIQUE, CLUSTER, GROUP_BY, MAX_PER, LIKE, UNLIKE, IS, SPREAD)");
       continue;
     }
     out.op = *op;
     bool has_value = c.size() == 3 && !c[2].get<std::string>().empty();
     if (has_value)
       out.value = c[2].get<std::string>();
-    if (out.op == Op::unique && has_value)
-      r.problem(path, "UNIQUE takes no value");
+    if ((out.op == Op::unique || out.op == Op::spread) && has_value)
+      r.problem(path, std::string(to_string(out.op)) + " takes no value");
     else if ((out.op == Op::cluster || out.op == Op::is || out.op == Op::like ||
               out.op == Op::unlike || out.op == Op::max_per) &&
              !has_value)
@@ -441,6 +438,13 @@ void read_strategies(Reader& r, AppSpec& app) {
       if (u->contains("maximumOverCapacity"))
         app.maximum_over_capacity = r.number_at((*u)["maximumOverCapacity"],
                                                 "/upgradeStrategy/maximumOverCapacity", 1, 0, 1);
+      if (u->contains("canaryInstances"))
+        app.canary_instances = static_cast<uint32_t>(r.integer_at(
+            (*u)["canaryInstances"], "/upgradeStrategy/canaryInstances", 0, 0, app_instances_max));
+      if (u->contains("progressDeadlineSeconds"))
+        app.progress_deadline_s =
+            r.number_at((*u)["progressDeadlineSeconds"], "/upgradeStrategy/progressDeadlineSeconds",
+                        600, 1, 31'536'000);
     }
   }
   if (auto* u = r.field("unreachableStrategy")) {
@@ -491,6 +495,8 @@ const char* to_string(Constraint::Op op) {
       return "UNLIKE";
     case Constraint::Op::is:
       return "IS";
+    case Constraint::Op::spread:
+      return "SPREAD";
   }
   return "?";
 }
@@ -629,7 +635,9 @@ json to_json(const AppSpec& app) {
       {"maxLaunchDelaySeconds", app.max_launch_delay_s},
       {"upgradeStrategy",
        {{"minimumHealthCapacity", app.minimum_health_capacity},
-        {"maximumOverCapacity", app.maximum_over_capacity}}},
+        {"maximumOverCapacity", app.maximum_over_capacity},
+        {"canaryInstances", app.canary_instances},
+        {"progressDeadlineSeconds", app.progress_deadline_s}}},
       {"killSelection",
        app.kill_selection == KillSelection::youngest_first ? "YOUNGEST_FIRST" : "OLDEST_FIRST"}};
   if (app.cmd)

@@ -62,10 +62,13 @@ struct HealthCheck {
 };
 
 struct Constraint {
-  enum class Op { unique, cluster, group_by, max_per, like, unlike, is };
+  enum class Op { unique, cluster, group_by, max_per, like, unlike, is, spread };
   std::string field;  // "hostname" or an agent attribute
   Op op = Op::unique;
-  std::string value;  // CLUSTER/LIKE/UNLIKE/IS: required; GROUP_BY: optional count; MAX_PER: count
+  // CLUSTER/LIKE/UNLIKE/IS: required; GROUP_BY: optional count; MAX_PER:
+  // count. SPREAD (Tessera's; soft): never refuses, prefers the value with
+  // the fewest instances among agents that fit.
+  std::string value;
 };
 
 struct UnreachableStrategy {
@@ -93,6 +96,12 @@ struct AppSpec {
   std::vector<Constraint> constraints;
   double minimum_health_capacity = 1;
   double maximum_over_capacity = 1;
+  // Tessera's (upgradeStrategy.canaryInstances, .progressDeadlineSeconds): a
+  // change first starts this many new instances and waits for promote or
+  // abort; a deployment not done this long after it started fails and rolls
+  // back to the last fully healthy version.
+  uint32_t canary_instances = 0;
+  double progress_deadline_s = 600;
   double backoff_s = 1;
   double backoff_factor = 1.15;
   double max_launch_delay_s = 3600;

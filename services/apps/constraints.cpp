@@ -115,6 +115,7 @@ expected<ConstraintCheck> ConstraintCheck::compile(const Constraint& c) {
     case Op::unique:
     case Op::cluster:
     case Op::is:
+    case Op::spread:
       break;
   }
   return check;
@@ -133,6 +134,8 @@ std::optional<std::string> ConstraintCheck::refuses(
   auto why = [&](const std::string& reason) {
     return std::optional<std::string>("constraint " + describe() + ": " + reason);
   };
+  if (c_.op == Op::spread)
+    return std::nullopt;  // soft: ranks agents, never refuses one
   if (!candidate) {
     if (c_.op == Op::unlike)
       return std::nullopt;
@@ -191,6 +194,8 @@ std::optional<std::string> ConstraintCheck::refuses(
         return why(c_.field + " " + v + " matches " + c_.value);
       return std::nullopt;
     }
+    case Op::spread:
+      return std::nullopt;
   }
   return std::nullopt;
 }

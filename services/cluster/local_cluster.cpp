@@ -42,6 +42,8 @@ expected<Address> LocalCluster::add_agent() {
   ac.master = master_;
   ac.work_dir = config_.work_dir / ("agent-" + n);
   ac.attributes = attributes_;
+  if (agents_.size() < config_.agent_hostnames.size())
+    ac.hostname = config_.agent_hostnames[agents_.size()];
   if (ac.hostname.empty())
     ac.hostname = node_->host();  // the advertised host
   ac.metrics = std::make_shared<AgentMetrics>();

@@ -29,6 +29,8 @@ struct LocalClusterConfig {
   // Each agent's --resources; empty: detected from the host.
   std::string agent_resources;
   std::string agent_attributes;
+  // Agent i's hostname, where given (simulated hosts); else the node's host.
+  std::vector<std::string> agent_hostnames;
   std::filesystem::path work_dir;  // agents use work_dir/agent-N
   MasterConfig master;
   // Applied to every agent (master address, work dir, resources and

@@ -9,8 +9,10 @@
 namespace tessera {
 
 expected<std::unique_ptr<MasterHttp>> MasterHttp::start(http::ServerConfig config,
-                                                        std::shared_ptr<StateViewHandle> view) {
+                                                        std::shared_ptr<StateViewHandle> view,
+                                                        std::vector<Mount> mounts) {
   std::unique_ptr<MasterHttp> edge(new MasterHttp(std::move(view)));
+  edge->mounts_ = std::move(mounts);
   // Reads wait for a free core rather than take the allocator's.
   config.io_thread_nice = std::max(config.io_thread_nice, master_io_thread_nice);
   auto* self = edge.get();
@@ -60,6 +62,11 @@ void MasterHttp::on_view(const http::Responder& responder, std::function<void(St
 
 void MasterHttp::handle(http::Request request, http::Responder responder) {
   const auto& path = request.path;
+  for (const auto& m : mounts_)
+    if (path == m.prefix ||
+        (path.size() > m.prefix.size() && path.compare(0, m.prefix.size(), m.prefix) == 0 &&
+         path[m.prefix.size()] == '/'))
+      return m.handler(std::move(request), std::move(responder));
   if (path == "/api/v1" || path == "/api/v1/") {
     if (request.method != "POST") {
       http::Response r = http::error_response(405, "use POST for /api/v1");

@@ -8,6 +8,8 @@
 //   GET  /metrics/snapshot Mesos's metric keys, as one JSON object
 //   GET  /health           200 while the edge serves
 //   GET  /, /ui/...        the web UI (static assets built into the binary)
+//   /v2/...                mounted routes: the apps framework's API when it
+//                          runs beside the master (MasterHttp::Mount)
 //
 // Errors are JSON {"error": "..."} with the status that fits: 400 for bad
 // JSON or a bad call (counted), 404 for an unknown path, 405 for a wrong
@@ -26,8 +28,15 @@ inline constexpr int master_io_thread_nice = 10;
 
 class MasterHttp {
  public:
+  // Requests whose path is prefix or starts with prefix + "/" go to handler
+  // (on the I/O thread, as every handler).
+  struct Mount {
+    std::string prefix;  // "/v2"
+    http::Handler handler;
+  };
   static expected<std::unique_ptr<MasterHttp>> start(http::ServerConfig config,
-                                                     std::shared_ptr<StateViewHandle> view);
+                                                     std::shared_ptr<StateViewHandle> view,
+                                                     std::vector<Mount> mounts = {});
   ~MasterHttp();
   void stop();
   std::string address() const { return server_->address(); }
@@ -43,6 +52,7 @@ class MasterHttp {
   void on_view(const http::Responder& responder, std::function<void(StateView&)> fn);
 
   std::shared_ptr<StateViewHandle> view_;
+  std::vector<Mount> mounts_;
   std::unique_ptr<http::Server> server_;
   std::atomic<uint64_t> bad_json_{0};
   std::atomic<uint64_t> overloaded_{0};

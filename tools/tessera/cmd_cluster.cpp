@@ -2,6 +2,7 @@
 // mesos-local was); frameworks reach it from anywhere at the printed address.
 
 #include "runtime/log.hpp"
+#include "services/apps/apps_service.hpp"
 #include "services/cluster/local_cluster.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
@@ -28,6 +29,7 @@ struct ClusterOptions {
   double offer_timeout_s = 0;
   bool process_executors = false;
   std::string isolation = "auto";
+  bool no_apps = false;
 };
 
 int run_cluster(const ClusterOptions& o) {
@@ -77,13 +79,31 @@ int run_cluster(const ClusterOptions& o) {
   if (!cluster)
     return fail(what(cluster.error()));
   auto master = (*cluster)->master_address();
+  // The apps framework (on by default): beside the master, its /v2 API
+  // on the master's HTTP edge, its state in work_dir/apps.
+  std::unique_ptr<apps::AppsService> apps;
+  std::vector<MasterHttp::Mount> mounts;
+  if (!o.no_apps) {
+    apps::AppsServiceConfig ac;
+    ac.master = master;
+    ac.work_dir = (std::filesystem::path(config.work_dir) / "apps").string();
+    auto started = apps::AppsService::start((*cluster)->node(), std::move(ac));
+    if (!started) {
+      (*cluster)->stop();
+      return fail(what(started.error()));
+    }
+    apps = std::move(*started);
+    mounts.push_back({"/v2", apps->handler()});
+  }
   StateViewConfig view;
   view.flags = {{"listen", o.listen},
                 {"http", o.http},
                 {"agents", std::to_string(o.agents)},
                 {"work_dir", config.work_dir},
-                {"isolation", o.isolation}};
-  auto window = start_operator_window((*cluster)->node(), master.name, *http, std::move(view));
+                {"isolation", o.isolation},
+                {"apps", o.no_apps ? "false" : "true"}};
+  auto window = start_operator_window((*cluster)->node(), master.name, *http, std::move(view),
+                                      std::move(mounts));
   if (!window) {
     (*cluster)->stop();
     return fail(what(window.error()));
@@ -93,6 +113,9 @@ int run_cluster(const ClusterOptions& o) {
   std::printf("HTTP API and web UI: http://%s/\n", window->edge->address().c_str());
   std::printf("run a task:   tessera run --master %s:%u -- echo hello\n", master.host.c_str(),
               master.port);
+  if (apps)
+    std::printf("apps:         http://%s/v2/apps (tessera app add FILE --apps %s)\n",
+                window->edge->address().c_str(), window->edge->address().c_str());
   std::printf("stop:         Ctrl-C\n");
   std::fflush(stdout);
   int sig = wait_for_stop_signal();
@@ -122,6 +145,7 @@ Command add_cluster_command(CLI::App& app) {
   add_allocation_flags(sub, o->allocation_interval_s, o->offer_timeout_s);
   sub->add_flag("--process-executors", o->process_executors,
                 "Run executors as processes instead of actors in this process");
+  sub->add_flag("--no-apps", o->no_apps, "Do not run the apps framework beside the master");
   sub->add_option("--isolation", o->isolation,
                   "cgroups, posix or auto (cgroups when writable), optionally ',pid-ns'")
       ->capture_default_str();

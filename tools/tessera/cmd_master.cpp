@@ -1,6 +1,7 @@
 // `tessera master`: one master (and its allocator) on a node of its own.
 
 #include "runtime/log.hpp"
+#include "services/apps/apps_service.hpp"
 #include "services/master/contender.hpp"
 #include "services/master/master.hpp"
 #include "tools/tessera/command.hpp"
@@ -38,6 +39,7 @@ struct MasterOptions {
   double agent_task_audit_age_s = 10;
   double heartbeat_interval_s = 15.0;
   std::string sorter = "drf";
+  bool apps = false;
 };
 
 // Who leads, for the state view of a standby (its thread) while this
@@ -102,6 +104,11 @@ int run_master(const MasterOptions& o) {
   // With --zk, the masters share one registry in ZooKeeper (by default
   // under the same path): a file of one machine's would diverge.
   std::string registry = o.zk.empty() || o.registry_given ? o.registry : o.zk;
+  if (o.apps && !o.zk.empty())
+    return fail(
+        "--apps runs one apps framework per master process; with --zk, run it once, on "
+        "its own: tessera apps --master " +
+        o.zk);
   if (!o.zk.empty()) {
     if (auto spec = parse_zk_spec(o.zk, "--zk"); !spec)
       return fail(what(spec.error()));
@@ -127,7 +134,23 @@ int run_master(const MasterOptions& o) {
   StateViewConfig view;
   view.flags = flags_of(o);
   view.leader = [leader_info] { return leader_info->leader(); };
-  auto window = start_operator_window(**node, "master", *http, std::move(view));
+  // --apps: the apps framework beside the master, on this node, its /v2
+  // API on the master's HTTP edge and its state in work_dir/apps.
+  std::unique_ptr<apps::AppsService> apps;
+  std::vector<MasterHttp::Mount> mounts;
+  if (o.apps) {
+    apps::AppsServiceConfig ac;
+    ac.master = (*node)->address_of("master");
+    ac.work_dir = (std::filesystem::path(o.work_dir) / "apps").string();
+    auto started = apps::AppsService::start(**node, std::move(ac));
+    if (!started) {
+      (*node)->stop();
+      return fail(what(started.error()));
+    }
+    apps = std::move(*started);
+    mounts.push_back({"/v2", apps->handler()});
+  }
+  auto window = start_operator_window(**node, "master", *http, std::move(view), std::move(mounts));
   if (!window) {
     (*node)->stop();
     return fail(what(window.error()));
@@ -243,6 +266,9 @@ Command add_master_command(CLI::App& app) {
          "(nothing survives a restart)")
       ->capture_default_str()
       ->each([o](const std::string&) { o->registry_given = true; });
+  sub->add_flag("--apps", o->apps,
+                "Run the apps framework beside the master (its /v2 API on the master's HTTP "
+                "edge, its state in --work-dir/apps)");
   sub->add_option("--zk", o->zk,
                   "zk://HOST:PORT[,HOST:PORT...]/PATH: run as one of several masters that "
                   "elect a leader through ZooKeeper; the others stand by (the registry defaults "

@@ -32,10 +32,6 @@ struct RunArgs {
   std::vector<std::string> command;
 };
 
-bool loopback_host(const std::string& host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
-}
-
 // A CLI11 check: a finite number above zero.
 CLI::Validator positive() {
   return CLI::Validator(

@@ -83,4 +83,8 @@ void add_advertise_flag(CLI::App* sub, std::string& advertise) {
                   "port bound)");
 }
 
+bool loopback_host(const std::string& host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
+
 }  // namespace tessera::cli

@@ -39,4 +39,7 @@ void apply(const Endpoints& endpoints, NodeConfig& config);
 
 void add_advertise_flag(CLI::App* sub, std::string& advertise);
 
+// localhost, ::1 or 127.x.y.z: a client of a master there listens on loopback.
+bool loopback_host(const std::string& host);
+
 }  // namespace tessera::cli
