@@ -65,9 +65,14 @@ Command add_cluster_command(CLI::App& app);
 Command add_run_command(CLI::App& app);
 Command add_executor_command(CLI::App& app);  // hidden: what agents start
 Command add_sim_command(CLI::App& app);
+// `tessera apps`: the apps framework as a process of its own (cmd_apps_server.cpp).
+Command add_apps_server_command(CLI::App& app);
 // The operator commands (cmd_ops.cpp): agents, frameworks, tasks, roles,
 // task log|kill, quota, weights, events, top, and agent drain|deactivate|
 // reactivate under agent.
 std::vector<Command> add_ops_commands(CLI::App& app, CLI::App* agent);
+// The apps framework's commands (cmd_apps.cpp): app add|list|show|update|
+// scale|restart|remove|plan|rollback|promote|abort|kill, deployments, queue.
+std::vector<Command> add_apps_commands(CLI::App& app);
 
 }  // namespace tessera::cli

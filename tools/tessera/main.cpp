@@ -153,12 +153,16 @@ int main(int argc, char** argv) {
   tessera::bench::RuntimeBenchOptions runtime;
   runtime.self_path = tessera::cli::self_path();
   namespace cli = tessera::cli;
-  std::vector<cli::Command> commands = {cli::add_master_command(app),   cli::add_agent_command(app),
-                                        cli::add_cluster_command(app),  cli::add_run_command(app),
-                                        cli::add_executor_command(app), cli::add_sim_command(app)};
+  std::vector<cli::Command> commands = {
+      cli::add_master_command(app),     cli::add_agent_command(app),
+      cli::add_cluster_command(app),    cli::add_run_command(app),
+      cli::add_executor_command(app),   cli::add_sim_command(app),
+      cli::add_apps_server_command(app)};
   // Checked first: `tessera agent drain` parses `agent` too.
   auto ops = cli::add_ops_commands(app, commands[1].app);
   commands.insert(commands.begin(), ops.begin(), ops.end());
+  auto apps = cli::add_apps_commands(app);
+  commands.insert(commands.end(), apps.begin(), apps.end());
   auto* bench = add_bench(app, runtime);
   tessera::bench::AllocatorBenchOptions allocator;
   auto* allocator_cmd = add_allocator_bench(*bench, allocator);
