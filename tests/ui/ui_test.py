@@ -14,7 +14,9 @@ short `echo hello-ui; sleep 5`), opens the UI and checks, each check printed:
   - the short task's page shows its states with timestamps and exit code 0,
     and its stdout (or says "log unavailable" when its agent serves no HTTP);
   - draining an agent from the agents page shows DRAINING or DRAINED there;
-  - the page logged no JavaScript error.
+  - the page logged no JavaScript error;
+  - the apps page lists an app (created through /v2) with its running count,
+    its tasks, and its queue section.
 
 Screenshots (overview, tasks, task, agents) go to $TESSERA_SCREENSHOT_DIR
 (default: a new temporary directory; printed). Every process it starts is
@@ -32,6 +34,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 
 CHROMIUM = "/usr/bin/chromium"
@@ -202,6 +206,88 @@ def wait_for(what, fn, timeout, interval=0.25):
             last_error = e
         time.sleep(interval)
     raise Failure(f"timed out after {timeout} s waiting for {what}" + (f" (last error: {last_error})" if last_error else ""))
+
+
+# ===================================================================================
+# The apps page (#/apps), on the apps framework's /v2 API (docs/apps.md).
+# ===================================================================================
+
+
+def v2(http, method, path, body=None, timeout=10):
+    """(status, parsed JSON or None) of a call to the apps framework's /v2 API."""
+    req = urllib.request.Request(f"{http}/v2/{path}", method=method,
+                                 data=json.dumps(body).encode() if body is not None else None,
+                                 headers={"Content-Type": "application/json", "Accept": "application/json"})
+    try:
+        with NO_PROXY.open(req, timeout=timeout) as r:
+            text = r.read()
+            return r.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as e:
+        text = e.read()
+        try:
+            return e.code, json.loads(text) if text else None
+        except ValueError:
+            return e.code, None
+
+
+def check_apps_page(driver, http, text, go, shot):
+    """The apps page shows the app $TESSERA_UI_APP_ID (default /ui-test/sleeper;
+    created with one `sleep 3600` instance when the framework does not know
+    it) with the running count /v2 gives, its tasks when clicked, and renders
+    its "why not running" queue section."""
+    from selenium.webdriver.common.by import By
+
+    app_id = "/" + (os.environ.get("TESSERA_UI_APP_ID") or "/ui-test/sleeper").strip("/")
+    path = "apps/" + urllib.parse.quote(app_id.lstrip("/"))
+    wait_for("GET /v2/apps to answer 200 (the apps framework running)", lambda: v2(http, "GET", "apps")[0] == 200, 30)
+    status, answer = v2(http, "GET", path)
+    if status not in (200, 404):
+        raise Failure(f"GET /v2/{path} answered {status}: {answer}")
+    created = status == 404
+    if created:
+        status, answer = v2(http, "POST", "apps", {"id": app_id, "cmd": "sleep 3600", "instances": 1,
+                                                   "cpus": 0.1, "mem": 32})
+        if status != 201:
+            raise Failure(f"POST /v2/apps {app_id} answered {status}: {answer}")
+        say(f"ui_test: created app {app_id}")
+
+    go("#/apps")
+    row = f'#apps tr[data-app-id="{app_id}"]'
+    wait_for(f"app {app_id}'s row on the apps page", lambda: driver.find_elements(By.CSS_SELECTOR, row), 30)
+    if driver.find_element(By.ID, "apps-off").is_displayed():
+        raise Failure("the apps page says the apps framework is not running, yet /v2/apps answers")
+
+    seen = {}
+
+    def running_matches():
+        status, answer = v2(http, "GET", path)
+        app = (answer or {}).get("app") or {}
+        want = f"{app.get('tasksRunning', 0)} / {app.get('instances', 0)}"
+        seen.update(page=text(f"{row} td.running"), api=want)
+        steady = not created or (app.get("instances", 0) >= 1 and app.get("tasksRunning") == app.get("instances"))
+        return status == 200 and steady and seen["page"] == want
+    try:
+        wait_for(f"app {app_id}'s running count", running_matches, 60, interval=0.5)
+    except Failure:
+        raise Failure(f"app {app_id}'s running count: the page shows {seen.get('page')!r}, "
+                      f"GET /v2/{path} says {seen.get('api')!r}")
+    ok(f"the apps page shows app {app_id} running '{seen['page']}' (running / wanted), as GET /v2/{path} says")
+
+    driver.find_element(By.CSS_SELECTOR, f"{row} td.id a").click()
+    wait_for(f"app {app_id}'s detail", lambda: text("#app-detail-id") == app_id, 10)
+    running = int(seen["page"].split("/")[0])
+    if running:
+        tasks = wait_for(f"app {app_id}'s tasks", lambda: driver.find_elements(
+            By.CSS_SELECTOR, '#app-tasks tbody tr[data-state="TASK_RUNNING"]'), 10)
+        ok(f"clicking app {app_id} shows its tasks ({len(tasks)} TASK_RUNNING)")
+
+    def queue_rows():
+        return driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr")
+    wait_for("the apps page's queue section", queue_rows, 10)
+    waiting = driver.find_elements(By.CSS_SELECTOR, "#queue tbody tr[data-app-id]")
+    ok(f"the apps page's queue section renders ({len(waiting)} app(s) waiting"
+       f"{'' if waiting else ': ' + repr(text('#queue tbody td.empty'))})")
+    shot("ui-apps.png")
 
 
 # -- the test ----------------------------------------------------------------------
@@ -475,6 +561,9 @@ def main():
         shot("ui-frameworks.png")
         if driver.execute_script("return window.__uiTestMarker") != "same page":
             raise Failure("the page was reloaded during the test")
+
+        # -- the apps page (the apps framework runs inside tessera cluster) ----------
+        check_apps_page(driver, http, text, go, shot)
 
         # -- a new master: the page reconnects and rebuilds from its snapshot -------------
         old_agents = set(agents)

@@ -1,5 +1,6 @@
 // Tessera web UI. Plain JavaScript, no framework, nothing fetched but this
-// master's own API (and an agent's /files/read for a task's log).
+// master's own API (and the apps framework's /v2 it serves, and an agent's
+// /files/read for a task's log).
 //
 // Model: one SUBSCRIBE stream (POST /api/v1 {"type":"SUBSCRIBE"}, RecordIO)
 // feeds everything. Its first record, SUBSCRIBED, carries a whole get_state
@@ -16,10 +17,14 @@
 //     task or framework events while one of those pages is shown;
 //   - what is used on each agent: summed here from the live tasks (an
 //     agent's record is re-sent only when its state changes);
-//   - a task's stdout/stderr: its agent's GET /files/read, every second.
+//   - a task's stdout/stderr: its agent's GET /files/read, every second;
+//   - the apps framework's apps, deployments and launch queue: its
+//     Marathon-style GET /v2/... on this same origin, every 2 s while the
+//     apps page is shown (docs/apps.md).
 //
 // Pages (hash routes): #/ overview, #/agents, #/frameworks,
-// #/tasks[?state=&framework=&agent=&q=], #/tasks/<framework>/<task>, #/roles.
+// #/tasks[?state=&framework=&agent=&q=], #/tasks/<framework>/<task>, #/roles,
+// #/apps[?app=<app id>].
 'use strict';
 
 (() => {
@@ -1462,10 +1467,410 @@
     },
   };
 
+  // -- page: apps (the apps framework's /v2 API, polled) ------------------------------
+
+  // The apps framework (services/apps, docs/apps.md) serves Marathon's /v2
+  // API on this origin. None of it is on the SUBSCRIBE stream, so this page
+  // asks APPS_ENDPOINTS every APPS_POLL_MS while it is shown and the browser
+  // tab is visible. 404 or 503 from /v2/apps: the framework is not running
+  // here (the page says so and keeps asking). What these answers say is put
+  // into the page as text nodes and attribute values only, never as HTML.
+
+  const APPS_POLL_MS = 2000;
+  const APPS_TIMEOUT_MS = 5000;
+  const APPS_ENDPOINTS = ['/v2/apps?embed=apps.tasks', '/v2/deployments', '/v2/queue'];
+  const DEPLOYMENT_CLASS = {
+    running: 'info', canary: 'warn', success: 'ok', failed: 'bad', canceled: 'idle', rolled_back: 'warn',
+  };
+
+  // el('td', {class: 'num'}, 'text', node, ...): strings become text nodes.
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) if (v != null && v !== false) e.setAttribute(k, String(v));
+    for (const c of children.flat(Infinity)) if (c != null && c !== false) e.append(c instanceof Node ? c : String(c));
+    return e;
+  }
+  const badgeEl = (label, cls) => el('span', { class: `badge ${cls || stateClass(label)}` }, label);
+  const mutedEl = (s) => el('span', { class: 'muted' }, s);
+  const numOr = (x, dash = '–') => (typeof x === 'number' && !Number.isNaN(x) ? x : dash);
+  const fromIso = (s) => (typeof s === 'string' && s ? new Date(s) : null);
+  const appLink = (id) => el('a', { href: '#/apps?app=' + encodeURIComponent(id) }, id);
+
+  // syncRows for cells built as nodes: opts.cells(item) -> [td, ...]; a row
+  // is rewritten only when its cells' markup changed.
+  function syncNodes(tbody, items, opts) {
+    const existing = new Map();
+    for (const tr of Array.from(tbody.children)) {
+      if (tr.dataset.key != null) existing.set(tr.dataset.key, tr);
+      else tr.remove();
+    }
+    let prev = null;
+    for (const item of items) {
+      const key = opts.key(item);
+      let tr = existing.get(key);
+      if (tr) existing.delete(key);
+      else {
+        tr = document.createElement('tr');
+        tr.dataset.key = key;
+      }
+      const attrs = opts.attrs ? opts.attrs(item) : {};
+      for (const [k, v] of Object.entries(attrs)) if (tr.getAttribute(k) !== v) tr.setAttribute(k, v);
+      const cells = opts.cells(item);
+      const html = cells.map((c) => c.outerHTML).join('');
+      if (tr._html !== html) {
+        tr.replaceChildren(...cells);
+        tr._html = html;
+      }
+      const want = prev ? prev.nextSibling : tbody.firstChild;
+      if (want !== tr) tbody.insertBefore(tr, want);
+      prev = tr;
+    }
+    for (const tr of existing.values()) tr.remove();
+    if (!items.length) {
+      tbody.appendChild(el('tr', null, el('td', { class: 'empty', colspan: opts.columns }, opts.empty || 'Nothing here.')));
+    }
+  }
+
+  // GET path -> parsed JSON; an error carries the HTTP status (0: no answer).
+  async function getJSON(path, signal) {
+    let r;
+    try {
+      r = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store', signal });
+    } catch (e) {
+      const err = new Error(`GET ${path}: ${e.name === 'AbortError' ? `no answer in ${APPS_TIMEOUT_MS / 1000} s` : 'the master is unreachable'}`);
+      err.status = 0;
+      throw err;
+    }
+    const text = await r.text();
+    let body = null;
+    try { body = text ? JSON.parse(text) : null; } catch (e) { body = null; }
+    if (!r.ok || body == null) {
+      const why = body && body.message ? body.message : text.slice(0, 200) || r.statusText;
+      const err = new Error(`GET ${path}: ${r.status}${why ? ' ' + why : ''}${r.ok ? ' (not JSON)' : ''}`);
+      err.status = r.status;
+      throw err;
+    }
+    return body;
+  }
+
+  // Asks APPS_ENDPOINTS now and then every APPS_POLL_MS while the tab is
+  // visible (at once again when it becomes visible); onAnswers gets their
+  // Promise.allSettled results. stop() ends it, a request in flight too.
+  function pollApps(onAnswers) {
+    let stopped = false, timer = null, inFlight = false, abort = null;
+    const tick = async () => {
+      clearTimeout(timer);
+      timer = null;
+      if (stopped || inFlight || document.hidden) return;
+      inFlight = true;
+      abort = new AbortController();
+      const timeout = setTimeout(() => abort.abort(), APPS_TIMEOUT_MS);
+      const results = await Promise.allSettled(APPS_ENDPOINTS.map((p) => getJSON(p, abort.signal)));
+      clearTimeout(timeout);
+      inFlight = false;
+      if (stopped) return;
+      try {
+        onAnswers(results);
+      } catch (e) {
+        console.error(e);
+      }
+      if (!document.hidden) timer = setTimeout(tick, APPS_POLL_MS);
+    };
+    const onVisibility = () => { if (!document.hidden) tick(); };
+    document.addEventListener('visibilitychange', onVisibility);
+    tick();
+    return {
+      stop() {
+        stopped = true;
+        clearTimeout(timer);
+        if (abort) abort.abort();
+        document.removeEventListener('visibilitychange', onVisibility);
+      },
+    };
+  }
+
+  const deploymentState = (d) => (d.tessera && d.tessera.state) || 'running';
+  const deploymentKind = (d) => (d.tessera && d.tessera.kind) ||
+    ((d.currentActions && d.currentActions[0] && d.currentActions[0].action) || '');
+  function deploymentProgress(d) {
+    const t = d.tessera || {};
+    if (typeof t.target === 'number') return `${numOr(t.newHealthy, 0)}/${t.target} new, ${numOr(t.oldInstances, 0)} old`;
+    return `step ${numOr(d.currentStep, '?')}/${numOr(d.totalSteps, '?')}`;
+  }
+  // A deployment as one line: its state's badge, then "kind progress".
+  const deploymentLine = (d) => el('div', { class: 'nowrap', title: (d.tessera && d.tessera.reason) || null },
+    badgeEl(deploymentState(d), DEPLOYMENT_CLASS[deploymentState(d)] || 'idle'),
+    ` ${deploymentKind(d)} ${deploymentProgress(d)}`);
+
+  // A Marathon task's health: true (every result alive), false, null (none yet).
+  function taskHealth(t) {
+    const results = t.healthCheckResults || [];
+    if (!results.length) return null;
+    return results.every((r) => r && r.alive === true);
+  }
+  const healthEl = (h) => (h == null ? mutedEl('–') : badgeEl(h ? 'healthy' : 'unhealthy', h ? 'ok' : 'bad'));
+
+  function offerText(o) {
+    const parts = [`cpus ${trimNum(o.cpus || 0)}`, `mem ${fmtMB(o.mem || 0)}`, `disk ${fmtMB(o.disk || 0)}`];
+    if (o.gpus) parts.push(`gpus ${trimNum(o.gpus)}`);
+    parts.push(`ports ${numOr(o.ports, 0)}`);
+    return `${o.hostname || o.agentId || '?'}: ${parts.join(', ')}`;
+  }
+
+  const appsPage = {
+    mount(main, params) {
+      this.selected = params.get('app') || '';
+      this.off = false;        // /v2/apps answered 404 or 503
+      this.offWhy = '';
+      this.apps = null;        // the last answers (null: none yet)
+      this.deployments = null;
+      this.queue = null;
+      this.at = null;          // Date of the last /v2/apps answer
+      this.errors = { apps: '', deployments: '', queue: '' };
+      main.innerHTML = `
+        <h1>Apps <span class="sub" id="apps-count"></span></h1>
+        <p id="apps-off" class="muted" hidden>The apps framework is not running on this master.</p>
+        <p class="note" id="apps-note">Loading…</p>
+        <div id="apps-body" hidden>
+          <div class="panel">
+            <table id="apps">
+              <thead><tr><th>ID</th><th class="num">Running / wanted</th><th class="num">Healthy / unhealthy</th>
+                <th class="num">CPUs</th><th class="num">Mem</th><th>Version</th><th>Deployment</th></tr></thead>
+              <tbody></tbody>
+            </table>
+          </div>
+          <section id="app-detail" hidden>
+            <h2>Tasks of <span class="mono" id="app-detail-id"></span> <a href="#/apps" class="muted" id="app-detail-close">close</a></h2>
+            <p id="app-detail-missing" class="error" hidden></p>
+            <div class="panel">
+              <table id="app-tasks">
+                <thead><tr><th>ID</th><th>Host</th><th>Ports</th><th>State</th><th>Health</th><th>Version</th><th>Started</th></tr></thead>
+                <tbody></tbody>
+              </table>
+            </div>
+            <div id="app-last-failure" hidden>
+              <h2>Last task failure</h2>
+              <div class="panel"><dl class="facts"></dl></div>
+            </div>
+          </section>
+          <h2>Deployments</h2>
+          <div class="panel">
+            <table id="deployments">
+              <thead><tr><th>ID</th><th>App</th><th>Kind</th><th>State</th><th>Progress</th><th>Deadline</th></tr></thead>
+              <tbody></tbody>
+            </table>
+          </div>
+          <p class="note error" id="deployments-note" hidden></p>
+          <h2>Waiting to launch <span class="muted">— why not running</span></h2>
+          <div class="panel">
+            <table id="queue">
+              <thead><tr><th>App</th><th class="num">Waiting</th><th>Backoff left</th><th class="num">Offers seen</th>
+                <th>Declined by</th><th>Largest offer</th><th>Why</th></tr></thead>
+              <tbody></tbody>
+            </table>
+          </div>
+          <p class="note error" id="queue-note" hidden></p>
+        </div>`;
+      this.poller = pollApps((results) => this.answered(results));
+    },
+    unmount() {
+      if (this.poller) this.poller.stop();
+      this.poller = null;
+    },
+    reparam(params) {
+      this.selected = params.get('app') || '';
+      this.update();
+    },
+    answered([apps, deployments, queue]) {
+      if (apps.status === 'rejected' && [404, 503].includes(apps.reason.status)) {
+        this.off = true;
+        this.offWhy = apps.reason.message;
+        this.apps = this.deployments = this.queue = this.at = null;
+        this.errors = { apps: '', deployments: '', queue: '' };
+      } else {
+        this.off = false;
+        if (apps.status === 'fulfilled') {
+          this.apps = Array.isArray(apps.value.apps) ? apps.value.apps : [];
+          this.at = new Date();
+          this.errors.apps = '';
+        } else {
+          this.errors.apps = apps.reason.message;
+        }
+        if (deployments.status === 'fulfilled') {
+          this.deployments = Array.isArray(deployments.value) ? deployments.value : [];
+          this.errors.deployments = '';
+        } else {
+          this.errors.deployments = deployments.reason.message;
+        }
+        if (queue.status === 'fulfilled') {
+          this.queue = Array.isArray(queue.value.queue) ? queue.value.queue : [];
+          this.errors.queue = '';
+        } else {
+          this.errors.queue = queue.reason.message;
+        }
+      }
+      if (current.view === this) this.update();
+    },
+    update() {
+      const off = $('#apps-off');
+      off.hidden = !this.off;
+      off.title = this.offWhy;
+      $('#apps-body').hidden = this.off || !this.apps;
+      const note = $('#apps-note');
+      note.classList.toggle('error', !!this.errors.apps);
+      if (this.off) note.textContent = '';
+      else if (this.errors.apps) {
+        note.textContent = `Could not ask the apps framework: ${this.errors.apps}. ` +
+          (this.at ? `Showing its answer of ${fmtDate(this.at)}; ` : '') + 'trying again every 2 s.';
+      } else if (!this.apps) note.textContent = 'Loading…';
+      else {
+        note.textContent = `As of ${fmtDate(this.at)} (the apps framework's /v2/apps, /v2/deployments and /v2/queue, ` +
+          'asked every 2 s while this page is shown).';
+      }
+      $('#apps-count').textContent = this.apps ? String(this.apps.length) : '';
+      if (this.off || !this.apps) return;
+
+      const deployments = this.deployments || [];
+      const apps = [...this.apps].sort((x, y) => String(x.id).localeCompare(String(y.id)));
+      const deploymentsOf = (a) => {
+        const ids = new Set((a.deployments || []).map((d) => d && d.id));
+        return deployments.filter((d) => ids.has(d.id) || (d.affectedApps || []).includes(a.id));
+      };
+      syncNodes($('#apps tbody'), apps, {
+        key: (a) => String(a.id),
+        columns: 7,
+        empty: 'No apps.',
+        attrs: (a) => ({ 'data-app-id': String(a.id), class: a.id === this.selected ? 'selected' : '' }),
+        cells: (a) => {
+          const checks = (a.healthChecks || []).length > 0;
+          const unhealthy = a.tasksUnhealthy || 0;
+          const deps = deploymentsOf(a);
+          return [
+            el('td', { class: 'mono id' }, appLink(String(a.id))),
+            el('td', {
+              class: 'num running', 'data-running': numOr(a.tasksRunning, 0), 'data-instances': numOr(a.instances, 0),
+              title: `${numOr(a.tasksStaged, 0)} staged`,
+            }, `${numOr(a.tasksRunning, 0)} / ${numOr(a.instances, 0)}`),
+            el('td', { class: 'num health' }, checks
+              ? [`${numOr(a.tasksHealthy, 0)} / `, el('span', { class: unhealthy ? 'error' : null }, String(unhealthy))]
+              : mutedEl('no health checks')),
+            el('td', { class: 'num cpus' }, fmtRes('cpus', a.cpus)),
+            el('td', { class: 'num mem' }, fmtRes('mem', a.mem)),
+            el('td', { class: 'mono version nowrap' }, a.version || '–'),
+            el('td', { class: 'deployment' }, deps.length ? deps.map(deploymentLine)
+              : (a.deployments || []).length ? mutedEl('deploying') : mutedEl('–')),
+          ];
+        },
+      });
+
+      this.updateDetail(apps);
+
+      syncNodes($('#deployments tbody'), deployments, {
+        key: (d) => String(d.id),
+        columns: 6,
+        empty: this.deployments ? 'No deployment is running.' : 'Loading…',
+        attrs: (d) => ({ 'data-deployment-id': String(d.id), 'data-state': deploymentState(d) }),
+        cells: (d) => {
+          const t = d.tessera || {};
+          return [
+            el('td', { class: 'mono id nowrap' }, d.id),
+            el('td', { class: 'app' }, (d.affectedApps || []).map((id, i) => [i ? ', ' : '', appLink(String(id))])),
+            el('td', { class: 'kind' }, deploymentKind(d) || '–'),
+            el('td', { class: 'state', title: t.reason || null },
+              badgeEl(deploymentState(d), DEPLOYMENT_CLASS[deploymentState(d)] || 'idle')),
+            el('td', { class: 'progress nowrap' }, deploymentProgress(d)),
+            el('td', { class: 'deadline nowrap', title: t.deadline || null }, fmtDate(fromIso(t.deadline))),
+          ];
+        },
+      });
+      const dnote = $('#deployments-note');
+      dnote.hidden = !this.errors.deployments;
+      dnote.textContent = this.errors.deployments;
+
+      const queue = [...(this.queue || [])].sort((x, y) =>
+        String((x.app || {}).id).localeCompare(String((y.app || {}).id)));
+      syncNodes($('#queue tbody'), queue, {
+        key: (q) => String((q.app || {}).id),
+        columns: 7,
+        empty: this.queue ? 'Nothing is waiting to launch.' : 'Loading…',
+        attrs: (q) => ({ 'data-app-id': String((q.app || {}).id) }),
+        cells: (q) => {
+          const t = q.tessera || {};
+          const delay = q.delay || {};
+          const left = delay.timeLeftSeconds || 0;
+          const declined = Object.entries(t.declined || {}).filter(([, n]) => typeof n === 'number' && n > 0);
+          const seen = typeof t.offersSeen === 'number' ? t.offersSeen
+            : (q.processedOffersSummary || {}).processedOffersCount;
+          return [
+            el('td', { class: 'mono app' }, appLink(String((q.app || {}).id))),
+            el('td', { class: 'num count' }, numOr(q.count)),
+            el('td', { class: 'delay nowrap' }, delay.overdue ? 'none (overdue)' : left > 0 ? `${Math.ceil(left)} s` : 'none'),
+            el('td', { class: 'num offers', title: t.windowSeconds ? `in the last ${t.windowSeconds} s` : null }, numOr(seen)),
+            el('td', { class: 'declined' }, declined.length
+              ? declined.map(([why, n]) => el('div', { class: 'nowrap' }, `${why}: ${n}`)) : mutedEl('–')),
+            el('td', { class: 'largest', title: t.largestOffer ? t.largestOffer.agentId || null : null },
+              t.largestOffer ? offerText(t.largestOffer) : mutedEl('no offer seen')),
+            el('td', { class: 'why' }, (t.why || []).length
+              ? t.why.map((line) => el('div', null, line)) : mutedEl('–')),
+          ];
+        },
+      });
+      const qnote = $('#queue-note');
+      qnote.hidden = !this.errors.queue;
+      qnote.textContent = this.errors.queue;
+    },
+    // The chosen app's tasks and last task failure (#/apps?app=ID).
+    updateDetail(apps) {
+      const section = $('#app-detail');
+      section.hidden = !this.selected;
+      if (!this.selected) return;
+      $('#app-detail-id').textContent = this.selected;
+      const app = apps.find((a) => a.id === this.selected);
+      const missing = $('#app-detail-missing');
+      missing.hidden = !!app;
+      missing.textContent = app ? '' : `The apps framework has no app ${this.selected}.`;
+      const tasks = app ? [...(app.tasks || [])].sort((x, y) => String(x.id).localeCompare(String(y.id))) : [];
+      syncNodes($('#app-tasks tbody'), tasks, {
+        key: (t) => String(t.id),
+        columns: 7,
+        empty: app ? 'No tasks.' : 'No such app.',
+        attrs: (t) => ({ 'data-task-id': String(t.id), 'data-state': t.state || '' }),
+        cells: (t) => [
+          el('td', { class: 'mono id' }, t.id),
+          el('td', { class: 'host', title: t.agentId || t.slaveId || null }, t.host || '–'),
+          el('td', { class: 'mono ports' }, (t.ports || []).join(', ') || '–'),
+          el('td', { class: 'state' }, badgeEl(t.state || 'TASK_UNKNOWN')),
+          el('td', { class: 'health' }, healthEl(taskHealth(t))),
+          el('td', { class: 'mono version nowrap' }, t.version || '–'),
+          el('td', { class: 'started nowrap', title: t.startedAt || null }, fmtDate(fromIso(t.startedAt))),
+        ],
+      });
+      const failure = app && app.lastTaskFailure;
+      const box = $('#app-last-failure');
+      box.hidden = !failure;
+      if (!failure) return;
+      const facts = [
+        ['State', badgeEl(failure.state || 'TASK_UNKNOWN')],
+        ['Message', failure.message || mutedEl('–')],
+        ['Task', el('span', { class: 'mono' }, failure.taskId || '–')],
+        ['Host', failure.host || '–'],
+        ['When', el('span', { title: failure.timestamp || null }, fmtDate(fromIso(failure.timestamp)))],
+        ['Version', el('span', { class: 'mono' }, failure.version || '–')],
+      ].flatMap(([k, v]) => [el('dt', null, k), el('dd', null, v)]);
+      const dl = $('dl', box);
+      const html = facts.map((n) => n.outerHTML).join('');
+      if (dl._html !== html) {
+        dl.replaceChildren(...facts);
+        dl._html = html;
+      }
+    },
+  };
+
   // -- routing -----------------------------------------------------------------------
 
   const views = {
     overview, agents: agentsPage, frameworks: frameworksPage, tasks: tasksPage, task: taskPage, roles: rolesPage,
+    apps: appsPage,
   };
   const current = { name: '', view: null, path: '' };
 
