@@ -15,5 +15,6 @@ args=("$@")
 echo "up: starting the cluster (Ctrl-C stops it); in another terminal:"
 echo "up:   build/bin/tessera run --master 127.0.0.1:5050 -- sh -c 'echo hello from Tessera'"
 echo "up:   build/bin/tessera tasks          (the CLI; the web UI: http://127.0.0.1:6050/)"
+echo "up:   build/bin/tessera app add docs/examples/hello-app.json --wait   (a service: docs/apps.md)"
 # exec: Ctrl-C goes straight to tessera, which stops its actors and exits.
 exec build/bin/tessera cluster "${args[@]}"

@@ -333,6 +333,9 @@ void AppsApi::all_tasks() {
 }
 
 void AppsApi::info() {
+  uint64_t running = 0;
+  for (const auto& [id, i] : fw_.tasks_)
+    running += i.state == TaskState::RUNNING && !i.killing ? 1 : 0;
   answer(
       200,
       {{"name", fw_.config_.name},
@@ -351,6 +354,8 @@ void AppsApi::info() {
         {{"store", fw_.config_.store->describe()},
          {"apps", fw_.apps_.size()},
          {"instances", fw_.tasks_.size()},
+         {"instancesRunning", running},
+         {"deployments", fw_.deployments_.size()},
          {"launched", fw_.counters_.launched},
          {"failed", fw_.counters_.failed},
          {"killed", fw_.counters_.killed},

@@ -109,6 +109,9 @@ void AppsFramework::offers(const std::vector<Offer>& offers) {
     }
   }
   bool still_wanting = wanting();
+  // Offers declined now get the long filter when nothing waits: the next
+  // app that wants some must revive (converge_marked) to see them again.
+  was_wanting_ = still_wanting;
   for (size_t k = 0; k < offers.size(); ++k) {
     if (tasks[k].empty()) {
       decline({offers[k].id}, still_wanting ? config_.refuse_busy : config_.refuse_idle);

@@ -57,6 +57,9 @@ class AppsWorld {
     ac.http = http::ServerConfig{};
     ac.actor_name = "apps-" + std::to_string(++generation_);
     ac.tuning.tick = std::chrono::milliseconds(200);
+    // Offers declined while nothing waits come back only after a revive:
+    // an hour-long filter makes every test depend on the revive.
+    ac.tuning.refuse_idle = std::chrono::hours(1);
     auto started = apps::AppsService::start(cluster->node(), ac);
     REQUIRE(started);
     apps = std::move(*started);

@@ -8,6 +8,7 @@
 #include "services/master/master_http.hpp"
 #include "services/scheduler/scheduler.hpp"
 #include "tools/tessera/bench_report.hpp"
+#include "tools/tessera/sim_agent.hpp"
 
 #include <capnp/agent.capnp.h>
 #include <malloc.h>
@@ -30,64 +31,6 @@ namespace {
 using WallClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
-
-// An agent as the master sees one: it registers, answers pings, and reports
-// every task it is given RUNNING. Nothing runs, nothing is written.
-class SimAgent : public Actor {
- public:
-  SimAgent(caf::actor_config& cfg, ActorInit init, Address master, Resources total, uint64_t seed)
-      : Actor(cfg, std::move(init)),
-        master_(std::move(master)),
-        total_(std::move(total)),
-        rng_(seed) {
-    on<wire::AgentRegistered>([this](const auto& m) { id_ = str(m.body().getAgentId()); });
-    on<wire::Ping>([this](const auto& m) {
-      reply(m, build<wire::Pong>([&](wire::Pong::Builder b) { b.setSeq(m.body().getSeq()); }));
-    });
-    on<wire::RunTask>([this](const auto& m) { running(m.body()); });
-    on<wire::StatusUpdateAck>([](const auto&) {});
-    on<wire::KillTask>([](const auto&) {});
-  }
-
- protected:
-  void on_start() override { register_agent(); }
-
- private:
-  void register_agent() {
-    if (!id_.empty())
-      return;
-    send(master_, build<wire::RegisterAgent>([&](wire::RegisterAgent::Builder b) {
-           auto info = b.initAgentInfo();
-           info.setHostname("sim-" + me().name);
-           info.setPort(node().port());
-           to_wire(total_, info.initResources(wire_size(total_)));
-           b.setBootId(me().name);
-         }));
-    after(5s, [this] { register_agent(); });  // until answered
-  }
-
-  void running(wire::RunTask::Reader run) {
-    auto task = run.getTask();
-    send(master_, build<wire::StatusUpdate>([&](wire::StatusUpdate::Builder b) {
-           b.setFrameworkId(run.getFrameworkInfo().getFrameworkId());
-           auto s = b.initStatus();
-           s.setTaskId(task.getTaskId());
-           s.setState(wire::TaskState::RUNNING);
-           s.setSource(wire::TaskStatus::Source::AGENT);
-           s.setAgentId(id_);
-           s.setTimestampNs(timestamp_ns(node()));
-           auto uuid = new_uuid_bytes(rng_);
-           s.setUuid(
-               capnp::Data::Reader(reinterpret_cast<const kj::byte*>(uuid.data()), uuid.size()));
-           b.setLatestState(wire::TaskState::RUNNING);
-         }));
-  }
-
-  Address master_;
-  Resources total_;
-  std::mt19937_64 rng_;
-  std::string id_;
-};
 
 struct Progress {
   std::atomic<uint64_t> running{0};

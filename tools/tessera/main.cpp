@@ -5,6 +5,7 @@
 #include "tools/tessera/bench_failover.hpp"
 #include "tools/tessera/bench_launch.hpp"
 #include "tools/tessera/bench_registry.hpp"
+#include "tools/tessera/bench_apps.hpp"
 #include "tools/tessera/bench_state.hpp"
 #include "tools/tessera/bench_runtime.hpp"
 #include "tools/tessera/command.hpp"
@@ -248,6 +249,23 @@ int main(int argc, char** argv) {
   state_cmd->add_option("--runs", state.runs, "Repetitions; medians are reported")
       ->check(CLI::Range(1, 100));
   state_cmd->add_flag("--json", state.json, "Print one JSON object instead of a table");
+  tessera::bench::AppsBenchOptions apps_bench;
+  auto* apps_cmd = bench->add_subcommand(
+      "apps",
+      "The apps framework at scale: deploy and rolling-restart many apps on simulated "
+      "agents");
+  apps_cmd->add_option("--agents", apps_bench.agents, "Simulated agents")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}))
+      ->capture_default_str();
+  apps_cmd->add_option("--apps", apps_bench.apps, "Apps to deploy")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}))
+      ->capture_default_str();
+  apps_cmd->add_option("--instances", apps_bench.instances, "Instances of each app")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{10'000}))
+      ->capture_default_str();
+  apps_cmd->add_option("--runs", apps_bench.runs, "Repetitions; medians are reported")
+      ->check(CLI::Range(1, 100));
+  apps_cmd->add_flag("--json", apps_bench.json, "Print one JSON object instead of a table");
   auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
 
   try {
@@ -273,6 +291,8 @@ int main(int argc, char** argv) {
     return tessera::bench::run_failover_bench(failover);
   if (state_cmd->parsed())
     return tessera::bench::run_state_bench(state);
+  if (apps_cmd->parsed())
+    return tessera::bench::run_apps_bench(apps_bench);
   if (registry_cmd->parsed())
     return tessera::bench::run_registry_bench(registry);
   return tessera::bench::run_runtime_bench(runtime);
