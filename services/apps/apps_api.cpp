@@ -631,6 +631,21 @@ void AppsApi::plan() {
     if (seen.last_offer && t - seen.seen <= fw_.config_.agents_seen_window)
       offers.push_back(*seen.last_offer);
   auto role = spec.role.empty() ? fw_.config_.role : spec.role;
+  if (kind == "upgrade")
+    for (auto& o : offers)
+      for (const auto& task_id : it->second.tasks) {
+        const auto& i = fw_.tasks_.at(task_id);
+        if (i.agent_id != o.agent_id || !i.version)
+          continue;
+        const auto& held = i.version->spec;
+        const std::pair<const char*, double> freed[] = {{"cpus", held.cpus},
+                                                        {"mem", held.mem},
+                                                        {"disk", held.disk},
+                                                        {"gpus", double(held.gpus)}};
+        for (auto [name, quantity] : freed)
+          if (quantity > 0)
+            o.resources += Resources::scalar(name, quantity);
+      }
   std::vector<OfferView> views;
   for (auto& o : offers) {
     o.role = role;  // judged for the app's role

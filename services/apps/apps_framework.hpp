@@ -311,6 +311,7 @@ class AppsFramework : public Scheduler {
   bool converge_queued_ = false;
   bool reconciled_ = false;  // the first reconciliation after subscribing was sent
   bool was_wanting_ = false;
+  size_t rotation_ = 0;  // which waiting app places first in the next batch
   // Store writes: one commit in flight; later changes wait and go together.
   uint64_t store_version_ = 0;
   bool commit_in_flight_ = false;

@@ -58,8 +58,7 @@ void AppsFramework::offers(const std::vector<Offer>& offers) {
     if (app.to_launch > 0 && app.not_before <= t && !app.deleting)
       waiting.push_back(id);
   if (!waiting.empty()) {
-    static size_t rotation = 0;
-    auto first = rotation++ % waiting.size();
+    auto first = rotation_++ % waiting.size();
     std::rotate(waiting.begin(), waiting.begin() + static_cast<long>(first), waiting.end());
   }
   for (const auto& id : waiting) {

@@ -439,3 +439,121 @@ TEST_CASE("the /v2 API refuses bad input with Marathon's statuses and keeps serv
   CHECK(call(w.http, "GET", "/v2/apps?embed=apps.tasks")["apps"][0]["tasks"].size() == 2);
   (void)patched;
 }
+
+TEST_CASE("an unreachable instance is replaced, then expunged, and killed when it returns",
+          "[apps][e2e]") {
+  AppsWorldOptions o;
+  o.hostnames = {"host-a", "host-b"};
+  o.agent_ping_interval = 200ms;
+  o.agent_ping_timeout = 200ms;
+  AppsWorld w(o);
+  auto pids = w.dir.path() / "pids";
+  call(w.http, "POST", "/v2/apps",
+       {{"id", "/far"},
+        {"cmd", "echo $$ >> " + pids.string() + "; exec sleep 1000"},
+        {"instances", 1},
+        {"cpus", 0.1},
+        {"mem", 16},
+        {"unreachableStrategy", {{"inactiveAfterSeconds", 2}, {"expungeAfterSeconds", 6}}}},
+       201);
+  REQUIRE(eventually([&] { return settled(w.http, "/far", 1); }, 60s));
+  auto first = app_of(w.http, "/far")["tasks"][0];
+  auto first_id = first["id"].get<std::string>();
+  // Cut its agent off from the master, both ways.
+  auto agent = w.cluster->agent_addresses().at(first["host"] == "host-a" ? 0 : 1);
+  auto master = w.cluster->master_address();
+  auto cut = w.cluster->node().filters().add([agent, master](const Envelope& e) {
+    bool between =
+        (e.sender == agent && e.receiver == master) || (e.sender == master && e.receiver == agent);
+    return between ? FilterAction::Drop() : FilterAction::Pass();
+  });
+  // Unreachable, then replaced on the other host while still listed...
+  REQUIRE(eventually(
+      [&] {
+        auto app = app_of(w.http, "/far");
+        bool away = false, other = false;
+        for (const auto& t : app["tasks"]) {
+          away = away || (t["id"] == first_id && t["state"] == "TASK_UNREACHABLE");
+          other = other || (t["id"] != first_id && t["state"] == "TASK_RUNNING" &&
+                            t["host"] != first["host"]);
+        }
+        return away && other;
+      },
+      60s));
+  // ... then expunged: forgotten by the framework.
+  REQUIRE(eventually(
+      [&] {
+        auto app = app_of(w.http, "/far");
+        return app["tasks"].size() == 1 && app["tasks"][0]["id"] != first_id &&
+               app["tasksRunning"] == 1;
+      },
+      60s));
+  // Healed: the old task reappears; the framework kills what it no longer
+  // knows, so one instance runs.
+  w.cluster->node().filters().remove(cut);
+  std::vector<int> started;
+  {
+    std::ifstream in(pids);
+    for (int pid; in >> pid;)
+      started.push_back(pid);
+  }
+  REQUIRE(started.size() == 2);
+  CHECK(eventually([&] { return ::kill(started[0], 0) != 0; }, 60s));
+  CHECK(call(w.http, "GET", "/v2/info")["tessera"]["strangersKilled"].get<int>() >= 1);
+  CHECK(settled(w.http, "/far", 1));
+}
+
+TEST_CASE("a stuck deployment says why, and is cancelled with and without rollback",
+          "[apps][e2e]") {
+  AppsWorld w;
+  json v1 = {{"id", "/stuck"}, {"cmd", "sleep 1000"}, {"instances", 2}, {"cpus", 0.1}, {"mem", 16}};
+  call(w.http, "POST", "/v2/apps", v1, 201);
+  REQUIRE(eventually([&] { return settled(w.http, "/stuck", 2); }, 60s));
+  auto good = app_of(w.http, "/stuck");
+  json big = v1;
+  big["cpus"] = 100;
+  auto id = call(w.http, "PUT", "/v2/apps/stuck", big)["deploymentId"].get<std::string>();
+  // No agent has 100 cpus: the queue counts the offers and says so.
+  json item;
+  REQUIRE(eventually(
+      [&] {
+        auto q = call(w.http, "GET", "/v2/queue")["queue"];
+        if (q.empty() || q[0]["tessera"]["declined"]["cpus"].get<int>() == 0)
+          return false;
+        item = q[0];
+        return true;
+      },
+      60s));
+  INFO(item.dump(2));
+  CHECK(item["tessera"]["largestOffer"]["cpus"].get<double>() <= 2);
+  CHECK(item["tessera"]["why"][0].get<std::string>().find("cpus: needs 100, the largest offer "
+                                                          "had") == 0);
+  CHECK(item["tessera"]["declined"]["mem"] == 0);
+  auto d = deployment(w.http, id);
+  CHECK(d["tessera"]["state"] == "running");
+  CHECK(d["tessera"]["oldInstances"] == 2);  // nothing old goes while nothing new is up
+
+  // DELETE: rolls back (a new deployment, back to the version before).
+  auto back = call(w.http, "DELETE", "/v2/deployments/" + id);
+  CHECK(deployment_state(w.http, id) == "rolled_back");
+  REQUIRE(eventually([&] { return settled(w.http, "/stuck", 2); }, 60s));
+  CHECK(app_of(w.http, "/stuck")["cpus"] == 0.1);
+  CHECK(task_ids(app_of(w.http, "/stuck")) == task_ids(good));
+  CHECK(back["version"] == good["version"]);
+
+  // With force: it only stops; the app keeps the new target and its old
+  // instances, as Marathon does.
+  id = call(w.http, "PUT", "/v2/apps/stuck", big)["deploymentId"].get<std::string>();
+  REQUIRE(eventually([&] { return !call(w.http, "GET", "/v2/queue")["queue"].empty(); }, 60s));
+  call(w.http, "DELETE", "/v2/deployments/" + id + "?force=true", nullptr, 202);
+  CHECK(deployment_state(w.http, id) == "canceled");
+  auto after = app_of(w.http, "/stuck");
+  CHECK(after["cpus"] == 100);
+  CHECK(after["deployments"].empty());
+  CHECK(after["tasksRunning"] == 2);
+  // And rollback by hand goes to the last fully healthy version.
+  auto rolled = call(w.http, "POST", "/v2/apps/stuck/rollback");
+  CHECK(rolled["version"] == good["version"]);
+  REQUIRE(eventually([&] { return settled(w.http, "/stuck", 2); }, 60s));
+  CHECK(app_of(w.http, "/stuck")["cpus"] == 0.1);
+}

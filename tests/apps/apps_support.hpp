@@ -25,6 +25,9 @@ struct AppsWorldOptions {
   std::string resources = "cpus:2;mem:1024";
   std::vector<std::string> hostnames;
   std::string attributes;
+  // The master's watch over agents (fast, for tests that partition one).
+  Duration agent_ping_interval = std::chrono::seconds(5);
+  Duration agent_ping_timeout = std::chrono::seconds(5);
 };
 
 class AppsWorld {
@@ -37,6 +40,8 @@ class AppsWorld {
     c.agent_hostnames = o.hostnames;
     c.work_dir = dir.path() / "cluster";
     c.master.allocation_interval = std::chrono::milliseconds(100);
+    c.master.agent_ping_interval = o.agent_ping_interval;
+    c.master.agent_ping_timeout = o.agent_ping_timeout;
     auto started = LocalCluster::start(c);
     REQUIRE(started);
     cluster = std::move(*started);
