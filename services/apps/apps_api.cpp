@@ -79,6 +79,8 @@ class AppsApi {
   }
   bool force() const { return req_.query_value("force") == "true"; }
   std::optional<json> body_json();
+  // The body as an app definition; on a problem answers 400 or 422 itself.
+  std::optional<AppSpec> body_app();
 
   void apps_root();
   void app_path(const std::string& rest);
@@ -118,6 +120,18 @@ std::optional<json> AppsApi::body_json() {
     return std::nullopt;
   }
   return j;
+}
+
+std::optional<AppSpec> AppsApi::body_app() {
+  auto body = body_json();
+  if (!body)
+    return std::nullopt;
+  auto parsed = parse_app(*body);
+  if (!parsed.ok()) {
+    answer(422, problems_json(parsed.problems));
+    return std::nullopt;
+  }
+  return std::move(parsed.app);
 }
 
 void AppsApi::serve() {
@@ -161,21 +175,18 @@ void AppsApi::apps_root() {
   }
   if (req_.method != "POST")
     return bad(405, "use GET or POST on /v2/apps");
-  auto body = body_json();
-  if (!body)
+  auto spec = body_app();
+  if (!spec)
     return;
-  auto parsed = parse_app(*body);
-  if (!parsed.ok())
-    return answer(422, problems_json(parsed.problems));
-  if (fw_.apps_.count(parsed.app.id))
-    return bad(409, "An app with id [" + parsed.app.id + "] already exists.");
-  auto c = fw_.put_app(parsed.app, false, false, true);
+  if (fw_.apps_.count(spec->id))
+    return bad(409, "An app with id [" + spec->id + "] already exists.");
+  auto c = fw_.put_app(*spec, false, false, true);
   if (c.status != 201)
     return answer(c);
-  auto& app = fw_.apps_.at(parsed.app.id);
-  auto out = app_json(parsed.app.id, app, false);
+  auto& app = fw_.apps_.at(spec->id);
+  auto out = app_json(spec->id, app, false);
   answer(201, out,
-         {{"Location", "/v2/apps" + parsed.app.id},
+         {{"Location", "/v2/apps" + spec->id},
           {"Marathon-Deployment-Id", c.body["deploymentId"].get<std::string>()}});
 }
 
@@ -599,13 +610,10 @@ json AppsApi::queue_json(const std::string& id, const F::App& app) const {
 // A dry run of a definition: what would change, and whether it fits what
 // the framework was last offered by each agent.
 void AppsApi::plan() {
-  auto body = body_json();
-  if (!body)
+  auto definition = body_app();
+  if (!definition)
     return;
-  auto parsed = parse_app(*body);
-  if (!parsed.ok())
-    return answer(422, problems_json(parsed.problems));
-  const auto& spec = parsed.app;
+  const auto& spec = *definition;
   auto it = fw_.apps_.find(spec.id);
   bool exists = it != fw_.apps_.end();
   json changes = json::array();

@@ -33,7 +33,9 @@ Cluster start_cluster(const TempDir& dir, int agents = 2) {
   c.process = ChildProcess::start({TESSERA_BIN, "cluster", "--listen", "127.0.0.1:0", "--http",
                                    "127.0.0.1:0", "--agents", std::to_string(agents),
                                    "--agent-resources", "cpus:2;mem:1024", "--allocation-interval",
-                                   "0.2", "--work-dir", dir.path().string()});
+                                   "0.2", "--work-dir", dir.path().string(),
+                                   // only the frameworks each test starts (not the apps one)
+                                   "--no-apps"});
   auto line = c.process->wait_line("master at ");
   auto http = c.process->wait_line("http://");
   INFO(c.process->out() << c.process->err());

@@ -761,30 +761,6 @@ std::string declined_by(const json& declined) {
   return out.empty() ? "-" : joined(out);
 }
 
-// print_table's columns, each row followed by its notes, indented.
-void table_with_notes(const std::vector<std::string>& header,
-                      const std::vector<std::vector<std::string>>& rows,
-                      const std::vector<std::vector<std::string>>& notes) {
-  std::vector<size_t> width(header.size());
-  for (size_t i = 0; i < header.size(); ++i)
-    width[i] = header[i].size();
-  for (auto& row : rows)
-    for (size_t i = 0; i < row.size() && i < width.size(); ++i)
-      width[i] = std::max(width[i], row[i].size());
-  auto print = [&](const std::vector<std::string>& row) {
-    std::string out;
-    for (size_t i = 0; i < row.size(); ++i)
-      out += i + 1 < row.size() ? row[i] + std::string(width[i] - row[i].size() + 2, ' ') : row[i];
-    std::printf("%s\n", out.c_str());
-  };
-  print(header);
-  for (size_t r = 0; r < rows.size(); ++r) {
-    print(rows[r]);
-    for (auto& note : notes[r])
-      std::printf("    %s\n", note.c_str());
-  }
-}
-
 std::string delay_of(const json& item) {
   auto& delay = field(item, "delay");
   double left = num(delay, "timeLeftSeconds");
@@ -801,20 +777,13 @@ void queue_table(const json& answer) {
     for (auto& why : list(t, "why"))
       notes.back().push_back(why.is_string() ? why.get<std::string>() : why.dump());
   }
-  table_with_notes({"APP", "WAITING", "DELAY", "OFFERS", "DECLINED-BY"}, rows, notes);
+  print_table({"APP", "WAITING", "DELAY", "OFFERS", "DECLINED-BY"}, rows, notes);
 }
 
 int read_call(const AppsOptions& o, const std::string& target,
               const std::function<void(const json&)>& table) {
   AppsClient client(o);
-  auto answer = client.call("GET", target);
-  if (!answer)
-    return failed(what(answer.error()));
-  if (o.as_json)
-    std::printf("%s\n", answer->dump(2).c_str());
-  else
-    table(*answer);
-  return 0;
+  return print_answer(client.call("GET", target), o.as_json, table);
 }
 
 // -- registering ------------------------------------------------------------------------

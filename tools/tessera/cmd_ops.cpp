@@ -47,14 +47,7 @@ CLI::App* ops_command(CLI::App& parent, const char* name, const char* help, OpsO
 int read_call(const OpsOptions& o, const json& call,
               const std::function<void(const json&)>& table) {
   OperatorClient client(o.master, o.timeout());
-  auto answer = client.call(call);
-  if (!answer)
-    return failed(what(answer.error()));
-  if (o.as_json)
-    std::printf("%s\n", answer->dump(2).c_str());
-  else
-    table(*answer);
-  return 0;
+  return print_answer(client.call(call), o.as_json, table);
 }
 
 int write_call(const OpsOptions& o, const json& call, const std::string& done) {

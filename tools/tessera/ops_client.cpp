@@ -163,8 +163,20 @@ int failed(const std::string& what) {
   return 1;
 }
 
+int print_answer(const expected<nlohmann::json>& answer, bool as_json,
+                 const std::function<void(const nlohmann::json&)>& table) {
+  if (!answer)
+    return failed(what(answer.error()));
+  if (as_json)
+    std::printf("%s\n", answer->dump(2).c_str());
+  else
+    table(*answer);
+  return 0;
+}
+
 void print_table(const std::vector<std::string>& header,
-                 const std::vector<std::vector<std::string>>& rows) {
+                 const std::vector<std::vector<std::string>>& rows,
+                 const std::vector<std::vector<std::string>>& notes) {
   std::vector<size_t> width(header.size());
   for (size_t i = 0; i < header.size(); ++i)
     width[i] = header[i].size();
@@ -181,8 +193,12 @@ void print_table(const std::vector<std::string>& header,
     std::printf("%s\n", line.c_str());
   };
   print(header);
-  for (auto& row : rows)
-    print(row);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    print(rows[r]);
+    if (r < notes.size())
+      for (auto& note : notes[r])
+        std::printf("    %s\n", note.c_str());
+  }
 }
 
 double scalar_of(const nlohmann::json& resources, const std::string& name) {

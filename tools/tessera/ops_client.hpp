@@ -57,9 +57,15 @@ expected<nlohmann::json> call_agent(const std::string& agent_http, const nlohman
 // Prints "tessera: <what>" on stderr and returns 1.
 int failed(const std::string& what);
 
-// Left-aligned columns, two spaces apart, a header row first.
+// A read's answer: its JSON (as_json) or table(answer); an error as failed().
+int print_answer(const expected<nlohmann::json>& answer, bool as_json,
+                 const std::function<void(const nlohmann::json&)>& table);
+
+// Left-aligned columns, two spaces apart, a header row first; notes[r]
+// (if given) are printed under row r, indented.
 void print_table(const std::vector<std::string>& header,
-                 const std::vector<std::vector<std::string>>& rows);
+                 const std::vector<std::vector<std::string>>& rows,
+                 const std::vector<std::vector<std::string>>& notes = {});
 
 // The scalar value of name in a Mesos-style resources list.
 double scalar_of(const nlohmann::json& resources, const std::string& name);

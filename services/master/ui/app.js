@@ -550,7 +550,8 @@
   }
 
   // Brings tbody's rows in line with items, reusing each row by key and
-  // rewriting a row only when its HTML changed.
+  // rewriting a row only when its HTML changed. opts: key(item), row(item)
+  // (HTML) or cells(item) (td nodes), attrs(item), columns, empty.
   function syncRows(tbody, items, opts) {
     const existing = new Map();
     for (const tr of Array.from(tbody.children)) {
@@ -568,9 +569,12 @@
       }
       const attrs = opts.attrs ? opts.attrs(item) : {};
       for (const [k, v] of Object.entries(attrs)) if (tr.getAttribute(k) !== v) tr.setAttribute(k, v);
-      const html = opts.row(item);
+      // Rows come as HTML (opts.row) or as cells built as nodes (opts.cells).
+      const cells = opts.cells ? opts.cells(item) : null;
+      const html = cells ? cells.map((c) => c.outerHTML).join('') : opts.row(item);
       if (tr._html !== html) {
-        tr.innerHTML = html;
+        if (cells) tr.replaceChildren(...cells);
+        else tr.innerHTML = html;
         tr._html = html;
       }
       const want = prev ? prev.nextSibling : tbody.firstChild;
@@ -1496,41 +1500,6 @@
   const fromIso = (s) => (typeof s === 'string' && s ? new Date(s) : null);
   const appLink = (id) => el('a', { href: '#/apps?app=' + encodeURIComponent(id) }, id);
 
-  // syncRows for cells built as nodes: opts.cells(item) -> [td, ...]; a row
-  // is rewritten only when its cells' markup changed.
-  function syncNodes(tbody, items, opts) {
-    const existing = new Map();
-    for (const tr of Array.from(tbody.children)) {
-      if (tr.dataset.key != null) existing.set(tr.dataset.key, tr);
-      else tr.remove();
-    }
-    let prev = null;
-    for (const item of items) {
-      const key = opts.key(item);
-      let tr = existing.get(key);
-      if (tr) existing.delete(key);
-      else {
-        tr = document.createElement('tr');
-        tr.dataset.key = key;
-      }
-      const attrs = opts.attrs ? opts.attrs(item) : {};
-      for (const [k, v] of Object.entries(attrs)) if (tr.getAttribute(k) !== v) tr.setAttribute(k, v);
-      const cells = opts.cells(item);
-      const html = cells.map((c) => c.outerHTML).join('');
-      if (tr._html !== html) {
-        tr.replaceChildren(...cells);
-        tr._html = html;
-      }
-      const want = prev ? prev.nextSibling : tbody.firstChild;
-      if (want !== tr) tbody.insertBefore(tr, want);
-      prev = tr;
-    }
-    for (const tr of existing.values()) tr.remove();
-    if (!items.length) {
-      tbody.appendChild(el('tr', null, el('td', { class: 'empty', colspan: opts.columns }, opts.empty || 'Nothing here.')));
-    }
-  }
-
   // GET path -> parsed JSON; an error carries the HTTP status (0: no answer).
   async function getJSON(path, signal) {
     let r;
@@ -1736,7 +1705,7 @@
         const ids = new Set((a.deployments || []).map((d) => d && d.id));
         return deployments.filter((d) => ids.has(d.id) || (d.affectedApps || []).includes(a.id));
       };
-      syncNodes($('#apps tbody'), apps, {
+      syncRows($('#apps tbody'), apps, {
         key: (a) => String(a.id),
         columns: 7,
         empty: 'No apps.',
@@ -1765,7 +1734,7 @@
 
       this.updateDetail(apps);
 
-      syncNodes($('#deployments tbody'), deployments, {
+      syncRows($('#deployments tbody'), deployments, {
         key: (d) => String(d.id),
         columns: 6,
         empty: this.deployments ? 'No deployment is running.' : 'Loading…',
@@ -1789,7 +1758,7 @@
 
       const queue = [...(this.queue || [])].sort((x, y) =>
         String((x.app || {}).id).localeCompare(String((y.app || {}).id)));
-      syncNodes($('#queue tbody'), queue, {
+      syncRows($('#queue tbody'), queue, {
         key: (q) => String((q.app || {}).id),
         columns: 7,
         empty: this.queue ? 'Nothing is waiting to launch.' : 'Loading…',
@@ -1830,7 +1799,7 @@
       missing.hidden = !!app;
       missing.textContent = app ? '' : `The apps framework has no app ${this.selected}.`;
       const tasks = app ? [...(app.tasks || [])].sort((x, y) => String(x.id).localeCompare(String(y.id))) : [];
-      syncNodes($('#app-tasks tbody'), tasks, {
+      syncRows($('#app-tasks tbody'), tasks, {
         key: (t) => String(t.id),
         columns: 7,
         empty: app ? 'No tasks.' : 'No such app.',
