@@ -67,16 +67,17 @@ class AppsApi {
 
  private:
   void answer(int status, const json& body, http::Headers headers = {}) {
+    if (status == 400 || status == 422) {  // bad input: counted, logged, served on
+      ++fw_.counters_.bad_requests;
+      log().info("apps: {} {} refused ({}): {}", req_.method, req_.path, status,
+                 body.dump().substr(0, 300));
+    }
     http::Response r = http::json_response(status, body.dump());
     r.headers = std::move(headers);
     res_.respond(std::move(r));
   }
   void answer(const F::Change& c) { answer(c.status, c.body); }
-  void bad(int status, const std::string& text) {
-    if (status == 400)
-      ++fw_.counters_.bad_requests;
-    answer(status, {{"message", text}});
-  }
+  void bad(int status, const std::string& text) { answer(status, {{"message", text}}); }
   bool force() const { return req_.query_value("force") == "true"; }
   std::optional<json> body_json();
   // The body as an app definition; on a problem answers 400 or 422 itself.
