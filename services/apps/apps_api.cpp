@@ -15,6 +15,16 @@ namespace tessera::apps {
 
 using json = nlohmann::json;
 
+namespace {
+
+// JSON text; bytes that are not UTF-8 (a path, a task's message) become
+// U+FFFD instead of throwing.
+std::string dump(const json& j) {
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+}  // namespace
+
 // -- the handle and the edge's handler ------------------------------------
 
 bool AppsHandle::post(std::function<void(AppsFramework&)> fn) {
@@ -70,13 +80,23 @@ class AppsApi {
     if (status == 400 || status == 422) {  // bad input: counted, logged, served on
       ++fw_.counters_.bad_requests;
       log().info("apps: {} {} refused ({}): {}", req_.method, req_.path, status,
-                 body.dump().substr(0, 300));
+                 dump(body).substr(0, 300));
     }
-    http::Response r = http::json_response(status, body.dump());
+    http::Response r = http::json_response(status, dump(body));
     r.headers = std::move(headers);
     res_.respond(std::move(r));
   }
-  void answer(const F::Change& c) { answer(c.status, c.body); }
+  // A change is answered once what it wrote is durable: a client told 201
+  // or 200 never loses the change to a crash. Refusals are answered at once.
+  void answer(const F::Change& c, http::Headers headers = {}) {
+    if (c.status >= 300)
+      return answer(c.status, c.body, std::move(headers));
+    fw_.after_durable([res = res_, c, headers = std::move(headers)]() mutable {
+      http::Response r = http::json_response(c.status, dump(c.body));
+      r.headers = std::move(headers);
+      res.respond(std::move(r));
+    });
+  }
   void bad(int status, const std::string& text) { answer(status, {{"message", text}}); }
   bool force() const { return req_.query_value("force") == "true"; }
   std::optional<json> body_json();
@@ -166,7 +186,9 @@ void AppsApi::serve() {
 
 void AppsApi::apps_root() {
   if (req_.method == "GET") {
-    bool tasks = req_.query_value("embed").find("apps.tasks") != std::string::npos;
+    bool tasks = false;
+    for (auto [it, end] = req_.query.equal_range("embed"); it != end; ++it)
+      tasks = tasks || it->second.find("apps.tasks") != std::string::npos;
     auto prefix = req_.query_value("id");
     json apps = json::array();
     for (const auto& [id, app] : fw_.apps_)
@@ -184,11 +206,9 @@ void AppsApi::apps_root() {
   auto c = fw_.put_app(*spec, false, false, true);
   if (c.status != 201)
     return answer(c);
-  auto& app = fw_.apps_.at(spec->id);
-  auto out = app_json(spec->id, app, false);
-  answer(201, out,
-         {{"Location", "/v2/apps" + spec->id},
-          {"Marathon-Deployment-Id", c.body["deploymentId"].get<std::string>()}});
+  auto deployment = c.body["deploymentId"].get<std::string>();
+  c.body = app_json(spec->id, fw_.apps_.at(spec->id), false);
+  answer(c, {{"Location", "/v2/apps" + spec->id}, {"Marathon-Deployment-Id", deployment}});
 }
 
 void AppsApi::app_path(const std::string& rest) {
@@ -246,9 +266,9 @@ void AppsApi::app_path(const std::string& rest) {
       return bad(404, "Task '" + task + "' of app '" + id + "' does not exist");
     auto rendered = task_json(it->second);
     auto c = fw_.kill_task(id, task, req_.query_value("scale") == "true");
-    if (c.status != 200)
-      return answer(c);
-    return answer(200, {{"task", rendered}});
+    if (c.status == 200)
+      c.body = {{"task", rendered}};
+    return answer(c);
   }
   bad(405, m + " is not supported on /v2/apps/{id}/" + action);
 }
@@ -678,10 +698,8 @@ void AppsApi::plan() {
       if (!r.placed) {
         full[k] = true;
         ++declined[to_string(r.refusal)];
-        if (r.refusal == Refusal::constraint) {
-          auto name = r.why.substr(std::string("constraint ").size());
-          ++declined[name.substr(0, name.find(": "))];
-        }
+        if (r.refusal == Refusal::constraint)
+          ++declined[r.constraint];
         continue;
       }
       for (size_t c = 0; c < checks.size(); ++c)

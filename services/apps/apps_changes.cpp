@@ -33,10 +33,10 @@ AppsFramework::VersionPtr AppsFramework::make_version(const AppSpec& spec, const
                                                       bool restart) {
   auto ms = wall_ms();
   auto text = iso_time(ms);
-  if (app)
-    for (const auto& v : app->versions)
-      if (v->version >= text)  // two changes in one millisecond: keep versions unique, ordered
-        text = iso_time(ms = std::max(ms, int64_t{1}) + 1);
+  // Several changes in one millisecond: versions stay unique and ordered.
+  while (app && std::any_of(app->versions.begin(), app->versions.end(),
+                            [&](const VersionPtr& v) { return v->version >= text; }))
+    text = iso_time(++ms);
   Version v;
   v.version = text;
   v.spec = spec;
@@ -89,8 +89,33 @@ std::optional<AppsFramework::Change> AppsFramework::locked(const App& app, bool 
   return std::nullopt;
 }
 
+void AppsFramework::trim_versions(const std::string& app_id, App& app) {
+  std::set<const Version*> used = {app.target.get(), app.last_good.get()};
+  for (const auto& task_id : app.tasks)
+    used.insert(tasks_.at(task_id).version.get());
+  if (auto d = deployments_.find(app.deployment); d != deployments_.end())
+    used.insert(d->second.from.get());
+  auto drop_oldest_unused = [&] {
+    for (size_t k = app.versions.size(); k-- > 0;)
+      if (!used.count(app.versions[k].get())) {
+        app.versions.erase(app.versions.begin() + static_cast<long>(k));
+        return true;
+      }
+    return false;
+  };
+  while (app.versions.size() > config_.versions_max && drop_oldest_unused()) {
+  }
+  while (app_record(app_id).value->size() > RegistryStore::value_bytes_max / 2 &&
+         drop_oldest_unused()) {
+  }
+}
+
 AppsFramework::Change AppsFramework::put_app(const AppSpec& spec, bool force, bool restart,
                                              bool created_ok) {
+  if (auto bytes = to_json(spec).dump().size(); bytes > app_definition_bytes_max)
+    return {422,
+            problems_json({{"", "the definition has " + std::to_string(bytes) + " bytes; at most " +
+                                    std::to_string(app_definition_bytes_max)}})};
   auto role = spec.role.empty() ? config_.role : spec.role;
   if (role != config_.role)
     return {422, problems_json({{"/role", "the apps framework runs in role " + config_.role +
@@ -122,10 +147,6 @@ AppsFramework::Change AppsFramework::put_app(const AppSpec& spec, bool force, bo
   auto kind =
       restart ? DeployKind::restart : (config_change ? DeployKind::upgrade : DeployKind::scale);
   app.versions.insert(app.versions.begin(), v);
-  // Keep at most versions_max, never the ones still in use.
-  for (size_t k = app.versions.size(); k-- > 0 && app.versions.size() > config_.versions_max;)
-    if (app.versions[k] != v && app.versions[k] != from && app.versions[k] != app.last_good)
-      app.versions.erase(app.versions.begin() + static_cast<long>(k));
   app.target = v;
   app.checks = compile_checks(spec);
   app.last_scaling_ms = wall_ms();
@@ -133,6 +154,7 @@ AppsFramework::Change AppsFramework::put_app(const AppSpec& spec, bool force, bo
     app.last_config_ms = app.last_scaling_ms;
   reset_backoff(app);
   auto& d = start_deployment(spec.id, app, kind, from, v);
+  trim_versions(spec.id, app);
   persist({app_record(spec.id), deployment_record(d)});
   publish("api_post_event", {{"appDefinition", to_json(spec)}});
   return {200, {{"version", v->version}, {"deploymentId", d.id}}};
@@ -150,7 +172,7 @@ AppsFramework::Change AppsFramework::delete_app(const std::string& id, bool forc
   app.deleting = true;
   auto& d = start_deployment(id, app, DeployKind::stop, app.target, app.target);
   d.auto_rollback = false;
-  persist({deployment_record(d)});
+  persist({app_record(id), deployment_record(d)});
   return {200, {{"version", app.target->version}, {"deploymentId", d.id}}};
 }
 
@@ -166,6 +188,8 @@ AppsFramework::Change AppsFramework::rollback_app(const std::string& id) {
   if (it == apps_.end())
     return {404, text_of("App '" + id + "' does not exist")};
   App& app = it->second;
+  if (app.deleting)
+    return {409, text_of("App '" + id + "' is being removed")};
   if (!app.deployment.empty())
     return cancel_deployment(app.deployment, false);
   VersionPtr back = app.last_good != app.target ? app.last_good : nullptr;
@@ -237,7 +261,7 @@ AppsFramework::Change AppsFramework::cancel_deployment(const std::string& deploy
     app.deleting = true;
     auto& stop = start_deployment(app_id, app, DeployKind::stop, to, to);
     stop.auto_rollback = false;
-    persist({deployment_record(stop)});
+    persist({app_record(app_id), deployment_record(stop)});
     return {200, {{"version", to->version}, {"deploymentId", stop.id}}};
   }
   if (kind == DeployKind::stop)
@@ -260,6 +284,11 @@ AppsFramework::Change AppsFramework::kill_task(const std::string& app_id,
   auto it = tasks_.find(task_id);
   if (it == tasks_.end() || it->second.app_id != app_id)
     return {404, text_of("Task '" + task_id + "' of app '" + app_id + "' does not exist")};
+  if (it->second.killing)  // asked again: it is already going, and counted
+    return {200, json::object()};
+  if (scale && (!app->second.deployment.empty() || app->second.deleting))
+    return {409, text_of("App '" + app_id + "' is changing (a deployment or its removal); " +
+                         "kill without scale=true, or wait")};
   if (scale && app->second.target->spec.instances > 0) {
     // One instance fewer, without a deployment: a scale of the same config.
     auto spec = app->second.target->spec;
@@ -270,6 +299,7 @@ AppsFramework::Change AppsFramework::kill_task(const std::string& app_id,
     app->second.last_scaling_ms = wall_ms();
     if (app->second.last_good && app->second.last_good->config_version == v->config_version)
       app->second.last_good = v;
+    trim_versions(app_id, app->second);
     persist({app_record(app_id)});
   }
   kill_instance(it->second, scale ? "killed and scaled down by request" : "killed by request");

@@ -134,8 +134,13 @@ void AppsFramework::load(const AppsState& state) {
     app.checks = compile_checks(app.target->spec);
     app.last_scaling_ms = a.last_scaling_ms;
     app.last_config_ms = a.last_config_ms;
+    app.deleting = a.deleting;
     apps_.emplace(a.id, std::move(app));
   }
+  std::set<std::string> unreadable;  // apps whose record is there but did not load
+  for (const auto& a : state.apps)
+    if (!apps_.count(a.id))
+      unreadable.insert(a.id);
   for (const auto& s : state.instances) {
     auto app = apps_.find(s.app_id);
     auto version = versions.find({s.app_id, s.version});
@@ -147,8 +152,14 @@ void AppsFramework::load(const AppsState& state) {
     i.ports = s.ports;
     i.staged_ms = s.staged_ms;
     i.launched = true;  // it may have been: the master says (reconciliation)
+    i.known = false;
     i.version = version != versions.end() ? version->second : nullptr;
-    if (app == apps_.end() || !i.version) {
+    if (unreadable.count(s.app_id)) {
+      // Its app's record did not load: leave the task alone (an operator
+      // fixes the record); forget it when it ends.
+      i.keep = true;
+      i.app_id.clear();
+    } else if (app == apps_.end() || !i.version) {
       // Its app is gone: kill the task once subscribed, then forget it.
       i.app_id.clear();
     } else {
@@ -173,7 +184,10 @@ void AppsFramework::load(const AppsState& state) {
     d.state = s.state == "canary" ? DeployState::canary : DeployState::running;
     auto from = versions.find({s.app_id, s.from});
     auto to = versions.find({s.app_id, s.to});
-    d.from = from != versions.end() ? from->second : nullptr;
+    // A from that is named but gone (trimmed) is the app's target before:
+    // only an empty one means a new app (whose rollback removes it).
+    d.from =
+        s.from.empty() ? nullptr : (from != versions.end() ? from->second : app->second.last_good);
     d.to = to != versions.end() ? to->second : app->second.target;
     d.canary = s.canary;
     d.auto_rollback = s.auto_rollback;
@@ -198,14 +212,22 @@ void AppsFramework::subscribed(const std::string& framework_id) {
   // Explicit reconciliation of every task we recorded: the answers say which
   // still run. Then implicit: tasks the master knows and we do not (a record
   // lost) are strangers, and are killed.
+  // (In chunks the master answers whole: it takes at most 10,000 per call.)
+  constexpr size_t reconcile_chunk = 5'000;
   std::vector<TaskRef> refs;
-  for (const auto& [id, i] : tasks_)
-    if (i.launched)
-      refs.push_back({id, i.agent_id});
+  for (const auto& [id, i] : tasks_) {
+    if (!i.launched)
+      continue;
+    refs.push_back({id, i.agent_id});
+    if (refs.size() == reconcile_chunk) {
+      reconcile(refs);
+      refs.clear();
+    }
+  }
   if (!refs.empty())
     reconcile(refs);
   reconcile();
-  reconciled_ = true;
+  subscribed_at_ = now();
   was_wanting_ = false;
   for (auto& [id, app] : apps_)
     mark(id);
@@ -233,7 +255,13 @@ void AppsFramework::update(const TaskStatus& s) {
     return;
   }
   Instance& i = it->second;
+  i.known = true;
   auto previous_health = i.healthy;
+  if (i.keep) {  // of an app whose record did not load: only watched
+    if (is_terminal(s.state) || s.state == TaskState::UNKNOWN)
+      forget(s.task_id);
+    return;
+  }
   if (i.app_id.empty()) {  // of an app that is gone
     if (is_terminal(s.state) || s.state == TaskState::UNKNOWN)
       forget(s.task_id);
@@ -288,9 +316,12 @@ void AppsFramework::task_ended(Instance& i, const TaskStatus& s) {
   auto app_id = i.app_id;
   auto app = apps_.find(app_id);
   bool by_us = i.killing;
+  // A service that ends by itself, successfully or not, is restarted after
+  // the backoff (a command that exits 0 at once must not spin).
   if (app != apps_.end() && !by_us &&
-      (s.state == TaskState::FAILED || s.state == TaskState::ERROR)) {
-    ++counters_.failed;
+      (s.state == TaskState::FAILED || s.state == TaskState::ERROR ||
+       s.state == TaskState::FINISHED)) {
+    counters_.failed += s.state == TaskState::FINISHED ? 0 : 1;
     backoff(app->second, i, s);
   }
   if (app != apps_.end() && !by_us && s.state != TaskState::FINISHED)
@@ -306,7 +337,7 @@ void AppsFramework::task_ended(Instance& i, const TaskStatus& s) {
     mark(app_id);
 }
 
-void AppsFramework::forget(const std::string& task_id) {
+void AppsFramework::forget(std::string task_id) {  // a copy: the instance holds the original
   auto it = tasks_.find(task_id);
   if (it == tasks_.end())
     return;
@@ -323,6 +354,7 @@ void AppsFramework::backoff(App& app, const Instance& i, const TaskStatus& s) {
   delay_s = std::min(delay_s, spec.max_launch_delay_s);
   app.delay = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(delay_s));
   app.not_before = now() + app.delay;
+  app.last_failure_at = now();
   log().info("apps: {} failed ({}); next launch of {} in {:.1f} s (failure {})", i.task_id,
              describe(s), i.app_id, delay_s, app.failures);
 }
@@ -341,9 +373,7 @@ void AppsFramework::on_tick() {
     if (d.state == DeployState::running && t >= d.deadline)
       mark(d.app_id);
   for (auto& [id, i] : tasks_) {
-    if (i.app_id.empty())
-      continue;
-    if (i.unreachable_since)
+    if (i.unreachable_since && !i.app_id.empty())
       mark(i.app_id);
     if (i.killing && i.launched && t - i.kill_sent >= config_.kill_retry && connected()) {
       i.kill_sent = t;
@@ -448,10 +478,19 @@ void AppsFramework::converge(const std::string& app_id, App& app) {
       continue;
     active.push_back(&i);
   }
-  // Backoff: reset once an instance has stayed up long enough.
+  // After a restart, until the master has confirmed what it recorded (or a
+  // while has passed), nothing is launched or killed on stale beliefs.
+  bool unconfirmed = std::any_of(active.begin(), active.end(), [](auto* i) { return !i->known; });
+  if (unconfirmed && (!connected() || t - subscribed_at_ < config_.reconcile_wait)) {
+    app.to_launch = 0;
+    return;
+  }
+  // Backoff: reset once an instance started since the last failure has
+  // stayed up (and healthy) long enough.
   if (app.failures > 0)
     for (auto* i : active)
-      if (i->running_since && healthy(*i) && t - *i->running_since >= config_.backoff_reset_after) {
+      if (i->running_since && *i->running_since > app.last_failure_at && healthy(*i) &&
+          t - *i->running_since >= config_.backoff_reset_after) {
         reset_backoff(app);
         break;
       }
@@ -539,6 +578,12 @@ void AppsFramework::converge_deployment(App& app, Deployment& d, std::vector<Ins
   d.old_healthy = count_healthy(kept);
   // Done?
   if (canary_phase) {
+    // Canaries that never come up fail the deployment at its deadline; the
+    // wait for promote or abort (state canary) does not.
+    if (d.state == DeployState::running && new_healthy < new_target && now() >= d.deadline) {
+      deadline_passed(d);
+      return;
+    }
     if (new_healthy >= new_target && d.state == DeployState::running) {
       d.state = DeployState::canary;
       log().info(
@@ -564,7 +609,8 @@ void AppsFramework::converge_deployment(App& app, Deployment& d, std::vector<Ins
 }
 
 void AppsFramework::deadline_passed(Deployment& d) {
-  auto& app = apps_.at(d.app_id);
+  auto app_id = d.app_id;  // finish_deployment erases d
+  auto& app = apps_.at(app_id);
   char why[200];
   std::snprintf(why, sizeof(why),
                 "not done within progressDeadlineSeconds=%g: %u of %u new instance(s) healthy, "
@@ -577,11 +623,11 @@ void AppsFramework::deadline_passed(Deployment& d) {
   finish_deployment(d, DeployState::failed, why);
   if (!can_roll_back) {
     log().warn("apps: deployment of {} failed ({}); no earlier healthy version to roll back to",
-               d.app_id, why);
+               app_id, why);
     return;
   }
   ++counters_.rollbacks;
-  log().warn("apps: deployment of {} failed ({}); rolling back to {}", d.app_id, why,
+  log().warn("apps: deployment of {} failed ({}); rolling back to {}", app_id, why,
              back_to->version);
   auto from = app.target;
   // The old version's instances still running are "new" again: only the
@@ -589,9 +635,9 @@ void AppsFramework::deadline_passed(Deployment& d) {
   app.target = back_to;
   app.checks = compile_checks(app.target->spec);
   reset_backoff(app);
-  auto& r = start_deployment(d.app_id, app, DeployKind::rollback, from, back_to);
+  auto& r = start_deployment(app_id, app, DeployKind::rollback, from, back_to);
   r.auto_rollback = false;
-  persist({app_record(d.app_id), deployment_record(r)});
+  persist({app_record(app_id), deployment_record(r)});
 }
 
 void AppsFramework::finish_deployment(Deployment& d, DeployState state, const std::string& reason) {
@@ -640,7 +686,8 @@ RegistryChange AppsFramework::app_record(const std::string& app_id) const {
   s.last_good = app.last_good ? app.last_good->version : "";
   s.last_scaling_ms = app.last_scaling_ms;
   s.last_config_ms = app.last_config_ms;
-  return {app_key(app_id), to_json(s).dump()};
+  s.deleting = app.deleting;
+  return {app_key(app_id), to_json(s).dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 RegistryChange AppsFramework::instance_record(const Instance& i) const {
@@ -654,7 +701,7 @@ RegistryChange AppsFramework::instance_record(const Instance& i) const {
     s.attributes = tessera::to_string(a->second.attributes);
   s.ports = i.ports;
   s.staged_ms = i.staged_ms;
-  return {task_key(i.task_id), to_json(s).dump()};
+  return {task_key(i.task_id), to_json(s).dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 RegistryChange AppsFramework::deployment_record(const Deployment& d) const {
@@ -670,7 +717,8 @@ RegistryChange AppsFramework::deployment_record(const Deployment& d) const {
   s.started_ms = d.started_ms;
   s.deadline_ms =
       wall_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(d.deadline - now()).count();
-  return {deployment_key(d.app_id), to_json(s).dump()};
+  return {deployment_key(d.app_id),
+          to_json(s).dump(-1, ' ', false, json::error_handler_t::replace)};
 }
 
 void AppsFramework::persist(std::vector<RegistryChange> changes, std::function<void()> then) {
@@ -682,28 +730,71 @@ void AppsFramework::persist(std::vector<RegistryChange> changes, std::function<v
     flush_store();
 }
 
-void AppsFramework::flush_store() {
-  if (store_lost_ || store_pending_.empty())
+void AppsFramework::after_durable(std::function<void()> fn) {
+  if (!commit_in_flight_ && store_pending_.empty()) {
+    defer(std::move(fn));  // nothing waits to be written
     return;
+  }
+  store_after_.push_back(std::move(fn));
+}
+
+namespace {
+
+// A commit on the store lane: its outcome, never an exception.
+expected<uint64_t> commit_guarded(RegistryStore& store, uint64_t version,
+                                  const std::vector<RegistryChange>& changes) {
+  try {
+    return store.commit(version, changes);
+  } catch (const std::exception& e) {
+    return make_error(Errc::os_error, std::string("the store threw: ") + e.what());
+  }
+}
+
+}  // namespace
+
+void AppsFramework::flush_store() {
+  if (store_lost_)
+    return;
+  if (store_pending_.empty()) {
+    // Waiting only for what is written already (after_durable during a commit).
+    auto ready = std::move(store_after_);
+    store_after_.clear();
+    for (auto& fn : ready)
+      fn();
+    return;
+  }
   commit_in_flight_ = true;
-  auto changes = std::move(store_pending_);
-  auto after_commit = std::move(store_after_);
+  struct Batch {
+    std::vector<RegistryChange> changes;
+    std::vector<std::function<void()>> after;
+  };
+  auto batch = std::make_shared<Batch>(Batch{std::move(store_pending_), std::move(store_after_)});
   store_pending_.clear();
   store_after_.clear();
+  // A batch that did not go in goes back in front of what came since, in order.
+  auto put_back = [this, batch] {
+    batch->changes.insert(batch->changes.end(), std::make_move_iterator(store_pending_.begin()),
+                          std::make_move_iterator(store_pending_.end()));
+    store_pending_ = std::move(batch->changes);
+    batch->after.insert(batch->after.end(), std::make_move_iterator(store_after_.begin()),
+                        std::make_move_iterator(store_after_.end()));
+    store_after_ = std::move(batch->after);
+    after(config_.store_retry, [this] {
+      commit_in_flight_ = false;
+      flush_store();
+    });
+  };
   auto store = config_.store;
   auto version = store_version_;
-  auto shared_changes = std::make_shared<std::vector<RegistryChange>>(std::move(changes));
-  bool queued = blocking(
-      Work::store,
-      [store, version, shared_changes, this,
-       after_commit = std::move(after_commit)]() mutable -> std::function<void()> {
-        auto result = store->commit(version, *shared_changes);
-        return [this, result, shared_changes, after_commit = std::move(after_commit)]() mutable {
-          commit_in_flight_ = false;
+  bool queued =
+      blocking(Work::store, [store, version, batch, this, put_back]() -> std::function<void()> {
+        auto result = commit_guarded(*store, version, batch->changes);
+        return [this, result, batch, put_back] {
           if (result) {
+            commit_in_flight_ = false;
             ++counters_.store_commits;
             store_version_ = *result;
-            for (auto& fn : after_commit)
+            for (auto& fn : batch->after)
               fn();
             flush_store();
             return;
@@ -720,29 +811,13 @@ void AppsFramework::flush_store() {
           }
           log().error("apps: cannot write the store {}: {}; retrying", config_.store->describe(),
                       describe(result.error()));
-          // Put the batch back in front of what came since, keep the order.
-          shared_changes->insert(shared_changes->end(), store_pending_.begin(),
-                                 store_pending_.end());
-          store_pending_ = std::move(*shared_changes);
-          after_commit.insert(after_commit.end(), store_after_.begin(), store_after_.end());
-          store_after_ = std::move(after_commit);
-          commit_in_flight_ = true;
-          after(config_.store_retry, [this] {
-            commit_in_flight_ = false;
-            flush_store();
-          });
+          put_back();
         };
       });
   if (!queued) {
-    commit_in_flight_ = false;
+    ++counters_.store_failures;
     log().error("apps: the store lane refused a commit; retrying");
-    shared_changes->insert(shared_changes->end(), store_pending_.begin(), store_pending_.end());
-    store_pending_ = std::move(*shared_changes);
-    commit_in_flight_ = true;
-    after(config_.store_retry, [this] {
-      commit_in_flight_ = false;
-      flush_store();
-    });
+    put_back();
   }
 }
 
@@ -753,7 +828,9 @@ void AppsFramework::publish(const std::string& type, json event) {
     return;
   event["eventType"] = type;
   event["timestamp"] = iso_time(wall_ms());
-  std::string chunk = "event: " + type + "\ndata: " + event.dump() + "\n\n";
+  std::string chunk = "event: " + type +
+                      "\ndata: " + event.dump(-1, ' ', false, json::error_handler_t::replace) +
+                      "\n\n";
   for (auto& s : streams_)
     if (s.types.empty() || s.types.count(type))
       s.stream->write(chunk);

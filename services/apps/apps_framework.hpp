@@ -103,6 +103,9 @@ struct AppsConfig {
   Duration backoff_reset_after = std::chrono::seconds(60);
   Duration kill_retry = std::chrono::seconds(30);
   Duration store_retry = std::chrono::seconds(1);
+  // After a restart, kill and launch decisions wait this long at most for
+  // the master to confirm the instances the store recorded.
+  Duration reconcile_wait = std::chrono::seconds(30);
   size_t finished_deployments_max = 100;
   size_t versions_max = 20;
   size_t event_streams_max = 1000;
@@ -110,6 +113,10 @@ struct AppsConfig {
   size_t launches_per_offer_max = 64;
   uint64_t seed = 0;  // task ids; zero: random
 };
+
+// The largest app definition accepted (its record keeps several versions,
+// and a record is at most RegistryStore::value_bytes_max).
+inline constexpr size_t app_definition_bytes_max = 64 * 1024;
 
 class AppsFramework : public Scheduler {
  public:
@@ -151,6 +158,12 @@ class AppsFramework : public Scheduler {
     std::optional<bool> healthy;
     bool launched = false;  // the launch went out (after its record was written)
     bool killing = false;
+    // Loaded from the store and not yet confirmed by the master: no kill
+    // decision counts on what it was before the framework restarted.
+    bool known = true;
+    // Of an app whose record could not be read: never killed for it, only
+    // forgotten once it ends.
+    bool keep = false;
     int64_t staged_ms = 0;   // wall clock, ms since the epoch
     int64_t started_ms = 0;  // first RUNNING; 0: not yet
     std::optional<TimePoint> running_since;
@@ -208,6 +221,7 @@ class AppsFramework : public Scheduler {
     std::set<std::string> tasks;  // its instances' task ids
     uint32_t to_launch = 0;       // decided by converge(), taken by offers
     uint32_t failures = 0;        // since the backoff was last reset
+    TimePoint last_failure_at{};  // an instance up since then resets the backoff
     Duration delay{0};
     TimePoint not_before{};
     std::optional<TaskFailure> last_failure;
@@ -247,7 +261,7 @@ class AppsFramework : public Scheduler {
   // The instances to give up first: not running, unhealthy, then by killSelection.
   void order_for_kill(const App& app, std::vector<Instance*>& list) const;
   void task_ended(Instance& i, const TaskStatus& s);
-  void forget(const std::string& task_id);
+  void forget(std::string task_id);
   void backoff(App& app, const Instance& i, const TaskStatus& s);
   void reset_backoff(App& app);
   bool wanting() const;
@@ -281,9 +295,14 @@ class AppsFramework : public Scheduler {
                                VersionPtr from, VersionPtr to);
   std::optional<Change> locked(const App& app, bool force);
   VersionPtr make_version(const AppSpec& spec, const App* app, bool restart);
+  // Drops the oldest versions no one uses (target, last good, a deployment's,
+  // an instance's) beyond versions_max, and while the app's record is large.
+  void trim_versions(const std::string& app_id, App& app);
 
   // -- durability (apps_framework.cpp) ----------------------------------------
   void persist(std::vector<RegistryChange> changes, std::function<void()> then = {});
+  // fn runs once everything persisted so far is durable (at once if it is).
+  void after_durable(std::function<void()> fn);
   void flush_store();
   RegistryChange app_record(const std::string& app_id) const;
   RegistryChange instance_record(const Instance& i) const;
@@ -309,7 +328,7 @@ class AppsFramework : public Scheduler {
   std::unordered_map<std::string, AgentSeen> agents_;
   std::set<std::string> marked_;
   bool converge_queued_ = false;
-  bool reconciled_ = false;  // the first reconciliation after subscribing was sent
+  TimePoint subscribed_at_{};  // the last subscription's reconciliation went out then
   bool was_wanting_ = false;
   size_t rotation_ = 0;  // which waiting app places first in the next batch
   // Store writes: one commit in flight; later changes wait and go together.

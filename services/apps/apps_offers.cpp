@@ -143,15 +143,8 @@ void AppsFramework::count_offer(App& app, const Offer& offer, const FitResult& r
     stats.last_used_ms = ms;
   } else {
     ++b.declined[to_string(r.refusal)];
-    if (r.refusal == Refusal::constraint) {
-      // "constraint hostname:UNIQUE: ...": count under the constraint's name too.
-      auto name = r.why.substr(std::string("constraint ").size());
-      name = name.substr(0, name.find(':', name.find(':') + 1));
-      auto colon = name.find(": ");
-      if (colon != std::string::npos)
-        name = name.substr(0, colon);
-      ++b.declined[name];
-    }
+    if (r.refusal == Refusal::constraint)
+      ++b.declined[r.constraint];  // under the constraint's own name too
     stats.last_unused_ms = ms;
   }
   auto window_ms =

@@ -31,6 +31,7 @@ StoredApp app_from(const json& j) {
   a.last_good = j.value("lastGood", "");
   a.last_scaling_ms = j.value("lastScalingMs", int64_t{0});
   a.last_config_ms = j.value("lastConfigMs", int64_t{0});
+  a.deleting = j.value("deleting", false);
   if (a.versions.empty())
     throw std::runtime_error("no versions");
   return a;
@@ -90,7 +91,8 @@ json to_json(const StoredApp& a) {
           {"target", a.target},
           {"lastGood", a.last_good},
           {"lastScalingMs", a.last_scaling_ms},
-          {"lastConfigMs", a.last_config_ms}};
+          {"lastConfigMs", a.last_config_ms},
+          {"deleting", a.deleting}};
 }
 
 json to_json(const StoredInstance& i) {

@@ -35,6 +35,7 @@ struct StoredApp {
   std::string last_good;                // empty: none
   int64_t last_scaling_ms = 0;
   int64_t last_config_ms = 0;
+  bool deleting = false;  // being removed: never brought back
 };
 
 struct StoredInstance {

@@ -106,7 +106,7 @@ std::optional<std::pair<Resources, std::vector<uint32_t>>> take_ports(const AppS
   // Fixed ports first, so a dynamic one never takes a port a fixed one needs.
   std::vector<std::optional<uint32_t>> chosen(app.ports.size());
   for (size_t i = 0; i < app.ports.size(); ++i)
-    if (app.ports[i].port != 0) {
+    if (app.require_ports && app.ports[i].port != 0) {
       if (!claim(app.ports[i].port))
         return std::nullopt;
       chosen[i] = app.ports[i].port;
@@ -168,8 +168,10 @@ FitResult fit(const AppSpec& app, const std::string& role,
   for (size_t i = 0; i < checks.size(); ++i) {
     auto value = field_value(checks[i].constraint().field, offer.hostname, offer.attributes);
     static const std::vector<std::optional<std::string>> none;
-    if (auto why = checks[i].refuses(value, i < placed.size() ? placed[i] : none))
+    if (auto why = checks[i].refuses(value, i < placed.size() ? placed[i] : none)) {
+      result.constraint = checks[i].describe();
       return refuse(Refusal::constraint, *why);
+    }
   }
   view.left -= take;
   result.placed = Placed{std::move(take), std::move(ports->second)};

@@ -7,8 +7,9 @@
 //
 // Resources come from the offer's allocation role: what is reserved for it
 // first, then unreserved. Ports: each port definition of 0 takes the lowest
-// free port of the offer's "ports" ranges; a fixed one (requirePorts, or a
-// port above 0) must be among them.
+// free port of the offer's "ports" ranges. With requirePorts, a port above 0
+// is that host port and must be among them; without, it is a service port
+// (Marathon's: a name for load balancers) and the host port is chosen as for 0.
 //
 // A value-only module; no I/O, no actor.
 
@@ -36,7 +37,8 @@ struct Placed {
 struct FitResult {
   std::optional<Placed> placed;  // set when the instance fits
   Refusal refusal = Refusal::none;
-  std::string why;  // for a constraint: ConstraintCheck's words
+  std::string why;         // for a constraint: ConstraintCheck's words
+  std::string constraint;  // for a constraint: its name ("hostname:UNIQUE")
 };
 
 // What one agent offers, and what the app's instances already hold where

@@ -476,8 +476,11 @@ class Master : public Actor {
   void set_task_state(Task& task, State state, Reason reason, const std::string& message);
   void complete_task(FrameworkEntry& fw, const TaskId& id);
   // An update the master makes itself (no uuid: nothing to acknowledge).
+  // healthy: the task's last reported health (TaskEntry::healthy; -1: none),
+  // carried by reconciliation answers as Mesos's are.
   void send_master_update(const FrameworkEntry& fw, const TaskId& task, const AgentId& agent,
-                          State state, Reason reason, const std::string& message);
+                          State state, Reason reason, const std::string& message,
+                          int8_t healthy = -1);
   void send_event(const FrameworkEntry& fw, const Outgoing& event);
 
   // -- operators (operator_calls.cpp) ----------------------------------------

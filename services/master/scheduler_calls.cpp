@@ -445,7 +445,8 @@ void Master::reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reade
   if (tasks.size() == 0) {
     // Implicit: every task the master knows for this framework.
     for (auto& [tid, task] : fw.tasks)
-      send_master_update(fw, tid, task.agent, task.state, Reason::RECONCILIATION, task.message);
+      send_master_update(fw, tid, task.agent, task.state, Reason::RECONCILIATION, task.message,
+                         task.healthy);
     return;
   }
   // Completed tasks of this framework, indexed once per call.
@@ -461,7 +462,7 @@ void Master::reconcile(FrameworkEntry& fw, wire::SchedulerCall::Reconcile::Reade
     auto aid = str(t.getAgentId());
     if (auto it = fw.tasks.find(tid); it != fw.tasks.end()) {
       send_master_update(fw, tid, it->second.agent, it->second.state, Reason::RECONCILIATION,
-                         it->second.message);
+                         it->second.message, it->second.healthy);
       continue;
     }
     if (auto c = done.find(tid); c != done.end()) {
@@ -520,7 +521,7 @@ void Master::answer_deferred(const AgentEntry& a) {
       return true;
     if (auto t = fw->tasks.find(key.second); t != fw->tasks.end()) {
       send_master_update(*fw, key.second, t->second.agent, t->second.state, Reason::RECONCILIATION,
-                         t->second.message);
+                         t->second.message, t->second.healthy);
       return true;
     }
     if (named != a.id)
@@ -614,9 +615,14 @@ void Master::send_event(const FrameworkEntry& fw, const Outgoing& event) {
 }
 
 void Master::send_master_update(const FrameworkEntry& fw, const TaskId& task, const AgentId& agent,
-                                State state, Reason reason, const std::string& message) {
+                                State state, Reason reason, const std::string& message,
+                                int8_t healthy) {
   send_event(fw, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {
                auto s = b.initUpdate();
+               if (healthy >= 0) {
+                 s.setHasHealthy(true);
+                 s.setHealthy(healthy == 1);
+               }
                s.setTaskId(task);
                s.setAgentId(agent);
                s.setState(state);

@@ -263,3 +263,134 @@ TEST_CASE("tessera app commands drive the apps framework of tessera cluster", "[
       30s));
   CHECK(cli({"app", "show", "/cli/web", "--apps", cluster.http}).code == 1);
 }
+
+TEST_CASE("tessera master --apps serves /v2 on the master's HTTP edge", "[e2e][apps]") {
+  TempDir dir;
+  auto master =
+      ChildProcess::start({TESSERA_BIN, "master", "--apps", "--listen", "127.0.0.1:0", "--http",
+                           "127.0.0.1:0", "--work-dir", (dir.path() / "master").string()});
+  auto http_line = master->wait_line("web UI on http://");
+  auto line = master->wait_line("listening on ");
+  INFO(master->out() << master->err());
+  REQUIRE(http_line);
+  REQUIRE(line);
+  auto http = after(*http_line, "http://", '/');
+  auto address = after(*line, "listening on ", ' ');
+  auto host_port = address.substr(address.find('@') + 1);
+  auto agent = ChildProcess::start({TESSERA_BIN, "agent", "--master", host_port, "--listen",
+                                    "127.0.0.1:0", "--work-dir", (dir.path() / "agent").string(),
+                                    "--resources", "cpus:2;mem:1024", "--isolation", "posix"});
+  REQUIRE(agent->wait_line("listening on "));
+  auto r = http::request(
+      http, "POST", "/v2/apps",
+      json{{"id", "/beside"}, {"cmd", "sleep 1000"}, {"cpus", 0.1}, {"mem", 16}}.dump());
+  REQUIRE(r);
+  INFO(r->body);
+  REQUIRE(r->status == 201);
+  CHECK(eventually([&] { return running(http, "/beside", 1); }, 60s));
+  // Its state is in the master's work directory.
+  CHECK(std::filesystem::exists(dir.path() / "master" / "apps" / "registry.db"));
+  // --apps with --zk is refused: one apps framework per cluster, not per master.
+  auto zk = ChildProcess::start({TESSERA_BIN, "master", "--apps", "--zk", "zk://127.0.0.1:1/t",
+                                 "--work-dir", (dir.path() / "m2").string()});
+  REQUIRE(zk->wait_exit(30s));
+  CHECK(zk->exit_status()->exit_code == 2);
+  CHECK(zk->err().find("tessera apps --master") != std::string::npos);
+}
+
+TEST_CASE(
+    "restarted while a canary waits and while an app is removed, the framework picks up "
+    "where it was",
+    "[e2e][apps]") {
+  TempDir dir;
+  auto cluster = start_cluster(dir, {"--no-apps"});
+  auto start_apps = [&] {
+    auto p = ChildProcess::start({TESSERA_BIN, "apps", "--master", cluster.master, "--http",
+                                  "127.0.0.1:0", "--work-dir", (dir.path() / "apps").string()});
+    auto line = p->wait_line("Marathon API on http://");
+    INFO(p->out() << p->err());
+    REQUIRE(line);
+    return std::make_pair(std::move(p), after(*line, "http://", '/'));
+  };
+  auto send = [](const std::string& http, const std::string& method, const std::string& path,
+                 const json& body, int expect) {
+    auto r = http::request(http, method, path, body.is_null() ? "" : body.dump());
+    REQUIRE(r);
+    INFO(method << " " << path << " -> " << r->body);
+    REQUIRE(r->status == expect);
+    return json::parse(r->body.empty() ? "null" : r->body);
+  };
+  auto [apps, http] = start_apps();
+  json v1 = {{"id", "/bird"},
+             {"cmd", "sleep 1000"},
+             {"instances", 2},
+             {"cpus", 0.1},
+             {"mem", 16},
+             {"healthChecks",
+              {{{"protocol", "COMMAND"},
+                {"command", {{"value", "true"}}},
+                {"gracePeriodSeconds", 5},
+                {"intervalSeconds", 2},
+                {"timeoutSeconds", 1},
+                {"delaySeconds", 0}}}}};
+  send(http, "POST", "/v2/apps", v1, 201);
+  auto healthy = [&](const std::string& h, size_t n) {
+    auto r = http::request(h, "GET", "/v2/apps/bird");
+    return r && r->status == 200 && json::parse(r->body)["app"]["tasksHealthy"] == n;
+  };
+  REQUIRE(eventually([&] { return running(http, "/bird", 2) && healthy(http, 2); }, 60s));
+  auto old_ids = ids_of(get(http, "/v2/apps/bird")["app"]);
+  json v2 = v1;
+  v2["cmd"] = "sleep 1001";
+  v2["upgradeStrategy"] = {{"canaryInstances", 1}};
+  auto id = send(http, "PUT", "/v2/apps/bird", v2, 200)["deploymentId"].get<std::string>();
+  auto state = [&](const std::string& h) {
+    return get(h, "/v2/deployments/" + id)["tessera"]["state"].get<std::string>();
+  };
+  REQUIRE(eventually([&] { return state(http) == "canary"; }, 60s));
+
+  apps->kill(SIGKILL);
+  REQUIRE(apps->wait_exit(10s));
+  auto [again, http2] = start_apps();
+  // The canary step still waits; the old instances are all there and, as
+  // the master's reconciliation says, healthy: nothing was killed.
+  CHECK(state(http2) == "canary");
+  REQUIRE(eventually([&] { return healthy(http2, 3); }, 30s));
+  auto now_ids = ids_of(get(http2, "/v2/apps/bird")["app"]);
+  for (const auto& old : old_ids)
+    CHECK(now_ids.count(old) == 1);
+  send(http2, "POST", "/v2/apps/bird/promote", nullptr, 200);
+  REQUIRE(eventually([&] { return state(http2) == "success"; }, 60s));
+  CHECK(eventually([&] { return running(http2, "/bird", 2) && healthy(http2, 2); }, 30s));
+
+  // Removal: its tasks take a while to die (they ignore SIGTERM for 3 s);
+  // the framework is killed meanwhile and must not bring the app back.
+  auto pids = dir.path() / "slow-pids";
+  send(http2, "POST", "/v2/apps",
+       {{"id", "/slow"},
+        {"cmd", "echo $$ >> " + pids.string() + "; trap 'sleep 3; exit 0' TERM; sleep 1000 & wait"},
+        {"instances", 2},
+        {"cpus", 0.1},
+        {"mem", 16},
+        {"taskKillGracePeriodSeconds", 10}},
+       201);
+  REQUIRE(eventually([&] { return running(http2, "/slow", 2); }, 60s));
+  send(http2, "DELETE", "/v2/apps/slow", nullptr, 200);
+  again->kill(SIGKILL);
+  REQUIRE(again->wait_exit(10s));
+  auto [third, http3] = start_apps();
+  CHECK(eventually(
+      [&] {
+        auto r = http::request(http3, "GET", "/v2/apps/slow");
+        return r && r->status == 404;
+      },
+      60s));
+  std::this_thread::sleep_for(1s);
+  size_t started = 0;
+  {
+    std::ifstream in(pids);
+    for (int pid; in >> pid;)
+      ++started;
+  }
+  CHECK(started == 2);  // never relaunched
+}

@@ -68,16 +68,24 @@ TEST_CASE("the first resource short names the refusal, in a fixed order", "[apps
   auto disk = app_of(0.1, 32);
   disk.disk = 10;
   CHECK(fit(disk, "*", {}, {}, view).refusal == Refusal::disk);
-  // A fixed port outside the offer's ranges.
-  CHECK(fit(app_of(0.1, 32, {8080}), "*", {}, {}, view).refusal == Refusal::ports);
-  auto fixed = fit(app_of(0.1, 32, {31005, 0}), "*", {}, {}, view);
+  // A required port outside the offer's ranges.
+  auto required = app_of(0.1, 32, {8080});
+  required.require_ports = true;
+  CHECK(fit(required, "*", {}, {}, view).refusal == Refusal::ports);
+  // Without requirePorts a port is a service port: the host port is chosen.
+  auto service = fit(app_of(0.1, 32, {8080}), "*", {}, {}, view);
+  REQUIRE(service.placed);
+  CHECK(service.placed->ports == std::vector<uint32_t>{31000});
+  auto fixed_app = app_of(0.1, 32, {31005, 0});
+  fixed_app.require_ports = true;
+  auto fixed = fit(fixed_app, "*", {}, {}, view);
   REQUIRE(fixed.placed);
-  CHECK(fixed.placed->ports == std::vector<uint32_t>{31005, 31000});
+  CHECK(fixed.placed->ports == std::vector<uint32_t>{31005, 31001});
   // Nothing was taken by the refusals.
-  CHECK(view.left.get("cpus") == Approx(0.4));
+  CHECK(view.left.get("cpus") == Approx(0.3));
 }
 
-TEST_CASE("resources reserved for the app's role are used first; another role's offer refuses",
+TEST_CASE("resources reserved for the app's role are used first, and another role's offer refuses",
           "[apps][placement]") {
   auto o = offer_of("cpus(web):0.5;cpus:1;mem:256;ports:[31000-31000]", "web");
   OfferView view{&o, o.resources};
@@ -89,7 +97,7 @@ TEST_CASE("resources reserved for the app's role are used first; another role's 
   CHECK(other.refusal == Refusal::role);
 }
 
-TEST_CASE("constraints refuse with their name; SPREAD only ranks", "[apps][placement]") {
+TEST_CASE("constraints refuse with their name, and SPREAD only ranks", "[apps][placement]") {
   auto o = offer_of("cpus:4;mem:1024;ports:[31000-31010]", "*", "host-1", "rack:r1");
   OfferView view{&o, o.resources};
   auto app = app_of(0.1, 16);
@@ -103,6 +111,7 @@ TEST_CASE("constraints refuse with their name; SPREAD only ranks", "[apps][place
   auto refused = fit(app, "*", checks, here, view);
   CHECK(refused.refusal == Refusal::constraint);
   CHECK(refused.why.find("constraint hostname:UNIQUE") == 0);
+  CHECK(refused.constraint == "hostname:UNIQUE");
   // SPREAD: the load of this agent's rack, the lower the better.
   Values racks = {{"host-2", "host-3", "host-4"}, {"r1", "r1", "r2"}};
   CHECK(spread_load(checks, racks, o) == 2);
