@@ -687,11 +687,14 @@ void AppsApi::plan() {
   for (const auto& o : offers)
     if (!largest || o.resources.total("cpus") > largest->resources.total("cpus"))
       largest = o;
+  // The dry run places at most plan_instances_max on the actor's thread: a
+  // plan for more says it fits when that many fit.
+  constexpr uint32_t plan_instances_max = 10'000;
   uint32_t placeable = 0;
   std::vector<bool> full(views.size());
-  for (bool any = true; any && placeable < needed;) {
+  for (bool any = true; any && placeable < std::min(needed, plan_instances_max);) {
     any = false;
-    for (size_t k = 0; k < views.size() && placeable < needed; ++k) {
+    for (size_t k = 0; k < views.size() && placeable < std::min(needed, plan_instances_max); ++k) {
       if (full[k])
         continue;
       auto r = fit(spec, role, checks, placed, views[k]);
@@ -709,9 +712,10 @@ void AppsApi::plan() {
       any = true;
     }
   }
+  bool fits = placeable >= std::min(needed, plan_instances_max);
   F::App probe;
-  auto lines = placeable < needed ? why_lines(probe, spec, declined, largest, offers.size())
-                                  : std::vector<std::string>{};
+  auto lines =
+      !fits ? why_lines(probe, spec, declined, largest, offers.size()) : std::vector<std::string>{};
   for (auto& l : lines)
     l = std::to_string(needed - placeable) + " instance(s): " + l;
   json steps = json::array();
@@ -732,7 +736,8 @@ void AppsApi::plan() {
        {"instances", spec.instances},
        {"needed", needed},
        {"placeable", placeable},
-       {"fits", placeable >= needed},
+       {"fits", fits},
+       {"checkedUpTo", plan_instances_max},
        {"agentsSeen", offers.size()},
        {"agentsSeenWindowSeconds",
         std::chrono::duration_cast<std::chrono::seconds>(fw_.config_.agents_seen_window).count()},

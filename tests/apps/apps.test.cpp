@@ -444,8 +444,10 @@ TEST_CASE("an unreachable instance is replaced, then expunged, and killed when i
           "[apps][e2e]") {
   AppsWorldOptions o;
   o.hostnames = {"host-a", "host-b"};
-  o.agent_ping_interval = 200ms;
-  o.agent_ping_timeout = 200ms;
+  // Fast enough for a test, slow enough that a loaded machine (ctest -j,
+  // sanitizers) does not cut off the other agent too.
+  o.agent_ping_interval = 500ms;
+  o.agent_ping_timeout = 1s;
   AppsWorld w(o);
   auto pids = w.dir.path() / "pids";
   call(w.http, "POST", "/v2/apps",
@@ -497,10 +499,10 @@ TEST_CASE("an unreachable instance is replaced, then expunged, and killed when i
     for (int pid; in >> pid;)
       started.push_back(pid);
   }
-  REQUIRE(started.size() == 2);
+  REQUIRE(started.size() >= 2);  // the first, and its replacement(s)
   CHECK(eventually([&] { return ::kill(started[0], 0) != 0; }, 60s));
   CHECK(call(w.http, "GET", "/v2/info")["tessera"]["strangersKilled"].get<int>() >= 1);
-  CHECK(settled(w.http, "/far", 1));
+  CHECK(eventually([&] { return settled(w.http, "/far", 1); }, 60s));
 }
 
 TEST_CASE("a stuck deployment says why, and is cancelled with and without rollback",
