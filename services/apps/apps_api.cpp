@@ -554,6 +554,8 @@ std::vector<std::string> AppsApi::why_lines(const F::App& app, const AppSpec& sp
   scalar("disk", spec.disk);
   scalar("gpus", spec.gpus);
   for (const auto& [reason, n] : declined) {
+    if (n == 0)
+      continue;
     if (reason == "ports")
       why.push_back("ports: " + std::to_string(n) + " offer(s) did not have the " +
                     std::to_string(spec.ports.size()) + " port(s) needed free");
