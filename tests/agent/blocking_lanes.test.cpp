@@ -194,7 +194,10 @@ TEST_CASE("stalled downloads delay no kill, container destroy, usage or OOM repo
 TEST_CASE("a destroy refused by a full container lane completes once there is room",
           "[agent][lanes]") {
   Cluster c(posix_process_executors);
-  c.master.send_to_agent(lanes_task("t1", "sleep 600", "cpus:0.1;mem:64"));
+  // Memory enough for a `tessera executor` process built with the
+  // sanitizers (its limit is the task's plus a small headroom): the test is
+  // about the container lane, not about memory.
+  c.master.send_to_agent(lanes_task("t1", "sleep 600", "cpus:0.1;mem:256"));
   c.master.wait_state("t1", State::RUNNING, 30s);
   // Fill the container lane: one thread and one queued job, both the test's.
   auto& pool = c.node->blocking_pool();
@@ -213,7 +216,7 @@ TEST_CASE("a destroy refused by a full container lane completes once there is ro
   REQUIRE(wait_until([&] { return c.metrics->container_destroys_deferred.load() >= 1; }, 30s));
   CHECK(c.metrics->containers_destroyed.load() == destroyed);
   // The agent serves meanwhile: a new task runs.
-  c.master.send_to_agent(lanes_task("t2", "sleep 600", "cpus:0.1;mem:64"));
+  c.master.send_to_agent(lanes_task("t2", "sleep 600", "cpus:0.1;mem:256"));
   c.master.wait_state("t2", State::RUNNING, 30s);
   gate_state->release();
   CHECK(wait_until([&] { return c.metrics->containers_destroyed.load() > destroyed; }, 30s));
