@@ -12,7 +12,7 @@ packages=(
   libcpp-httplib-dev libarchive-dev liburiparser-dev
   catch2
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
-  libboost1.81-dev prometheus-cpp-dev
+  libboost1.81-dev prometheus-cpp-dev libhowardhinnant-date-dev tzdata
   chromium chromium-driver python3-selenium
   clang-format
 )
