@@ -2,6 +2,7 @@
 // own (killed with SIGKILL and started again), inside `tessera cluster` (its
 // /v2 on the master's HTTP edge), and driven by `tessera app ...`.
 
+#include "e2e/cluster_process.hpp"
 #include "services/http/client.hpp"
 #include "support/test_support.hpp"
 
@@ -21,43 +22,12 @@ using json = nlohmann::json;
 
 namespace {
 
-struct Cluster {
-  std::unique_ptr<ChildProcess> process;
-  std::string master;  // HOST:PORT of the master actor
-  std::string http;    // HOST:PORT of its HTTP edge
-};
-
 std::string after(const std::string& line, const std::string& marker, char end) {
-  auto at = line.find(marker) + marker.size();
-  return line.substr(at, line.find(end, at) - at);
+  return text_after(line, marker, end);
 }
 
-Cluster start_cluster(const TempDir& dir, std::vector<std::string> extra = {}) {
-  std::vector<std::string> argv = {TESSERA_BIN,
-                                   "cluster",
-                                   "--listen",
-                                   "127.0.0.1:0",
-                                   "--http",
-                                   "127.0.0.1:0",
-                                   "--agents",
-                                   "2",
-                                   "--agent-resources",
-                                   "cpus:2;mem:1024",
-                                   "--allocation-interval",
-                                   "0.2",
-                                   "--work-dir",
-                                   (dir.path() / "cluster").string()};
-  argv.insert(argv.end(), extra.begin(), extra.end());
-  Cluster c;
-  c.process = ChildProcess::start(argv);
-  auto line = c.process->wait_line("master at ");
-  auto http = c.process->wait_line("http://");
-  INFO(c.process->out() << c.process->err());
-  REQUIRE(line);
-  REQUIRE(http);
-  c.master = after(*line, "master at ", ' ');
-  c.http = after(*http, "http://", '/');
-  return c;
+ClusterProcess start_cluster(const TempDir& dir, std::vector<std::string> extra = {}) {
+  return start_cluster_process(dir.path() / "cluster", 2, std::move(extra));
 }
 
 json get(const std::string& http, const std::string& path) {

@@ -2,6 +2,7 @@
 // HTTP API, the event stream, metrics, and the CLI commands, all real
 // processes on 127.0.0.1.
 
+#include "e2e/cluster_process.hpp"
 #include "services/http/client.hpp"
 #include "services/http/recordio.hpp"
 #include "support/test_support.hpp"
@@ -22,30 +23,11 @@ using json = nlohmann::json;
 
 namespace {
 
-struct Cluster {
-  std::unique_ptr<ChildProcess> process;
-  std::string master;  // actor address HOST:PORT, for `tessera run`
-  std::string http;    // HOST:PORT of the HTTP API
-};
+using Cluster = ClusterProcess;
 
+// Only the frameworks each test starts (not the apps one).
 Cluster start_cluster(const TempDir& dir, int agents = 2) {
-  Cluster c;
-  c.process = ChildProcess::start({TESSERA_BIN, "cluster", "--listen", "127.0.0.1:0", "--http",
-                                   "127.0.0.1:0", "--agents", std::to_string(agents),
-                                   "--agent-resources", "cpus:2;mem:1024", "--allocation-interval",
-                                   "0.2", "--work-dir", dir.path().string(),
-                                   // only the frameworks each test starts (not the apps one)
-                                   "--no-apps"});
-  auto line = c.process->wait_line("master at ");
-  auto http = c.process->wait_line("http://");
-  INFO(c.process->out() << c.process->err());
-  REQUIRE(line);
-  REQUIRE(http);
-  auto at = line->find("master at ") + 10;
-  c.master = line->substr(at, line->find(' ', at) - at);
-  auto h = http->find("http://") + 7;
-  c.http = http->substr(h, http->find('/', h) - h);
-  return c;
+  return start_cluster_process(dir.path(), agents, {"--no-apps"});
 }
 
 json call(const std::string& http, const json& body, int expect_status = 200) {
