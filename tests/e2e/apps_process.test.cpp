@@ -30,6 +30,18 @@ ClusterProcess start_cluster(const TempDir& dir, std::vector<std::string> extra 
   return start_cluster_process(dir.path() / "cluster", 2, std::move(extra));
 }
 
+// `tessera apps` following cluster's master, its state in dir/apps: the
+// process and the HOST:PORT of its /v2 API.
+std::pair<std::unique_ptr<ChildProcess>, std::string> start_apps_process(
+    const ClusterProcess& cluster, const TempDir& dir) {
+  auto p = ChildProcess::start({TESSERA_BIN, "apps", "--master", cluster.master, "--http",
+                                "127.0.0.1:0", "--work-dir", (dir.path() / "apps").string()});
+  auto line = p->wait_line("Marathon API on http://");
+  INFO(p->out() << p->err());
+  REQUIRE(line);
+  return {std::move(p), after(*line, "http://", '/')};
+}
+
 json get(const std::string& http, const std::string& path) {
   auto r = http::request(http, "GET", path, "", "", 10s);
   REQUIRE(r);
@@ -98,14 +110,7 @@ TEST_CASE(
   TempDir dir;
   auto cluster = start_cluster(dir, {"--no-apps"});
   auto pids = dir.path() / "pids";
-  auto start_apps = [&] {
-    auto p = ChildProcess::start({TESSERA_BIN, "apps", "--master", cluster.master, "--http",
-                                  "127.0.0.1:0", "--work-dir", (dir.path() / "apps").string()});
-    auto line = p->wait_line("Marathon API on http://");
-    INFO(p->out() << p->err());
-    REQUIRE(line);
-    return std::make_pair(std::move(p), after(*line, "http://", '/'));
-  };
+  auto start_apps = [&] { return start_apps_process(cluster, dir); };
   auto [apps, http] = start_apps();
   auto r = http::request(http, "POST", "/v2/apps",
                          json{{"id", "/keep"},
@@ -274,14 +279,7 @@ TEST_CASE(
     "[e2e][apps]") {
   TempDir dir;
   auto cluster = start_cluster(dir, {"--no-apps"});
-  auto start_apps = [&] {
-    auto p = ChildProcess::start({TESSERA_BIN, "apps", "--master", cluster.master, "--http",
-                                  "127.0.0.1:0", "--work-dir", (dir.path() / "apps").string()});
-    auto line = p->wait_line("Marathon API on http://");
-    INFO(p->out() << p->err());
-    REQUIRE(line);
-    return std::make_pair(std::move(p), after(*line, "http://", '/'));
-  };
+  auto start_apps = [&] { return start_apps_process(cluster, dir); };
   auto send = [](const std::string& http, const std::string& method, const std::string& path,
                  const json& body, int expect) {
     auto r = http::request(http, method, path, body.is_null() ? "" : body.dump());
