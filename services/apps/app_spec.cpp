@@ -35,14 +35,6 @@ bool marathon_default(const std::string& name, const json& v) {
   return false;
 }
 
-// A key as one JSON pointer segment ("~" and "/" escaped).
-std::string pointer_segment(const std::string& key) {
-  std::string out;
-  for (char c : key)
-    out += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
-  return out;
-}
-
 bool empty_value(const json& v) {
   return v.is_null() || (v.is_string() && v.get<std::string>().empty()) ||
          ((v.is_array() || v.is_object()) && v.empty());
@@ -60,140 +52,8 @@ bool valid_segment(const std::string& s) {
   return true;
 }
 
-// Collects problems while reading one definition.
-class Reader {
- public:
-  explicit Reader(const json& in) : in_(in) {}
-
-  void problem(std::string path, std::string message) {
-    problems_.push_back({std::move(path), std::move(message)});
-  }
-  std::vector<SpecProblem> take() { return std::move(problems_); }
-
-  const json* field(const char* name) const {
-    auto it = in_.find(name);
-    return it == in_.end() || it->is_null() ? nullptr : &*it;
-  }
-
-  // A number in [min, max]; fallback when absent.
-  double number(const char* name, double fallback, double min, double max) {
-    auto* v = field(name);
-    if (!v)
-      return fallback;
-    return number_at(*v, std::string("/") + name, fallback, min, max);
-  }
-  double number_at(const json& v, const std::string& path, double fallback, double min,
-                   double max) {
-    if (!v.is_number()) {
-      problem(path, "must be a number");
-      return fallback;
-    }
-    double x = v.get<double>();
-    if (!std::isfinite(x) || x < min || x > max) {
-      problem(path, "must be between " + show(min) + " and " + show(max));
-      return fallback;
-    }
-    return x;
-  }
-  // A whole number in [min, max].
-  uint64_t integer(const char* name, uint64_t fallback, uint64_t min, uint64_t max) {
-    auto* v = field(name);
-    if (!v)
-      return fallback;
-    return integer_at(*v, std::string("/") + name, fallback, min, max);
-  }
-  uint64_t integer_at(const json& v, const std::string& path, uint64_t fallback, uint64_t min,
-                      uint64_t max) {
-    // 3 and 3.0 are both whole (JSON does not tell them apart, nor does Marathon).
-    bool whole_float = v.is_number_float() && std::isfinite(v.get<double>()) &&
-                       std::floor(v.get<double>()) == v.get<double>() &&
-                       std::fabs(v.get<double>()) < 9e15;
-    if (!v.is_number_integer() && !whole_float) {
-      problem(path, "must be a whole number");
-      return fallback;
-    }
-    bool negative =
-        v.is_number_float() ? v.get<double>() < 0 : !v.is_number_unsigned() && v.get<int64_t>() < 0;
-    uint64_t x = negative              ? 0
-                 : v.is_number_float() ? static_cast<uint64_t>(v.get<double>())
-                                       : v.get<uint64_t>();
-    if (negative || x < min || x > max) {
-      problem(path, "must be between " + std::to_string(min) + " and " + std::to_string(max));
-      return fallback;
-    }
-    return x;
-  }
-  std::optional<std::string> string(const char* name) {
-    auto* v = field(name);
-    if (!v)
-      return std::nullopt;
-    if (!v->is_string()) {
-      problem(std::string("/") + name, "must be a string");
-      return std::nullopt;
-    }
-    return v->get<std::string>();
-  }
-  bool boolean(const char* name, bool fallback) {
-    auto* v = field(name);
-    if (!v)
-      return fallback;
-    if (!v->is_boolean()) {
-      problem(std::string("/") + name, "must be true or false");
-      return fallback;
-    }
-    return v->get<bool>();
-  }
-  // {"K": "V", ...}, at most app_list_items_max.
-  std::map<std::string, std::string> string_map(const char* name) {
-    std::map<std::string, std::string> out;
-    auto* v = field(name);
-    if (!v)
-      return out;
-    auto path = std::string("/") + name;
-    if (!v->is_object()) {
-      problem(path, "must be an object of strings");
-      return out;
-    }
-    if (v->size() > app_list_items_max) {
-      problem(path, "at most " + std::to_string(app_list_items_max) + " entries");
-      return out;
-    }
-    for (auto& [k, x] : v->items()) {
-      if (!x.is_string()) {
-        // Marathon's env may also hold {"secret": ...}: not supported here.
-        problem(path + "/" + pointer_segment(k), "must be a string");
-        continue;
-      }
-      out[k] = x.get<std::string>();
-    }
-    return out;
-  }
-  // An array of at most app_list_items_max items, or nullptr (with a problem).
-  const json* array(const char* name) {
-    auto* v = field(name);
-    if (!v)
-      return nullptr;
-    if (!v->is_array()) {
-      problem(std::string("/") + name, "must be an array");
-      return nullptr;
-    }
-    if (v->size() > app_list_items_max) {
-      problem(std::string("/") + name,
-              "at most " + std::to_string(app_list_items_max) + " entries");
-      return nullptr;
-    }
-    return v;
-  }
-
-  static std::string show(double x) {
-    auto s = json(x).dump();
-    return s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0 ? s.substr(0, s.size() - 2) : s;
-  }
-
- private:
-  const json& in_;
-  std::vector<SpecProblem> problems_;
-};
+// Problems are collected by a SpecReader over the definition.
+using Reader = SpecReader;
 
 void read_ports(Reader& r, const json& in, AppSpec& app) {
   bool has_ports = in.contains("ports") && !in["ports"].is_null();
@@ -525,7 +385,7 @@ ParsedApp parse_app(const json& in) {
     parsed.problems.push_back({"", "an app definition must be a JSON object"});
     return parsed;
   }
-  Reader r(in);
+  Reader r(in, "", app_list_items_max);
   auto& app = parsed.app;
   for (auto& [name, value] : in.items()) {
     static const std::set<std::string> known = {"id",
@@ -704,20 +564,6 @@ json to_json(const AppSpec& app) {
   if (app.task_kill_grace_period_s)
     out["taskKillGracePeriodSeconds"] = *app.task_kill_grace_period_s;
   return out;
-}
-
-json problems_json(const std::vector<SpecProblem>& problems) {
-  std::map<std::string, std::vector<std::string>> by_path;
-  std::vector<std::string> order;
-  for (auto& p : problems) {
-    if (!by_path.count(p.path))
-      order.push_back(p.path);
-    by_path[p.path].push_back(p.message);
-  }
-  auto details = json::array();
-  for (auto& path : order)
-    details.push_back({{"path", path}, {"errors", by_path[path]}});
-  return {{"message", "Object is not valid"}, {"details", details}};
 }
 
 }  // namespace tessera::apps

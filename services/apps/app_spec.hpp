@@ -19,6 +19,7 @@
 // A value type; no I/O.
 
 #include "runtime/error.hpp"
+#include "services/common/spec_reader.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -113,13 +114,7 @@ struct AppSpec {
   std::optional<double> task_kill_grace_period_s;
 };
 
-// One problem with a definition: where (a JSON pointer, "/cpus",
-// "/constraints/1") and what.
-struct SpecProblem {
-  std::string path;
-  std::string message;
-  friend bool operator==(const SpecProblem&, const SpecProblem&) = default;
-};
+using tessera::SpecProblem;  // services/common/spec_reader.hpp
 
 struct ParsedApp {
   AppSpec app;                        // meaningful only when problems is empty
@@ -137,8 +132,8 @@ ParsedApp parse_app(const nlohmann::json& definition);
 // The definition with every default filled in, in Marathon's shape.
 nlohmann::json to_json(const AppSpec& app);
 
-// Marathon's 422 body: {"message": "Object is not valid", "details": [{"path", "errors"}]}.
-nlohmann::json problems_json(const std::vector<SpecProblem>& problems);
+// Marathon's 422 body (services/common/spec_reader.hpp).
+using tessera::problems_json;
 
 // "shop/web/" -> "/shop/web"; empty when id is not a valid path: segments
 // of [a-z0-9-.], each starting and ending with a letter or digit.
