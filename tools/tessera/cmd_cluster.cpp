@@ -5,6 +5,7 @@
 #include "services/apps/apps_service.hpp"
 #include "services/cluster/local_cluster.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/dns_flags.hpp"
 #include "tools/tessera/endpoints.hpp"
 #include "tools/tessera/operator_window.hpp"
 
@@ -30,6 +31,8 @@ struct ClusterOptions {
   bool process_executors = false;
   std::string isolation = "auto";
   bool no_apps = false;
+  bool no_dns = false;
+  DnsFlags dns;
 };
 
 int run_cluster(const ClusterOptions& o) {
@@ -95,6 +98,28 @@ int run_cluster(const ClusterOptions& o) {
     apps = std::move(*started);
     mounts.push_back({"/v2", apps->handler()});
   }
+  // The DNS server (on by default): names of the cluster's tasks from the
+  // master's events. On the default address, a port already taken (another
+  // cluster on this machine) only costs this one its DNS, with a warning.
+  std::unique_ptr<dns::DnsService> dns;
+  if (!o.no_dns) {
+    auto dc = dns_service_config(o.dns);
+    if (!dc) {
+      (*cluster)->stop();
+      return fail(what(dc.error()));
+    }
+    dc->master = master;
+    auto started = dns::DnsService::start(&(*cluster)->node(), std::move(*dc));
+    if (!started && o.dns.address_given) {
+      (*cluster)->stop();
+      return fail(what(started.error()));
+    }
+    if (!started)
+      std::fprintf(stderr, "tessera: cluster: warning: no DNS server: %s\n",
+                   what(started.error()).c_str());
+    else
+      dns = std::move(*started);
+  }
   StateViewConfig view;
   view.flags = {{"listen", o.listen},
                 {"http", o.http},
@@ -116,11 +141,18 @@ int run_cluster(const ClusterOptions& o) {
   if (apps)
     std::printf("apps:         http://%s/v2/apps (tessera app add FILE --apps %s)\n",
                 window->edge->address().c_str(), window->edge->address().c_str());
+  if (dns)
+    std::printf("dns:          %s (dig @%s -p %s leader.%s)\n", dns_banner(*dns).c_str(),
+                dns->address().substr(0, dns->address().rfind(':')).c_str(),
+                dns->address().substr(dns->address().rfind(':') + 1).c_str(),
+                dns->domain().c_str());
   std::printf("stop:         Ctrl-C\n");
   std::fflush(stdout);
   int sig = wait_for_stop_signal();
   log().info("cluster: stopping on signal {}", sig);
   window->stop();
+  if (dns)
+    dns->stop();
   (*cluster)->stop();
   std::printf("tessera cluster: stopped\n");
   return 0;
@@ -146,6 +178,8 @@ Command add_cluster_command(CLI::App& app) {
   sub->add_flag("--process-executors", o->process_executors,
                 "Run executors as processes instead of actors in this process");
   sub->add_flag("--no-apps", o->no_apps, "Do not run the apps framework beside the master");
+  sub->add_flag("--no-dns", o->no_dns, "Do not run the DNS server beside the master");
+  add_dns_flags(sub, o->dns, true);
   sub->add_option("--isolation", o->isolation,
                   "cgroups, posix or auto (cgroups when writable), optionally ',pid-ns'")
       ->capture_default_str();

@@ -5,6 +5,7 @@
 #include "services/master/contender.hpp"
 #include "services/master/master.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/dns_flags.hpp"
 #include "tools/tessera/endpoints.hpp"
 #include "tools/tessera/operator_window.hpp"
 
@@ -40,6 +41,8 @@ struct MasterOptions {
   double heartbeat_interval_s = 15.0;
   std::string sorter = "drf";
   bool apps = false;
+  bool dns = false;
+  DnsFlags dns_flags;
 };
 
 // Who leads, for the state view of a standby (its thread) while this
@@ -109,6 +112,11 @@ int run_master(const MasterOptions& o) {
         "--apps runs one apps framework per master process; with --zk, run it once, on "
         "its own: tessera apps --master " +
         o.zk);
+  if (o.dns && !o.zk.empty())
+    return fail(
+        "--dns follows the master of its own process; with --zk, run it on its own: "
+        "tessera dns --master " +
+        o.zk);
   if (!o.zk.empty()) {
     if (auto spec = parse_zk_spec(o.zk, "--zk"); !spec)
       return fail(what(spec.error()));
@@ -149,6 +157,22 @@ int run_master(const MasterOptions& o) {
     }
     apps = std::move(*started);
     mounts.push_back({"/v2", apps->handler()});
+  }
+  // --dns: the DNS server beside the master, kept from its events.
+  std::unique_ptr<dns::DnsService> dns;
+  if (o.dns) {
+    auto dc = dns_service_config(o.dns_flags);
+    if (!dc) {
+      (*node)->stop();
+      return fail(what(dc.error()));
+    }
+    dc->master = (*node)->address_of("master");
+    auto started = dns::DnsService::start(node->get(), std::move(*dc));
+    if (!started) {
+      (*node)->stop();
+      return fail(what(started.error()));
+    }
+    dns = std::move(*started);
   }
   auto window = start_operator_window(**node, "master", *http, std::move(view), std::move(mounts));
   if (!window) {
@@ -208,6 +232,8 @@ int run_master(const MasterOptions& o) {
   }
   std::printf("tessera master: HTTP API and web UI on http://%s/\n",
               window->edge->address().c_str());
+  if (dns)
+    std::printf("tessera master: DNS on %s\n", dns_banner(*dns).c_str());
   std::printf("tessera master %s on %s (bound to %s:%u; work dir %s; registry %s%s%s)\n",
               o.zk.empty() ? "listening" : "contending", master->to_string().c_str(), bound.c_str(),
               (*node)->bound_port(), o.work_dir.c_str(), mc.registry->describe().c_str(),
@@ -269,6 +295,9 @@ Command add_master_command(CLI::App& app) {
   sub->add_flag("--apps", o->apps,
                 "Run the apps framework beside the master (its /v2 API on the master's HTTP "
                 "edge, its state in --work-dir/apps)");
+  sub->add_flag("--dns", o->dns,
+                "Run the DNS server beside the master (names of tasks, agents and the leader)");
+  add_dns_flags(sub, o->dns_flags, true);
   sub->add_option("--zk", o->zk,
                   "zk://HOST:PORT[,HOST:PORT...]/PATH: run as one of several masters that "
                   "elect a leader through ZooKeeper; the others stand by (the registry defaults "

@@ -6,9 +6,11 @@
 #include "tools/tessera/bench_launch.hpp"
 #include "tools/tessera/bench_registry.hpp"
 #include "tools/tessera/bench_apps.hpp"
+#include "tools/tessera/bench_dns.hpp"
 #include "tools/tessera/bench_state.hpp"
 #include "tools/tessera/bench_runtime.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/dns_flags.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -164,6 +166,7 @@ int main(int argc, char** argv) {
   commands.insert(commands.begin(), ops.begin(), ops.end());
   auto apps = cli::add_apps_commands(app);
   commands.insert(commands.end(), apps.begin(), apps.end());
+  commands.push_back(cli::add_dns_command(app));
   auto* bench = add_bench(app, runtime);
   tessera::bench::AllocatorBenchOptions allocator;
   auto* allocator_cmd = add_allocator_bench(*bench, allocator);
@@ -266,6 +269,24 @@ int main(int argc, char** argv) {
   apps_cmd->add_option("--runs", apps_bench.runs, "Repetitions; medians are reported")
       ->check(CLI::Range(1, 100));
   apps_cmd->add_flag("--json", apps_bench.json, "Print one JSON object instead of a table");
+  tessera::bench::DnsBenchOptions dns_bench;
+  auto* dns_cmd = bench->add_subcommand(
+      "dns", "The DNS server: freshness of a task's name, and queries/s with dnsperf at scale");
+  dns_cmd->add_option("--tasks", dns_bench.tasks, "Tasks (each with one port) to hold records of")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{1'000'000}))
+      ->capture_default_str();
+  dns_cmd->add_option("--agents", dns_bench.agents, "Simulated agents")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}))
+      ->capture_default_str();
+  dns_cmd->add_option("--samples", dns_bench.samples, "Tasks timed for freshness")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}))
+      ->capture_default_str();
+  dns_cmd->add_option("--dnsperf-seconds", dns_bench.dnsperf_s, "Seconds of dnsperf")
+      ->check(CLI::Range(1.0, 600.0))
+      ->capture_default_str();
+  dns_cmd->add_option("--runs", dns_bench.runs, "Repetitions; medians are reported")
+      ->check(CLI::Range(1, 100));
+  dns_cmd->add_flag("--json", dns_bench.json, "Print one JSON object instead of a table");
   auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
 
   try {
@@ -293,6 +314,8 @@ int main(int argc, char** argv) {
     return tessera::bench::run_state_bench(state);
   if (apps_cmd->parsed())
     return tessera::bench::run_apps_bench(apps_bench);
+  if (dns_cmd->parsed())
+    return tessera::bench::run_dns_bench(dns_bench);
   if (registry_cmd->parsed())
     return tessera::bench::run_registry_bench(registry);
   return tessera::bench::run_runtime_bench(runtime);
