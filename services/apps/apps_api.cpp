@@ -25,45 +25,10 @@ std::string dump(const json& j) {
 
 }  // namespace
 
-// -- the handle and the edge's handler ------------------------------------
-
-bool AppsHandle::post(std::function<void(AppsFramework&)> fn) {
-  std::lock_guard<std::mutex> guard(mu_);
-  if (!inbox_ || !framework_)
-    return false;
-  auto* framework = framework_;
-  return inbox_->post([framework, fn = std::move(fn)] { fn(*framework); });
-}
-
-void AppsHandle::attach(std::shared_ptr<Inbox> inbox, AppsFramework* framework) {
-  {
-    std::lock_guard<std::mutex> guard(mu_);
-    inbox_ = std::move(inbox);
-    framework_ = framework;
-  }
-  attached_.notify_all();
-}
-
-bool AppsHandle::wait_attached(std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return attached_.wait_for(lock, timeout, [this] { return framework_ != nullptr; });
-}
-
-void AppsHandle::detach() {
-  std::lock_guard<std::mutex> guard(mu_);
-  inbox_.reset();
-  framework_ = nullptr;
-}
+// -- the edge's handler ---------------------------------------------------
 
 http::Handler apps_http_handler(std::shared_ptr<AppsHandle> handle) {
-  return [handle](http::Request request, http::Responder responder) {
-    auto shared = std::make_shared<http::Request>(std::move(request));
-    bool posted =
-        handle->post([shared, responder](AppsFramework& fw) { fw.serve(*shared, responder); });
-    if (!posted)
-      responder.respond(http::json_response(
-          503, json{{"message", "the apps framework is not running or is overloaded"}}.dump()));
-  };
+  return serve_http(std::move(handle), "apps framework");
 }
 
 // -- rendering --------------------------------------------------------------
@@ -126,7 +91,7 @@ class AppsApi {
 };
 
 void AppsFramework::serve(const http::Request& request, const http::Responder& responder) {
-  if (store_lost_) {
+  if (writer_->lost()) {
     responder.respond(http::json_response(
         503, json{{"message", "this apps framework lost its store to another writer"}}.dump()));
     return;
@@ -393,8 +358,8 @@ void AppsApi::info() {
          {"killed", fw_.counters_.killed},
          {"rollbacks", fw_.counters_.rollbacks},
          {"strangersKilled", fw_.counters_.strangers_killed},
-         {"storeCommits", fw_.counters_.store_commits},
-         {"storeFailures", fw_.counters_.store_failures},
+         {"storeCommits", fw_.writer_->counters().commits},
+         {"storeFailures", fw_.writer_->counters().failures},
          {"badRequests", fw_.counters_.bad_requests}}}});
 }
 

@@ -85,7 +85,13 @@ AppsFramework::AppsFramework(caf::actor_config& cfg, ActorInit init, AppsConfig 
 }
 
 void AppsFramework::started() {
-  store_version_ = config_.loaded.store_version;
+  StoreWriter::Hooks hooks;
+  hooks.blocking = [this](StoreWriter::Work w) { return blocking(Work::store, std::move(w)); };
+  hooks.after = [this](Duration d, std::function<void()> fn) { after(d, std::move(fn)); };
+  hooks.defer = [this](std::function<void()> fn) { defer(std::move(fn)); };
+  hooks.lost = [this] { stop(); };
+  writer_ = std::make_unique<StoreWriter>(config_.store, config_.loaded.store_version, "apps",
+                                          config_.store_retry, std::move(hooks));
   load(config_.loaded);
   config_.loaded = {};  // the records now live in apps_
   if (config_.handle) {
@@ -719,106 +725,6 @@ RegistryChange AppsFramework::deployment_record(const Deployment& d) const {
       wall_ms() + std::chrono::duration_cast<std::chrono::milliseconds>(d.deadline - now()).count();
   return {deployment_key(d.app_id),
           to_json(s).dump(-1, ' ', false, json::error_handler_t::replace)};
-}
-
-void AppsFramework::persist(std::vector<RegistryChange> changes, std::function<void()> then) {
-  for (auto& c : changes)
-    store_pending_.push_back(std::move(c));
-  if (then)
-    store_after_.push_back(std::move(then));
-  if (!commit_in_flight_)
-    flush_store();
-}
-
-void AppsFramework::after_durable(std::function<void()> fn) {
-  if (!commit_in_flight_ && store_pending_.empty()) {
-    defer(std::move(fn));  // nothing waits to be written
-    return;
-  }
-  store_after_.push_back(std::move(fn));
-}
-
-namespace {
-
-// A commit on the store lane: its outcome, never an exception.
-expected<uint64_t> commit_guarded(RegistryStore& store, uint64_t version,
-                                  const std::vector<RegistryChange>& changes) {
-  try {
-    return store.commit(version, changes);
-  } catch (const std::exception& e) {
-    return make_error(Errc::os_error, std::string("the store threw: ") + e.what());
-  }
-}
-
-}  // namespace
-
-void AppsFramework::flush_store() {
-  if (store_lost_)
-    return;
-  if (store_pending_.empty()) {
-    // Waiting only for what is written already (after_durable during a commit).
-    auto ready = std::move(store_after_);
-    store_after_.clear();
-    for (auto& fn : ready)
-      fn();
-    return;
-  }
-  commit_in_flight_ = true;
-  struct Batch {
-    std::vector<RegistryChange> changes;
-    std::vector<std::function<void()>> after;
-  };
-  auto batch = std::make_shared<Batch>(Batch{std::move(store_pending_), std::move(store_after_)});
-  store_pending_.clear();
-  store_after_.clear();
-  // A batch that did not go in goes back in front of what came since, in order.
-  auto put_back = [this, batch] {
-    batch->changes.insert(batch->changes.end(), std::make_move_iterator(store_pending_.begin()),
-                          std::make_move_iterator(store_pending_.end()));
-    store_pending_ = std::move(batch->changes);
-    batch->after.insert(batch->after.end(), std::make_move_iterator(store_after_.begin()),
-                        std::make_move_iterator(store_after_.end()));
-    store_after_ = std::move(batch->after);
-    after(config_.store_retry, [this] {
-      commit_in_flight_ = false;
-      flush_store();
-    });
-  };
-  auto store = config_.store;
-  auto version = store_version_;
-  bool queued =
-      blocking(Work::store, [store, version, batch, this, put_back]() -> std::function<void()> {
-        auto result = commit_guarded(*store, version, batch->changes);
-        return [this, result, batch, put_back] {
-          if (result) {
-            commit_in_flight_ = false;
-            ++counters_.store_commits;
-            store_version_ = *result;
-            for (auto& fn : batch->after)
-              fn();
-            flush_store();
-            return;
-          }
-          ++counters_.store_failures;
-          if (is(result.error(), Errc::conflict)) {
-            store_lost_ = true;
-            log().error(
-                "apps: another writer moved the store {} (conflict); this framework stops "
-                "writing and serving",
-                config_.store->describe());
-            stop();
-            return;
-          }
-          log().error("apps: cannot write the store {}: {}; retrying", config_.store->describe(),
-                      describe(result.error()));
-          put_back();
-        };
-      });
-  if (!queued) {
-    ++counters_.store_failures;
-    log().error("apps: the store lane refused a commit; retrying");
-    put_back();
-  }
 }
 
 // -- events ----------------------------------------------------------------

@@ -39,18 +39,18 @@
 #include "services/apps/apps_store.hpp"
 #include "services/apps/constraints.hpp"
 #include "services/apps/placement.hpp"
+#include "services/common/actor_handle.hpp"
 #include "services/http/server.hpp"
 #include "services/registry/store.hpp"
+#include "services/registry/store_writer.hpp"
 #include "services/scheduler/scheduler.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <array>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
@@ -62,23 +62,8 @@ namespace tessera::apps {
 class AppsFramework;
 
 // Between the HTTP edge's thread and the framework actor: the edge posts
-// requests here; the actor fills it in when it starts. Thread-safe.
-class AppsHandle {
- public:
-  // Runs fn on the framework's thread; false when it is not running or its
-  // inbox is full.
-  bool post(std::function<void(AppsFramework&)> fn);
-  void attach(std::shared_ptr<Inbox> inbox, AppsFramework* framework);
-  void detach();
-  // Waits until the framework has attached (it runs); false after timeout.
-  bool wait_attached(std::chrono::milliseconds timeout);
-
- private:
-  std::mutex mu_;
-  std::condition_variable attached_;
-  std::shared_ptr<Inbox> inbox_;
-  AppsFramework* framework_ = nullptr;
-};
+// requests here; the actor attaches when it starts.
+using AppsHandle = ActorHandle<AppsFramework>;
 
 // The HTTP handler for /v2/...: mount on any http::Server (the master's
 // edge, or the framework's own).
@@ -134,8 +119,6 @@ class AppsFramework : public Scheduler {
     uint64_t deployments_failed = 0;
     uint64_t rollbacks = 0;
     uint64_t strangers_killed = 0;  // tasks the master knew and the store did not
-    uint64_t store_commits = 0;
-    uint64_t store_failures = 0;
     uint64_t bad_requests = 0;
   };
 
@@ -300,10 +283,11 @@ class AppsFramework : public Scheduler {
   void trim_versions(const std::string& app_id, App& app);
 
   // -- durability (apps_framework.cpp) ----------------------------------------
-  void persist(std::vector<RegistryChange> changes, std::function<void()> then = {});
-  // fn runs once everything persisted so far is durable (at once if it is).
-  void after_durable(std::function<void()> fn);
-  void flush_store();
+  void persist(std::vector<RegistryChange> changes, std::function<void()> then = {}) {
+    writer_->persist(std::move(changes), std::move(then));
+  }
+  // fn runs once everything persisted so far is durable (soon if it is).
+  void after_durable(std::function<void()> fn) { writer_->after_durable(std::move(fn)); }
   RegistryChange app_record(const std::string& app_id) const;
   RegistryChange instance_record(const Instance& i) const;
   RegistryChange deployment_record(const Deployment& d) const;
@@ -332,11 +316,8 @@ class AppsFramework : public Scheduler {
   bool was_wanting_ = false;
   size_t rotation_ = 0;  // which waiting app places first in the next batch
   // Store writes: one commit in flight; later changes wait and go together.
-  uint64_t store_version_ = 0;
-  bool commit_in_flight_ = false;
-  std::vector<RegistryChange> store_pending_;
-  std::vector<std::function<void()>> store_after_;
-  bool store_lost_ = false;  // another writer took the store: stop serving
+  // Lost (another writer took the store): stop serving.
+  std::unique_ptr<StoreWriter> writer_;
   struct EventStream {
     std::shared_ptr<http::Stream> stream;
     std::set<std::string> types;  // empty: all
