@@ -13,6 +13,7 @@ packages=(
   catch2
   libcli11-dev libspdlog-dev libfmt-dev nlohmann-json3-dev
   libboost1.81-dev prometheus-cpp-dev libhowardhinnant-date-dev tzdata
+  libldns-dev bind9-dnsutils dnsperf
   chromium chromium-driver python3-selenium
   clang-format
 )
