@@ -58,17 +58,6 @@ bool running(const std::string& http, const std::string& id, size_t n) {
   return app["tasksRunning"] == n && app["tasks"].size() == n && app["deployments"].empty();
 }
 
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
-  return wait_until(
-      [&] {
-        if (pred())
-          return true;
-        std::this_thread::sleep_for(50ms);
-        return false;
-      },
-      timeout);
-}
-
 // The master's tasks that have not ended, by task id.
 std::map<std::string, std::string> live_tasks(const std::string& http) {
   auto r = http::request(http, "POST", "/api/v1", R"({"type":"GET_TASKS"})");
@@ -86,19 +75,6 @@ std::set<std::string> ids_of(const json& app) {
   for (const auto& t : app["tasks"])
     ids.insert(t["id"].get<std::string>());
   return ids;
-}
-
-struct Outcome {
-  int code = -1;
-  std::string out, err;
-};
-
-Outcome cli(std::vector<std::string> args) {
-  args.insert(args.begin(), TESSERA_BIN);
-  auto p = ChildProcess::start(args);
-  bool ended = p->wait_exit(120s);
-  Outcome o{ended && p->exit_status() ? p->exit_status()->exit_code : -1, p->out(), p->err()};
-  return o;
 }
 
 }  // namespace

@@ -8,8 +8,10 @@
 #include <catch2/catch.hpp>
 
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace tessera::testing {
@@ -54,6 +56,32 @@ inline ClusterProcess start_cluster_process(const std::filesystem::path& work_di
   c.master = text_after(*line, "master at ", ' ');
   c.http = text_after(*http, "http://", '/');
   return c;
+}
+
+// wait_until at a pace an HTTP API can take: every 50 ms.
+inline bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout) {
+  return wait_until(
+      [&] {
+        if (pred())
+          return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        return false;
+      },
+      timeout);
+}
+
+// A `tessera` command run to its end (at most 120 s): its exit code (-1:
+// it did not end, or ended by a signal) and what it printed.
+struct Outcome {
+  int code = -1;
+  std::string out, err;
+};
+
+inline Outcome cli(std::vector<std::string> args) {
+  args.insert(args.begin(), TESSERA_BIN);
+  auto p = ChildProcess::start(args);
+  bool ended = p->wait_exit(std::chrono::seconds(120));
+  return {ended && p->exit_status() ? p->exit_status()->exit_code : -1, p->out(), p->err()};
 }
 
 }  // namespace tessera::testing

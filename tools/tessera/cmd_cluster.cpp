@@ -3,6 +3,7 @@
 
 #include "runtime/log.hpp"
 #include "services/apps/apps_service.hpp"
+#include "services/jobs/jobs_service.hpp"
 #include "services/cluster/local_cluster.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/dns_flags.hpp"
@@ -31,6 +32,7 @@ struct ClusterOptions {
   bool process_executors = false;
   std::string isolation = "auto";
   bool no_apps = false;
+  bool no_jobs = false;
   bool no_dns = false;
   DnsFlags dns;
 };
@@ -98,6 +100,21 @@ int run_cluster(const ClusterOptions& o) {
     apps = std::move(*started);
     mounts.push_back({"/v2", apps->handler()});
   }
+  // The jobs framework (on by default): its /v1/jobs API on the master's
+  // HTTP edge, its state in work_dir/jobs.
+  std::unique_ptr<jobs::JobsService> jobs;
+  if (!o.no_jobs) {
+    jobs::JobsServiceConfig jc;
+    jc.master = master;
+    jc.work_dir = (std::filesystem::path(config.work_dir) / "jobs").string();
+    auto started = jobs::JobsService::start((*cluster)->node(), std::move(jc));
+    if (!started) {
+      (*cluster)->stop();
+      return fail(what(started.error()));
+    }
+    jobs = std::move(*started);
+    mounts.push_back({"/v1/jobs", jobs->handler()});
+  }
   // The DNS server (on by default): names of the cluster's tasks from the
   // master's events. On the default address, a port already taken (another
   // cluster on this machine) only costs this one its DNS, with a warning.
@@ -126,7 +143,8 @@ int run_cluster(const ClusterOptions& o) {
                 {"agents", std::to_string(o.agents)},
                 {"work_dir", config.work_dir},
                 {"isolation", o.isolation},
-                {"apps", o.no_apps ? "false" : "true"}};
+                {"apps", o.no_apps ? "false" : "true"},
+                {"jobs", o.no_jobs ? "false" : "true"}};
   auto window = start_operator_window((*cluster)->node(), master.name, *http, std::move(view),
                                       std::move(mounts));
   if (!window) {
@@ -140,6 +158,9 @@ int run_cluster(const ClusterOptions& o) {
               master.port);
   if (apps)
     std::printf("apps:         http://%s/v2/apps (tessera app add FILE --apps %s)\n",
+                window->edge->address().c_str(), window->edge->address().c_str());
+  if (jobs)
+    std::printf("jobs:         http://%s/v1/jobs (tessera job add FILE --jobs %s)\n",
                 window->edge->address().c_str(), window->edge->address().c_str());
   if (dns)
     std::printf("dns:          %s (dig @%s -p %s leader.%s)\n", dns_banner(*dns).c_str(),
@@ -178,6 +199,7 @@ Command add_cluster_command(CLI::App& app) {
   sub->add_flag("--process-executors", o->process_executors,
                 "Run executors as processes instead of actors in this process");
   sub->add_flag("--no-apps", o->no_apps, "Do not run the apps framework beside the master");
+  sub->add_flag("--no-jobs", o->no_jobs, "Do not run the jobs framework beside the master");
   sub->add_flag("--no-dns", o->no_dns, "Do not run the DNS server beside the master");
   add_dns_flags(sub, o->dns, true);
   sub->add_option("--isolation", o->isolation,

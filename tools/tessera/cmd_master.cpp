@@ -2,6 +2,7 @@
 
 #include "runtime/log.hpp"
 #include "services/apps/apps_service.hpp"
+#include "services/jobs/jobs_service.hpp"
 #include "services/master/contender.hpp"
 #include "services/master/master.hpp"
 #include "tools/tessera/command.hpp"
@@ -41,6 +42,7 @@ struct MasterOptions {
   double heartbeat_interval_s = 15.0;
   std::string sorter = "drf";
   bool apps = false;
+  bool jobs = false;
   bool dns = false;
   DnsFlags dns_flags;
 };
@@ -112,6 +114,11 @@ int run_master(const MasterOptions& o) {
         "--apps runs one apps framework per master process; with --zk, run it once, on "
         "its own: tessera apps --master " +
         o.zk);
+  if (o.jobs && !o.zk.empty())
+    return fail(
+        "--jobs runs one jobs framework per master process; with --zk, run it once, on "
+        "its own: tessera jobs --master " +
+        o.zk);
   if (o.dns && !o.zk.empty())
     return fail(
         "--dns follows the master of its own process; with --zk, run it on its own: "
@@ -157,6 +164,21 @@ int run_master(const MasterOptions& o) {
     }
     apps = std::move(*started);
     mounts.push_back({"/v2", apps->handler()});
+  }
+  // --jobs: the jobs framework beside the master, its /v1/jobs API on the
+  // master's HTTP edge and its state in work_dir/jobs.
+  std::unique_ptr<jobs::JobsService> jobs;
+  if (o.jobs) {
+    jobs::JobsServiceConfig jc;
+    jc.master = (*node)->address_of("master");
+    jc.work_dir = (std::filesystem::path(o.work_dir) / "jobs").string();
+    auto started = jobs::JobsService::start(**node, std::move(jc));
+    if (!started) {
+      (*node)->stop();
+      return fail(what(started.error()));
+    }
+    jobs = std::move(*started);
+    mounts.push_back({"/v1/jobs", jobs->handler()});
   }
   // --dns: the DNS server beside the master, kept from its events.
   std::unique_ptr<dns::DnsService> dns;
@@ -232,6 +254,8 @@ int run_master(const MasterOptions& o) {
   }
   std::printf("tessera master: HTTP API and web UI on http://%s/\n",
               window->edge->address().c_str());
+  if (jobs)
+    std::printf("tessera master: jobs API on http://%s/v1/jobs\n", window->edge->address().c_str());
   if (dns)
     std::printf("tessera master: DNS on %s\n", dns_banner(*dns).c_str());
   std::printf("tessera master %s on %s (bound to %s:%u; work dir %s; registry %s%s%s)\n",
@@ -295,6 +319,9 @@ Command add_master_command(CLI::App& app) {
   sub->add_flag("--apps", o->apps,
                 "Run the apps framework beside the master (its /v2 API on the master's HTTP "
                 "edge, its state in --work-dir/apps)");
+  sub->add_flag("--jobs", o->jobs,
+                "Run the jobs framework beside the master (its /v1/jobs API on the master's "
+                "HTTP edge, its state in --work-dir/jobs)");
   sub->add_flag("--dns", o->dns,
                 "Run the DNS server beside the master (names of tasks, agents and the leader)");
   add_dns_flags(sub, o->dns_flags, true);

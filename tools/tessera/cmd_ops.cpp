@@ -156,74 +156,10 @@ struct TaskLogOptions : OpsOptions {
   bool follow = false;
 };
 
-// The task (live or completed) and the HTTP address of its agent.
-expected<std::pair<json, std::string>> locate(OperatorClient& client, const std::string& task,
-                                              const std::string& framework) {
-  json args = json::object();
-  if (!framework.empty())
-    args["framework_id"] = framework;
-  auto tasks = client.call({{"type", "GET_TASKS"}, {"get_tasks", args}});
-  if (!tasks)
-    return tasks.error();
-  std::vector<json> found;
-  for (const char* list : {"tasks", "completed_tasks"})
-    for (auto& t : (*tasks)["get_tasks"][list])
-      if (id_of(t["task_id"]) == task)
-        found.push_back(t);
-  if (found.empty())
-    return make_error(Errc::invalid_argument, "no task " + task);
-  auto agent = id_of(found.front()["agent_id"]);
-  auto agents = client.call({{"type", "GET_AGENTS"}});
-  if (!agents)
-    return agents.error();
-  for (auto& a : (*agents)["get_agents"]["agents"])
-    if (id_of(a["agent_info"]["id"]) == agent) {
-      auto http = a.value("http_address", "");
-      if (http.empty())
-        return make_error(Errc::invalid_argument,
-                          "agent " + agent + " has no HTTP API to read the log from");
-      return std::make_pair(found.front(), http);
-    }
-  return make_error(Errc::invalid_argument, "the agent of task " + task + " (" + agent +
-                                                ") is gone, and its sandbox with it");
-}
-
 int task_log(const TaskLogOptions& o) {
-  OperatorClient client(o.master, o.timeout());
-  auto where = locate(client, o.task, o.framework);
-  if (!where)
-    return failed(what(where.error()));
-  auto& [task, agent] = *where;
-  json read = {{"framework_id", id_of(task["framework_id"])},
-               {"task_id", o.task},
-               {"path", o.stderr_file ? "stderr" : "stdout"},
-               {"offset", 0}};
-  if (!o.follow) {
-    uint64_t offset = 0;
-    for (;;) {
-      read["offset"] = offset;
-      read["length"] = 1 << 20;
-      auto chunk = call_agent(agent, {{"type", "READ_FILE"}, {"read_file", read}}, o.timeout());
-      if (!chunk)
-        return failed(what(chunk.error()));
-      auto data = base64_decode((*chunk)["read_file"].value("data", ""));
-      std::fwrite(data.data(), 1, data.size(), stdout);
-      offset += data.size();
-      if (data.empty() || offset >= (*chunk)["read_file"].value("size", uint64_t{0}))
-        return 0;
-    }
-  }
-  read["follow"] = true;
-  OperatorClient at_agent(agent, o.timeout());
-  auto status = at_agent.stream({{"type", "READ_FILE"}, {"read_file", read}}, [](const json& r) {
-    auto data = base64_decode(r.value("data", ""));
-    std::fwrite(data.data(), 1, data.size(), stdout);
-    std::fflush(stdout);
-    return true;
-  });
-  if (!status)
-    return failed(what(status.error()));
-  return 0;
+  auto printed =
+      print_task_output(o.master, o.task, o.framework, o.stderr_file, o.follow, o.timeout());
+  return printed ? 0 : failed(what(printed.error()));
 }
 
 // -- events and top ---------------------------------------------------------------
@@ -409,6 +345,78 @@ int top(const TopOptions& o) {
 }
 
 }  // namespace
+
+// The task (live or completed) and the HTTP address of its agent.
+expected<std::pair<json, std::string>> locate(OperatorClient& client, const std::string& task,
+                                              const std::string& framework) {
+  json args = json::object();
+  if (!framework.empty())
+    args["framework_id"] = framework;
+  auto tasks = client.call({{"type", "GET_TASKS"}, {"get_tasks", args}});
+  if (!tasks)
+    return tasks.error();
+  std::vector<json> found;
+  for (const char* list : {"tasks", "completed_tasks"})
+    for (auto& t : (*tasks)["get_tasks"][list])
+      if (id_of(t["task_id"]) == task)
+        found.push_back(t);
+  if (found.empty())
+    return make_error(Errc::invalid_argument, "no task " + task);
+  auto agent = id_of(found.front()["agent_id"]);
+  auto agents = client.call({{"type", "GET_AGENTS"}});
+  if (!agents)
+    return agents.error();
+  for (auto& a : (*agents)["get_agents"]["agents"])
+    if (id_of(a["agent_info"]["id"]) == agent) {
+      auto http = a.value("http_address", "");
+      if (http.empty())
+        return make_error(Errc::invalid_argument,
+                          "agent " + agent + " has no HTTP API to read the log from");
+      return std::make_pair(found.front(), http);
+    }
+  return make_error(Errc::invalid_argument, "the agent of task " + task + " (" + agent +
+                                                ") is gone, and its sandbox with it");
+}
+
+expected<void> print_task_output(const std::string& master, const std::string& task_id,
+                                 const std::string& framework, bool stderr_file, bool follow,
+                                 std::chrono::milliseconds timeout) {
+  OperatorClient client(master, timeout);
+  auto where = locate(client, task_id, framework);
+  if (!where)
+    return where.error();
+  auto& [task, agent] = *where;
+  json read = {{"framework_id", id_of(task["framework_id"])},
+               {"task_id", task_id},
+               {"path", stderr_file ? "stderr" : "stdout"},
+               {"offset", 0}};
+  if (!follow) {
+    uint64_t offset = 0;
+    for (;;) {
+      read["offset"] = offset;
+      read["length"] = 1 << 20;
+      auto chunk = call_agent(agent, {{"type", "READ_FILE"}, {"read_file", read}}, timeout);
+      if (!chunk)
+        return chunk.error();
+      auto data = base64_decode((*chunk)["read_file"].value("data", ""));
+      std::fwrite(data.data(), 1, data.size(), stdout);
+      offset += data.size();
+      if (data.empty() || offset >= (*chunk)["read_file"].value("size", uint64_t{0}))
+        return {};
+    }
+  }
+  read["follow"] = true;
+  OperatorClient at_agent(agent, timeout);
+  auto status = at_agent.stream({{"type", "READ_FILE"}, {"read_file", read}}, [](const json& r) {
+    auto data = base64_decode(r.value("data", ""));
+    std::fwrite(data.data(), 1, data.size(), stdout);
+    std::fflush(stdout);
+    return true;
+  });
+  if (!status)
+    return status.error();
+  return {};
+}
 
 std::vector<Command> add_ops_commands(CLI::App& app, CLI::App* agent) {
   std::vector<Command> out;

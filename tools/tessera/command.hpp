@@ -67,6 +67,8 @@ Command add_executor_command(CLI::App& app);  // hidden: what agents start
 Command add_sim_command(CLI::App& app);
 // `tessera apps`: the apps framework as a process of its own (cmd_apps_server.cpp).
 Command add_apps_server_command(CLI::App& app);
+// `tessera jobs`: the jobs framework as a process of its own (cmd_jobs_server.cpp).
+Command add_jobs_server_command(CLI::App& app);
 // The operator commands (cmd_ops.cpp): agents, frameworks, tasks, roles,
 // task log|kill, quota, weights, events, top, and agent drain|deactivate|
 // reactivate under agent.
@@ -74,5 +76,8 @@ std::vector<Command> add_ops_commands(CLI::App& app, CLI::App* agent);
 // The apps framework's commands (cmd_apps.cpp): app add|list|show|update|
 // scale|restart|remove|plan|rollback|promote|abort|kill, deployments, queue.
 std::vector<Command> add_apps_commands(CLI::App& app);
+// The jobs framework's commands (cmd_jobs.cpp): job add|update|list|show|run|
+// kill|remove and job schedule list|add|set|remove.
+std::vector<Command> add_jobs_commands(CLI::App& app);
 
 }  // namespace tessera::cli

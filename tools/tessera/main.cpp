@@ -157,15 +157,17 @@ int main(int argc, char** argv) {
   runtime.self_path = tessera::cli::self_path();
   namespace cli = tessera::cli;
   std::vector<cli::Command> commands = {
-      cli::add_master_command(app),     cli::add_agent_command(app),
-      cli::add_cluster_command(app),    cli::add_run_command(app),
-      cli::add_executor_command(app),   cli::add_sim_command(app),
-      cli::add_apps_server_command(app)};
+      cli::add_master_command(app),      cli::add_agent_command(app),
+      cli::add_cluster_command(app),     cli::add_run_command(app),
+      cli::add_executor_command(app),    cli::add_sim_command(app),
+      cli::add_apps_server_command(app), cli::add_jobs_server_command(app)};
   // Checked first: `tessera agent drain` parses `agent` too.
   auto ops = cli::add_ops_commands(app, commands[1].app);
   commands.insert(commands.begin(), ops.begin(), ops.end());
   auto apps = cli::add_apps_commands(app);
   commands.insert(commands.end(), apps.begin(), apps.end());
+  auto jobs = cli::add_jobs_commands(app);
+  commands.insert(commands.end(), jobs.begin(), jobs.end());
   commands.push_back(cli::add_dns_command(app));
   auto* bench = add_bench(app, runtime);
   tessera::bench::AllocatorBenchOptions allocator;

@@ -54,6 +54,16 @@ class OperatorClient {
 expected<nlohmann::json> call_agent(const std::string& agent_http, const nlohmann::json& call,
                                     std::chrono::milliseconds timeout);
 
+// The task (live or completed) and the HTTP address of its agent.
+expected<std::pair<nlohmann::json, std::string>> locate(OperatorClient& client,
+                                                        const std::string& task,
+                                                        const std::string& framework);
+// Prints a task's stdout (or stderr) from its agent's sandbox; follow: and
+// what it writes until it ends. framework may be empty.
+expected<void> print_task_output(const std::string& master, const std::string& task_id,
+                                 const std::string& framework, bool stderr_file, bool follow,
+                                 std::chrono::milliseconds timeout);
+
 // Prints "tessera: <what>" on stderr and returns 1.
 int failed(const std::string& what);
 
