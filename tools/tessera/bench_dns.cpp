@@ -182,8 +182,23 @@ class Prober {
   int fd_ = -1;
 };
 
-// queries_per_s of dnsperf against server, from a file of random names.
-double run_dnsperf(const std::string& server, uint64_t tasks, double seconds) {
+struct Dnsperf {
+  double queries_per_s = -1;
+  double lost_pct = -1;     // queries never answered
+  double noerror_pct = -1;  // of the answers, NOERROR (every name asked exists)
+};
+
+// A percentage dnsperf prints as "(12.34%)" after marker on line, or -1.
+double percent_after(const std::string& line, const char* marker) {
+  auto at = line.find(marker);
+  if (at == std::string::npos)
+    return -1;
+  auto open = line.find('(', at);
+  return open == std::string::npos ? -1 : std::stod(line.substr(open + 1));
+}
+
+// dnsperf against server, from a file of random names of the tasks.
+Dnsperf run_dnsperf(const std::string& server, uint64_t tasks, double seconds) {
   char dir[] = "/tmp/tessera-bench-dns-XXXXXX";
   if (!::mkdtemp(dir))
     throw std::runtime_error("cannot create a directory in /tmp");
@@ -206,20 +221,24 @@ double run_dnsperf(const std::string& server, uint64_t tasks, double seconds) {
   int rc = std::system(cmd.c_str());
   std::ifstream in(out);
   std::string line;
-  double qps = -1;
+  Dnsperf result;
   std::string all;
   while (std::getline(in, line)) {
     all += line + "\n";
     auto at = line.find("Queries per second:");
     if (at != std::string::npos)
-      qps = std::stod(line.substr(at + 19));
+      result.queries_per_s = std::stod(line.substr(at + 19));
+    if (line.find("Queries lost:") != std::string::npos)
+      result.lost_pct = percent_after(line, "Queries lost:");
+    if (line.find("Response codes:") != std::string::npos)
+      result.noerror_pct = percent_after(line, "NOERROR");
   }
   std::remove(data.c_str());
   std::remove(out.c_str());
   ::rmdir(dir);
-  if (rc != 0 || qps < 0)
+  if (rc != 0 || result.queries_per_s < 0)
     throw std::runtime_error("dnsperf failed (is Debian's dnsperf installed?):\n" + all);
-  return qps;
+  return result;
 }
 
 // Heap the record table takes for `tasks` tasks as the bench names them,
@@ -325,7 +344,10 @@ Row measure(const DnsBenchOptions& o) {
   // Throughput: dnsperf against the table of every task.
   auto stats = (*dns)->table().stats();
   row["records"] = double(stats.records);
-  row["queries_per_s"] = run_dnsperf(server, o.tasks, o.dnsperf_s);
+  auto perf = run_dnsperf(server, o.tasks, o.dnsperf_s);
+  row["queries_per_s"] = perf.queries_per_s;
+  row["queries_lost_pct"] = perf.lost_pct;
+  row["noerror_pct"] = perf.noerror_pct;
   auto [per_record, per_task] = table_bytes(o.tasks, o.agents);
   row["bytes_per_record"] = per_record;
   row["bytes_per_task"] = per_task;
@@ -346,6 +368,8 @@ int run_dns_bench(const DnsBenchOptions& o) {
         std::printf("  %-22s %12.2f ms\n", "freshness_ms_p50", r.at("freshness_ms_p50"));
         std::printf("  %-22s %12.2f ms\n", "freshness_ms_p99", r.at("freshness_ms_p99"));
         std::printf("  %-22s %12.0f\n", "queries_per_s", r.at("queries_per_s"));
+        std::printf("  %-22s %12.3f %%\n", "queries_lost_pct", r.at("queries_lost_pct"));
+        std::printf("  %-22s %12.2f %%\n", "noerror_pct", r.at("noerror_pct"));
         std::printf("  %-22s %12.0f\n", "records", r.at("records"));
         std::printf("  %-22s %12.1f bytes\n", "bytes_per_record", r.at("bytes_per_record"));
         std::printf("  %-22s %12.1f bytes\n", "bytes_per_task", r.at("bytes_per_task"));

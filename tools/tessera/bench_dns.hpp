@@ -9,7 +9,9 @@
 //                         tasks launched one at a time once the rest run
 //   queries_per_s         dnsperf (Debian dnsperf) against the server
 //                         holding every task's records, `dnsperf_s` seconds,
-//                         random A and SRV names of the tasks
+//                         random A and SRV names of the tasks; with
+//                         queries_lost_pct and noerror_pct (every name
+//                         asked exists, so anything else is an error)
 //   records               A and SRV records the table holds
 //   bytes_per_record      heap the table takes (malloc's in-use bytes
 //                         before and after the feed applied every task) per
