@@ -36,7 +36,8 @@ class DnsService {
   std::string address() const { return server_->address(); }
   const std::string& domain() const { return domain_; }
   RecordTable& table() { return *table_; }
-  const FeedStatus& feed() const { return *status_; }
+  // The feed actor's; `tessera dns` reports its operator API feed here.
+  FeedStatus& feed() const { return *status_; }
   // The server's counters and the table's sizes, for metrics ("dns_" is
   // for the caller to add).
   std::vector<std::pair<std::string, double>> metrics() const;

@@ -71,6 +71,15 @@ json web_app(int n, const std::filesystem::path& flag) {
              {"maxConsecutiveFailures", 1000}}}}};
 }
 
+// The TTL of the first answer record dig prints (+noall +answer): its
+// columns are NAME TTL CLASS TYPE DATA, aligned with tabs or spaces.
+std::string first_ttl(const std::string& answer) {
+  std::istringstream in(answer);
+  std::string name, ttl;
+  in >> name >> ttl;
+  return ttl;
+}
+
 }  // namespace
 
 TEST_CASE("dns e2e: a cluster's app is named, loses its records when unhealthy and when it ends") {
@@ -126,7 +135,8 @@ TEST_CASE("dns e2e: tessera dns follows a cluster's master through the operator 
   REQUIRE(soon([&] { return srv().size() == 4; }, 60s));
   auto out = dig(dns, {"web.shop.apps.example.test.", "+noall", "+answer"});
   INFO(out);
-  CHECK(out.find(" 7\tIN\tA\t127.0.0.1") != std::string::npos);
+  CHECK(first_ttl(out) == "7");
+  CHECK(out.find("127.0.0.1") != std::string::npos);
   // The same answers as the server inside the cluster.
   CHECK(dig_short(in_cluster, "_web.shop._tcp.apps.tessera.", "SRV").size() == 4);
   // No upstream: names outside its domain are refused.
@@ -136,4 +146,45 @@ TEST_CASE("dns e2e: tessera dns follows a cluster's master through the operator 
   p->kill(SIGTERM);
   REQUIRE(p->wait_exit(10s));
   CHECK(p->out().find("stopped on signal") != std::string::npos);
+}
+
+TEST_CASE("dns e2e: tessera master --dns names the master it runs beside") {
+  TempDir dir;
+  auto p = ChildProcess::start({TESSERA_BIN, "master", "--listen", "127.0.0.1:0", "--http",
+                                "127.0.0.1:0", "--work-dir", (dir.path() / "m").string(), "--dns",
+                                "--dns-address", "127.0.0.1:0", "--dns-domain", "dc1.test",
+                                "--dns-ttl", "3"});
+  auto dns_line = p->wait_line("DNS on ");
+  auto master_line = p->wait_line("listening on ");
+  INFO(p->out() << p->err());
+  REQUIRE(dns_line);
+  REQUIRE(master_line);
+  auto dns = text_after(*dns_line, "DNS on ", ' ');
+  auto master = text_after(*master_line, "listening on master@", ' ');
+  auto port = master.substr(master.rfind(':') + 1);
+  REQUIRE(soon([&] { return dig_short(dns, "leader.dc1.test.").size() == 1; }, 30s));
+  CHECK(dig_short(dns, "master.dc1.test.") == std::set<std::string>{"127.0.0.1"});
+  CHECK(dig_short(dns, "_leader._tcp.dc1.test.", "SRV") ==
+        std::set<std::string>{"0 1 " + port + " leader.dc1.test."});
+  CHECK(first_ttl(dig(dns, {"leader.dc1.test.", "+noall", "+answer"})) == "3");
+  p->kill(SIGTERM);
+  CHECK(p->wait_exit(20s));
+}
+
+TEST_CASE("dns e2e: bad DNS flags are refused with one line and exit code 2") {
+  TempDir dir;
+  auto bad = [&](std::vector<std::string> flags) {
+    std::vector<std::string> argv = {
+        TESSERA_BIN, "cluster",     "--listen",   "127.0.0.1:0",
+        "--http",    "127.0.0.1:0", "--work-dir", (dir.path() / "c").string()};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    auto p = ChildProcess::start(argv);
+    REQUIRE(p->wait_exit(30s));
+    INFO(p->out() << p->err());
+    CHECK(p->exit_status()->exit_code == 2);
+    CHECK(p->err().find("tessera: ") == 0);
+  };
+  bad({"--dns-domain", "bad_domain"});
+  bad({"--dns-address", "localhost:53x"});
+  bad({"--dns-upstream", "resolver.example:53"});
 }

@@ -76,7 +76,7 @@ struct DnsOptions {
 // Follows the master's SUBSCRIBE stream into the table, subscribing again
 // (to the leader of the moment, with zk://) whenever it ends.
 void follow(const std::string& master, std::shared_ptr<dns::RecordTable> table,
-            const std::atomic<bool>& stopping) {
+            dns::FeedStatus& feed_status, const std::atomic<bool>& stopping) {
   bool said_ready = false;
   while (!stopping) {
     OperatorClient client(master, std::chrono::seconds(10));
@@ -95,8 +95,10 @@ void follow(const std::string& master, std::shared_ptr<dns::RecordTable> table,
     auto status = client.stream({{"type", "SUBSCRIBE"}}, [&](const nlohmann::json& e) {
       if (!feed.on_record(e) && ++ignored <= 3)
         log().warn("dns: ignoring an event of type '{}'", e.value("type", "?"));
+      ++feed_status.batches;
       if (feed.ready() && !said_ready) {
         said_ready = true;
+        feed_status.ready = true;
         auto s = table->stats();
         std::printf("tessera dns: following %s (%zu agents, %zu tasks, %zu names)\n",
                     at ? at->c_str() : master.c_str(), s.agents, s.tasks, s.names);
@@ -109,6 +111,7 @@ void follow(const std::string& master, std::shared_ptr<dns::RecordTable> table,
     log().warn("dns: the master's event stream ended ({}); subscribing again in 1 s",
                status ? "status " + std::to_string(*status) : what(status.error()));
     said_ready = false;
+    feed_status.ready = false;
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
 }
@@ -126,7 +129,7 @@ int run_dns(const DnsOptions& o) {
   std::fflush(stdout);
   std::shared_ptr<dns::RecordTable> table(&(*service)->table(), [](dns::RecordTable*) {});
   std::atomic<bool> stopping{false};
-  std::thread follower([&] { follow(o.master, table, stopping); });
+  std::thread follower([&] { follow(o.master, table, (*service)->feed(), stopping); });
   int sig = wait_for_stop_signal();
   stopping = true;
   (*service)->stop();
