@@ -119,9 +119,18 @@ void Master::send_snapshot(const Address& to) {
   // nothing marked before it is sent after it.
   if (dirty_.scheduled)
     publish_events();
-  // The snapshot's events are numbered as the stream's: the next change is
-  // the one after its last.
-  BatchWriter w(event_sequence_, started_at_ns_, events_per_batch_max);
+  // The snapshot's events are numbered so that its last is the stream's
+  // last: the next change is the one after it. The stream's counter does
+  // not move, so other subscribers see no gap. (Only with no subscriber so
+  // far can there be more objects than events ever numbered; the counter
+  // then jumps, unseen.)
+  uint64_t total = agents_.size() + frameworks_.size() + offers_.size() + roles_.size();
+  for (auto& [id, fw] : frameworks_)
+    total += fw.tasks.size();
+  if (event_sequence_ < total)
+    event_sequence_ = total;
+  uint64_t sequence = event_sequence_ - total;
+  BatchWriter w(sequence, started_at_ns_, events_per_batch_max);
   for (auto& [id, a] : agents_)
     w.add([this, &a](wire::MasterEvent::Builder e) { agent_to_wire(a, e.initAgentAdded()); });
   for (auto& [id, fw] : frameworks_)

@@ -862,3 +862,51 @@ TEST_CASE("a framework failing over to a new instance has its old offers rescind
   REQUIRE(again.offers.size() == 1);
   CHECK(again.offers[0].resources == "cpus:2;mem:512");
 }
+
+TEST_CASE("an event subscriber that comes later leaves no gap in an earlier one's stream",
+          "[master]") {
+  Cluster c;
+  c.start_master();
+  // Each batch a subscriber got: its first sequence and its size.
+  struct Seen {
+    std::vector<std::pair<uint64_t, uint64_t>> batches;
+    // The next sequence expected, and the gaps found.
+    uint64_t next = 0;
+    int gaps = 0;
+  };
+  auto subscribe = [&](const std::string& name, Seen& seen) {
+    REQUIRE(c.master_node.spawn<Probe>(name, [&seen, &c](Probe& self) {
+      self.on<wire::MasterEventBatch>([&seen](const Received<wire::MasterEventBatch>& m) {
+        auto first = m.body().getFirstSequence();
+        if (!m.body().getReset() && first != seen.next)
+          ++seen.gaps;
+        seen.next = first + m.body().getEvents().size();
+        seen.batches.push_back({first, m.body().getEvents().size()});
+      });
+      self.send(c.master, build<wire::SubscribeMasterEvents>([](auto) {}));
+    }));
+    c.sim.run();
+  };
+  Seen early, late;
+  subscribe("early", early);
+  auto& an = c.sim.add_node("agent1");
+  AgentLog agent;
+  c.add_agent(an, agent, "cpus:4;mem:1024");
+  auto& fn = c.sim.add_node("fw");
+  FrameworkLog fw;
+  c.add_framework(fn, fw, "web");
+  c.sim.run();
+  // The late one's snapshot (an agent, a framework, an offer, ...) ends where
+  // the stream is: the next change follows both without a gap.
+  subscribe("late", late);
+  REQUIRE(!late.batches.empty());
+  CHECK(late.next == early.next);
+  auto& an2 = c.sim.add_node("agent2");
+  AgentLog agent2;
+  c.add_agent(an2, agent2, "cpus:2;mem:512");
+  c.sim.run();
+  CHECK(early.gaps == 0);
+  CHECK(late.gaps == 0);
+  CHECK(early.next == late.next);
+  CHECK(early.batches.size() >= 3);
+}
