@@ -193,6 +193,12 @@ expected<SysTime> next_run(const CronSchedule& s, const date::time_zone* zone, S
   // Start a day early: a local day can begin before `after` in UTC terms.
   auto local_after = zone->to_local(after);
   auto day = date::floor<date::days>(local_after) - date::days{1};
+  // The zone's offset around `after`: a candidate more than a day inside
+  // that stretch maps with it, uniquely, with no lookup (most candidates;
+  // lookups are what a schedule's next time costs).
+  auto around = zone->get_info(after);
+  auto sure_from = around.begin + date::days{1};
+  auto sure_to = around.end - date::days{1};
   constexpr int days_max = 28 * 366;  // the calendar repeats every 28 years
   for (int n = 0; n < days_max; ++n, day += date::days{1}) {
     date::year_month_day ymd{day};
@@ -205,6 +211,12 @@ expected<SysTime> next_run(const CronSchedule& s, const date::time_zone* zone, S
         if (!s.minutes[static_cast<size_t>(m)])
           continue;
         auto local = date::local_seconds{day} + hours{h} + minutes{m};
+        auto guess = SysTime{local.time_since_epoch() - around.offset};
+        if (guess >= sure_from && guess < sure_to) {
+          if (guess > after)
+            return guess;
+          continue;
+        }
         auto info = zone->get_info(local);
         if (info.result == date::local_info::nonexistent)
           continue;  // skipped by a spring-forward: not run that day

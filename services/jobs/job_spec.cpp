@@ -146,10 +146,12 @@ JobSchedule read_schedule(SpecReader& r, const json& in) {
     s.cron = *parsed;
   }
   if (auto tz = r.string("timezone")) {
-    if (auto zone = find_time_zone(*tz); !zone)
+    if (auto zone = find_time_zone(*tz); !zone) {
       r.problem(r.base() + "/timezone", what(zone.error()));
-    else
+    } else {
       s.timezone = *tz;
+      s.zone = *zone;
+    }
   }
   s.starting_deadline_s = r.number("startingDeadlineSeconds", 900, 1, 31'536'000);
   if (auto c = r.string("concurrencyPolicy")) {

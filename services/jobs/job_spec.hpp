@@ -58,6 +58,8 @@ struct JobSchedule {
   std::string id;
   CronSchedule cron;
   std::string timezone = "UTC";
+  // The zone of timezone, looked up once (null: UTC's, looked up when used).
+  const date::time_zone* zone = nullptr;
   double starting_deadline_s = 900;  // a run missed by more is recorded as missed
   ConcurrencyPolicy concurrency = ConcurrencyPolicy::allow;
   bool enabled = true;

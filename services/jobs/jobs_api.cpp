@@ -19,6 +19,7 @@
 #include "runtime/log.hpp"
 #include "services/apps/apps_time.hpp"
 
+#include <algorithm>
 #include <sstream>
 
 namespace tessera::jobs {
@@ -363,6 +364,18 @@ void JobsApi::schedules(const std::string& id, const std::vector<std::string>& r
 
 // -- info --------------------------------------------------------------------
 
+namespace {
+
+json percentiles(std::vector<double> ms) {
+  if (ms.empty())
+    return {{"count", 0}};
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[std::min(ms.size() - 1, size_t(q * double(ms.size())))]; };
+  return {{"count", ms.size()}, {"p50", at(0.5)}, {"p99", at(0.99)}, {"max", ms.back()}};
+}
+
+}  // namespace
+
 void JobsApi::info() {
   const auto& c = fw_.counters_;
   size_t active = fw_.runs_.size();
@@ -374,6 +387,8 @@ void JobsApi::info() {
                {"jobs", fw_.jobs_.size()},
                {"activeRuns", active},
                {"historyMax", fw_.config_.history_max},
+               {"scheduleLagMs", percentiles(fw_.schedule_lag_.ms)},
+               {"launchLagMs", percentiles(fw_.launch_lag_.ms)},
                {"counters",
                 {{"runsStarted", c.runs_started},
                  {"runsSucceeded", c.runs_succeeded},

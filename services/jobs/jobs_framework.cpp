@@ -101,10 +101,12 @@ JobsFramework::JobsFramework(caf::actor_config& cfg, ActorInit init, JobsConfig 
       rng_(config_.seed != 0 ? config_.seed : std::random_device{}()) {
 }
 
+std::chrono::system_clock::time_point JobsFramework::wall_precise() const {
+  return config_.wall ? config_.wall() : std::chrono::system_clock::now();
+}
+
 SysTime JobsFramework::wall() const {
-  if (config_.wall)
-    return config_.wall();
-  return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now());
+  return std::chrono::floor<std::chrono::seconds>(wall_precise());
 }
 
 void JobsFramework::started() {
@@ -353,6 +355,11 @@ void JobsFramework::update(const TaskStatus& s) {
   if (run.stopping && !run.kill_sent.time_since_epoch().count())
     kill_current(run);
   if (s.state == TaskState::RUNNING && run.status == RunStatus::starting) {
+    if (run.scheduled_ms > 0 && run.tasks.size() == 1)
+      launch_lag_.add(
+          std::chrono::duration<double, std::milli>(wall_precise().time_since_epoch() -
+                                                    std::chrono::milliseconds(run.scheduled_ms))
+              .count());
     run.status = RunStatus::active;
     persist({run_record(run)});
   }
@@ -533,6 +540,10 @@ void JobsFramework::offers(const std::vector<Offer>& offers) {
     views.push_back({&o, o.resources});
   std::vector<std::vector<TaskSpec>> tasks(offers.size());
   std::vector<std::vector<std::string>> made(offers.size());
+  // Per shape of task, the first offer that may still fit one: an offer
+  // that refused a shape refuses it for the rest of this batch (offers only
+  // shrink), so each shape scans the offers once, not once per run.
+  std::map<std::tuple<double, double, double, uint32_t>, size_t> cursor;
   // Oldest run first: run ids sort by their start time.
   for (auto& [id, run] : runs_) {
     if (!run.waiting || run.stopping)
@@ -542,11 +553,13 @@ void JobsFramework::offers(const std::vector<Offer>& offers) {
       continue;
     const Job& job = job_it->second;
     apps::AppSpec shape;  // what the task takes: no ports, no constraints
+    shape.ports.clear();
     shape.cpus = job.spec.run.cpus;
     shape.mem = job.spec.run.mem;
     shape.disk = job.spec.run.disk;
     shape.gpus = job.spec.run.gpus;
-    for (size_t k = 0; k < offers.size(); ++k) {
+    auto& k = cursor[{shape.cpus, shape.mem, shape.disk, shape.gpus}];
+    for (; k < offers.size(); ++k) {
       if (tasks[k].size() >= config_.launches_per_offer_max)
         continue;
       auto r = apps::fit(shape, config_.role, {}, {}, views[k]);

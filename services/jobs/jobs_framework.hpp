@@ -68,8 +68,9 @@ struct JobsConfig {
   JobsState loaded;                      // what load_state() read from store
   std::shared_ptr<JobsHandle> handle;    // may be null: no HTTP
   std::string http_address;              // shown in /v1/info
-  // The wall clock cron reads; null: the system's. Tests move it.
-  std::function<SysTime()> wall;
+  // The wall clock cron reads; null: the system's. Tests and the
+  // benchmark move it.
+  std::function<std::chrono::system_clock::time_point()> wall;
   // Finished runs kept per job, successes and failures each.
   size_t history_max = 10;
   size_t jobs_max = 100'000;
@@ -112,6 +113,21 @@ class JobsFramework : public Scheduler {
     uint64_t bad_requests = 0;
   };
   const Counters& counters() const { return counters_; }
+
+  // Lateness, ms, of the last lag_samples_max scheduled runs: from the
+  // schedule's time to the run started (schedule) and to its task running
+  // (launch). /v1/info shows their percentiles.
+  static constexpr size_t lag_samples_max = 100'000;
+  struct LagSamples {
+    std::vector<double> ms;
+    size_t next = 0;
+    void add(double v) {
+      if (ms.size() < lag_samples_max)
+        ms.push_back(v);
+      else
+        ms[next++ % lag_samples_max] = v;
+    }
+  };
 
   enum class RunStatus { starting, active, success, failed };
 
@@ -189,7 +205,8 @@ class JobsFramework : public Scheduler {
   // -- runs (jobs_framework.cpp) ----------------------------------------------
   void load(const JobsState& state);
   void on_tick();
-  SysTime wall() const;
+  SysTime wall() const;  // to the second, as cron reads it
+  std::chrono::system_clock::time_point wall_precise() const;
   std::string new_run_id();
   Run& start_run(Job& job, std::string trigger, int64_t scheduled_ms);
   void task_ended(Run& run, const TaskStatus& s);
@@ -230,6 +247,8 @@ class JobsFramework : public Scheduler {
   std::multimap<SysTime, std::pair<std::string, std::string>> agenda_;  // -> job, schedule
   uint64_t schedule_generation_ = 0;
   std::optional<SysTime> armed_for_;
+  LagSamples schedule_lag_, launch_lag_;
+  std::vector<std::string> started_;  // runs fire() started; recorded after the batch
   bool was_waiting_ = false;
   std::unique_ptr<StoreWriter> writer_;
   std::shared_ptr<Inbox> inbox_;

@@ -22,10 +22,14 @@ const JobSchedule* schedule_of(const JobSpec& spec, const std::string& id) {
 }
 
 std::optional<SysTime> next_after(const JobSchedule& s, SysTime after) {
-  auto zone = find_time_zone(s.timezone);
-  if (!zone)
-    return std::nullopt;
-  auto next = next_run(s.cron, *zone, after);
+  const date::time_zone* zone = s.zone;
+  if (!zone) {
+    auto found = find_time_zone(s.timezone);
+    if (!found)
+      return std::nullopt;
+    zone = *found;
+  }
+  auto next = next_run(s.cron, zone, after);
   if (!next)
     return std::nullopt;
   return *next;
@@ -126,7 +130,10 @@ void JobsFramework::arm_schedule_timer() {
     return;  // the armed timer comes first
   armed_for_ = earliest;
   auto generation = ++schedule_generation_;
-  auto delay = std::clamp<Duration>(earliest - wall(), Duration::zero(), config_.schedule_recheck);
+  // From the precise wall time: from the second's start, a timer would fire
+  // up to a second late.
+  auto delay =
+      std::clamp<Duration>(earliest - wall_precise(), Duration::zero(), config_.schedule_recheck);
   after(delay, [this, generation] { on_schedule_timer(generation); });
 }
 
@@ -134,7 +141,7 @@ void JobsFramework::on_schedule_timer(uint64_t generation) {
   if (generation != schedule_generation_)
     return;
   armed_for_.reset();
-  auto t = wall();
+  auto t = wall_precise();
   std::vector<std::string> touched;
   while (!agenda_.empty() && agenda_.begin()->first <= t) {
     auto [at, which] = *agenda_.begin();
@@ -150,7 +157,13 @@ void JobsFramework::on_schedule_timer(uint64_t generation) {
   }
   std::sort(touched.begin(), touched.end());
   touched.erase(std::unique(touched.begin(), touched.end()), touched.end());
+  // The runs started, then their jobs' schedules, in one commit: a run's
+  // record is durable before its task is launched (offers persist after).
   std::vector<RegistryChange> records;
+  for (const auto& id : started_)
+    if (auto it = runs_.find(id); it != runs_.end())
+      records.push_back(run_record(it->second));
+  started_.clear();
   for (const auto& id : touched)
     records.push_back(job_record(id));
   if (!records.empty())
@@ -186,7 +199,10 @@ void JobsFramework::fire(const std::string& job_id, Job& job, const JobSchedule&
     return;
   }
   auto& run = start_run(job, "schedule:" + s.id, to_ms(at));
-  persist({run_record(run)});
+  schedule_lag_.add(std::chrono::duration<double, std::milli>(
+                        wall_precise() - std::chrono::system_clock::time_point(at))
+                        .count());
+  started_.push_back(run.id);  // its record goes with the batch's
 }
 
 }  // namespace tessera::jobs

@@ -25,9 +25,9 @@ namespace {
 
 using Cluster = ClusterProcess;
 
-// Only the frameworks each test starts (not the apps one).
+// Only the frameworks each test starts (not the apps or jobs one).
 Cluster start_cluster(const TempDir& dir, int agents = 2) {
-  return start_cluster_process(dir.path(), agents, {"--no-apps"});
+  return start_cluster_process(dir.path(), agents, {"--no-apps", "--no-jobs"});
 }
 
 json call(const std::string& http, const json& body, int expect_status = 200) {

@@ -194,6 +194,11 @@ TEST_CASE("a schedule starts a run when its minute comes, and FORBID skips while
   REQUIRE(eventually(
       [&] { return call(w.http, "GET", "/v1/info")["counters"]["runsSkipped"] == 1; }, 15s));
   CHECK(call(w.http, "GET", "/v1/jobs/tick/runs").size() == 1);
+  // Its lateness is measured: one run started, one task running.
+  auto info = call(w.http, "GET", "/v1/info");
+  CHECK(info["scheduleLagMs"]["count"] == 1);
+  CHECK(info["launchLagMs"]["count"] == 1);
+  CHECK(info["scheduleLagMs"]["p50"].get<double>() >= 0);
 }
 
 TEST_CASE("a framework restarted finishes the run it had, and runs or records what it missed",

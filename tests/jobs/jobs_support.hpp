@@ -51,8 +51,7 @@ class JobsWorld {
     jc.tuning.refuse_idle = std::chrono::hours(1);  // every launch depends on the revive
     jc.tuning.history_max = options_.history_max;
     jc.tuning.wall = [offset = offset_] {
-      return std::chrono::time_point_cast<std::chrono::seconds>(std::chrono::system_clock::now()) +
-             std::chrono::seconds(offset->load());
+      return std::chrono::system_clock::now() + std::chrono::seconds(offset->load());
     };
     auto started = jobs::JobsService::start(cluster->node(), jc);
     REQUIRE(started);

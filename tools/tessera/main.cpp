@@ -6,6 +6,7 @@
 #include "tools/tessera/bench_launch.hpp"
 #include "tools/tessera/bench_registry.hpp"
 #include "tools/tessera/bench_apps.hpp"
+#include "tools/tessera/bench_jobs.hpp"
 #include "tools/tessera/bench_dns.hpp"
 #include "tools/tessera/bench_state.hpp"
 #include "tools/tessera/bench_runtime.hpp"
@@ -271,6 +272,21 @@ int main(int argc, char** argv) {
   apps_cmd->add_option("--runs", apps_bench.runs, "Repetitions; medians are reported")
       ->check(CLI::Range(1, 100));
   apps_cmd->add_flag("--json", apps_bench.json, "Print one JSON object instead of a table");
+  tessera::bench::JobsBenchOptions jobs_bench;
+  auto* jobs_cmd = bench->add_subcommand(
+      "jobs", "The jobs framework's scheduler: many jobs due every minute on simulated agents");
+  jobs_cmd->add_option("--agents", jobs_bench.agents, "Simulated agents")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}))
+      ->capture_default_str();
+  jobs_cmd->add_option("--jobs", jobs_bench.jobs, "Jobs, each scheduled every minute")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100'000}))
+      ->capture_default_str();
+  jobs_cmd->add_option("--minutes", jobs_bench.minutes, "Minutes to schedule (the clock jumps)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{60}))
+      ->capture_default_str();
+  jobs_cmd->add_option("--runs", jobs_bench.runs, "Repetitions; medians are reported")
+      ->check(CLI::Range(1, 100));
+  jobs_cmd->add_flag("--json", jobs_bench.json, "Print one JSON object instead of a table");
   tessera::bench::DnsBenchOptions dns_bench;
   auto* dns_cmd = bench->add_subcommand(
       "dns", "The DNS server: freshness of a task's name, and queries/s with dnsperf at scale");
@@ -316,6 +332,8 @@ int main(int argc, char** argv) {
     return tessera::bench::run_state_bench(state);
   if (apps_cmd->parsed())
     return tessera::bench::run_apps_bench(apps_bench);
+  if (jobs_cmd->parsed())
+    return tessera::bench::run_jobs_bench(jobs_bench);
   if (dns_cmd->parsed())
     return tessera::bench::run_dns_bench(dns_bench);
   if (registry_cmd->parsed())
