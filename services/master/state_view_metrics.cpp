@@ -306,7 +306,7 @@ std::string StateView::prometheus_text(wire::MasterMetrics::Reader master,
   if (config_.extra_metrics)
     for (auto& [name, value] : config_.extra_metrics()) {
       bool counter = name.size() > 6 && name.compare(name.size() - 6, 6, "_total") == 0;
-      auto f = family(name, "The HTTP edge's " + name + ".",
+      auto f = family(name, "Beside the master (HTTP edge, DNS): " + name + ".",
                       counter ? MetricType::Counter : MetricType::Gauge);
       add(f, value);
       families.push_back(std::move(f));

@@ -167,6 +167,15 @@ TEST_CASE("dns e2e: tessera master --dns names the master it runs beside") {
   CHECK(dig_short(dns, "_leader._tcp.dc1.test.", "SRV") ==
         std::set<std::string>{"0 1 " + port + " leader.dc1.test."});
   CHECK(first_ttl(dig(dns, {"leader.dc1.test.", "+noall", "+answer"})) == "3");
+  // Its counters are on the master's /metrics.
+  auto http_line = p->wait_line("web UI on http://");
+  REQUIRE(http_line);
+  auto metrics =
+      http::request(text_after(*http_line, "http://", '/'), "GET", "/metrics", "", "", 10s);
+  REQUIRE(metrics);
+  INFO(metrics->body.substr(0, 2000));
+  CHECK(metrics->body.find("tessera_dns_queries_total") != std::string::npos);
+  CHECK(metrics->body.find("tessera_dns_records ") != std::string::npos);
   p->kill(SIGTERM);
   CHECK(p->wait_exit(20s));
 }

@@ -145,6 +145,14 @@ int run_cluster(const ClusterOptions& o) {
                 {"isolation", o.isolation},
                 {"apps", o.no_apps ? "false" : "true"},
                 {"jobs", o.no_jobs ? "false" : "true"}};
+  // The DNS server's counters on the master's /metrics, as tessera_dns_*.
+  if (dns)
+    view.extra_metrics = [d = dns.get()] {
+      auto out = d->metrics();
+      for (auto& [name, value] : out)
+        name = "tessera_dns_" + name;
+      return out;
+    };
   auto window = start_operator_window((*cluster)->node(), master.name, *http, std::move(view),
                                       std::move(mounts));
   if (!window) {

@@ -196,6 +196,14 @@ int run_master(const MasterOptions& o) {
     }
     dns = std::move(*started);
   }
+  // The DNS server's counters on the master's /metrics, as tessera_dns_*.
+  if (dns)
+    view.extra_metrics = [d = dns.get()] {
+      auto out = d->metrics();
+      for (auto& [name, value] : out)
+        name = "tessera_dns_" + name;
+      return out;
+    };
   auto window = start_operator_window(**node, "master", *http, std::move(view), std::move(mounts));
   if (!window) {
     (*node)->stop();

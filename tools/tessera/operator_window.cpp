@@ -34,9 +34,14 @@ expected<OperatorWindow> start_operator_window(Node& node, const std::string& ma
   view.allocator = node.address_of(master_name + ".allocator");
   if (view.version.empty())
     view.version = TESSERA_VERSION;
-  view.extra_metrics = [slot = w.edge_slot] {
+  // The edge's counters, and whatever the caller adds (the DNS server's).
+  view.extra_metrics = [slot = w.edge_slot, more = std::move(view.extra_metrics)] {
     auto* edge = slot->load();
-    return edge ? edge->metrics() : std::vector<std::pair<std::string, double>>{};
+    auto out = edge ? edge->metrics() : std::vector<std::pair<std::string, double>>{};
+    if (more)
+      for (auto& m : more())
+        out.push_back(std::move(m));
+    return out;
   };
   auto spawned = node.spawn<StateView>(master_name + ".state", std::move(view), w.view);
   if (!spawned)
