@@ -171,3 +171,49 @@ TEST_CASE("tessera jobs killed with SIGKILL mid-run finishes the run once when s
   ::kill(again->pid(), SIGTERM);
   CHECK(again->wait_exit(20s));
 }
+
+TEST_CASE("tessera master --jobs serves /v1/jobs on the master's HTTP edge", "[e2e][jobs]") {
+  TempDir dir;
+  auto master =
+      ChildProcess::start({TESSERA_BIN, "master", "--jobs", "--listen", "127.0.0.1:0", "--http",
+                           "127.0.0.1:0", "--work-dir", (dir.path() / "master").string()});
+  auto http_line = master->wait_line("web UI on http://");
+  auto line = master->wait_line("listening on ");
+  INFO(master->out() << master->err());
+  REQUIRE(http_line);
+  REQUIRE(line);
+  auto http = text_after(*http_line, "http://", '/');
+  auto address = text_after(*line, "listening on ", ' ');
+  auto agent =
+      ChildProcess::start({TESSERA_BIN, "agent", "--master", address.substr(address.find('@') + 1),
+                           "--listen", "127.0.0.1:0", "--work-dir", (dir.path() / "agent").string(),
+                           "--resources", "cpus:2;mem:1024", "--isolation", "posix"});
+  REQUIRE(agent->wait_line("listening on "));
+  // The operator API knows the agent: its view of the master is up (a task
+  // that ends before that view's first snapshot is not in it).
+  REQUIRE(eventually(
+      [&] {
+        auto r = http::request(http, "POST", "/api/v1", R"({"type":"GET_AGENTS"})", "", 10s);
+        return r && r->status == 200 && !json::parse(r->body)["get_agents"]["agents"].empty();
+      },
+      30s));
+  auto created = http::request(
+      http, "POST", "/v1/jobs",
+      json{{"id", "beside"}, {"run", {{"cmd", "echo beside"}, {"cpus", 0.1}, {"mem", 16}}}}.dump(),
+      "application/json", 10s);
+  REQUIRE(created);
+  INFO(created->body);
+  REQUIRE(created->status == 201);
+  auto ran = cli({"job", "run", "beside", "--wait", "--jobs", http, "--master", http});
+  INFO(ran.out << ran.err);
+  CHECK(ran.code == 0);
+  CHECK(ran.out.find("beside") != std::string::npos);
+  // Its state is in the master's work directory.
+  CHECK(std::filesystem::exists(dir.path() / "master" / "jobs" / "registry.db"));
+  // --jobs with --zk is refused: one jobs framework per cluster, not per master.
+  auto zk = ChildProcess::start({TESSERA_BIN, "master", "--jobs", "--zk", "zk://127.0.0.1:1/t",
+                                 "--work-dir", (dir.path() / "m2").string()});
+  REQUIRE(zk->wait_exit(30s));
+  CHECK(zk->exit_status()->exit_code == 2);
+  CHECK(zk->err().find("tessera jobs --master") != std::string::npos);
+}

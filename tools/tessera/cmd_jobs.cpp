@@ -309,7 +309,13 @@ int wait_run(const RunOptions& o, JobsClient& client, const std::string& run_id)
         continue;
       printed.insert(id);
       std::fprintf(stderr, "job %s: run %s: task %s\n", o.id.c_str(), run_id.c_str(), id.c_str());
+      // The master's view of the task may lag its launch by a moment (or
+      // the master may just have started): ask again for a while.
       auto out = print_task_output(o.master, id, "", false, true, o.timeout());
+      for (int attempt = 0; !out && attempt < 50; ++attempt) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        out = print_task_output(o.master, id, "", false, true, o.timeout());
+      }
       if (!out)
         std::fprintf(stderr, "job %s: cannot print the output of %s: %s\n", o.id.c_str(),
                      id.c_str(), what(out.error()).c_str());
