@@ -119,8 +119,17 @@ void JobsFramework::started() {
                                           config_.store_retry, std::move(hooks));
   load(config_.loaded);
   config_.loaded = {};
+  // Jobs removed while their runs were stopped, whose last run ended before
+  // the job's own removal was written: gone now.
+  std::vector<std::string> removed;
+  for (auto& [id, job] : jobs_)
+    if (job.deleting && job.active.empty())
+      removed.push_back(id);
+  for (const auto& id : removed)
+    remove_job(id);
   for (auto& [id, job] : jobs_)
     catch_up(id, job);
+  record_started();
   arm_schedule_timer();
   if (config_.handle) {
     inbox_ = make_inbox(config_.inbox_max);
@@ -197,25 +206,36 @@ void JobsFramework::load(const JobsState& state) {
         task.completed_ms = tj.value("completedMs", int64_t{0});
         run.tasks.push_back(std::move(task));
       }
+      run.attempts = j.value("attempts", uint64_t{run.tasks.size()});
       run.launched = !run.tasks.empty() && run.tasks.back().completed_ms == 0;
       run.waiting = !run.launched;
       run.known = !run.launched;
       run.stopping = j.value("stopping", false);
       if (job == jobs_.end()) {
-        // Its job is gone: its task (if any) is killed once the master
-        // confirms it; the run is forgotten.
+        if (!run.launched) {
+          // Its job is gone and nothing of it runs: forgotten now.
+          log().warn("jobs: run {} of {} (a job not loaded) is dropped", run.id, run.job_id);
+          persist({{run_key(run.id), std::nullopt}});
+          continue;
+        }
+        // Its task is killed once the master confirms it; then it is forgotten.
         run.stopping = true;
         run.waiting = false;
       } else {
         const auto& spec = job->second.spec.run;
         // Deadlines were wall time; what is left of them runs on the clock.
-        auto since_ms = std::max<int64_t>(0, wall_ms() - run.created_ms);
-        auto left = [&](double s) {
+        // maxLaunchDelay counts from the current attempt's start (a restart
+        // begins one): the run's, or the last task's end.
+        auto left = [&](double s, int64_t from_ms) {
+          auto since_ms = std::max<int64_t>(0, wall_ms() - from_ms);
           return t + std::max(Duration::zero(), seconds(s) - std::chrono::milliseconds(since_ms));
         };
-        run.launch_deadline = left(spec.max_launch_delay_s);
+        int64_t attempt_ms = run.created_ms;
+        if (!run.tasks.empty())
+          attempt_ms = run.launched ? run.tasks.back().started_ms : run.tasks.back().completed_ms;
+        run.launch_deadline = left(spec.max_launch_delay_s, attempt_ms);
         if (spec.active_deadline_s)
-          run.restart_until = left(*spec.active_deadline_s);
+          run.restart_until = left(*spec.active_deadline_s, run.created_ms);
         job->second.active.insert(run.id);
       }
       for (const auto& task : run.tasks)
@@ -341,6 +361,9 @@ void JobsFramework::update(const TaskStatus& s) {
     return;
   }
   run.known = true;
+  if (!run.launched &&
+      (is_terminal(s.state) || s.state == TaskState::GONE || s.state == TaskState::UNKNOWN))
+    return;  // its end was handled already (a repeated report, a reconciliation)
   if (s.state == TaskState::UNKNOWN) {  // reconciliation: the master never saw it
     TaskStatus lost = s;
     lost.state = TaskState::DROPPED;
@@ -355,7 +378,7 @@ void JobsFramework::update(const TaskStatus& s) {
   if (run.stopping && !run.kill_sent.time_since_epoch().count())
     kill_current(run);
   if (s.state == TaskState::RUNNING && run.status == RunStatus::starting) {
-    if (run.scheduled_ms > 0 && run.tasks.size() == 1)
+    if (run.scheduled_ms > 0 && run.attempts == 1)
       launch_lag_.add(
           std::chrono::duration<double, std::milli>(wall_precise().time_since_epoch() -
                                                     std::chrono::milliseconds(run.scheduled_ms))
@@ -566,7 +589,13 @@ void JobsFramework::offers(const std::vector<Offer>& offers) {
       if (!r.placed)
         continue;
       RunTask task;
-      task.id = run.job_id + "_" + run.id + "." + std::to_string(run.tasks.size() + 1);
+      task.id = run.job_id + "_" + run.id + "." + std::to_string(++run.attempts);
+      // The record keeps the last attempts only (a task failing at once for
+      // hours under ON_FAILURE would make it grow without bound).
+      if (run.tasks.size() >= run_attempts_kept) {
+        task_run_.erase(run.tasks.front().id);
+        run.tasks.erase(run.tasks.begin());
+      }
       task.agent_id = offers[k].agent_id;
       task.started_ms = wall_ms();
       run.tasks.push_back(std::move(task));
@@ -622,12 +651,12 @@ void JobsFramework::launch_recorded(std::string offer_id, std::vector<std::strin
       ++counters_.tasks_launched;
       continue;
     }
-    run.launched = true;
-    TaskStatus dropped;
-    dropped.task_id = run.tasks.back().id;
-    dropped.state = TaskState::DROPPED;
-    dropped.message = "the launch did not go out: " + describe(err);
-    task_ended(run, dropped);
+    // Nothing went out: the attempt never was. The run waits for the next
+    // offer (maxLaunchDelay still bounds it).
+    task_run_.erase(run.tasks.back().id);
+    run.tasks.pop_back();
+    run.waiting = true;
+    persist({run_record(run)});
   }
   if (err)
     log().warn("jobs: launching {} task(s) on offer {} failed: {}", go.size(), offer_id,
@@ -681,6 +710,7 @@ RegistryChange JobsFramework::run_record(const Run& run) const {
             {"trigger", run.trigger},
             {"scheduledMs", run.scheduled_ms},
             {"createdMs", run.created_ms},
+            {"attempts", run.attempts},
             {"tasks", std::move(tasks)}};
   if (run.stopping)
     j["stopping"] = true;

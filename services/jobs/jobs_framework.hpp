@@ -91,6 +91,9 @@ struct JobsConfig {
   uint64_t seed = 0;  // run ids; zero: random
 };
 
+// Attempts (tasks) a run's record keeps, the latest; older ones are counted.
+inline constexpr size_t run_attempts_kept = 20;
+
 // The largest job definition accepted (its record also holds its history).
 inline constexpr size_t job_definition_bytes_max = 64 * 1024;
 
@@ -147,7 +150,8 @@ class JobsFramework : public Scheduler {
     int64_t scheduled_ms = 0;  // the schedule's time it runs for; 0: manual
     int64_t created_ms = 0;
     int64_t completed_ms = 0;
-    std::vector<RunTask> tasks;  // attempts, the current last
+    std::vector<RunTask> tasks;  // the last run_attempts_kept attempts, the current last
+    uint64_t attempts = 0;       // tasks launched for it, ever
     bool waiting = true;         // a task is to be launched on the next offer that fits
     bool launched = false;       // the current task went out (after its record)
     bool stopping = false;       // stopped by an operator: ends FAILED
@@ -164,6 +168,7 @@ class JobsFramework : public Scheduler {
     std::optional<SysTime> last;  // the last time handled (ran, skipped or missed)
     uint64_t missed = 0;
     std::optional<SysTime> last_missed;
+    bool disabled = false;  // as last planned: enabling it again starts from then
   };
 
   struct FinishedRun {
@@ -223,7 +228,14 @@ class JobsFramework : public Scheduler {
   void catch_up(const std::string& job_id, Job& job);
   void arm_schedule_timer();
   void on_schedule_timer(uint64_t generation);
-  void fire(const std::string& job_id, Job& job, const JobSchedule& schedule, SysTime at);
+  // The times of schedule after `after` up to t: starts the run of the
+  // latest within its starting deadline (unless FORBID or too many runs
+  // skip it) and counts the others missed; when names the case in logs.
+  // False: none was due.
+  bool handle_due(const std::string& job_id, Job& job, const JobSchedule& schedule, SysTime after,
+                  SysTime t, const char* when);
+  // Persists the runs handle_due started and their jobs' records, together.
+  void record_started();
 
   // -- offers (jobs_framework.cpp) --------------------------------------------
   TaskSpec task_spec(const Run& run, const Job& job, const Resources& resources) const;
@@ -248,7 +260,8 @@ class JobsFramework : public Scheduler {
   uint64_t schedule_generation_ = 0;
   std::optional<SysTime> armed_for_;
   LagSamples schedule_lag_, launch_lag_;
-  std::vector<std::string> started_;  // runs fire() started; recorded after the batch
+  std::vector<std::string> started_;  // runs handle_due() started; recorded after the batch
+  std::vector<std::string> touched_;  // jobs whose schedules moved; recorded with them
   bool was_waiting_ = false;
   std::unique_ptr<StoreWriter> writer_;
   std::shared_ptr<Inbox> inbox_;

@@ -38,9 +38,12 @@ expected<JobsState> load_state(RegistryStore& store) {
       state.problems.push_back(key + ": not a JSON object");
       continue;
     }
-    if (key == framework_key())
-      state.framework_id = j.value("frameworkId", "");
-    else if (job)
+    if (key == framework_key()) {
+      if (j.contains("frameworkId") && j["frameworkId"].is_string())
+        state.framework_id = j["frameworkId"].get<std::string>();
+      else
+        state.problems.push_back(key + ": no frameworkId text");
+    } else if (job)
       state.jobs.push_back(std::move(j));
     else
       state.runs.push_back(std::move(j));

@@ -60,8 +60,8 @@ void StoreWriter::put_back(std::vector<RegistryChange> changes,
 }
 
 void StoreWriter::flush() {
-  if (lost_)
-    return;
+  if (lost_ || in_flight_)
+    return;  // a commit in flight flushes what came meanwhile when it ends
   if (pending_.empty()) {
     // Waiting only for what is written already (after_durable during a commit).
     auto ready = std::move(after_);
@@ -75,9 +75,20 @@ void StoreWriter::flush() {
     std::vector<RegistryChange> changes;
     std::vector<std::function<void()>> after;
   };
-  auto batch = std::make_shared<Batch>(Batch{std::move(pending_), std::move(after_)});
-  pending_.clear();
-  after_.clear();
+  // At most a store's limit of changes per commit; what waits for
+  // durability goes with the commit that holds the last of its changes.
+  std::shared_ptr<Batch> batch;
+  if (pending_.size() > RegistryStore::changes_per_commit_max) {
+    auto cut =
+        pending_.begin() + static_cast<std::ptrdiff_t>(RegistryStore::changes_per_commit_max);
+    batch = std::make_shared<Batch>(
+        Batch{{std::make_move_iterator(pending_.begin()), std::make_move_iterator(cut)}, {}});
+    pending_.erase(pending_.begin(), cut);
+  } else {
+    batch = std::make_shared<Batch>(Batch{std::move(pending_), std::move(after_)});
+    pending_.clear();
+    after_.clear();
+  }
   auto store = store_;
   auto version = version_;
   bool queued = hooks_.blocking([store, version, batch, this]() -> std::function<void()> {
@@ -88,7 +99,7 @@ void StoreWriter::flush() {
         ++counters_.commits;
         version_ = *result;
         for (auto& fn : batch->after)
-          fn();
+          fn();  // may persist more, and start the next commit itself
         flush();
         return;
       }

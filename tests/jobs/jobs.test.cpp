@@ -3,6 +3,7 @@
 // clock the tests move so cron schedules come due when a test wants.
 
 #include "jobs/jobs_support.hpp"
+#include "services/apps/apps_time.hpp"
 
 #include <fstream>
 
@@ -235,4 +236,29 @@ TEST_CASE("a framework restarted finishes the run it had, and runs or records wh
                  h["history"]["failureCount"].get<size_t>();
   CHECK(started == 1);
   CHECK(call(w.http, "GET", "/v1/info")["counters"]["runsMissed"] == 9);
+}
+
+TEST_CASE("a schedule late by several of its times runs once, for the latest, and counts the rest",
+          "[jobs][e2e]") {
+  JobsWorld w;
+  w.wall_to_second(5);
+  auto spec = job("burst", "true");
+  spec["schedules"] = json::array({{{"id", "m"}, {"cron", "* * * * *"}}});
+  call(w.http, "POST", "/v1/jobs", spec, 201);
+  // Five minutes pass at once (a paused machine, a clock stepped forward):
+  // five times are due, all within the 900 s starting deadline.
+  w.move_wall(std::chrono::seconds(300));
+  REQUIRE(eventually(
+      [&] { return call(w.http, "GET", "/v1/info")["counters"]["runsStarted"] == 1; }, 15s));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto info = call(w.http, "GET", "/v1/info");
+  CHECK(info["counters"]["runsStarted"] == 1);
+  CHECK(info["counters"]["runsMissed"] == 4);
+  auto schedule = call(w.http, "GET", "/v1/jobs/burst/schedules/m");
+  CHECK(schedule["missedRuns"] == 4);
+  // The next one is the coming minute, not one of those.
+  auto next = schedule["nextRunAt"].get<std::string>();
+  CHECK(next > apps::iso_time(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  w.wall().time_since_epoch())
+                                  .count()));
 }
