@@ -123,3 +123,17 @@ TEST_CASE("a local time a fall-back repeats runs once, at its first occurrence",
   // Every 30 minutes through the fold: 01:00 and 01:30 once each, then 02:00 EST.
   CHECK(next("0,30 * * * *", "America/New_York", "2026-11-01T05:30:00Z") == "2026-11-01T07:00:00Z");
 }
+
+TEST_CASE("daylight saving in Europe/Berlin: a skipped 02:30 waits a day, a repeated one runs once",
+          "[jobs][cron]") {
+  // 2026-03-29 02:00 CET becomes 03:00 CEST: 02:30 does not exist that day.
+  CHECK(next("30 2 * * *", "Europe/Berlin", "2026-03-28T02:00:00Z") == "2026-03-30T00:30:00Z");
+  // 2026-10-25 03:00 CEST becomes 02:00 CET: 02:30 happens at 00:30Z and at
+  // 01:30Z; only the first runs, the next is the day after (CET).
+  CHECK(next("30 2 * * *", "Europe/Berlin", "2026-10-24T12:00:00Z") == "2026-10-25T00:30:00Z");
+  CHECK(next("30 2 * * *", "Europe/Berlin", "2026-10-25T00:30:00Z") == "2026-10-26T01:30:00Z");
+  // Every minute across the fall-back hour: each minute once, none twice.
+  CHECK(next("* * * * *", "Europe/Berlin", "2026-10-25T00:59:00Z") == "2026-10-25T02:00:00Z");
+  // Far from any transition (the offset used without a lookup).
+  CHECK(next("15 9 * * *", "Europe/Berlin", "2026-07-01T00:00:00Z") == "2026-07-01T07:15:00Z");
+}
