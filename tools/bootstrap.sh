@@ -15,7 +15,7 @@ packages=(
   libboost1.81-dev prometheus-cpp-dev libhowardhinnant-date-dev tzdata
   libldns-dev bind9-dnsutils dnsperf
   chromium chromium-driver python3-selenium
-  clang-format
+  clang-format openssl
 )
 
 missing=()

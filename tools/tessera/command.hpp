@@ -79,5 +79,7 @@ std::vector<Command> add_apps_commands(CLI::App& app);
 // The jobs framework's commands (cmd_jobs.cpp): job add|update|list|show|run|
 // kill|remove and job schedule list|add|set|remove.
 std::vector<Command> add_jobs_commands(CLI::App& app);
+// `tessera certs init|issue` (cmd_certs.cpp): a small CA for mutual TLS.
+std::vector<Command> add_certs_commands(CLI::App& app);
 
 }  // namespace tessera::cli
