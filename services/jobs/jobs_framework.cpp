@@ -209,7 +209,6 @@ void JobsFramework::load(const JobsState& state) {
       run.attempts = j.value("attempts", uint64_t{run.tasks.size()});
       run.launched = !run.tasks.empty() && run.tasks.back().completed_ms == 0;
       run.waiting = !run.launched;
-      run.known = !run.launched;
       run.stopping = j.value("stopping", false);
       if (job == jobs_.end()) {
         if (!run.launched) {
@@ -360,7 +359,6 @@ void JobsFramework::update(const TaskStatus& s) {
       kill(s.task_id, s.agent_id);  // a replaced attempt that came back
     return;
   }
-  run.known = true;
   if (!run.launched &&
       (is_terminal(s.state) || s.state == TaskState::GONE || s.state == TaskState::UNKNOWN))
     return;  // its end was handled already (a repeated report, a reconciliation)

@@ -155,7 +155,6 @@ class JobsFramework : public Scheduler {
     bool waiting = true;         // a task is to be launched on the next offer that fits
     bool launched = false;       // the current task went out (after its record)
     bool stopping = false;       // stopped by an operator: ends FAILED
-    bool known = true;           // false: loaded, its task not yet confirmed by the master
     std::string reason;          // why it failed
     std::optional<int> exit_code;
     TimePoint launch_deadline{};             // not running by then: FAILED

@@ -115,6 +115,20 @@ expected<std::string> pem_of_cert(X509* cert) {
   return std::string(data, static_cast<size_t>(n));
 }
 
+// The key (0600) and its certificate, as PEM files.
+expected<void> write_pair(EVP_PKEY* key, X509* cert, const fs::path& key_path,
+                          const fs::path& cert_path) {
+  auto key_pem = pem_of_key(key);
+  if (!key_pem)
+    return key_pem.error();
+  auto cert_pem = pem_of_cert(cert);
+  if (!cert_pem)
+    return cert_pem.error();
+  if (auto r = write_file(key_path, *key_pem, 0600); !r)
+    return r;
+  return write_file(cert_path, *cert_pem, 0644);
+}
+
 expected<CertPtr> cert_of_pem(const std::string& pem) {
   BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   CertPtr cert(bio ? PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr) : nullptr);
@@ -255,15 +269,7 @@ expected<void> init_ca(const fs::path& dir, const CaOptions& o) {
       return r;
   if (X509_sign(c, key.get(), EVP_sha256()) <= 0)
     return ssl_error("cannot sign the CA certificate");
-  auto key_pem = pem_of_key(key.get());
-  auto cert_pem = pem_of_cert(c);
-  if (!key_pem)
-    return key_pem.error();
-  if (!cert_pem)
-    return cert_pem.error();
-  if (auto r = write_file(key_path, *key_pem, 0600); !r)
-    return r;
-  return write_file(cert_path, *cert_pem, 0644);
+  return write_pair(key.get(), c, key_path, cert_path);
 }
 
 expected<void> issue(const fs::path& dir, const IssueOptions& o) {
@@ -322,15 +328,7 @@ expected<void> issue(const fs::path& dir, const IssueOptions& o) {
       return r;
   if (X509_sign(c, ca_key->get(), EVP_sha256()) <= 0)
     return ssl_error("cannot sign the certificate");
-  auto key_pem = pem_of_key(key.get());
-  auto cert_pem = pem_of_cert(c);
-  if (!key_pem)
-    return key_pem.error();
-  if (!cert_pem)
-    return cert_pem.error();
-  if (auto r = write_file(key_path, *key_pem, 0600); !r)
-    return r;
-  return write_file(cert_path, *cert_pem, 0644);
+  return write_pair(key.get(), c, key_path, cert_path);
 }
 
 expected<CertIdentity> identity_of(const std::string& cert_pem) {

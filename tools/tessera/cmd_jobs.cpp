@@ -154,22 +154,6 @@ int kill_run(const IdOptions& o) {
 
 // -- list and show -------------------------------------------------------------------
 
-void table(const std::vector<std::vector<std::string>>& rows) {
-  std::vector<size_t> width;
-  for (auto& r : rows)
-    for (size_t c = 0; c < r.size(); ++c) {
-      if (width.size() <= c)
-        width.push_back(0);
-      width[c] = std::max(width[c], r[c].size());
-    }
-  for (auto& r : rows) {
-    std::string line;
-    for (size_t c = 0; c < r.size(); ++c)
-      line += c + 1 == r.size() ? r[c] : r[c] + std::string(width[c] - r[c].size() + 2, ' ');
-    std::printf("%s\n", line.c_str());
-  }
-}
-
 int list_jobs(const JobsOptions& o) {
   JobsClient client(o);
   auto r = client.call("GET", "/v1/jobs?embed=schedules&embed=activeRuns&embed=historySummary");
@@ -177,8 +161,7 @@ int list_jobs(const JobsOptions& o) {
     return failed(what(r.error()));
   if (o.as_json)
     return print_json(*r);
-  std::vector<std::vector<std::string>> rows{
-      {"ID", "SCHEDULE", "NEXT RUN", "ACTIVE", "SUCCESS", "FAILED", "LAST", "COMMAND"}};
+  std::vector<std::vector<std::string>> rows;
   for (auto& j : *r) {
     std::vector<std::string> crons;
     std::optional<double> next;
@@ -204,7 +187,8 @@ int list_jobs(const JobsOptions& o) {
                     std::to_string(list(j, "activeRuns").size()), count(h, "successCount"),
                     count(h, "failureCount"), last, cmd});
   }
-  table(rows);
+  print_table({"ID", "SCHEDULE", "NEXT RUN", "ACTIVE", "SUCCESS", "FAILED", "LAST", "COMMAND"},
+              rows);
   return 0;
 }
 
@@ -365,13 +349,13 @@ int list_schedules(const ScheduleOptions& o) {
     return failed(what(r.error()));
   if (o.as_json)
     return print_json(*r);
-  std::vector<std::vector<std::string>> rows{
-      {"ID", "CRON", "TIMEZONE", "POLICY", "DEADLINE", "ENABLED", "NEXT RUN", "MISSED"}};
+  std::vector<std::vector<std::string>> rows;
   for (auto& s : *r)
     rows.push_back({text(s, "id"), text(s, "cron"), text(s, "timezone"),
                     text(s, "concurrencyPolicy"), text(s, "startingDeadlineSeconds") + " s",
                     text(s, "enabled"), when(field(s, "nextRunAt")), count(s, "missedRuns")});
-  table(rows);
+  print_table({"ID", "CRON", "TIMEZONE", "POLICY", "DEADLINE", "ENABLED", "NEXT RUN", "MISSED"},
+              rows);
   return 0;
 }
 
