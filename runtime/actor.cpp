@@ -56,11 +56,13 @@ caf::behavior Actor::make_behavior() {
       node_->inflight().fetch_sub(1, std::memory_order_relaxed);
   };
   return {
-      [this, done](const Envelope& env) {
+      // Mutable: CAF hands over the message it holds alone (one from the
+      // network always), and delivery records the sender's principal in it.
+      [this, done](Envelope& env) {
         deliver(env);
         done(env.counted);
       },
-      [this, done](const EnvelopeBatch& batch) {
+      [this, done](EnvelopeBatch& batch) {
         on_batch(batch);
         done(batch.counted);
       },
@@ -193,12 +195,65 @@ TypeCounters& Actor::counters(uint64_t type_id) {
 
 // -- receiving ---------------------------------------------------------------
 
-void Actor::on_batch(const EnvelopeBatch& batch) {
+void Actor::on_batch(EnvelopeBatch& batch) {
   for (auto& env : batch.items)
     deliver(env);
 }
 
-void Actor::deliver(const Envelope& env) {
+// A secure node's sender binding (peers.hpp): an envelope from another node
+// must name a sender its connection's identity may speak for. Answers are
+// cached for the last sender, until a binding changes.
+bool Actor::admit(Envelope& env) {
+  auto& peers = node_->peers();
+  if (!peers.secure())
+    return true;
+  auto src = current_sender();
+  if (!src || src->node() == system().node()) {
+    env.principal = peers.own();  // the runtime itself filled the sender
+    return true;
+  }
+  auto generation = peers.generation();
+  if (admitted_.generation == generation && admitted_.node == src->node() &&
+      admitted_.sender == env.sender) {
+    env.principal = admitted_.principal;
+    return true;
+  }
+  auto admitted = peers.admit(src->node(), env.sender, node_->id());
+  if (!admitted) {
+    node_->stats().reject(Reject::forged_sender, env, address_, describe(admitted.error()));
+    return false;
+  }
+  admitted_ = Admitted{generation, src->node(), env.sender, *admitted};
+  env.principal = std::move(*admitted);
+  return true;
+}
+
+bool Actor::sender_in_role(std::initializer_list<std::string_view> roles, std::string* why) const {
+  if (!node_->secure())
+    return true;
+  const auto* who = current_principal_;
+  const auto& own = node_->peers().own();
+  if (who && own && same_principal(*who, *own))
+    return true;
+  for (auto role : roles)
+    if (who && who->role == role)
+      return true;
+  if (why) {
+    *why = (who ? who->to_string() : std::string("an unauthenticated sender")) + " is not a";
+    const char* sep = " ";
+    for (auto role : roles) {
+      *why += sep + std::string(role);
+      sep = " or ";
+    }
+    if (roles.size() == 0)
+      *why += " part of this node";
+  }
+  return false;
+}
+
+void Actor::deliver(Envelope& env) {
+  if (!admit(env))
+    return;
   if (env.filtered || node_->filters().empty()) {
     accept(env);
     return;
@@ -266,6 +321,12 @@ void Actor::accept(const Envelope& env) {
                    make_error(*bad, "reply from " + env.sender.to_string()));
     return;
   }
+  // Handlers ask sender_principal() who sent what they handle.
+  struct Current {
+    const PeerIdentity*& slot;
+    ~Current() { slot = nullptr; }
+  } current{current_principal_};
+  current_principal_ = env.principal.get();
   if (env.reply_to != 0) {
     accept_reply(env);
     return;
@@ -289,7 +350,9 @@ void Actor::redeliver(const Envelope& env) {
   auto it = handlers_.find(env.type_id);
   if (it == handlers_.end())
     return;
+  current_principal_ = env.principal.get();
   guarded(env, [&] { it->second(env); });
+  current_principal_ = nullptr;
 }
 
 void Actor::guarded(const Envelope& env, const std::function<void()>& fn) {
@@ -320,6 +383,8 @@ void Actor::accept_reply(const Envelope& env) {
 // Remembers the handle a remote sender's message came from, so replies travel
 // back over the same connection without a lookup.
 void Actor::learn_sender(const Envelope& env) {
+  // Over TLS a sender is learned only once admit() bound it to its
+  // connection; a reply to it then travels that connection.
   if (env.sender.empty() || node_->is_local(env.sender) || peers_.count(env.sender))
     return;
   if (peers_.size() >= learned_peers_max)

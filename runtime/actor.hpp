@@ -136,6 +136,17 @@ class Actor : public caf::event_based_actor {
 
   void stop() { quit(); }
 
+  // Who the sender of the message being handled proved to be
+  // (Envelope::principal): its certificate's identity, or this node's own for
+  // a sender in this process. Null on a plaintext node, and outside a handler.
+  const PeerIdentity* sender_principal() const { return current_principal_; }
+  // Whether the sender of the message being handled may act in one of roles
+  // ("master", "agent", "framework", "operator"): always on a plaintext node;
+  // on a secure node when it is this node itself or its certificate names
+  // one of roles. *why says why not.
+  bool sender_in_role(std::initializer_list<std::string_view> roles,
+                      std::string* why = nullptr) const;
+
   // Hands a message this actor held back (request.envelope() of a message
   // it could not serve yet) to its handler again, as if it arrived now.
   void redeliver(const Envelope& env);
@@ -172,8 +183,9 @@ class Actor : public caf::event_based_actor {
   void report_decode_failure(const Envelope& env, const char* what);
 
   // Receiving.
-  void on_batch(const EnvelopeBatch& batch);
-  void deliver(const Envelope& env);
+  void on_batch(EnvelopeBatch& batch);
+  void deliver(Envelope& env);
+  bool admit(Envelope& env);
   void accept(const Envelope& env);
   void accept_reply(const Envelope& env);
   void guarded(const Envelope& env, const std::function<void()>& fn);
@@ -233,6 +245,15 @@ class Actor : public caf::event_based_actor {
   std::unordered_map<uint64_t, std::shared_ptr<std::function<void()>>> blocking_;
   std::unordered_map<uint64_t, std::shared_ptr<Inbox>> inboxes_;
   uint64_t next_blocking_ = 1;
+  const PeerIdentity* current_principal_ = nullptr;  // during a handler
+  // The last sender admit() let in, and who it proved to be.
+  struct Admitted {
+    uint64_t generation = 0;
+    caf::node_id node;
+    Address sender;
+    PrincipalPtr principal;
+  };
+  Admitted admitted_;
 };
 
 // ---------------------------------------------------------------------------

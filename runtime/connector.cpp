@@ -105,6 +105,7 @@ struct ConnectorState {
   std::map<Endpoint, Attempt> pending;
   uint64_t next_attempt = 1;
   std::shared_ptr<TransportGuard> guard;  // of the connections it dials
+  std::shared_ptr<PeerTable> peers;       // learns who listens where
   static inline const char* name = "tessera.connector";
 };
 
@@ -132,14 +133,24 @@ void start_attempt(Self* self, const Endpoint& key, caf::response_promise rp,
     return;
   }
   auto& system = self->system();
-  auto scribe = new_connection_scribe(system, *fd, self->state.guard);
+  auto made = new_connection_scribe(system, *fd, self->state.guard, key.first);
+  if (!made) {
+    rp.deliver(make_error(Errc::connect_failed, text(key) + ": " + describe(made.error())));
+    return;
+  }
+  auto scribe = std::move(*made);
   auto id = self->state.next_attempt++;
   self->state.pending.emplace(key, Attempt{id, scribe, {std::move(rp)}});
   auto basp = system.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
   self->request(basp, caf::infinite, caf::connect_atom::value, std::move(scribe), key.second)
       .then(
-          [self, key, id](caf::node_id& nid, caf::strong_actor_ptr& router,
-                          std::set<std::string>& sigs) {
+          [self, key, id, scribe](caf::node_id& nid, caf::strong_actor_ptr& router,
+                                  std::set<std::string>& sigs) {
+            // Whoever listens at the address dialled proved who it is: the
+            // address is that identity's (PeerTable, sender binding).
+            if (auto identity = connection_identity(scribe); identity && self->state.peers)
+              self->state.peers->bind_address_verified(Address{"", key.first, key.second}.node_id(),
+                                                       identity);
             if (nid && router) {
               self->monitor(router);
               self->state.cached.emplace(key, Handshake{nid, router, sigs});
@@ -158,8 +169,9 @@ void start_attempt(Self* self, const Endpoint& key, caf::response_promise rp,
 }
 
 caf::behavior connector(Self* self, std::chrono::milliseconds timeout,
-                        std::shared_ptr<TransportGuard> guard) {
+                        std::shared_ptr<TransportGuard> guard, std::shared_ptr<PeerTable> peers) {
   self->state.guard = std::move(guard);
+  self->state.peers = std::move(peers);
   self->set_down_handler([self](caf::down_msg& down) {
     auto& cached = self->state.cached;
     for (auto it = cached.begin(); it != cached.end();)
@@ -201,8 +213,10 @@ caf::behavior connector(Self* self, std::chrono::milliseconds timeout,
 }  // namespace
 
 caf::actor spawn_connector(caf::actor_system& system, std::chrono::milliseconds handshake_timeout,
-                           std::shared_ptr<TransportGuard> guard) {
-  return system.spawn<caf::detached + caf::hidden>(connector, handshake_timeout, std::move(guard));
+                           std::shared_ptr<TransportGuard> guard,
+                           std::shared_ptr<PeerTable> peers) {
+  return system.spawn<caf::detached + caf::hidden>(connector, handshake_timeout, std::move(guard),
+                                                   std::move(peers));
 }
 
 }  // namespace tessera

@@ -35,10 +35,12 @@
 namespace tessera {
 
 class TransportGuard;
+class PeerTable;
 
-// guard: the node's listener's (frame limit, idle timeout), for the
-// connections it dials too; null: none.
+// guard: the node's listener's (frame limit, idle timeout, TLS), for the
+// connections it dials too; null: none. peers: where it records who
+// listens at each address it dialled (a secure node's sender binding).
 caf::actor spawn_connector(caf::actor_system& system, std::chrono::milliseconds handshake_timeout,
-                           std::shared_ptr<TransportGuard> guard);
+                           std::shared_ptr<TransportGuard> guard, std::shared_ptr<PeerTable> peers);
 
 }  // namespace tessera

@@ -19,6 +19,8 @@
 
 namespace tessera {
 
+struct PeerIdentity;
+
 // Payloads above this are never materialised when read off the network; the
 // per-node limit (NodeConfig::message_bytes_max) is checked again at delivery.
 inline constexpr size_t wire_payload_bytes_max = size_t{1} << 30;
@@ -69,6 +71,10 @@ struct Envelope {
   // Local bookkeeping, never on the wire.
   bool counted = false;   // included in the node's in-flight count (settle)
   bool filtered = false;  // already passed the receiver's filters
+  // Who the sender proved to be, set on delivery by a secure node (the
+  // peer's certificate, or this node's own for a local sender); null on a
+  // plaintext node. See peers.hpp.
+  std::shared_ptr<const PeerIdentity> principal = nullptr;
 };
 
 template <class Inspector>

@@ -45,6 +45,10 @@ const char* to_string(Errc code) {
       return "overloaded";
     case Errc::conflict:
       return "conflict";
+    case Errc::unauthenticated:
+      return "unauthenticated";
+    case Errc::forbidden:
+      return "forbidden";
   }
   return "unknown";
 }

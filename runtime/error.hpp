@@ -31,6 +31,8 @@ enum class Errc : uint8_t {
   stopped,           // the component is shutting down
   overloaded,        // a bounded queue is full: nothing was queued; try again later
   conflict,          // a compare-and-set lost: another writer moved the state first
+  unauthenticated,   // the sender did not prove who it claims to be
+  forbidden,         // the sender proved who it is and may not do this
 };
 
 const char* to_string(Errc code);

@@ -47,6 +47,9 @@ class Received {
   typename T::Reader body() const { return body_; }
   const Address& sender() const { return env_.sender; }
   const Envelope& envelope() const { return env_; }
+  // Who the sender proved to be (Envelope::principal); null on a plaintext
+  // node.
+  const PeerIdentity* principal() const { return env_.principal.get(); }
 
  private:
   const Envelope& env_;

@@ -59,7 +59,7 @@ caf::behavior sweeper_behavior(caf::event_based_actor* self, GuardedListener lis
 
 TransportLimits limits_of(const NodeConfig& c) {
   return TransportLimits{c.frame_bytes_max(), c.connections_max, c.connection_idle_timeout_ms,
-                         c.write_buffer_frames_max * c.frame_bytes_max()};
+                         c.write_buffer_frames_max * c.frame_bytes_max(), c.resolve_timeout_ms};
 }
 
 }  // namespace
@@ -133,12 +133,20 @@ void configure_actor_system(caf::actor_system_config& cfg, const NodeConfig& con
 }
 
 expected<std::unique_ptr<Node>> Node::start(NodeConfig config) {
+  std::shared_ptr<const TlsContext> tls;
+  if (config.tls.enabled()) {
+    auto loaded = TlsContext::load(config.tls);
+    if (!loaded)
+      return loaded.error();
+    tls = std::move(*loaded);
+  }
   auto cfg = std::make_unique<caf::actor_system_config>();
   configure_actor_system(*cfg, config);
   cfg->load<caf::io::middleman>();
   auto system = std::make_unique<caf::actor_system>(*cfg);
   std::unique_ptr<Node> node(new Node(std::move(config), std::move(system), nullptr, nullptr));
   node->system_config_ = std::move(cfg);
+  node->peers_ = std::make_shared<PeerTable>(std::move(tls));
   if (auto ok = node->listen(); !ok)
     return ok.error();
   return node;
@@ -150,7 +158,8 @@ Node::Node(NodeConfig config, std::unique_ptr<caf::actor_system> system, Simulat
       owned_system_(std::move(system)),
       system_(owned_system_ ? owned_system_.get() : shared_system),
       sim_(sim),
-      clock_(config_.clock ? config_.clock : Clock::make_real()) {
+      clock_(config_.clock ? config_.clock : Clock::make_real()),
+      peers_(std::make_shared<PeerTable>(nullptr)) {
   host_ = config_.advertise_host.empty() ? config_.host : config_.advertise_host;
   port_ = config_.advertise_port != 0 ? config_.advertise_port : config_.port;
   bound_port_ = config_.port;
@@ -171,18 +180,24 @@ expected<void> Node::listen() {
   router_ = system_->spawn(router_behavior, this);
   if (!sim_) {
     auto listener =
-        listen_guarded(*system_, router_, config_.host, config_.port, limits_of(config_));
+        listen_guarded(*system_, router_, config_.host, config_.port, limits_of(config_), peers_);
     if (!listener) {
       caf::anon_send_exit(router_, caf::exit_reason::user_shutdown);
       return listener.error();
     }
     listener_ = std::move(*listener);
     bound_port_ = listener_.port;
-    auto idle = config_.connection_idle_timeout_ms;
-    if (idle.count() > 0)
+    // The sweep closes idle connections and, over TLS, handshakes that do
+    // not end within the resolve timeout.
+    auto period = std::chrono::milliseconds::max();
+    if (auto idle = config_.connection_idle_timeout_ms; idle.count() > 0)
+      period = idle / 4;
+    if (secure() && config_.resolve_timeout_ms.count() > 0)
+      period = std::min(period, config_.resolve_timeout_ms / 2);
+    if (period != std::chrono::milliseconds::max())
       sweeper_ = system_->spawn(sweeper_behavior, listener_,
-                                std::max(idle / 4, std::chrono::milliseconds(10)));
-    connector_ = spawn_connector(*system_, config_.resolve_timeout_ms, listener_.guard);
+                                std::max(period, std::chrono::milliseconds(10)));
+    connector_ = spawn_connector(*system_, config_.resolve_timeout_ms, listener_.guard, peers_);
   }
   advertise();
   if (auto relay = spawn<Relay>(relay_name); !relay)
@@ -290,6 +305,14 @@ void Node::send(const Address& to, const Outgoing& msg) {
 }
 
 void Node::send_envelope(Envelope env) {
+  // The runtime fills a sender in this process: an envelope may name no
+  // sender or one of this node's actors, never another node's.
+  if (!env.sender.empty() && !is_local(env.sender)) {
+    stats_.reject(Reject::forged_sender, env, env.receiver,
+                  "sent from this node as another node's");
+    return;
+  }
+  env.principal = nullptr;
   bool local = is_local(env.receiver);
   auto target = lookup_local(local ? env.receiver.name : relay_name);
   if (!target) {

@@ -61,6 +61,9 @@ struct NodeConfig {
   // throughput (../shared/TOOLCHAIN.md).
   bool low_latency = true;
   std::shared_ptr<Clock> clock;  // null: a new real clock
+  // Mutual TLS on every connection (tls.hpp, peers.hpp); empty: plaintext.
+  // A simulation ignores it.
+  TlsConfig tls;
 
   // -- the transport's guards (transport.hpp) --------------------------------
   // A peer may announce a frame of at most message_bytes_max plus this (the
@@ -125,6 +128,8 @@ class Node {
   // Sends from outside any actor (tests, command-line tools).
   void send(const Address& to, const Outgoing& msg);
   // Hands an envelope to a local actor or, for another node, to the network.
+  // Its sender must be empty or one of this node's addresses: anything else
+  // is refused and counted (Reject::forged_sender), never sent.
   void send_envelope(Envelope env);
 
   Clock& clock() { return *clock_; }
@@ -133,6 +138,11 @@ class Node {
   // The listening side's counters (refused frames and connections, idle
   // closes); all zero in a simulation.
   const TransportCounters& transport_counters() const;
+  // Who is behind each remote node (peers.hpp); plaintext (secure() false)
+  // without TLS and in a simulation.
+  PeerTable& peers() { return *peers_; }
+  const PeerTable& peers() const { return *peers_; }
+  bool secure() const { return peers_->secure(); }
   ProcessLauncher& launcher();
   // Threads for blocking work (Actor::blocking); started on first use.
   BlockingPool& blocking_pool();
@@ -178,6 +188,7 @@ class Node {
   Stats stats_;
   std::atomic<int64_t> inflight_{0};
   caf::actor router_;
+  std::shared_ptr<PeerTable> peers_;
   GuardedListener listener_;
   caf::actor sweeper_;    // closes idle inbound connections periodically
   caf::actor connector_;  // opens connections to other nodes, bounded in time

@@ -25,6 +25,8 @@ const char* to_string(Reject r) {
       return "undeliverable";
     case Reject::handler_error:
       return "handler_error";
+    case Reject::forged_sender:
+      return "forged_sender";
     case Reject::count_:
       break;
   }

@@ -32,6 +32,7 @@ enum class Reject : uint8_t {
   unknown_receiver,  // no actor of that name on this node
   undeliverable,     // the target node could not be reached
   handler_error,     // the handler threw
+  forged_sender,     // a sender address its connection did not prove (peers.hpp)
   count_
 };
 const char* to_string(Reject r);

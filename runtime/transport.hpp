@@ -17,8 +17,14 @@
 //   - an inbound connection that has received nothing for idle_timeout is
 //     closed and counted. Live peers are never idle: nodes send CAF's BASP
 //     heartbeats (NodeConfig::heartbeat_interval_ms) on every connection.
-// Outbound connections (dialled by the node's connector, connector.hpp) are
-// not guarded.
+// Outbound connections (dialled by the node's connector, connector.hpp)
+// share the frame limit and the idle clock.
+//
+// On a node with TLS (NodeConfig::tls) every connection, inbound or
+// outbound, speaks mutual TLS 1.3 (tls.hpp): nothing is written before the
+// handshake ends, a handshake not done within handshake_timeout is closed,
+// and the BASP messages read are watched so that the node a peer names is
+// bound to the identity its certificate proved (peers.hpp).
 //
 // Every connection, inbound or outbound, has a handle unique for the life of
 // the process, not CAF's fd number: the BASP broker cleans up a closed
@@ -29,6 +35,7 @@
 // runs on the multiplexer thread.
 
 #include "runtime/error.hpp"
+#include "runtime/peers.hpp"
 
 #include <caf/actor.hpp>
 #include <caf/actor_system.hpp>
@@ -49,6 +56,9 @@ struct TransportLimits {
   // Bytes queued towards one peer behind the write in progress; a peer that
   // stops reading has its connection closed beyond this. 0: unbounded.
   size_t write_buffer_bytes_max = 0;
+  // A TLS connection whose handshake has not ended this long after it
+  // opened is closed (checked by the idle sweep). 0: never.
+  std::chrono::milliseconds handshake_timeout{0};
 };
 
 struct TransportCounters {
@@ -79,8 +89,15 @@ struct GuardedListener {
 // broker (it takes ownership of fd), under a unique handle and, with a
 // guard (a listener's), its frame limit and idle timeout; it is not counted
 // against connections_max.
-caf::io::scribe_ptr new_connection_scribe(caf::actor_system& system, int fd,
-                                          const std::shared_ptr<TransportGuard>& guard);
+// On a secure node (guard->peers) the connection speaks TLS and the peer's
+// certificate must name host.
+expected<caf::io::scribe_ptr> new_connection_scribe(caf::actor_system& system, int fd,
+                                                    const std::shared_ptr<TransportGuard>& guard,
+                                                    const std::string& host);
+
+// Who the peer of a connection made by new_connection_scribe proved to be
+// (after its handshake); null on a plaintext connection.
+PrincipalPtr connection_identity(const caf::io::scribe_ptr& scribe);
 
 // Closes a connection made by new_connection_scribe as a failure would, on
 // the multiplexer thread; nothing if it has closed already.
@@ -88,6 +105,7 @@ void abandon_connection(caf::actor_system& system, caf::io::scribe_ptr scribe);
 
 expected<GuardedListener> listen_guarded(caf::actor_system& system, const caf::actor& router,
                                          const std::string& host, uint16_t port,
-                                         const TransportLimits& limits);
+                                         const TransportLimits& limits,
+                                         std::shared_ptr<PeerTable> peers);
 
 }  // namespace tessera

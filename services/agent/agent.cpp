@@ -237,6 +237,13 @@ void Agent::on_peer_lost(const Address& peer, const caf::error& why) {
 }
 
 bool Agent::from_master(const Address& sender, const char* what) {
+  // Over TLS, the master is whom the CA signed as a master: an address alone
+  // proves nothing.
+  if (std::string why; !sender_in_role({"master"}, &why)) {
+    refuse(metrics_.refused_not_master,
+           std::string(what) + " from " + sender.to_string() + ": " + why);
+    return false;
+  }
   if (sender == master_)
     return true;
   refuse(metrics_.refused_not_master, std::string(what) + " from " +

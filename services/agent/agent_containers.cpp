@@ -180,6 +180,13 @@ void Agent::on_container_usage(const std::map<std::string, ContainerStats>& usag
 // Usage is read on the blocking pool's usage lane (posix scans all of
 // /proc) and the reply sent when it is back; a full lane is an error reply.
 void Agent::on_get_usage(const Received<wire::GetContainerUsage>& m) {
+  if (std::string why; !sender_in_role({"master", "operator"}, &why)) {
+    refuse(metrics_.refused_not_master,
+           "container usage asked by " + m.sender().to_string() + ": " + why);
+    reply(m, build<wire::ContainerUsage>(
+                 [&](wire::ContainerUsage::Builder b) { b.setError("forbidden: " + why); }));
+    return;
+  }
   auto fid = str(m.body().getFrameworkId());
   auto eid = str(m.body().getExecutorId());
   struct Row {

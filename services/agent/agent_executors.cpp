@@ -426,6 +426,11 @@ expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
   spec.env.insert(spec.env.end(), placement.env.begin(), placement.env.end());
   if (config_.pid_namespace)
     spec.env.push_back("TESSERA_PID_NAMESPACE=1");
+  // The executor's node speaks to this one as this node speaks: mutual TLS
+  // with this agent's certificate (root may read its key; the tasks, run as
+  // their users, may not), or plaintext.
+  for (auto& entry : tls_environment(node().config().tls))
+    spec.env.push_back(std::move(entry));
   spec.cgroups = placement.cgroups;  // the executor, and so everything it starts
   spec.working_dir = e.sandbox.string();
   spec.stdout_path = (e.sandbox / "executor.stdout").string();
@@ -453,6 +458,12 @@ void Agent::install_executor_handlers() {
 }
 
 void Agent::on_executor_call(const Received<wire::ExecutorCall>& m) {
+  // Executors speak with this agent's own certificate (tls_environment).
+  if (std::string why; !sender_in_role({}, &why)) {
+    refuse(metrics_.refused_executor_calls,
+           "executor call from " + m.sender().to_string() + ": " + why);
+    return;
+  }
   auto call = m.body();
   Key key{str(call.getFrameworkId()), str(call.getExecutorId())};
   auto it = executors_.find(key);

@@ -159,6 +159,21 @@ void Agent::on_read_sandbox(const Received<wire::ReadSandboxFile>& m) {
   auto answer_error = [&](const std::string& text) {
     reply(m, build<wire::SandboxFile>([&](wire::SandboxFile::Builder b) { b.setError(text); }));
   };
+  // Over TLS: the master and operators read any sandbox, a framework only
+  // its own tasks' (by the principal its certificate and FrameworkInfo name).
+  if (std::string why; !sender_in_role({"master", "operator"}, &why)) {
+    const auto* who = sender_principal();
+    auto fw = frameworks_.find(key.first);
+    bool own = who && who->role == "framework" && fw != frameworks_.end() &&
+               str(fw->second.get().getPrincipal()) == who->name;
+    if (!own) {
+      refuse(metrics_.refused_not_master, "sandbox read of framework '" + key.first + "' from " +
+                                              m.sender().to_string() + ": " + why +
+                                              ", nor the framework's own principal");
+      answer_error("forbidden: " + why + ", nor framework '" + key.first + "''s principal");
+      return;
+    }
+  }
   const auto* dir = sandbox_of(key);
   if (!dir) {
     refuse(metrics_.unknown_tasks, "sandbox read of unknown task '" + key.second + "'");

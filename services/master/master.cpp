@@ -31,40 +31,57 @@ Master::Master(caf::actor_config& cfg, ActorInit init, MasterConfig config)
       ++counters_.messages_before_recovery;
     return false;
   };
-  on<wire::RegisterAgent>([this, ready](const auto& m) {
-    if (ready(m))
+  // Over TLS each kind of message comes only from the role the CA signed for
+  // it (or from this node itself): agents' messages from agents, calls from
+  // frameworks, the operator's from operators.
+  auto from = [this](std::initializer_list<std::string_view> roles, const auto& m) {
+    std::string why;
+    if (sender_in_role(roles, &why))
+      return true;
+    ++counters_.refused_principals;
+    log().warn("master: refused a message from {}: {}", m.sender().to_string(), why);
+    return false;
+  };
+  on<wire::RegisterAgent>([this, ready, from](const auto& m) {
+    if (from({"agent"}, m) && ready(m))
       on_register_agent(m);
   });
-  on<wire::ReregisterAgent>([this, ready](const auto& m) {
-    if (ready(m))
+  on<wire::ReregisterAgent>([this, ready, from](const auto& m) {
+    if (from({"agent"}, m) && ready(m))
       on_reregister_agent(m.sender(), m.body());
   });
-  on<wire::StatusUpdate>([this, ready](const auto& m) {
-    if (ready(m))
+  on<wire::StatusUpdate>([this, ready, from](const auto& m) {
+    if (from({"agent"}, m) && ready(m))
       on_status_update(m);
   });
-  on<wire::ExitedExecutor>([this, ready](const auto& m) {
-    if (ready(m))
+  on<wire::ExitedExecutor>([this, ready, from](const auto& m) {
+    if (from({"agent"}, m) && ready(m))
       on_exited_executor(m);
   });
-  on<wire::ExecutorToFramework>([this, ready](const auto& m) {
-    if (ready(m))
+  on<wire::ExecutorToFramework>([this, ready, from](const auto& m) {
+    if (from({"agent"}, m) && ready(m))
       on_executor_message(m);
   });
-  on<wire::SchedulerCall>([this, ready](const auto& m) {
-    if (ready(m))
+  on<wire::SchedulerCall>([this, ready, from](const auto& m) {
+    if (from({"framework"}, m) && ready(m))
       on_call(m);
   });
-  on<wire::OperatorCall>([this, ready](const auto& m) {
-    if (ready(m))
+  on<wire::OperatorCall>([this, ready, from](const auto& m) {
+    if (from({"operator"}, m) && ready(m))
       on_operator_call(m);
   });
-  on<wire::SubscribeMasterEvents>([this, ready](const auto& m) {
-    if (ready(m))
+  on<wire::SubscribeMasterEvents>([this, ready, from](const auto& m) {
+    if (from({"operator"}, m) && ready(m))
       on_subscribe_events(m);
   });
-  on<wire::MasterMetricsRequest>([this](const auto& m) { on_metrics_request(m); });
-  on<wire::AllocatorOffers>([this](const auto& m) { on_grants(m); });
+  on<wire::MasterMetricsRequest>([this, from](const auto& m) {
+    if (from({"operator"}, m))
+      on_metrics_request(m);
+  });
+  on<wire::AllocatorOffers>([this, from](const auto& m) {
+    if (from({}, m))
+      on_grants(m);
+  });
   on_lost([this](const Address& who, const caf::error&) {
     event_subscribers_.erase(who);
     if (auto a = agent_at_.find(who); a != agent_at_.end())

@@ -147,7 +147,8 @@ struct MasterCounters {
   uint64_t tasks_launched = 0;
   uint64_t tasks_invalid = 0;
   uint64_t status_updates = 0;
-  uint64_t invalid_calls = 0;  // calls refused: unknown framework, wrong sender, ...
+  uint64_t invalid_calls = 0;       // calls refused: unknown framework, wrong sender, ...
+  uint64_t refused_principals = 0;  // messages from a certificate of the wrong role
   uint64_t agents_duplicate_registrations = 0;   // retries answered with the same id
   uint64_t agents_stale_registrations = 0;       // older episodes or retired boots, ignored
   uint64_t frameworks_duplicate_subscribes = 0;  // retried first subscribes, same id
@@ -419,7 +420,8 @@ class Master : public Actor {
 
   // -- frameworks (scheduler_calls.cpp) -------------------------------------
   void on_call(const Received<wire::SchedulerCall>& m);
-  void subscribe(const Address& from, wire::SchedulerCall::Subscribe::Reader s);
+  void subscribe(const Address& from, const PeerIdentity* who,
+                 wire::SchedulerCall::Subscribe::Reader s);
   // The part of a subscribe that acts, once the registry has the framework.
   void admit_framework(const Address& from, wire::SchedulerCall::Subscribe::Reader s,
                        FrameworkId fid);

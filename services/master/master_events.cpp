@@ -347,6 +347,13 @@ void Master::on_metrics_request(const Received<wire::MasterMetricsRequest>& m) {
       {"status_updates_refused_total", double(c.status_updates_refused)},
       {"status_updates_absorbed_total", double(c.status_updates_absorbed)},
       {"invalid_calls_total", double(c.invalid_calls)},
+      {"refused_principals_total", double(c.refused_principals)},
+      // The node's transport security (runtime/peers.hpp).
+      {"tls_established_total", double(node().peers().counters().tls_established.load())},
+      {"tls_refused_total", double(node().peers().counters().tls_refused.load())},
+      {"forged_senders_total", double(node().peers().counters().forged_senders.load())},
+      {"forged_sources_total", double(node().peers().counters().forged_sources.load())},
+      {"nodes_refused_total", double(node().peers().counters().nodes_refused.load())},
       {"registry_commits_total", double(c.registry_commits)},
       {"registry_changes_total", double(c.registry_changes)},
       {"messages_before_recovery_total", double(c.messages_before_recovery)},

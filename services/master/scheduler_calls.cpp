@@ -28,7 +28,7 @@ void Master::refuse_call(const Address& from, const std::string& why) {
 void Master::on_call(const Received<wire::SchedulerCall>& m) {
   auto call = m.body();
   if (call.isSubscribe())
-    return subscribe(m.sender(), call.getSubscribe());
+    return subscribe(m.sender(), sender_principal(), call.getSubscribe());
   auto fid = str(call.getFrameworkId());
   if (frameworks_removing_.count(fid))
     return;  // being removed: nothing it asks is done any more
@@ -36,6 +36,12 @@ void Master::on_call(const Received<wire::SchedulerCall>& m) {
   if (!fw || !fw->connected || fw->address != m.sender())
     return refuse_call(m.sender(),
                        "framework '" + fid + "' is not subscribed from " + m.sender().to_string());
+  // Over TLS a framework acts only on its own id: the one its certificate's
+  // principal subscribed.
+  if (const auto* who = sender_principal();
+      who && who->role == "framework" && who->name != fw->principal)
+    return refuse_call(m.sender(), who->to_string() + " may not act for framework '" + fid +
+                                       "' of principal '" + fw->principal + "'");
   switch (call.which()) {
     case wire::SchedulerCall::TEARDOWN:
       return remove_framework(fid, "torn down by the framework");
@@ -79,8 +85,19 @@ void Master::on_call(const Received<wire::SchedulerCall>& m) {
   }
 }
 
-void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Reader s) {
+void Master::subscribe(const Address& from, const PeerIdentity* who,
+                       wire::SchedulerCall::Subscribe::Reader s) {
   auto info = s.getFrameworkInfo();
+  // Over TLS a framework's principal is its certificate's: a FrameworkInfo
+  // naming another is refused, one naming none takes it. (A framework in this
+  // master's own process names its own.)
+  std::string principal = str(info.getPrincipal());
+  if (who && who->role == "framework") {
+    if (!principal.empty() && principal != who->name)
+      return refuse_call(from, "FrameworkInfo.principal '" + principal +
+                                   "' is not the certificate's '" + who->name + "'");
+    principal = who->name;
+  }
   auto fid = str(info.getFrameworkId());
   std::vector<std::string> roles;
   for (auto r : info.getRoles())
@@ -126,6 +143,9 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
   // framework's allocations; a later issue.)
   if (!fresh && fw->roles != roles)
     return refuse_call(from, "a framework cannot change its roles on resubscribe yet");
+  if (!fresh && who && who->role == "framework" && fw->principal != principal)
+    return refuse_call(from, "framework " + fid + " belongs to principal '" + fw->principal +
+                                 "', not '" + principal + "'");
   if (fresh && frameworks_.size() >= config_.frameworks_max)
     return refuse_call(from, "too many frameworks");
   if (fid.empty())
@@ -135,7 +155,7 @@ void Master::subscribe(const Address& from, wire::SchedulerCall::Subscribe::Read
   record.id = fid;
   record.name = str(info.getName());
   record.user = str(info.getUser());
-  record.principal = str(info.getPrincipal());
+  record.principal = principal;
   record.roles = roles;
   record.failover_timeout_ns = info.getFailoverTimeoutNs();
   for (auto c : info.getCapabilities())
@@ -206,7 +226,9 @@ void Master::admit_framework(const Address& from, wire::SchedulerCall::Subscribe
   bool in_allocator = !fresh;  // known frameworks are already in the allocator
   fw->name = str(info.getName());
   fw->user = str(info.getUser());
-  fw->principal = str(info.getPrincipal());
+  auto record = framework_records_.find(fid);
+  fw->principal =
+      record != framework_records_.end() ? record->second.principal : str(info.getPrincipal());
   fw->roles = roles;
   fw->failover_timeout = Duration(info.getFailoverTimeoutNs());
   fw->capabilities.clear();

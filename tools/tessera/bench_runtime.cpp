@@ -2,6 +2,7 @@
 
 #include "runtime/actor.hpp"
 #include "runtime/process_launcher.hpp"
+#include "services/security/certs.hpp"
 #include "tools/tessera/bench_report.hpp"
 
 #include <capnp/testing.capnp.h>
@@ -317,9 +318,13 @@ Figures measure_caf(Node& node, const Targets& t, uint64_t messages, uint64_t tr
 // The peer process for cross-process figures, started and stopped by pid.
 class Peer {
  public:
-  explicit Peer(const std::string& self_path) {
+  Peer(const std::string& self_path, const std::string& tls_dir) {
     ProcessSpec spec;
     spec.argv = {self_path, "bench-peer"};
+    if (!tls_dir.empty()) {
+      spec.argv.push_back("--tls-dir");
+      spec.argv.push_back(tls_dir);
+    }
     spec.stdout_path = out_path_;
     auto pid = launcher_.spawn(spec, [this](const ProcessExit&) { exited_ = true; });
     if (!pid)
@@ -356,6 +361,58 @@ void put(Row& row, const std::string& prefix, const Figures& f) {
   row[prefix + "rtt_p99_us"] = f.rtt.p99_us;
 }
 
+// A throwaway CA with a certificate for the measuring node and one for the
+// peer, removed afterwards.
+class BenchPki {
+ public:
+  BenchPki() {
+    char tmpl[] = "/tmp/tessera-bench-tls-XXXXXX";
+    if (!::mkdtemp(tmpl))
+      throw std::runtime_error("cannot make a directory for the bench's certificates");
+    dir_ = tmpl;
+    auto fail = [](const caf::error& e) { throw std::runtime_error(describe(e)); };
+    if (auto ok = security::init_ca(dir_); !ok)
+      fail(ok.error());
+    for (const char* name : {"bench", "peer"}) {
+      security::IssueOptions o;
+      o.name = name;
+      o.role = security::CertRole::agent;
+      if (auto ok = security::issue(dir_, o); !ok)
+        fail(ok.error());
+    }
+  }
+  ~BenchPki() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  const std::filesystem::path& dir() const { return dir_; }
+
+ private:
+  std::filesystem::path dir_;
+};
+
+TlsConfig tls_of(const std::filesystem::path& dir, const std::string& name) {
+  return TlsConfig{(dir / (name + ".crt")).string(), (dir / (name + ".key")).string(),
+                   (dir / "ca.crt").string()};
+}
+
+// Tessera's cross-process figures between two nodes that speak mutual TLS.
+Figures measure_tls(const RuntimeBenchOptions& o, const std::string& tag) {
+  BenchPki pki;
+  NodeConfig config;
+  config.tls = tls_of(pki.dir(), "bench");
+  auto started = Node::start(config);
+  if (!started)
+    throw std::runtime_error(describe(started.error()));
+  auto& node = **started;
+  Peer peer(o.self_path, pki.dir().string());
+  Targets remote{Address{"bench.sink", "127.0.0.1", peer.tessera_port_},
+                 Address{"bench.echo", "127.0.0.1", peer.tessera_port_},
+                 {},
+                 {}};
+  return measure_tessera(node, remote, o.messages / 2, o.round_trips, tag);
+}
+
 Row run_once(const RuntimeBenchOptions& o, int run) {
   auto started = Node::start();
   if (!started)
@@ -374,7 +431,7 @@ Row run_once(const RuntimeBenchOptions& o, int run) {
     put(row, "caf_inproc_", c);
     caf::anon_send_exit(server, caf::exit_reason::user_shutdown);
   }
-  Peer peer(o.self_path);
+  Peer peer(o.self_path, {});
   auto caf_sink_h = node.system().middleman().remote_actor("127.0.0.1", peer.caf_port_);
   if (!caf_sink_h)
     throw std::runtime_error("cannot reach bench peer: " + caf::to_string(caf_sink_h.error()));
@@ -385,6 +442,8 @@ Row run_once(const RuntimeBenchOptions& o, int run) {
   auto c = measure_caf(node, remote, o.messages / 2, o.round_trips);
   put(row, "xproc_", t);
   put(row, "caf_xproc_", c);
+  if (o.tls)
+    put(row, "tls_xproc_", measure_tls(o, "t" + tag));
   return row;
 }
 
@@ -404,6 +463,16 @@ void print_table(const Row& m, const RuntimeBenchOptions& o) {
   line("cross-process one-way", "xproc_oneway_msgs_per_s", "msgs/s");
   line("cross-process RTT p50", "xproc_rtt_p50_us", "us");
   line("cross-process RTT p99", "xproc_rtt_p99_us", "us");
+  if (!o.tls)
+    return;
+  // TLS has no plain-CAF column: its peer is Tessera's plaintext transport.
+  auto tls_line = [&](const char* what, const std::string& key, const char* unit) {
+    std::printf("%-28s %14.1f %14s  %s  (%.2fx plaintext)\n", what, m.at("tls_" + key), "", unit,
+                m.at("tls_" + key) / m.at(key));
+  };
+  tls_line("cross-process TLS one-way", "xproc_oneway_msgs_per_s", "msgs/s");
+  tls_line("cross-process TLS RTT p50", "xproc_rtt_p50_us", "us");
+  tls_line("cross-process TLS RTT p99", "xproc_rtt_p99_us", "us");
 }
 
 }  // namespace
@@ -411,18 +480,21 @@ void print_table(const Row& m, const RuntimeBenchOptions& o) {
 int run_runtime_bench(const RuntimeBenchOptions& options) {
   return report_medians(
       "runtime", options.runs, options.json,
-      {{"messages", options.messages}, {"round_trips", options.round_trips}},
+      {{"messages", options.messages}, {"round_trips", options.round_trips}, {"tls", options.tls}},
       [&](int run) { return run_once(options, run); },
       [&](const Row& m) { print_table(m, options); });
 }
 
-int run_runtime_bench_peer() {
+int run_runtime_bench_peer(const std::string& tls_dir) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGINT);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
-  auto node = Node::start();
+  NodeConfig config;
+  if (!tls_dir.empty())
+    config.tls = tls_of(tls_dir, "peer");
+  auto node = Node::start(config);
   if (!node) {
     std::fprintf(stderr, "bench-peer: %s\n", describe(node.error()).c_str());
     return 1;

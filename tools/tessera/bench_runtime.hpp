@@ -14,12 +14,17 @@ struct RuntimeBenchOptions {
   int runs = 3;                   // repetitions; the median is reported
   bool json = false;
   std::string self_path;  // this executable, to start the peer process
+  // Also across processes over mutual TLS (tls_xproc_* beside xproc_*), with
+  // certificates from a throwaway CA.
+  bool tls = false;
 };
 
 // Runs the benchmark and prints a table or JSON. Returns a process exit code.
 int run_runtime_bench(const RuntimeBenchOptions& options);
 
 // The peer process of the cross-process measurements (hidden subcommand).
-int run_runtime_bench_peer();
+// tls_dir: a directory with ca.crt and peer.crt/.key for a TLS peer; empty:
+// plaintext.
+int run_runtime_bench_peer(const std::string& tls_dir);
 
 }  // namespace tessera::bench

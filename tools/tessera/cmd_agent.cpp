@@ -26,6 +26,7 @@
 #include "services/election/zk_election.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
+#include "tools/tessera/tls_flags.hpp"
 #include "tools/tessera/operator_window.hpp"
 
 #include <arpa/inet.h>
@@ -58,6 +59,7 @@ struct AgentOptions {
   double gc_disk_headroom = 0.1;
   bool no_strict = false;
   bool drain_on_stop = false;
+  TlsFlags tls;
 };
 
 // The agent tells the main thread it has ended with this signal (blocked,
@@ -198,11 +200,15 @@ int run_agent(const AgentOptions& o) {
   for (int sig : {SIGTERM, SIGINT, SIGUSR1, stopped_signal})
     sigaddset(&set, sig);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  auto tls = tls_config(o.tls);
+  if (!tls)
+    return fail("agent: " + what(tls.error()));
   NodeConfig node_config;
+  node_config.tls = *tls;
   apply(*endpoints, node_config);
   auto node = Node::start(node_config);
   if (!node)
-    return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
+    return fail("agent: cannot start its node on " + o.listen + ": " + describe(node.error()));
   config->http = std::make_shared<AgentHttpHandle>();
   auto edge = AgentHttp::start(*http, config->http);
   if (!edge) {
@@ -282,6 +288,7 @@ Command add_agent_command(CLI::App& app) {
                   "HOST:PORT to listen on (0.0.0.0: every interface; port 0: any free one)")
       ->capture_default_str();
   add_advertise_flag(sub, options->advertise);
+  add_tls_flags(sub, options->tls);
   add_http_flag(sub, options->http);
   // Checked in run_agent, not by CLI11: `tessera agent drain ID` (cmd_ops.cpp)
   // is a subcommand of this one and needs neither.

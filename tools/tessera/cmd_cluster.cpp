@@ -8,6 +8,7 @@
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/dns_flags.hpp"
 #include "tools/tessera/endpoints.hpp"
+#include "tools/tessera/tls_flags.hpp"
 #include "tools/tessera/operator_window.hpp"
 
 #include <cstdio>
@@ -35,6 +36,7 @@ struct ClusterOptions {
   bool no_jobs = false;
   bool no_dns = false;
   DnsFlags dns;
+  TlsFlags tls;
 };
 
 int run_cluster(const ClusterOptions& o) {
@@ -47,8 +49,24 @@ int run_cluster(const ClusterOptions& o) {
   auto http = http_config(o.http, *endpoints);
   if (!http)
     return fail(what(http.error()));
+  // A cluster in one process is for a laptop or a test: on loopback it may
+  // speak plaintext without being told, and says so.
+  auto tls_flags = o.tls;
+  bool plaintext_by_default = !tls_flags.insecure && tls_flags.cert.empty() &&
+                              tls_flags.key.empty() && tls_flags.ca.empty() &&
+                              loopback_host(endpoints->bind_host);
+  if (plaintext_by_default)
+    tls_flags.insecure = true;
+  auto tls = tls_config(tls_flags);
+  if (!tls)
+    return fail("cluster: " + what(tls.error()));
+  if (plaintext_by_default)
+    std::fprintf(stderr,
+                 "tessera: cluster: plaintext on loopback (--insecure): for this machine only; "
+                 "pass --tls-cert/--tls-key/--tls-ca for mutual TLS\n");
   LocalClusterConfig config;
   apply(*endpoints, config.node);
+  config.node.tls = *tls;
   config.agents = o.agents;
   config.agent_resources = o.agent_resources;
   config.agent_attributes = o.agent_attributes;
@@ -195,6 +213,7 @@ Command add_cluster_command(CLI::App& app) {
   sub->add_option("--listen", o->listen, "HOST:PORT to listen on (0.0.0.0: every interface)")
       ->capture_default_str();
   add_advertise_flag(sub, o->advertise);
+  add_tls_flags(sub, o->tls);
   add_http_flag(sub, o->http);
   sub->add_option("--agents", o->agents, "Number of agents")
       ->check(CLI::Range(size_t{1}, size_t{1000}))

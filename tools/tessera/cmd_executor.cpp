@@ -13,6 +13,7 @@
 #include "runtime/node.hpp"
 #include "services/executor/command_executor.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/tls_flags.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -108,6 +109,17 @@ int run_executor() {
   config.on_done = [](int) { ::kill(::getpid(), SIGUSR1); };
   auto node_config = NodeConfig::lean();  // an executor mostly waits
   node_config.host = "127.0.0.1";
+  // The agent passes its own transport settings (tls_environment).
+  auto env_text = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  TlsFlags tls_flags{env_text("TESSERA_TLS_CERT"), env_text("TESSERA_TLS_KEY"),
+                     env_text("TESSERA_TLS_CA"), env_text("TESSERA_INSECURE") == "1"};
+  auto tls = tls_config(tls_flags);
+  if (!tls)
+    return fail("executor: " + describe(tls.error()));
+  node_config.tls = *tls;
   auto node = Node::start(node_config);
   if (!node)
     return fail("executor: " + describe(node.error()));

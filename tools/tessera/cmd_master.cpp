@@ -8,6 +8,7 @@
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/dns_flags.hpp"
 #include "tools/tessera/endpoints.hpp"
+#include "tools/tessera/tls_flags.hpp"
 #include "tools/tessera/operator_window.hpp"
 
 #include <atomic>
@@ -45,6 +46,7 @@ struct MasterOptions {
   bool jobs = false;
   bool dns = false;
   DnsFlags dns_flags;
+  TlsFlags tls;
 };
 
 // Who leads, for the state view of a standby (its thread) while this
@@ -138,11 +140,15 @@ int run_master(const MasterOptions& o) {
   auto store = make_store(registry, o.work_dir, o.zk_session_timeout_ms);
   if (!store)
     return fail(what(store.error()));
+  auto tls = tls_config(o.tls);
+  if (!tls)
+    return fail("master: " + what(tls.error()));
   NodeConfig nc;
   apply(*endpoints, nc);
+  nc.tls = *tls;
   auto node = Node::start(nc);
   if (!node)
-    return fail("cannot listen on " + o.listen + ": " + describe(node.error()));
+    return fail("master: cannot start its node on " + o.listen + ": " + describe(node.error()));
   // The operator's window first: with --zk, its address goes into this
   // master's election node, for standbys' redirects and the CLI.
   auto leader_info = std::make_shared<LeaderInfo>();
@@ -315,6 +321,7 @@ Command add_master_command(CLI::App& app) {
   sub->add_option("--listen", o->listen, "HOST:PORT to listen on (0.0.0.0: every interface)")
       ->capture_default_str();
   add_advertise_flag(sub, o->advertise);
+  add_tls_flags(sub, o->tls);
   add_http_flag(sub, o->http);
   sub->add_option("--work-dir", o->work_dir, "Directory for the master's state")->required();
   sub->add_option(

@@ -8,6 +8,7 @@
 #include "runtime/log.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
+#include "tools/tessera/tls_flags.hpp"
 
 #include <signal.h>
 
@@ -30,6 +31,7 @@ struct RunArgs {
   std::string listen;  // empty: 127.0.0.1:0 for a master on this machine, else 0.0.0.0:0
   std::string advertise;
   std::vector<std::string> command;
+  TlsFlags tls;
 };
 
 // A CLI11 check: a finite number above zero.
@@ -92,11 +94,15 @@ int run(const RunArgs& args, const CLI::App& sub) {
     std::fprintf(stderr, "tessera: run: warning: %s\n", endpoints->warning.c_str());
 
   // A client mostly waits: it must not spin (NodeConfig::lean).
+  auto tls = tls_config(args.tls);
+  if (!tls)
+    return fail("run: " + what(tls.error()));
   auto config = NodeConfig::lean();
   apply(*endpoints, config);
+  config.tls = *tls;
   auto node = Node::start(config);
   if (!node)
-    return fail("run: cannot listen on " + listen + ": " + describe(node.error()));
+    return fail("run: cannot start its node on " + listen + ": " + describe(node.error()));
 
   RunOptions options;
   options.master = *master;
@@ -145,6 +151,7 @@ Command add_run_command(CLI::App& app) {
                   "HOST:PORT this client listens on for the master and agent (default "
                   "127.0.0.1:0 for a master on this machine, else 0.0.0.0:0)");
   add_advertise_flag(sub, args->advertise);
+  add_tls_flags(sub, args->tls);
   sub->add_option("command", args->command, "COMMAND [ARGS...], after --")->required();
   return {sub, [args, sub] { return run(*args, *sub); }};
 }

@@ -19,6 +19,7 @@ void add_framework_server_flags(CLI::App* sub, FrameworkServerOptions& o, const 
                   "HOST:PORT of this process's node (default: a free port, loopback for a local "
                   "master)");
   add_advertise_flag(sub, o.advertise);
+  add_tls_flags(sub, o.tls);
   sub->add_option("--work-dir", o.work_dir, "Directory for the framework's state")->required();
   sub->add_option("--registry", o.registry,
                   "Where its state lives: sqlite (in --work-dir), sqlite:PATH, zk://HOSTS/PATH or "
@@ -67,11 +68,15 @@ int run_framework_server(const FrameworkServerOptions& o, const std::string& wha
   auto endpoints = parse_endpoints(listen, o.advertise);
   if (!endpoints)
     return fail(what + ": " + tessera::what(endpoints.error()));
+  auto tls = tls_config(o.tls);
+  if (!tls)
+    return fail(what + ": " + tessera::what(tls.error()));
   auto nc = NodeConfig::lean();
   apply(*endpoints, nc);
+  nc.tls = *tls;
   auto node = Node::start(nc);
   if (!node)
-    return fail(what + ": cannot listen on " + listen + ": " + describe(node.error()));
+    return fail(what + ": cannot start its node on " + listen + ": " + describe(node.error()));
   auto running = start(**node, o, std::move(setup));
   if (!running) {
     (*node)->stop();

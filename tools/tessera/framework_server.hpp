@@ -10,8 +10,11 @@
 #include "services/election/detector.hpp"
 #include "services/http/server.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/tls_flags.hpp"
 
 #include <functional>
+#include "tools/tessera/tls_flags.hpp"
+
 #include <memory>
 #include <string>
 
@@ -27,6 +30,7 @@ struct FrameworkServerOptions {
   std::string role = "*";
   std::string name;  // the command's default
   double failover_timeout_s = 7 * 24 * 3600;
+  TlsFlags tls;
 };
 
 // Where the framework finds its master, and the rest of what it is given.

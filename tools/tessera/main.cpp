@@ -142,6 +142,8 @@ CLI::App* add_bench(CLI::App& app, tessera::bench::RuntimeBenchOptions& runtime)
   rt->add_option("--runs", runtime.runs, "Repetitions; medians are reported")
       ->check(CLI::Range(1, 100));
   rt->add_flag("--json", runtime.json, "Print one JSON object instead of a table");
+  rt->add_flag("--tls", runtime.tls,
+               "Also measure across processes over mutual TLS (tls_xproc_* beside xproc_*)");
   return bench;
 }
 
@@ -308,6 +310,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 100));
   dns_cmd->add_flag("--json", dns_bench.json, "Print one JSON object instead of a table");
   auto* peer = app.add_subcommand("bench-peer", "")->group("");  // hidden: the bench's peer
+  std::string peer_tls_dir;
+  peer->add_option("--tls-dir", peer_tls_dir);
 
   try {
     app.parse(argc, argv);
@@ -323,7 +327,7 @@ int main(int argc, char** argv) {
     if (c.app->parsed())
       return c.run();
   if (peer->parsed())
-    return tessera::bench::run_runtime_bench_peer();
+    return tessera::bench::run_runtime_bench_peer(peer_tls_dir);
   if (launch_cmd->parsed())
     return tessera::bench::run_launch_bench(launch);
   if (allocator_cmd->parsed())
