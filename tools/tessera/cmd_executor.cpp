@@ -11,7 +11,8 @@
 // The rest of its environment (the agent gives it PATH and the variables
 // its --executor-env-allow names, nothing else) is what its tasks' start
 // from (CommandExecutorConfig::base_env); the TESSERA_ variables above are
-// the executor's own and are not passed on.
+// the executor's own and are not passed on, except posix isolation's
+// container marker TESSERA_CONTAINER, which every task process carries.
 // It runs until its executor ends (or SIGTERM/SIGINT), then exits 0.
 
 #include "runtime/node.hpp"
@@ -114,6 +115,9 @@ int run_executor() {
   config.executor_id = *executor;
   config.sandbox = *sandbox;
   config.base_env = task_base_environment();
+  // Posix isolation's marker of the container: every task process carries it.
+  if (auto marker = env("TESSERA_CONTAINER"))
+    config.container_env = {"TESSERA_CONTAINER=" + *marker};
   // Signals are taken by sigwait below; every thread the node starts
   // inherits this mask (the launcher's children get a clean one).
   sigset_t set;
