@@ -883,14 +883,19 @@ expected<FetchedFile> Fetcher::fetch_one(const FetchUri& uri, const fs::path& ro
   auto temp = TempFile::create(root);
   if (!temp)
     return with_context(temp.error(), context);
-  // A local source is checked (and opened) even when cached: the cache
-  // must not serve what the allowed paths no longer allow.
+  // A local source is checked even when cached: the cache must not serve
+  // what the allowed paths no longer allow. One that is allowed but cannot
+  // be opened (gone since it was cached) may still come from the cache.
   std::optional<Fd> local;
+  caf::error unopened;
   if (!src->http) {
     auto opened = open_allowed(src->path, config_.allowed_paths);
-    if (!opened)
+    if (!opened && is(opened.error(), Errc::invalid_argument))
       return with_context(opened.error(), context);
-    local.emplace(*opened);
+    if (opened)
+      local.emplace(*opened);
+    else
+      unopened = opened.error();
   }
   bool use_cache = uri.cache && cache_;
   if (use_cache) {
@@ -900,6 +905,8 @@ expected<FetchedFile> Fetcher::fetch_one(const FetchUri& uri, const fs::path& ro
     file.from_cache = *hit;
   }
   mode_t mode = 0644;
+  if (!file.from_cache && unopened)
+    return with_context(unopened, context);
   if (!file.from_cache) {
     auto bytes = src->http ? download(*src, temp->fd(), config_)
                            : copy_local(*local, temp->fd(), config_, mode);
