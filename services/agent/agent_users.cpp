@@ -63,8 +63,14 @@ expected<std::optional<UserIdentity>> Agent::task_user(const Task& task) const {
   if (name.empty())
     return std::optional<UserIdentity>{};
   if (!switch_user_) {
-    log().info("{}: task {} runs as the agent's user, not as {} user '{}': switch_user is off",
-               me().to_string(), task.task_id, whose, name);
+    // The process's user never changes: looked up once.
+    static const std::string agent_user = [] {
+      auto self = effective_user();
+      return self ? self->name : std::string();
+    }();
+    if (name != agent_user)
+      log().info("{}: task {} runs as the agent's user, not as {} user '{}': switch_user is off",
+                 me().to_string(), task.task_id, whose, name);
     return std::optional<UserIdentity>{};
   }
   auto user = lookup_user(name);
