@@ -97,7 +97,7 @@ caf::error open_output(const std::string& path, const std::string& what, const c
                        UniqueFd& fd) {
   if (path.empty())
     return {};
-  fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  fd.reset(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644));
   if (fd.get() < 0)
     return make_error(Errc::spawn_failed,
                       what + ": open " + stream + " " + path + ": " + uv_message(-errno));
@@ -132,14 +132,28 @@ struct SpawnPlan {
   std::vector<std::string> cgroup_paths;
   bool pid_namespace = false;
   std::string program;  // argv[0] resolved against PATH, for execve
+  // ProcessSpec::user: the child switches to it, then opens its outputs.
+  bool switch_user = false;
+  std::string user_name;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::vector<gid_t> groups;
+  std::string stdout_path;  // opened by the child when switch_user
+  std::string stderr_path;
 };
 
 caf::error open_outputs(const ProcessSpec& spec, SpawnPlan& plan) {
+  plan.shared_output = !spec.stderr_path.empty() && spec.stderr_path == spec.stdout_path;
+  if (plan.switch_user) {
+    // Opened by the child, as the user (container_child_main).
+    plan.stdout_path = spec.stdout_path;
+    plan.stderr_path = spec.stderr_path;
+    return {};
+  }
   if (auto err = open_output(spec.stdout_path, plan.what, "stdout", plan.out))
     return err;
   // Same file for both: share one fd (like 2>&1) so the two streams append
   // after each other instead of overwriting each other from offset 0.
-  plan.shared_output = !spec.stderr_path.empty() && spec.stderr_path == spec.stdout_path;
   if (!plan.shared_output)
     if (auto err = open_output(spec.stderr_path, plan.what, "stderr", plan.err))
       return err;
@@ -153,6 +167,13 @@ caf::error make_plan(const ProcessSpec& spec, SpawnPlan& plan) {
   auto env = build_env(spec);
   if (!env)
     return env.error();
+  if (spec.user) {
+    plan.switch_user = true;
+    plan.user_name = spec.user->name;
+    plan.uid = static_cast<uid_t>(spec.user->uid);
+    plan.gid = static_cast<gid_t>(spec.user->gid);
+    plan.groups.assign(spec.user->groups.begin(), spec.user->groups.end());
+  }
   if (auto err = open_outputs(spec, plan))
     return err;
   plan.args = spec.argv;
@@ -175,8 +196,10 @@ caf::error make_plan(const ProcessSpec& spec, SpawnPlan& plan) {
   return {};
 }
 
+// What posix_spawn cannot do: join cgroups, make namespaces, switch users
+// (glibc's POSIX_SPAWN_RESETIDS only drops to the real ids).
 bool in_container(const SpawnPlan& plan) {
-  return plan.pid_namespace || !plan.cgroup_procs.empty();
+  return plan.pid_namespace || !plan.cgroup_procs.empty() || plan.switch_user;
 }
 
 // argv[0] as execvp would find it, resolved before the child exists so that
@@ -308,8 +331,35 @@ int container_child_main(void* arg) {
     if (src < 0 || ::dup2(src, target) < 0)
       fail("redirect output");
   };
-  output(1, plan.out.get());
-  output(2, plan.shared_output ? plan.out.get() : plan.err.get());
+  if (plan.switch_user) {
+    // Raw system calls: glibc's wrappers would signal every thread of the
+    // parent, whose memory this child shares, to change their ids too
+    // (POSIX's process-wide credentials, nptl's setxid broadcast). Groups
+    // first: after setgid/setuid the child may no longer change them.
+    if (::syscall(SYS_setgroups, plan.groups.size(), plan.groups.data()) != 0)
+      fail("setgroups");
+    if (::syscall(SYS_setgid, plan.gid) != 0)
+      fail("setgid");
+    if (::syscall(SYS_setuid, plan.uid) != 0)
+      fail("setuid");
+    // The outputs, as the user: a file it may not write, or a symlink in
+    // their place, fails the spawn instead of writing as the launcher.
+    auto open_as_user = [&](const std::string& path, const char* step) {
+      int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+      if (fd < 0)
+        fail(step);
+      return fd;
+    };
+    int out = plan.stdout_path.empty() ? -1 : open_as_user(plan.stdout_path, "open stdout");
+    int err = plan.shared_output
+                  ? out
+                  : (plan.stderr_path.empty() ? -1 : open_as_user(plan.stderr_path, "open stderr"));
+    output(1, out);
+    output(2, err);
+  } else {
+    output(1, plan.out.get());
+    output(2, plan.shared_output ? plan.out.get() : plan.err.get());
+  }
   if (!plan.cwd.empty() && ::chdir(plan.cwd.c_str()) != 0)
     fail("chdir");
   sigset_t none;
@@ -347,6 +397,15 @@ expected<int> spawn_in_container(SpawnPlan& plan) {
     std::string step = child.failed_step;
     if (step == "join cgroup" && !plan.cgroup_paths.empty())
       step += " (" + plan.cgroup_paths.front() + ")";
+    if (plan.switch_user) {
+      if (step == "open stdout")
+        step += " " + plan.stdout_path;
+      else if (step == "open stderr")
+        step += " " + plan.stderr_path;
+      else if (step == "chdir")
+        step += " " + plan.cwd;
+      step += " (as user " + plan.user_name + ", uid " + std::to_string(plan.uid) + ")";
+    }
     return make_error(Errc::spawn_failed,
                       plan.what + ": " + step + ": " + uv_message(-child.failed_errno));
   }

@@ -12,10 +12,12 @@
 // it must not block (actors forward it as a message).
 
 #include "runtime/error.hpp"
+#include "runtime/os_user.hpp"
 
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,7 +29,7 @@ struct ProcessSpec {
   bool inherit_env = true;        // when true, env adds to/overrides the parent's
   std::string working_dir;        // empty: the launcher's own
   std::string stdout_path;        // empty: /dev/null; otherwise created/truncated
-  std::string stderr_path;        // empty: /dev/null
+  std::string stderr_path;        // empty: /dev/null; a symlink at either path is refused
   bool new_session = true;        // setsid(), so kill_group reaches grandchildren
   // Container placement, done in the child before it execs, so that nothing
   // it runs ever escapes: it joins each of these cgroup directories (writes
@@ -37,6 +39,15 @@ struct ProcessSpec {
   // mount namespace and its own /proc, so `ps` sees only its own processes
   // and its end kills every process in it.
   bool pid_namespace = false;
+  // Set: the child runs as this user. After joining its cgroups and
+  // namespaces (which need the launcher's privileges) it calls setgroups,
+  // setgid and setuid, in that order, and only then opens its output files
+  // (so they are the user's, and a symlink the user planted cannot make the
+  // launcher write anywhere), enters working_dir and execs. Resolve it
+  // beforehand (lookup_user): nothing is looked up in the child. A step
+  // that fails fails the spawn (Errc::spawn_failed naming the step, the
+  // user and the errno). Needs CAP_SETUID and CAP_SETGID (root).
+  std::optional<UserIdentity> user;
 };
 
 struct ProcessExit {

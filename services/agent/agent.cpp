@@ -93,6 +93,7 @@ void Agent::on_start() {
   else
     log().warn("{}: fetcher cache off: {}", me().to_string(), describe(cache.error()));
   fetcher_ = std::make_shared<Fetcher>(config_.fetcher, fetcher_cache_.get());
+  choose_switch_user();
   if (config_.stopper) {
     std::lock_guard<std::mutex> guard(config_.stopper->mu_);
     config_.stopper->keep_ = continuation([this] { stop_keeping_work(); });

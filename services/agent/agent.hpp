@@ -189,6 +189,22 @@ struct AgentConfig {
   // its records again this often until a write succeeds.
   std::chrono::milliseconds checkpoint_retry_ms{1000};
 
+  // Tasks run as their user (agent_users.cpp): the task's CommandInfo.user,
+  // else its framework's FrameworkInfo.user, else the agent's own. The
+  // task's process switches to that user before it execs (its executor
+  // stays the agent's: root), its sandbox and what the agent puts in it are
+  // the user's, and a user this machine does not know fails the task
+  // (TASK_FAILED, CONTAINER_LAUNCH_FAILED) before anything runs. Takes
+  // effect only while the agent runs as root; `tessera agent` turns it on
+  // (--switch-user). Off: every task runs as the agent's user and the user
+  // a task names is ignored (logged), as Mesos's --switch_user=false.
+  bool switch_user = false;
+  // Executors and tasks never get the agent's environment: only PATH (the
+  // agent's, else a default), the agent's TESSERA_LOG_LEVEL for a process
+  // executor's own log, and the agent's variables named here, when set
+  // (`--executor-env-allow`). A task adds its own (CommandInfo.environment).
+  std::vector<std::string> executor_env_allow{"LANG", "LC_ALL", "TZ"};
+
   // Task URIs are fetched into the sandbox before the executor starts;
   // cached ones in <work_dir>/fetcher-cache, at most this many bytes.
   FetcherConfig fetcher;
@@ -337,6 +353,9 @@ class Agent : public Actor {
     TimerId retry_timer = 0;
     Backoff retry_backoff{BackoffPolicy{}};
     bool kill_requested = false;
+    // The user its executor runs it as (in the launch's CommandInfo.user);
+    // empty: the executor's own, the agent's.
+    std::string run_as;
     bool record_durable = false;  // a write of its checkpoint record succeeded
     // Updates taken so far, and how many of them are on disk: an update is
     // forwarded to the master only once durable (as Mesos's status update
@@ -362,6 +381,14 @@ class Agent : public Actor {
     Reason limitation = Reason::NONE;  // set once a limit was hit
     std::string limitation_message;
   };
+  // A directory of a run handed to a task's user before its executor
+  // starts: its owner, and with recursive, what was fetched into it.
+  struct SandboxOwner {
+    std::filesystem::path dir;
+    uint32_t uid = 0;
+    uint32_t gid = 0;
+    bool recursive = true;
+  };
   struct Executor {
     std::string framework_id;
     std::string executor_id;
@@ -375,12 +402,13 @@ class Agent : public Actor {
     bool starting = false;        // its record is being written; no process yet
     bool subscribed = false;
     bool shutdown_requested = false;
-    bool destroyed = false;           // killed by the agent, not ended by itself
-    bool group = false;               // its tasks go out in one launchGroup
-    bool fetching = false;            // its tasks' URIs are being fetched
-    Placement placement;              // of its container
-    std::vector<std::string> tasks;   // ids of every task it was given
-    std::vector<std::string> queued;  // launched once it subscribes
+    bool destroyed = false;            // killed by the agent, not ended by itself
+    bool group = false;                // its tasks go out in one launchGroup
+    bool fetching = false;             // its tasks' URIs are being fetched
+    Placement placement;               // of its container
+    std::vector<SandboxOwner> owners;  // in order; empty: the sandbox stays the agent's
+    std::vector<std::string> tasks;    // ids of every task it was given
+    std::vector<std::string> queued;   // launched once it subscribes
     TimerId registration_timer = 0;
     TimerId kill_timer = 0;
     Container container;
@@ -445,7 +473,8 @@ class Agent : public Actor {
   void launch_executor(const std::string& framework_id, const std::string& executor_id,
                        const std::vector<Task*>& tasks, bool group);
   bool fetch_uris(Executor& e);
-  void on_fetched(const Key& key, const std::string& run_id, const caf::error& error);
+  void on_fetched(const Key& key, const std::string& run_id, const caf::error& error,
+                  Reason reason = Reason::FETCH_FAILED);
   void start_run(const Key& key);
   void on_run_checkpointed(const Key& key, const std::string& run_id, const caf::error& error);
   void launch_run(const Key& key);
@@ -468,6 +497,15 @@ class Agent : public Actor {
                             const std::vector<std::string>& uuids);
   void on_executor_lost(const Key& key);
   Outgoing executor_event(const std::function<void(wire::ExecutorEvent::Builder)>& fill) const;
+
+  // Users and environments (agent_users.cpp).
+  void choose_switch_user();
+  expected<std::optional<UserIdentity>> task_user(const Task& task) const;
+  caf::error choose_users(Executor& e, const std::vector<Task*>& tasks);
+  static caf::error hand_over(const std::vector<SandboxOwner>& owners);
+  void set_run_as(wire::TaskInfo::Builder info, const Task& task) const;
+  std::vector<std::string> executor_environment(const Executor& e,
+                                                const Placement& placement) const;
 
   // Containers (agent_containers.cpp).
   expected<Placement> prepare_container(Executor& e, const Resources& resources);
@@ -551,6 +589,11 @@ class Agent : public Actor {
   void mark_run_ended(const std::filesystem::path& sandbox) const;
 
   AgentConfig config_;
+  // Tasks switch to their users: config_.switch_user, and the agent is root.
+  bool switch_user_ = false;
+  // PATH and the allow-listed variables of the agent's environment, read
+  // once as it starts: what executors and tasks start from.
+  std::vector<std::string> base_env_;
   Address master_;  // the master obeyed and registered with (config_.master, or the leader)
   AgentMetrics& metrics_;
   std::mt19937_64 rng_;

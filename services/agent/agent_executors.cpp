@@ -203,8 +203,14 @@ void Agent::launch_executor(const std::string& framework_id, const std::string& 
   e.group = group;
   e.run_id = hex(new_uuid_bytes(rng_));
   e.sandbox = sandbox::directory(config_.work_dir, e.framework_id, e.executor_id, e.run_id);
+  // Who runs the tasks, before anything of the run exists.
+  if (auto err = choose_users(e, tasks))
+    return fail_all(what(err));
   std::error_code ec;
   std::filesystem::create_directories(e.sandbox, ec);
+  // A group's task directories too, while the sandbox is still the agent's.
+  for (size_t i = 0; group && !ec && i < tasks.size(); ++i)
+    std::filesystem::create_directories(group_task_placement(e.sandbox, tasks[i]->task_id).cwd, ec);
   if (ec == std::errc::no_space_on_device)
     return fail_all("cannot create sandbox " + e.sandbox.string() + ": " + ec.message() +
                     " (ENOSPC): the agent's disk is full");
@@ -226,8 +232,17 @@ void Agent::launch_executor(const std::string& framework_id, const std::string& 
     return fail_all("cannot make the container: " + describe(placement.error()));
   }
   executor.placement = std::move(*placement);
-  if (!fetch_uris(executor))
-    start_run(key);
+  if (fetch_uris(executor))
+    return;  // the sandbox is handed over after the fetch, on the fetch lane
+  // Nothing fetched: the directories are empty, a few chowns.
+  if (auto err = hand_over(executor.owners)) {
+    for (auto* t : tasks)
+      agent_update(*t, State::FAILED, Reason::CONTAINER_LAUNCH_FAILED, in_work_dir(what(err)));
+    executor.queued.clear();
+    executor_terminated(key, 0);
+    return;
+  }
+  start_run(key);
 }
 
 // Fetches the URIs of the executor's tasks off the actor's thread, each
@@ -257,30 +272,37 @@ bool Agent::fetch_uris(Executor& e) {
   Key key{e.framework_id, e.executor_id};
   auto fetcher = fetcher_;
   auto cache = fetcher_cache_;  // the fetcher points to it: it must outlive the job
-  auto queued = blocking(
-      Work::fetch, [this, fetcher, cache, jobs, key, run = e.run_id]() -> std::function<void()> {
-        caf::error error;
-        for (const auto& job : jobs) {
-          std::error_code ec;
-          std::filesystem::create_directories(job.dir, ec);
-          if (ec) {
-            error = make_os_error(ec.value(), "create " + job.dir.string());
-            break;
-          }
-          if (auto fetched = fetcher->fetch(job.uris, job.dir); !fetched) {
-            error = fetched.error();
-            break;
-          }
-        }
-        // The continuation runs on the actor's thread.
-        return [this, key, run, error] { on_fetched(key, run, error); };
-      });
+  auto queued =
+      blocking(Work::fetch,
+               [this, fetcher, cache, jobs, key, run = e.run_id,
+                owners = e.owners]() -> std::function<void()> {
+                 caf::error error;
+                 auto reason = Reason::FETCH_FAILED;
+                 for (const auto& job : jobs) {
+                   std::error_code ec;
+                   std::filesystem::create_directories(job.dir, ec);
+                   if (ec) {
+                     error = make_os_error(ec.value(), "create " + job.dir.string());
+                     break;
+                   }
+                   if (auto fetched = fetcher->fetch(job.uris, job.dir); !fetched) {
+                     error = fetched.error();
+                     break;
+                   }
+                 }
+                 // Fetched as root into directories only root may write: now the user's.
+                 if (!error && (error = hand_over(owners)))
+                   reason = Reason::CONTAINER_LAUNCH_FAILED;
+                 // The continuation runs on the actor's thread.
+                 return [this, key, run, error, reason] { on_fetched(key, run, error, reason); };
+               });
   if (!queued)
     on_fetched(key, e.run_id, make_error(Errc::stopped, "the agent's worker pool is full"));
   return true;
 }
 
-void Agent::on_fetched(const Key& key, const std::string& run_id, const caf::error& error) {
+void Agent::on_fetched(const Key& key, const std::string& run_id, const caf::error& error,
+                       Reason reason) {
   auto it = executors_.find(key);
   if (it == executors_.end() || it->second.run_id != run_id)
     return;
@@ -293,7 +315,7 @@ void Agent::on_fetched(const Key& key, const std::string& run_id, const caf::err
                key.second, key.first, what(error));
     for (const auto& id : e.queued)
       if (auto t = tasks_.find({key.first, id}); t != tasks_.end())
-        agent_update(t->second, State::FAILED, Reason::FETCH_FAILED, what(error));
+        agent_update(t->second, State::FAILED, reason, in_work_dir(what(error)));
     e.queued.clear();
   }
   // Killed (or failed) while fetching: the run ends without an executor.
@@ -403,6 +425,7 @@ expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
     c.cgroups = placement.cgroups;  // the executor is an actor here: its tasks go in
     c.pid_namespace = config_.pid_namespace;
     c.container_env = placement.env;
+    c.base_env = base_env_;
     c.simulated = config_.simulated_tasks;
     e.actor_name = "executor." + e.run_id;
     auto address = node().spawn<CommandExecutor>(e.actor_name, std::move(c));
@@ -415,22 +438,8 @@ expected<void> Agent::start_executor(Executor& e, const Placement& placement) {
   }
   ProcessSpec spec;
   spec.argv = {config_.executor_binary, "executor"};
-  spec.env = {"TESSERA_AGENT=" + me().to_string(),
-              "TESSERA_FRAMEWORK_ID=" + e.framework_id,
-              "TESSERA_EXECUTOR_ID=" + e.executor_id,
-              "TESSERA_RUN_ID=" + e.run_id,
-              "TESSERA_SANDBOX=" + e.sandbox.string(),
-              "TESSERA_KILL_GRACE_MS=" + std::to_string(config_.kill_grace_ms.count()),
-              "TESSERA_RECOVERY_TIMEOUT_MS=" +
-                  std::to_string(config_.executor_recovery_timeout_ms.count())};
-  spec.env.insert(spec.env.end(), placement.env.begin(), placement.env.end());
-  if (config_.pid_namespace)
-    spec.env.push_back("TESSERA_PID_NAMESPACE=1");
-  // The executor's node speaks to this one as this node speaks: mutual TLS
-  // with this agent's certificate (root may read its key; the tasks, run as
-  // their users, may not), or plaintext.
-  for (auto& entry : tls_environment(node().config().tls))
-    spec.env.push_back(std::move(entry));
+  spec.env = executor_environment(e, placement);
+  spec.inherit_env = false;          // never the agent's environment (agent_users.cpp)
   spec.cgroups = placement.cgroups;  // the executor, and so everything it starts
   spec.working_dir = e.sandbox.string();
   spec.stdout_path = (e.sandbox / "executor.stdout").string();
@@ -553,12 +562,17 @@ void Agent::on_executor_subscribe(Executor& e, const Address& sender,
   if (e.group && !launch.empty())
     send(sender, executor_event([&](Event::Builder b) {
            auto list = b.initLaunchGroup(static_cast<unsigned>(launch.size()));
-           for (unsigned i = 0; i < launch.size(); ++i)
+           for (unsigned i = 0; i < launch.size(); ++i) {
              list.setWithCaveats(i, launch[i]->info.get());
+             set_run_as(list[i], *launch[i]);
+           }
          }));
   else
     for (const auto* t : launch)
-      send(sender, executor_event([&](Event::Builder b) { b.setLaunch(t->info.get()); }));
+      send(sender, executor_event([&](Event::Builder b) {
+             b.setLaunch(t->info.get());
+             set_run_as(b.getLaunch(), *t);
+           }));
   if (e.shutdown_requested)
     send(sender, executor_event([](Event::Builder b) { b.setShutdown(); }));
   if (e.recovered)

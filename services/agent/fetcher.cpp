@@ -10,13 +10,19 @@
 #include <httplib.h>
 #include <uriparser/Uri.h>
 #include <openssl/evp.h>
+#include <linux/openat2.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <iterator>
+#include <memory>
+#include <optional>
 #include <tuple>
 #include <utility>
 
@@ -28,6 +34,8 @@ namespace {
 
 constexpr size_t copy_buffer_bytes = size_t{1} << 16;
 constexpr const char* temp_prefix = ".tmp-";
+// openat2 may answer EAGAIN when a rename races the walk; tried this often more.
+constexpr int openat2_eagain_retries_max = 3;
 
 // Closes one descriptor on every path out.
 struct Fd {
@@ -318,12 +326,78 @@ expected<Source> follow(const Source& src, const std::string& location) {
 // ---------------------------------------------------------------------------
 // Copies and downloads into an open temporary file
 
-expected<uint64_t> copy_local(const Source& src, int out, const FetcherConfig& config,
-                              mode_t& mode) {
+// Whether path lies in dir (both absolute and free of "." and ".."),
+// component by component: /a/bc is not in /a/b.
+bool lies_in(const fs::path& path, const fs::path& dir) {
+  auto [end, _] = std::mismatch(dir.begin(), dir.end(), path.begin(), path.end());
+  return end == dir.end() || (std::next(end) == dir.end() && end->empty());
+}
+
+// openat2 from dir_fd, beneath it and through no symlink at all; -1 and
+// errno on failure (ENOSYS: the kernel has no openat2).
+int open_beneath(int dir_fd, const fs::path& relative) {
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC;
+  how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_SYMLINKS;
+  for (int attempt = 0;; ++attempt) {
+    long fd = ::syscall(SYS_openat2, dir_fd, relative.c_str(), &how, sizeof how);
+    if (fd >= 0 || errno != EAGAIN || attempt == openat2_eagain_retries_max)
+      return static_cast<int>(fd);
+  }
+}
+
+// Opens a local source if it lies under one of the allowed directories once
+// resolved (realpath: every symlink and ".." followed). The open then goes
+// from that directory through no symlink, so the file opened is the one
+// checked even if a link is swapped in meanwhile (ELOOP or EXDEV then).
+expected<int> open_allowed(const std::string& path, const std::vector<fs::path>& allowed) {
+  if (allowed.empty())
+    return make_error(Errc::invalid_argument,
+                      "local files may not be fetched on this agent (no --fetcher-allowed-paths)");
+  auto outside = [&] {
+    std::string dirs;
+    for (const auto& dir : allowed)
+      dirs += (dirs.empty() ? "" : ",") + dir.string();
+    return make_error(Errc::invalid_argument, "outside the agent's --fetcher-allowed-paths (" +
+                                                  dirs + ") once symlinks and '..' are resolved");
+  };
+  std::unique_ptr<char, decltype(&std::free)> real(::realpath(path.c_str(), nullptr), &std::free);
+  if (!real) {
+    // A missing file says so only where it would be allowed: elsewhere the
+    // answer must not tell which files exist.
+    int err = errno;
+    auto normal = fs::path(path).lexically_normal();
+    for (const auto& dir : allowed)
+      if (lies_in(normal, dir.lexically_normal()))
+        return make_error(Errc::os_error, std::strerror(err));
+    return outside();
+  }
+  fs::path target(real.get());
+  for (const auto& dir : allowed) {
+    std::unique_ptr<char, decltype(&std::free)> root(::realpath(dir.c_str(), nullptr), &std::free);
+    if (!root || !lies_in(target, root.get()))
+      continue;
+    Fd dir_fd{::open(root.get(), O_PATH | O_DIRECTORY | O_CLOEXEC)};
+    if (dir_fd.fd < 0)
+      return make_os_error(errno, "open " + dir.string());
+    auto relative = target.lexically_relative(root.get());
+    if (relative.empty() || relative == ".")
+      return make_error(Errc::invalid_argument, "not a regular file");
+    int fd = open_beneath(dir_fd.fd, relative);
+    if (fd < 0 && (errno == ENOSYS || errno == EPERM))
+      fd = ::open(target.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);  // no openat2 here
+    if (fd < 0 && (errno == ELOOP || errno == EXDEV))
+      return outside();  // a link appeared since realpath
+    if (fd < 0)
+      return make_error(Errc::os_error, std::strerror(errno));
+    return fd;
+  }
+  return outside();
+}
+
+// Copies a local source opened by open_allowed().
+expected<uint64_t> copy_local(const Fd& in, int out, const FetcherConfig& config, mode_t& mode) {
   // The URI names the file, so the errors name only the cause.
-  Fd in{::open(src.path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (in.fd < 0)
-    return make_error(Errc::os_error, std::strerror(errno));
   struct stat st {};
   if (::fstat(in.fd, &st) != 0)
     return make_error(Errc::os_error, std::strerror(errno));
@@ -809,6 +883,20 @@ expected<FetchedFile> Fetcher::fetch_one(const FetchUri& uri, const fs::path& ro
   auto temp = TempFile::create(root);
   if (!temp)
     return with_context(temp.error(), context);
+  // A local source is checked even when cached: the cache must not serve
+  // what the allowed paths no longer allow. One that is allowed but cannot
+  // be opened (gone since it was cached) may still come from the cache.
+  std::optional<Fd> local;
+  caf::error unopened;
+  if (!src->http) {
+    auto opened = open_allowed(src->path, config_.allowed_paths);
+    if (!opened && is(opened.error(), Errc::invalid_argument))
+      return with_context(opened.error(), context);
+    if (opened)
+      local.emplace(*opened);
+    else
+      unopened = opened.error();
+  }
   bool use_cache = uri.cache && cache_;
   if (use_cache) {
     auto hit = cache_->copy_out(uri.value, temp->path());
@@ -817,9 +905,11 @@ expected<FetchedFile> Fetcher::fetch_one(const FetchUri& uri, const fs::path& ro
     file.from_cache = *hit;
   }
   mode_t mode = 0644;
+  if (!file.from_cache && unopened)
+    return with_context(unopened, context);
   if (!file.from_cache) {
     auto bytes = src->http ? download(*src, temp->fd(), config_)
-                           : copy_local(*src, temp->fd(), config_, mode);
+                           : copy_local(*local, temp->fd(), config_, mode);
     if (!bytes)
       return with_context(bytes.error(), context);
   }

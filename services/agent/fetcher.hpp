@@ -5,7 +5,12 @@
 //
 // Contract of Fetcher::fetch(uris, sandbox):
 //  - Sources: `file:///abs/path` (or `file://localhost/abs/path`) and plain
-//    absolute paths are copied; `http://host[:port]/path[?query]` and
+//    absolute paths are copied, only from under FetcherConfig::allowed_paths
+//    (none when it is empty): the path with every symlink and ".." resolved
+//    must lie in one of those directories, and the file is then opened
+//    from that directory with openat2(RESOLVE_BENEATH, no symlinks), so a
+//    symlink swapped in after the check cannot lead out. A source outside
+//    them fails with Errc::invalid_argument saying so; `http://host[:port]/path[?query]` and
 //    `https://...` are downloaded (GET, 200 only, at most redirects_max
 //    redirects, each to http:// or https:// again, resolved as RFC 3986
 //    says). Hosts may be names, IPv4 or bracketed IPv6 addresses
@@ -94,6 +99,10 @@ struct FetcherConfig {
   // One whole download, redirects included.
   std::chrono::milliseconds download_timeout_ms{3600000};
   uint32_t redirects_max = 5;
+  // Directories (absolute) that file:// and plain-path sources may come
+  // from, with everything under them; empty: no local source at all
+  // (`tessera agent --fetcher-allowed-paths`).
+  std::vector<std::filesystem::path> allowed_paths;
   // https://: the certificate authorities a server's certificate must chain
   // to (a PEM file); empty: the system's (OpenSSL's default paths).
   std::filesystem::path ca_file;

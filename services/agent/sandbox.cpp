@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <vector>
 
 namespace tessera::sandbox {
 
@@ -49,6 +50,25 @@ bool valid_path_id(std::string_view id) {
 fs::path directory(const fs::path& work_dir, const std::string& framework_id,
                    const std::string& executor_id, const std::string& run_id) {
   return work_dir / "frameworks" / framework_id / "executors" / executor_id / "runs" / run_id;
+}
+
+caf::error give_to(const fs::path& dir, uint32_t uid, uint32_t gid, bool recursive) {
+  std::vector<fs::path> paths;
+  if (recursive) {
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec))
+      paths.push_back(it->path());
+    if (ec)
+      return make_os_error(ec.value(), "listing " + dir.string());
+  }
+  // Deepest first, the directory itself last: until then the user can
+  // write nowhere in the tree.
+  for (auto it = paths.rbegin(); it != paths.rend(); ++it)
+    if (::lchown(it->c_str(), uid, gid) != 0)
+      return make_os_error(errno, "chown " + it->string());
+  if (::lchown(dir.c_str(), uid, gid) != 0)
+    return make_os_error(errno, "chown " + dir.string());
+  return caf::none;
 }
 
 expected<FileChunk> read(const fs::path& sandbox, std::string_view relative, uint64_t offset,

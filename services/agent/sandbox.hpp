@@ -26,6 +26,13 @@ std::filesystem::path directory(const std::filesystem::path& work_dir,
                                 const std::string& framework_id, const std::string& executor_id,
                                 const std::string& run_id);
 
+// Makes uid:gid the owner of dir and, with recursive, of everything under
+// it, deepest first and without following symlinks (lchown): the agent
+// hands a sandbox it filled as root to the task's user before any process
+// of that user can write into it. The first failure is returned
+// (Errc::os_error naming the path).
+caf::error give_to(const std::filesystem::path& dir, uint32_t uid, uint32_t gid, bool recursive);
+
 struct FileChunk {
   std::string data;   // the bytes at [offset, offset + data.size())
   uint64_t size = 0;  // the whole file's size

@@ -300,6 +300,8 @@ expected<int> CommandExecutor::spawn_task(Task& t) {
   auto spec = task_process(t.info.get(), t.where, config_.cgroups, config_.pid_namespace);
   if (!spec)
     return spec.error();
+  if (auto err = as_task_user(t, *spec))
+    return err;
   spec->env.insert(spec->env.end(), config_.container_env.begin(), config_.container_env.end());
   bool truncated = false;
   static_cast<void>(port_environment(t.info.get().getResources(), &truncated));
@@ -313,6 +315,29 @@ expected<int> CommandExecutor::spawn_task(Task& t) {
     leftover_->pids.insert(*pid);
   }
   return pid;
+}
+
+caf::error CommandExecutor::as_task_user(Task& t, ProcessSpec& spec) {
+  if (!t.identity_known) {
+    auto info = t.info.get();
+    auto name = info.hasCommand() ? str(info.getCommand().getUser()) : std::string();
+    if (!name.empty()) {
+      auto user = lookup_user(name);
+      if (!user)
+        return make_error(Errc::spawn_failed, "cannot run as " + what(user.error()));
+      t.user = *user;
+      t.identity = *user;
+    } else if (auto self = effective_user()) {
+      t.identity = *self;
+    } else {
+      log().warn("{}: task {}: no HOME, USER or LOGNAME: {}", me().to_string(), t.id,
+                 what(self.error()));
+    }
+    t.identity_known = true;
+  }
+  spec.user = t.user;
+  start_environment(spec, config_.base_env, t.identity ? &*t.identity : nullptr);
+  return caf::none;
 }
 
 // One task of the group could not be spawned: it fails, the ones already

@@ -84,6 +84,11 @@ struct CommandExecutorConfig {
   // KEY=VALUE entries every such process carries last, over the task's own
   // (the agent's container marker, by which posix isolation finds them).
   std::vector<std::string> container_env;
+  // What every such process's environment starts from (PATH and the
+  // agent's allow-listed variables): never the executor's own environment,
+  // which, in-process, is the agent's (task_process.hpp).
+  std::vector<std::string> base_env{
+      "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"};
   // Update uuids are drawn from a generator seeded with this; 0: std::random_device.
   uint64_t seed = 0;
   // Called once as the actor ends: 0 after a normal end or shutdown, 1 when
@@ -126,6 +131,12 @@ class CommandExecutor : public Actor {
     TimerId check_timer = 0;  // the next check, or a command check's timeout
     int check_pid = 0;        // a command check running
     bool check_timed_out = false;
+    // Who its processes run as: its CommandInfo.user (the agent puts the
+    // user it chose there, or nothing for the executor's own), looked up
+    // at its first spawn.
+    bool identity_known = false;
+    std::optional<UserIdentity> user;      // set: switch to it
+    std::optional<UserIdentity> identity;  // HOME, USER, LOGNAME (user, or the executor's own)
     // A simulated process: the timer of its exit.
     TimerId sim_exit_timer = 0;
     SimulatedRun sim;
@@ -145,6 +156,8 @@ class CommandExecutor : public Actor {
   void launch_group(capnp::List<wire::TaskInfo>::Reader infos);
   Task& add_task(wire::TaskInfo::Reader info, TaskPlacement where);
   expected<int> spawn_task(Task& t);
+  // Gives spec t's user and the environment it starts from.
+  caf::error as_task_user(Task& t, ProcessSpec& spec);
   void fail_group(const std::string& failed_id, const std::string& why);
   void on_running(Task& t);
   void on_kill(wire::ExecutorEvent::Kill::Reader kill);

@@ -108,6 +108,10 @@ void CommandExecutor::run_command_check(Task& t, wire::HealthCheck::Reader check
     on_check_result(t.id, {false, what + ": " + tessera::what(spec.error())});
     return;
   }
+  if (auto err = as_task_user(t, *spec)) {
+    on_check_result(t.id, {false, what + ": " + tessera::what(err)});
+    return;
+  }
   spec->env.insert(spec->env.end(), config_.container_env.begin(), config_.container_env.end());
   auto pid = start_process(
       *spec, [this, id = t.id, what](const ProcessExit& e) { on_check_exit(id, e, what); });

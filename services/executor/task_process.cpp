@@ -112,6 +112,19 @@ expected<ProcessSpec> task_process(wire::TaskInfo::Reader task, const TaskPlacem
   return placed_process(task, task.getCommand(), where, cgroups, pid_namespace);
 }
 
+void start_environment(ProcessSpec& spec, const std::vector<std::string>& base,
+                       const UserIdentity* who) {
+  std::vector<std::string> env = base;
+  if (who != nullptr) {
+    env.push_back("HOME=" + who->home);
+    env.push_back("USER=" + who->name);
+    env.push_back("LOGNAME=" + who->name);
+  }
+  env.insert(env.end(), spec.env.begin(), spec.env.end());
+  spec.env = std::move(env);
+  spec.inherit_env = false;
+}
+
 expected<ProcessSpec> check_process(wire::TaskInfo::Reader task, wire::CommandInfo::Reader check,
                                     const TaskPlacement& where,
                                     const std::vector<std::string>& cgroups, bool pid_namespace) {

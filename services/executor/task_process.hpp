@@ -3,12 +3,16 @@
 // runs, and the environment it sees. Plain functions, no actor.
 //
 // Environment of a task (and of its command health check), in order, later
-// entries overriding earlier ones (the launcher applies them on top of the
-// executor's own environment):
+// entries overriding earlier ones. Never the executor's (or agent's) own
+// environment: it starts empty (start_environment), then
+//   the executor's base: PATH and the agent's allow-listed variables
+//   (--executor-env-allow),
+//   HOME, USER and LOGNAME of the user the task runs as,
 //   TESSERA_TASK_ID, TESSERA_SANDBOX (the task's working directory),
 //   PORT0, PORT1, ... (each port of its `ports` resource, in order),
 //   PORTS (them all, comma-separated) and PORT (= PORT0), as Marathon sets them,
-//   then its CommandInfo's environment entries.
+//   then its CommandInfo's environment entries (and last, from the
+//   executor, the agent's container marker).
 
 #include "runtime/error.hpp"
 #include "runtime/process_launcher.hpp"
@@ -58,6 +62,11 @@ expected<ProcessSpec> command_process(wire::CommandInfo::Reader command);
 // the container placement every task process gets.
 expected<ProcessSpec> task_process(wire::TaskInfo::Reader task, const TaskPlacement& where,
                                    const std::vector<std::string>& cgroups, bool pid_namespace);
+
+// Makes spec's environment the task's own: inherit_env off, and base, then
+// who's HOME, USER and LOGNAME (when who is known), before spec.env.
+void start_environment(ProcessSpec& spec, const std::vector<std::string>& base,
+                       const UserIdentity* who);
 
 // A command health check of task: its command with the task's environment
 // (above, then the check command's own entries), in the task's directory and

@@ -104,6 +104,33 @@ TEST_CASE("tessera agent refuses a bad sandbox GC delay or headroom with one lin
   }
 }
 
+TEST_CASE("tessera agent refuses bad task flags with one line", "[cli][users]") {
+  testing::TempDir dir;
+  auto work = (dir.path() / "work").string();
+  auto file = dir.path() / "file";
+  { std::ofstream(file) << "x"; }
+  for (auto paths :
+       {std::string("relative/dir"), (dir.path() / "missing").string(), file.string()}) {
+    Tessera t({"agent", "--master", "127.0.0.1:5050", "--work-dir", work, "--fetcher-allowed-paths",
+               dir.path().string() + "," + paths});
+    check_one_line_failure(t, "--fetcher-allowed-paths: '" + paths + "'");
+  }
+  {
+    Tessera t({"agent", "--master", "127.0.0.1:5050", "--work-dir", work, "--executor-env-allow",
+               "LANG,NOT-A-NAME"});
+    check_one_line_failure(t, "--executor-env-allow: 'NOT-A-NAME'");
+  }
+  {
+    Tessera t({"agent", "--master", "127.0.0.1:5050", "--work-dir", work, "--fetcher-ca-file",
+               (dir.path() / "no-ca.pem").string()});
+    check_one_line_failure(t, "--fetcher-ca-file");
+  }
+  {
+    Tessera t({"agent", "--master", "127.0.0.1:5050", "--work-dir", work, "--switch-user=maybe"});
+    CHECK(t.exit_code() != 0);
+  }
+}
+
 TEST_CASE("tessera agent cannot listen on a port in use", "[cli]") {
   testing::TempDir dir;
   auto busy = testing::start_node();

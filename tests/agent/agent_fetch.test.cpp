@@ -34,7 +34,7 @@ TEST_CASE("a task's URIs are in its sandbox when it starts", "[agent][fetch]") {
     std::ofstream out(script);
     out << "#!/bin/sh\necho fetched hello\n";
   }
-  Cluster c;
+  Cluster c([&](AgentConfig& a) { a.fetcher.allowed_paths = {files.path()}; });
   c.master.send_to_agent(run_fetching("t1", "./hello.sh", "file://" + script.string(), true));
   c.master.wait_state("t1", State::FINISHED);
   CHECK(testing::read_file(c.sandbox("t1") / "stdout") == "fetched hello\n");

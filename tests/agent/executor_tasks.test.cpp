@@ -166,6 +166,25 @@ TEST_CASE("every task process gets the executor's container placement", "[execut
   CHECK(!task_process(message.initRoot<wire::TaskInfo>().asReader(), where, {}, false));
 }
 
+TEST_CASE("a task's environment starts from the base and its user, never the executor's",
+          "[executor][env]") {
+  ProcessSpec spec;
+  spec.env = {"TESSERA_TASK_ID=t1", "HOME=/task/home"};
+  UserIdentity who;
+  who.name = "alice";
+  who.home = "/home/alice";
+  start_environment(spec, {"PATH=/bin", "LANG=C"}, &who);
+  CHECK_FALSE(spec.inherit_env);
+  // In order: later entries win in the launcher, so the task's own HOME does.
+  CHECK(spec.env == std::vector<std::string>{"PATH=/bin", "LANG=C", "HOME=/home/alice",
+                                             "USER=alice", "LOGNAME=alice", "TESSERA_TASK_ID=t1",
+                                             "HOME=/task/home"});
+  ProcessSpec unknown;
+  start_environment(unknown, {"PATH=/bin"}, nullptr);
+  CHECK(unknown.env == std::vector<std::string>{"PATH=/bin"});
+  CHECK_FALSE(unknown.inherit_env);
+}
+
 TEST_CASE("group task ids must be directory names", "[executor][group]") {
   CHECK(valid_task_dir_name("web-1"));
   CHECK_FALSE(valid_task_dir_name(""));

@@ -124,10 +124,20 @@ std::function<void(httplib::Server&)> serve(std::map<std::string, std::string> f
   };
 }
 
+// Local sources from any test directory (TempDirs are made there); the
+// allowed-paths tests set their own.
 FetcherConfig quick_config() {
   FetcherConfig c;
+  c.allowed_paths = {std::filesystem::temp_directory_path()};
   c.connect_timeout_ms = std::chrono::milliseconds(5000);
   c.read_timeout_ms = std::chrono::milliseconds(5000);
+  return c;
+}
+
+// An agent's default: no local source at all.
+FetcherConfig quick_config_without_local() {
+  auto c = quick_config();
+  c.allowed_paths.clear();
   return c;
 }
 
@@ -202,9 +212,10 @@ TEST_CASE("fetch errors name the URI and the cause", "[fetcher]") {
     auto uri = server.url("/gone");
     CHECK(error_text(fetcher.fetch({{uri}}, dir.path())) == "fetch " + uri + ": HTTP 410");
   }
-  SECTION("a missing file") {
-    CHECK(error_text(fetcher.fetch({{"file:///nope/x"}}, dir.path())) ==
-          "fetch file:///nope/x: No such file or directory");
+  SECTION("a missing file (under the allowed paths: elsewhere it is only refused)") {
+    auto uri = "file://" + (dir.path() / "nope" / "x").string();
+    CHECK(error_text(fetcher.fetch({{uri}}, dir.path())) ==
+          "fetch " + uri + ": No such file or directory");
   }
   SECTION("connection refused") {
     // A bound socket that does not listen: connects to it are refused, and
@@ -516,3 +527,64 @@ TEST_CASE("without TLS in cpp-httplib an https URI fails saying so", "[fetcher]"
   CHECK_THAT(error_text(r), Catch::Contains("https:// is not supported"));
 }
 #endif
+
+TEST_CASE("local sources are fetched only from under the allowed paths", "[fetcher][allowed]") {
+  TempDir dir;
+  auto allowed = dir.path() / "allowed";
+  auto outside = dir.path() / "outside";
+  fs::create_directories(allowed / "sub");
+  fs::create_directory(outside);
+  { std::ofstream(allowed / "sub" / "in.txt") << "inside"; }
+  { std::ofstream(outside / "secret.txt") << "secret"; }
+  fs::create_symlink(outside / "secret.txt", allowed / "escape.txt");
+  fs::create_symlink(allowed / "sub" / "in.txt", allowed / "alias.txt");
+  auto sandbox = dir.path() / "sandbox";
+  fs::create_directory(sandbox);
+  auto config = quick_config();
+  config.allowed_paths = {allowed};
+  Fetcher fetcher(config);
+  auto refused_outside = [&](const std::string& uri) {
+    INFO(uri);
+    auto r = fetcher.fetch({{uri}}, sandbox);
+    CHECK(failed_with(r, Errc::invalid_argument));
+    CHECK_THAT(error_text(r), Catch::Contains("outside the agent's --fetcher-allowed-paths"));
+  };
+
+  SECTION("a file under an allowed directory, as a file URI or a path") {
+    REQUIRE(fetcher.fetch({{"file://" + (allowed / "sub" / "in.txt").string()}}, sandbox));
+    CHECK(read_file(sandbox / "in.txt") == "inside");
+    REQUIRE(fetcher.fetch({{(allowed / "alias.txt").string()}}, sandbox));
+    CHECK(read_file(sandbox / "alias.txt") == "inside");
+  }
+  SECTION("a file outside them, directly, through '..' or through a symlink") {
+    refused_outside("file://" + (outside / "secret.txt").string());
+    refused_outside((outside / "secret.txt").string());
+    refused_outside((allowed / ".." / "outside" / "secret.txt").string());
+    refused_outside("file://" + (allowed / "escape.txt").string());
+    CHECK_FALSE(fs::exists(sandbox / "secret.txt"));
+    CHECK_FALSE(fs::exists(sandbox / "escape.txt"));
+  }
+  SECTION("a missing file says so only where it would be allowed") {
+    auto missing = fetcher.fetch({{(allowed / "missing.txt").string()}}, sandbox);
+    CHECK(failed_with(missing, Errc::os_error));
+    CHECK_THAT(error_text(missing), Catch::Contains("No such file"));
+    refused_outside((outside / "missing.txt").string());
+  }
+  SECTION("none at all without allowed paths") {
+    Fetcher strict(quick_config_without_local());
+    auto r = strict.fetch({{"file://" + (allowed / "sub" / "in.txt").string()}}, sandbox);
+    CHECK(failed_with(r, Errc::invalid_argument));
+    CHECK_THAT(error_text(r), Catch::Contains("no --fetcher-allowed-paths"));
+  }
+  SECTION("a cached copy is not served once its path is no longer allowed") {
+    auto cache = FetcherCache::open(dir.path() / "cache", 1 << 20);
+    REQUIRE(cache);
+    FetchUri uri{"file://" + (allowed / "sub" / "in.txt").string(), true, false, true};
+    REQUIRE(Fetcher(config, cache->get()).fetch({uri}, sandbox));
+    REQUIRE((*cache)->contains(uri.value));
+    auto narrower = config;
+    narrower.allowed_paths = {outside};
+    auto r = Fetcher(narrower, cache->get()).fetch({uri}, sandbox);
+    CHECK(failed_with(r, Errc::invalid_argument));
+  }
+}

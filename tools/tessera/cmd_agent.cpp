@@ -8,6 +8,14 @@
 //                 [--isolation cgroups|posix|auto[,pid-ns]]
 //                 [--gc-delay SECONDS] [--gc-disk-headroom FRACTION]
 //                 [--no-strict] [--drain-on-stop]
+//                 [--switch-user[=false]] [--executor-env-allow NAME,...]
+//                 [--fetcher-allowed-paths DIR,...] [--fetcher-ca-file PEM]
+//
+// Tasks run as their user when the agent is root (--switch-user, on by
+// default): the task's, else its framework's. Executors and tasks get PATH
+// and the variables --executor-env-allow names, never the agent's whole
+// environment. Local URIs (file://, paths) are fetched only from under
+// --fetcher-allowed-paths (none by default).
 //
 // Stopping keeps the work: on SIGTERM or SIGINT the agent exits 0 and leaves
 // its executors and tasks running and its checkpoints in DIR, so that an
@@ -24,6 +32,7 @@
 #include "services/agent/agent.hpp"
 #include "services/agent/agent_http.hpp"
 #include "services/election/zk_election.hpp"
+#include "tools/tessera/agent_flags.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
 #include "tools/tessera/tls_flags.hpp"
@@ -36,6 +45,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -60,6 +71,7 @@ struct AgentOptions {
   bool no_strict = false;
   bool drain_on_stop = false;
   TlsFlags tls;
+  TaskFlags tasks;
 };
 
 // The agent tells the main thread it has ended with this signal (blocked,
@@ -175,6 +187,8 @@ expected<AgentConfig> make_config(const AgentOptions& o) {
   c.executor_mode = ExecutorMode::process;
   c.executor_binary = self_path();
   c.strict_recovery = !o.no_strict;
+  if (auto err = apply_task_flags(o.tasks, c))
+    return err;
   return c;
 }
 
@@ -272,7 +286,72 @@ int run_agent(const AgentOptions& o) {
   return 0;
 }
 
+// "a,b,,c" -> {"a", "b", "c"}.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    auto end = std::min(text.find(',', begin), text.size());
+    if (end > begin)
+      out.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return out;
+}
+
+bool variable_name(const std::string& name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0])))
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char ch) {
+    return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_';
+  });
+}
+
 }  // namespace
+
+void add_task_flags(CLI::App* sub, TaskFlags& flags) {
+  sub->add_flag("--switch-user,!--no-switch-user", flags.switch_user,
+                "Run each task as its user (the task's, else its framework's, else the agent's) "
+                "when the agent is root; =false: every task runs as the agent's user")
+      ->capture_default_str();
+  sub->add_option("--executor-env-allow", flags.executor_env_allow,
+                  "Comma-separated names of the agent's environment variables that executors "
+                  "and tasks get besides PATH (never the rest of the agent's environment)")
+      ->capture_default_str();
+  sub->add_option("--fetcher-allowed-paths", flags.fetcher_allowed_paths,
+                  "Comma-separated absolute directories that file:// and plain-path URIs may be "
+                  "fetched from (symlinks and '..' resolved); default: none");
+  sub->add_option("--fetcher-ca-file", flags.fetcher_ca_file,
+                  "PEM file of the CAs https:// fetches trust (default: the system's)");
+}
+
+caf::error apply_task_flags(const TaskFlags& flags, AgentConfig& config) {
+  config.switch_user = flags.switch_user;
+  config.executor_env_allow.clear();
+  for (const auto& name : split_list(flags.executor_env_allow)) {
+    if (!variable_name(name))
+      return make_error(Errc::invalid_argument,
+                        "bad --executor-env-allow: '" + name + "' is not a variable name");
+    config.executor_env_allow.push_back(name);
+  }
+  config.fetcher.allowed_paths.clear();
+  for (const auto& dir : split_list(flags.fetcher_allowed_paths)) {
+    std::error_code ec;
+    auto real = std::filesystem::canonical(dir, ec);
+    if (dir.front() != '/' || ec || !std::filesystem::is_directory(real, ec))
+      return make_error(Errc::invalid_argument, "bad --fetcher-allowed-paths: '" + dir +
+                                                    "' is not an absolute path of "
+                                                    "a directory" +
+                                                    (ec ? ": " + ec.message() : std::string()));
+    config.fetcher.allowed_paths.push_back(real);
+  }
+  if (!flags.fetcher_ca_file.empty()) {
+    if (::access(flags.fetcher_ca_file.c_str(), R_OK) != 0)
+      return make_os_error(errno, "--fetcher-ca-file " + flags.fetcher_ca_file);
+    config.fetcher.ca_file = flags.fetcher_ca_file;
+  }
+  return caf::none;
+}
 
 Command add_agent_command(CLI::App& app) {
   auto options = std::make_shared<AgentOptions>();
@@ -314,6 +393,7 @@ Command add_agent_command(CLI::App& app) {
                 "On SIGTERM/SIGINT, kill every task and remove the checkpoints (as SIGUSR1 "
                 "always does). By default SIGTERM/SIGINT leave tasks running and checkpoints "
                 "intact for the next start on this --work-dir and --listen address");
+  add_task_flags(sub, options->tasks);
   return {sub, [options] { return run_agent(*options); }};
 }
 

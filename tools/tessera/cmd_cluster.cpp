@@ -5,11 +5,14 @@
 #include "services/apps/apps_service.hpp"
 #include "services/jobs/jobs_service.hpp"
 #include "services/cluster/local_cluster.hpp"
+#include "tools/tessera/agent_flags.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/dns_flags.hpp"
 #include "tools/tessera/endpoints.hpp"
 #include "tools/tessera/tls_flags.hpp"
 #include "tools/tessera/operator_window.hpp"
+
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -37,6 +40,7 @@ struct ClusterOptions {
   bool no_dns = false;
   DnsFlags dns;
   TlsFlags tls;
+  TaskFlags tasks;
 };
 
 int run_cluster(const ClusterOptions& o) {
@@ -74,6 +78,10 @@ int run_cluster(const ClusterOptions& o) {
     char tmpl[] = "/tmp/tessera-cluster-XXXXXX";
     if (!::mkdtemp(tmpl))
       return fail("cannot create a work directory in /tmp");
+    // mkdtemp's 0700 would keep the tasks of other users (--switch-user)
+    // out of their own sandboxes; 0755 lets them in and write nowhere.
+    if (::chmod(tmpl, 0755) != 0)
+      return fail(std::string("cannot make ") + tmpl + " 0755");
     config.work_dir = tmpl;
   } else {
     config.work_dir = o.work_dir;
@@ -97,6 +105,8 @@ int run_cluster(const ClusterOptions& o) {
   }
   if (auto err = parse_isolation(o.isolation, config.isolation, config.agent.pid_namespace))
     return fail("--isolation: " + what(err));
+  if (auto err = apply_task_flags(o.tasks, config.agent))
+    return fail(what(err));
   config.agent_http_host = http->host;  // each agent's HTTP API, at a free port
   auto cluster = LocalCluster::start(config);
   if (!cluster)
@@ -232,6 +242,7 @@ Command add_cluster_command(CLI::App& app) {
   sub->add_option("--isolation", o->isolation,
                   "cgroups, posix or auto (cgroups when writable), optionally ',pid-ns'")
       ->capture_default_str();
+  add_task_flags(sub, o->tasks);
   return {sub, [o] { return run_cluster(*o); }};
 }
 

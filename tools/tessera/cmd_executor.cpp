@@ -8,6 +8,11 @@
 //                         ':'-separated (optional)
 //   TESSERA_PID_NAMESPACE 1: every task process gets a PID namespace of its
 //                         own (optional; 0 or unset: not)
+// The rest of its environment (the agent gives it PATH and the variables
+// its --executor-env-allow names, nothing else) is what its tasks' start
+// from (CommandExecutorConfig::base_env); the TESSERA_ variables above are
+// the executor's own and are not passed on, except posix isolation's
+// container marker TESSERA_CONTAINER, which every task process carries.
 // It runs until its executor ends (or SIGTERM/SIGINT), then exits 0.
 
 #include "runtime/node.hpp"
@@ -23,7 +28,10 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
+
+extern char** environ;
 
 namespace tessera::cli {
 
@@ -73,6 +81,15 @@ bool env_container(CommandExecutorConfig& config) {
   return true;
 }
 
+// The executor's environment without its own TESSERA_ variables.
+std::vector<std::string> task_base_environment() {
+  std::vector<std::string> out;
+  for (char** entry = environ; *entry != nullptr; ++entry)
+    if (std::string_view(*entry).rfind("TESSERA_", 0) != 0)
+      out.emplace_back(*entry);
+  return out;
+}
+
 int run_executor() {
   CommandExecutorConfig config;
   auto agent = env("TESSERA_AGENT");
@@ -98,6 +115,10 @@ int run_executor() {
   config.framework_id = *framework;
   config.executor_id = *executor;
   config.sandbox = *sandbox;
+  config.base_env = task_base_environment();
+  // Posix isolation's marker of the container: every task process carries it.
+  if (auto marker = env("TESSERA_CONTAINER"))
+    config.container_env = {"TESSERA_CONTAINER=" + *marker};
   // Signals are taken by sigwait below; every thread the node starts
   // inherits this mask (the launcher's children get a clean one).
   sigset_t set;
