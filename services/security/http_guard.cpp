@@ -86,4 +86,24 @@ std::vector<std::pair<std::string, double>> HttpGuard::metrics() const {
   return out;
 }
 
+http::Handler guarded_handler(std::shared_ptr<const HttpGuard> guard, RouteClassifier classify,
+                              http::Handler inner) {
+  if (!guard)
+    return inner;
+  return [guard, classify = std::move(classify), inner = std::move(inner)](
+             http::Request request, http::Responder responder) {
+    auto access = classify(request);
+    if (!access.open) {
+      auto principal = guard->authenticate(request, responder);
+      if (!principal)
+        return;
+      for (const auto& [action, object] : access.checks)
+        if (!guard->authorize(*principal, action, object ? Object(*object) : Object(std::nullopt),
+                              responder))
+          return;
+    }
+    inner(std::move(request), std::move(responder));
+  };
+}
+
 }  // namespace tessera::security

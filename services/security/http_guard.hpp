@@ -21,6 +21,7 @@
 #include "services/security/credentials.hpp"
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -74,5 +75,19 @@ class HttpGuard {
   mutable std::atomic<uint64_t> unauthenticated_{0};
   mutable std::atomic<uint64_t> forbidden_{0};
 };
+
+// What one request needs: nothing (open: liveness routes), or each of
+// checks to pass for the principal that made it.
+struct RouteAccess {
+  bool open = false;
+  std::vector<std::pair<Action, std::optional<std::string>>> checks;
+};
+using RouteClassifier = std::function<RouteAccess(const http::Request&)>;
+
+// inner behind guard: a request whose route is not open is authenticated
+// (401) and each of its checks authorized (403) before inner sees it. What
+// the apps and jobs APIs are served through, mounted or on their own.
+http::Handler guarded_handler(std::shared_ptr<const HttpGuard> guard, RouteClassifier classify,
+                              http::Handler inner);
 
 }  // namespace tessera::security

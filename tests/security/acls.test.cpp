@@ -21,7 +21,7 @@ Acls acls_of(const char* text) {
 
 }  // namespace
 
-TEST_CASE("acls: the first matching rule decides; no match denies unless permissive", "[acls]") {
+TEST_CASE("acls: the first matching rule decides, no match denies unless permissive", "[acls]") {
   auto acls = acls_of(R"({
     "register_frameworks": [
       {"principals": {"values": ["etl"]}, "roles": {"values": ["analytics", "batch"]}},
