@@ -10,6 +10,7 @@
 #include "services/election/detector.hpp"
 #include "services/http/server.hpp"
 #include "tools/tessera/command.hpp"
+#include "tools/tessera/security_flags.hpp"
 
 #include <functional>
 #include <memory>
@@ -27,6 +28,7 @@ struct FrameworkServerOptions {
   std::string role = "*";
   std::string name;  // the command's default
   double failover_timeout_s = 7 * 24 * 3600;
+  SecurityFlags security;
 };
 
 // Where the framework finds its master, and the rest of what it is given.
@@ -34,6 +36,7 @@ struct FrameworkServerSetup {
   Address master;
   std::shared_ptr<MasterDetector> detector;
   http::ServerConfig http;
+  std::shared_ptr<const security::HttpGuard> guard;  // from --credentials, --acls
 };
 
 // A started service: the lines to print, how to stop it, and the name of
