@@ -333,11 +333,17 @@ class Agent : public Actor {
   // (framework_id omitted and the task id is not unique here) or 503 (the
   // pool is full).
   using SandboxJob = std::function<void(const std::string& sandbox)>;
+  // Asked with the roles of the task's framework (empty: the framework is
+  // no longer known here) before its sandbox is touched; false: it has
+  // answered the refusal itself (the ACLs' access_sandboxes). Null: allowed.
+  using SandboxAccess = std::function<bool(const std::vector<std::string>& roles)>;
   void api_sandbox(const std::string& framework_id, const std::string& task_id, SandboxJob job,
-                   const std::function<void(http::Response)>& refuse);
+                   const std::function<void(http::Response)>& refuse,
+                   const SandboxAccess& access = nullptr);
   // READ_FILE with follow: a RecordIO stream of the file's new bytes until
   // the task has ended and all was sent, or the client goes away.
-  void api_follow(const SandboxFollow& follow, const http::Responder& responder);
+  void api_follow(const SandboxFollow& follow, const http::Responder& responder,
+                  const SandboxAccess& access = nullptr);
 
  private:
   using Key = std::pair<std::string, std::string>;  // (framework id, task or executor id)
@@ -573,6 +579,8 @@ class Agent : public Actor {
   std::optional<Key> api_task(const std::string& framework_id, const std::string& task_id,
                               const std::function<void(http::Response)>& refuse) const;
   bool task_ended(const Key& key) const;
+  // The roles of a task's framework, as this agent knows them.
+  std::vector<std::string> framework_roles(const std::string& framework_id) const;
   std::string api_state_json(const std::string& type) const;
   std::string prometheus_text(const std::vector<std::pair<std::string, double>>& edge);
   std::vector<std::pair<std::string, double>> snapshot_values(

@@ -257,10 +257,23 @@ bool Agent::task_ended(const Key& key) const {
   return it == tasks_.end() || it->second.stream.terminated();
 }
 
+std::vector<std::string> Agent::framework_roles(const std::string& framework_id) const {
+  std::vector<std::string> out;
+  auto it = frameworks_.find(framework_id);
+  if (it == frameworks_.end())
+    return out;
+  for (auto r : it->second.get().getRoles())
+    out.push_back(str(r));
+  if (out.empty())
+    out.push_back("*");
+  return out;
+}
+
 void Agent::api_sandbox(const std::string& framework_id, const std::string& task_id, SandboxJob job,
-                        const std::function<void(http::Response)>& refuse) {
+                        const std::function<void(http::Response)>& refuse,
+                        const SandboxAccess& access) {
   auto key = api_task(framework_id, task_id, refuse);
-  if (!key)
+  if (!key || (access && !access(framework_roles(key->first))))
     return;
   auto dir = sandbox_of(*key)->string();
   bool queued = blocking([dir, job = std::move(job)]() -> std::function<void()> {

@@ -75,10 +75,11 @@ std::pair<uint64_t, bool> pump(const FollowJob& job) {
 
 }  // namespace
 
-void Agent::api_follow(const SandboxFollow& follow, const http::Responder& responder) {
+void Agent::api_follow(const SandboxFollow& follow, const http::Responder& responder,
+                       const SandboxAccess& access) {
   auto key = api_task(follow.framework_id, follow.task_id,
                       [&responder](http::Response r) { responder.respond(std::move(r)); });
-  if (!key)
+  if (!key || (access && !access(framework_roles(key->first))))
     return;
   if (followers_.size() + follow_pending_ >= config_.followers_max)
     return responder.respond(http::error_response(

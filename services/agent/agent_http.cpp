@@ -157,9 +157,12 @@ http::Response sandbox_error_response(const caf::error& error, SandboxFileError 
   return http::error_response(status, describe(error));
 }
 
-expected<std::unique_ptr<AgentHttp>> AgentHttp::start(http::ServerConfig config,
-                                                      std::shared_ptr<AgentHttpHandle> agent) {
-  std::unique_ptr<AgentHttp> edge(new AgentHttp(std::move(agent)));
+expected<std::unique_ptr<AgentHttp>> AgentHttp::start(
+    http::ServerConfig config, std::shared_ptr<AgentHttpHandle> agent,
+    std::shared_ptr<const security::HttpGuard> guard) {
+  if (!guard)
+    guard = std::make_shared<const security::HttpGuard>();
+  std::unique_ptr<AgentHttp> edge(new AgentHttp(std::move(agent), std::move(guard)));
   auto* self = edge.get();
   auto server = http::Server::start(std::move(config), [self](http::Request r, http::Responder d) {
     self->handle(std::move(r), std::move(d));
@@ -191,7 +194,8 @@ std::string AgentHttp::advertised_address(const std::string& advertise_host) con
 
 std::vector<std::pair<std::string, double>> AgentHttp::metrics() const {
   const auto& c = server_->counters();
-  return {
+  auto out = guard_->metrics();
+  std::vector<std::pair<std::string, double>> edge = {
       {"tessera_http_connections_open", double(c.connections_open.load())},
       {"tessera_http_connections_accepted_total", double(c.connections_accepted.load())},
       {"tessera_http_connections_refused_total", double(c.connections_refused.load())},
@@ -205,6 +209,26 @@ std::vector<std::pair<std::string, double>> AgentHttp::metrics() const {
       {"tessera_http_overloaded_total", double(overloaded_.load())},
       {"tessera_agent_api_bad_calls_total", double(bad_calls_.load())},
       {"tessera_agent_api_inbox_queued", double(agent_->queued())},
+  };
+  out.insert(out.begin(), edge.begin(), edge.end());
+  return out;
+}
+
+Agent::SandboxAccess AgentHttp::sandbox_access(const std::string& principal,
+                                               std::function<void(http::Response)> refuse) const {
+  if (!guard_->authorizer()->enabled())
+    return nullptr;
+  return [guard = guard_, principal,
+          refuse = std::move(refuse)](const std::vector<std::string>& roles) {
+    std::vector<security::Object> objects(roles.begin(), roles.end());
+    if (objects.empty())
+      objects.push_back(std::nullopt);  // an unknown framework: every role's right
+    for (const auto& object : objects)
+      if (auto d = guard->check(principal, security::Action::access_sandboxes, object); !d) {
+        refuse(security::HttpGuard::forbidden(d.reason));
+        return false;
+      }
+    return true;
   };
 }
 
@@ -224,30 +248,46 @@ void AgentHttp::bad_call(const http::Responder& responder, const std::string& wh
 void AgentHttp::handle(http::Request request, http::Responder responder) {
   const auto& path = request.path;
   auto refuse = [responder](http::Response r) { responder.respond(std::move(r)); };
+  bool file_route = path == "/files/read" || path == "/files/browse";
+  if (path == "/health" && (request.method == "GET" || request.method == "HEAD"))
+    return responder.respond(http::json_response(200, "{\"healthy\":true}"));
+  if (file_route && request.method == "OPTIONS") {  // a browser's CORS preflight
+    http::Response r{204, "text/plain", "", cors, nullptr};
+    r.headers.push_back({"Access-Control-Allow-Methods", "GET, HEAD"});
+    r.headers.push_back({"Access-Control-Allow-Headers", "Authorization"});
+    r.headers.push_back({"Access-Control-Max-Age", "600"});
+    return responder.respond(std::move(r));
+  }
+  auto principal = guard_->principal_of(request);
+  if (!principal)
+    return responder.respond(
+        with_cors(security::HttpGuard::unauthorized(what(principal.error())), file_route));
   if (path == "/api/v1" || path == "/api/v1/") {
     if (request.method != "POST") {
       http::Response r = http::error_response(405, "use POST for /api/v1");
       r.headers.push_back({"Allow", "POST"});
       return responder.respond(std::move(r));
     }
-    return api(request, responder);
+    return api(request, responder, *principal);
   }
   if (request.method != "GET" && request.method != "HEAD") {
     http::Response r = http::error_response(405, "use GET for " + path);
     r.headers.push_back({"Allow", "GET, HEAD"});
     return responder.respond(std::move(r));
   }
-  if (path == "/files/read" || path == "/files/browse")
-    return files(request, responder);
-  if (path == "/metrics" || path == "/metrics/snapshot")
+  if (file_route)
+    return files(request, responder, *principal);
+  if (path == "/metrics" || path == "/metrics/snapshot") {
+    if (!guard_->authorize(*principal, security::Action::view_cluster, std::nullopt, responder))
+      return;
     return on_agent(refuse, [responder, prometheus = path == "/metrics", edge = metrics()](
                                 Agent& a) { a.api_metrics(prometheus, edge, responder); });
-  if (path == "/health")
-    return responder.respond(http::json_response(200, "{\"healthy\":true}"));
+  }
   responder.respond(http::error_response(404, "no such endpoint: " + path));
 }
 
-void AgentHttp::api(const http::Request& request, const http::Responder& responder) {
+void AgentHttp::api(const http::Request& request, const http::Responder& responder,
+                    const std::string& principal) {
   json call;
   try {
     call = json::parse(request.body);
@@ -258,6 +298,17 @@ void AgentHttp::api(const http::Request& request, const http::Responder& respond
     return bad_call(responder, "a call is a JSON object with a \"type\" string");
   auto type = call["type"].get<std::string>();
   auto refuse = [responder](http::Response r) { responder.respond(std::move(r)); };
+  using security::Action;
+  auto may = [&](Action action) {
+    return guard_->authorize(principal, action, std::nullopt, responder);
+  };
+  if (type == "GET_AGENT" || type == "GET_CONTAINERS") {
+    if (!may(Action::view_cluster))
+      return;
+  } else if (book_calls.count(type) && type != "GET_HEALTH" && type != "GET_VERSION") {
+    if (!may(Action::view_frameworks) || !may(Action::view_tasks))
+      return;
+  }
   if (book_calls.count(type))
     return on_agent(refuse, [type, responder](Agent& a) { a.api_read(type, responder); });
   if (type == "GET_CONTAINERS")
@@ -271,11 +322,12 @@ void AgentHttp::api(const http::Request& request, const http::Responder& respond
     return bad_call(responder, "bad " + type + " call: " + e.what());
   }
   if (type == "LIST_FILES")
-    return list_files(args, true, responder);
-  read_file(args, true, responder);
+    return list_files(args, true, responder, principal);
+  read_file(args, true, responder, principal);
 }
 
-void AgentHttp::files(const http::Request& request, const http::Responder& responder) {
+void AgentHttp::files(const http::Request& request, const http::Responder& responder,
+                      const std::string& principal) {
   FileCall args;
   try {
     args = file_call(request);
@@ -284,11 +336,12 @@ void AgentHttp::files(const http::Request& request, const http::Responder& respo
     return responder.respond(with_cors(http::error_response(400, e.what()), true));
   }
   if (request.path == "/files/browse")
-    return list_files(args, false, responder);
-  read_file(args, false, responder);
+    return list_files(args, false, responder, principal);
+  read_file(args, false, responder, principal);
 }
 
-void AgentHttp::list_files(const FileCall& call, bool v1, const http::Responder& responder) {
+void AgentHttp::list_files(const FileCall& call, bool v1, const http::Responder& responder,
+                           const std::string& principal) {
   Refuse refuse = [responder, v1](http::Response r) {
     responder.respond(with_cors(std::move(r), !v1));
   };
@@ -303,18 +356,20 @@ void AgentHttp::list_files(const FileCall& call, bool v1, const http::Responder&
     json body = v1 ? json{{"type", "LIST_FILES"}, {"list_files", {{"file_infos", list}}}} : list;
     responder.respond(with_cors(http::json_response(200, dump_text(body)), !v1));
   };
-  on_agent(refuse, [call, job, refuse](Agent& a) {
-    a.api_sandbox(call.framework_id, call.task_id, job, refuse);
+  on_agent(refuse, [call, job, refuse, access = sandbox_access(principal, refuse)](Agent& a) {
+    a.api_sandbox(call.framework_id, call.task_id, job, refuse, access);
   });
 }
 
-void AgentHttp::read_file(const FileCall& call, bool v1, const http::Responder& responder) {
+void AgentHttp::read_file(const FileCall& call, bool v1, const http::Responder& responder,
+                          const std::string& principal) {
   Refuse refuse = [responder, v1](http::Response r) {
     responder.respond(with_cors(std::move(r), !v1));
   };
   if (call.follow) {
     SandboxFollow follow{call.framework_id, call.task_id, call.path, call.offset};
-    return on_agent(refuse, [follow, responder](Agent& a) { a.api_follow(follow, responder); });
+    return on_agent(refuse, [follow, responder, access = sandbox_access(principal, refuse)](
+                                Agent& a) { a.api_follow(follow, responder, access); });
   }
   auto job = [call, v1, responder, refuse](const std::string& sandbox) {
     SandboxFileError why = SandboxFileError::none;
@@ -331,8 +386,8 @@ void AgentHttp::read_file(const FileCall& call, bool v1, const http::Responder& 
                           {"size", size}};
     responder.respond(with_cors(http::json_response(200, dump_text(body)), !v1));
   };
-  on_agent(refuse, [call, job, refuse](Agent& a) {
-    a.api_sandbox(call.framework_id, call.task_id, job, refuse);
+  on_agent(refuse, [call, job, refuse, access = sandbox_access(principal, refuse)](Agent& a) {
+    a.api_sandbox(call.framework_id, call.task_id, job, refuse, access);
   });
 }
 

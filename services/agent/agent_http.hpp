@@ -15,11 +15,22 @@
 //   GET  /files/browse      ?framework_id=&task_id=&path= : a JSON list
 //   GET  /metrics           Prometheus text exposition
 //   GET  /metrics/snapshot  Mesos's agent keys (slave/...), one JSON object
-//   GET  /health            200 while the edge serves
+//   GET  /health            200 while the edge serves (never authenticated)
+//   OPTIONS /files/*        the CORS preflight of a browser that sends an
+//                           Authorization header (never authenticated)
 // Files are named by task (framework_id may be left out when the task id is
 // unique on the agent) and a path relative to its sandbox, confined to it
 // (sandbox_files.hpp). /files/* answer with Access-Control-Allow-Origin: *,
 // so the master's web UI (another origin) can browse and tail them.
+//
+// Authentication (issue #14; security/http_guard.hpp): with credentials
+// configured, every other route answers 401 without valid credentials.
+// Authorization by the ACLs: GET_HEALTH and GET_VERSION need nothing more;
+// GET_AGENT, GET_CONTAINERS and /metrics* need view_cluster; GET_STATE,
+// GET_TASKS, GET_EXECUTORS and GET_FRAMEWORKS need view_frameworks and
+// view_tasks of every role (the agent does not filter its answers); a
+// sandbox (LIST_FILES, READ_FILE, /files/*) needs access_sandboxes of every
+// role of the task's framework (403 otherwise).
 //
 // Errors are JSON {"error": "..."}: 400 for bad JSON, an unknown call type,
 // a missing or mistyped field (all counted, bad_calls()) and for a path the
@@ -43,6 +54,7 @@
 #include "services/agent/agent.hpp"
 #include "services/agent/sandbox_files.hpp"
 #include "services/http/server.hpp"
+#include "services/security/http_guard.hpp"
 
 #include <atomic>
 #include <memory>
@@ -54,8 +66,9 @@ namespace tessera {
 
 class AgentHttp {
  public:
-  static expected<std::unique_ptr<AgentHttp>> start(http::ServerConfig config,
-                                                    std::shared_ptr<AgentHttpHandle> agent);
+  static expected<std::unique_ptr<AgentHttp>> start(
+      http::ServerConfig config, std::shared_ptr<AgentHttpHandle> agent,
+      std::shared_ptr<const security::HttpGuard> guard = nullptr);
   ~AgentHttp();
   AgentHttp(const AgentHttp&) = delete;
   AgentHttp& operator=(const AgentHttp&) = delete;
@@ -84,17 +97,27 @@ class AgentHttp {
   };
 
  private:
-  explicit AgentHttp(std::shared_ptr<AgentHttpHandle> agent) : agent_(std::move(agent)) {}
+  AgentHttp(std::shared_ptr<AgentHttpHandle> agent,
+            std::shared_ptr<const security::HttpGuard> guard)
+      : agent_(std::move(agent)), guard_(std::move(guard)) {}
   void handle(http::Request request, http::Responder responder);
-  void api(const http::Request& request, const http::Responder& responder);
-  void files(const http::Request& request, const http::Responder& responder);
-  void list_files(const FileCall& call, bool v1, const http::Responder& responder);
-  void read_file(const FileCall& call, bool v1, const http::Responder& responder);
+  void api(const http::Request& request, const http::Responder& responder,
+           const std::string& principal);
+  void files(const http::Request& request, const http::Responder& responder,
+             const std::string& principal);
+  void list_files(const FileCall& call, bool v1, const http::Responder& responder,
+                  const std::string& principal);
+  void read_file(const FileCall& call, bool v1, const http::Responder& responder,
+                 const std::string& principal);
+  // The ACLs' check of a task's sandbox for principal; null without ACLs.
+  Agent::SandboxAccess sandbox_access(const std::string& principal,
+                                      std::function<void(http::Response)> refuse) const;
   // Runs fn on the agent's thread, or gives refuse a 503.
   void on_agent(const std::function<void(http::Response)>& refuse, std::function<void(Agent&)> fn);
   void bad_call(const http::Responder& responder, const std::string& why);
 
   std::shared_ptr<AgentHttpHandle> agent_;
+  std::shared_ptr<const security::HttpGuard> guard_;  // never null
   std::unique_ptr<http::Server> server_;
   std::atomic<uint64_t> bad_calls_{0};
   std::atomic<uint64_t> overloaded_{0};

@@ -6,8 +6,8 @@ namespace tessera::apps {
 
 expected<std::unique_ptr<AppsService>> AppsService::start(Node& node, AppsServiceConfig c) {
   std::unique_ptr<AppsService> service(new AppsService());
-  auto parts = open_framework_service("apps", c.registry, c.work_dir, c.http,
-                                      apps_http_handler(service->handle_));
+  service->guard_ = c.guard;
+  auto parts = open_framework_service("apps", c.registry, c.work_dir, c.http, service->handler());
   if (!parts)
     return parts.error();
   service->server_ = std::move(parts->server);
@@ -34,6 +34,60 @@ expected<std::unique_ptr<AppsService>> AppsService::start(Node& node, AppsServic
   }
   service->actor_ = *actor;
   return service;
+}
+
+namespace {
+
+// An app id as Marathon normalizes it: with its leading '/'.
+std::string absolute(std::string id) {
+  return id.empty() || id.front() != '/' ? "/" + id : id;
+}
+
+}  // namespace
+
+security::RouteAccess apps_access(const http::Request& r) {
+  using security::Action;
+  security::RouteAccess out;
+  const auto& p = r.path;
+  if (p == "/ping" || p == "/v2/ping") {
+    out.open = true;
+    return out;
+  }
+  bool read = r.method == "GET" || r.method == "HEAD";
+  const std::string apps = "/v2/apps";
+  bool under_apps = p.size() > apps.size() + 1 && p.compare(0, apps.size() + 1, apps + "/") == 0;
+  if (under_apps) {  // one app (and its tasks, versions, restart, ...)
+    out.checks.push_back({read ? Action::view_apps : Action::update_apps, p.substr(apps.size())});
+    return out;
+  }
+  if (read) {
+    out.checks.push_back({Action::view_apps, std::nullopt});
+    return out;
+  }
+  const std::string queue = "/v2/queue/";
+  if (p.compare(0, queue.size(), queue) == 0) {  // DELETE /v2/queue/ID/delay
+    out.checks.push_back({Action::update_apps, "/" + p.substr(queue.size())});
+    return out;
+  }
+  auto action = p == "/v2/plan" ? Action::view_apps : Action::update_apps;
+  if (p == apps || p == apps + "/" || p == "/v2/plan") {  // the definitions in the body
+    auto body = nlohmann::json::parse(r.body, nullptr, false);
+    auto list = body.is_array() ? body : nlohmann::json::array({body});
+    for (const auto& app : list)
+      if (app.is_object() && app.contains("id") && app["id"].is_string())
+        out.checks.push_back({action, absolute(app["id"].get<std::string>())});
+      else
+        out.checks.push_back({action, std::nullopt});  // refused anyway: every app's right
+    if (out.checks.empty())
+      out.checks.push_back({action, std::nullopt});
+    return out;
+  }
+  out.checks.push_back({Action::update_apps, std::nullopt});  // deployments, unknown routes
+  return out;
+}
+
+http::Handler AppsService::handler() const {
+  return security::guarded_handler(guard_, apps_access, apps_http_handler(handle_));
 }
 
 AppsService::~AppsService() {

@@ -94,7 +94,7 @@ expected<std::unique_ptr<AgentHttp>> LocalCluster::start_agent_http(AgentConfig&
   server.host = config_.agent_http_host;
   server.port = 0;
   ac.http = std::make_shared<AgentHttpHandle>();
-  auto edge = AgentHttp::start(server, ac.http);
+  auto edge = AgentHttp::start(server, ac.http, config_.agent_http_guard);
   if (!edge)
     return edge.error();
   ac.http_address = (*edge)->advertised_address(node_->host());

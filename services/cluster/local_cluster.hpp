@@ -42,6 +42,8 @@ struct LocalClusterConfig {
   // Set: each agent's AgentHttp listens on this host, port 0. Empty: none.
   // (AgentConfig::http and http_address are the cluster's to fill in.)
   std::string agent_http_host;
+  // Who may call those agents' APIs (null: everyone).
+  std::shared_ptr<const security::HttpGuard> agent_http_guard;
 
   static IsolationConfig no_isolator() {
     IsolationConfig c;

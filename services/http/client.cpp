@@ -49,7 +49,8 @@ std::optional<HostPort> split_host_port(const std::string& text) {
 bhttp::request<bhttp::string_body> make_request(const std::string& host_port,
                                                 const std::string& method,
                                                 const std::string& target, const std::string& body,
-                                                const std::string& content_type) {
+                                                const std::string& content_type,
+                                                const Headers& headers) {
   bhttp::request<bhttp::string_body> req;
   auto verb = bhttp::string_to_verb(method);
   if (verb == bhttp::verb::unknown)
@@ -61,6 +62,8 @@ bhttp::request<bhttp::string_body> make_request(const std::string& host_port,
   req.set(bhttp::field::host, host_port);
   req.set(bhttp::field::user_agent, "tessera");
   req.keep_alive(false);  // one request per connection
+  for (const auto& [name, value] : headers)
+    req.set(name, value);
   if (!body.empty()) {
     req.set(bhttp::field::content_type, content_type);
     req.body() = body;
@@ -242,11 +245,12 @@ void run_call(const std::string& host_port, std::chrono::milliseconds timeout, B
 
 expected<ClientResponse> request(const std::string& host_port, const std::string& method,
                                  const std::string& target, const std::string& body,
-                                 const std::string& content_type,
-                                 std::chrono::milliseconds timeout) {
+                                 const std::string& content_type, std::chrono::milliseconds timeout,
+                                 const Headers& headers) {
   expected<ClientResponse> out = make_error(Errc::stopped, "http: request did not run");
   run_call(host_port, timeout, [&](Call& call) {
-    return exchange(call, make_request(host_port, method, target, body, content_type), out);
+    return exchange(call, make_request(host_port, method, target, body, content_type, headers),
+                    out);
   });
   return out;
 }
@@ -254,11 +258,12 @@ expected<ClientResponse> request(const std::string& host_port, const std::string
 expected<int> stream(const std::string& host_port, const std::string& method,
                      const std::string& target, const std::string& body,
                      const std::function<bool(std::string_view)>& on_chunk,
-                     std::chrono::milliseconds timeout) {
+                     std::chrono::milliseconds timeout, const Headers& headers) {
   expected<int> out = make_error(Errc::stopped, "http: stream did not run");
   run_call(host_port, timeout, [&](Call& call) {
-    return stream_exchange(call, make_request(host_port, method, target, body, "application/json"),
-                           on_chunk, out);
+    return stream_exchange(
+        call, make_request(host_port, method, target, body, "application/json", headers), on_chunk,
+        out);
   });
   return out;
 }

@@ -18,6 +18,8 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace tessera::http {
 
@@ -27,6 +29,9 @@ struct ClientResponse {
   std::map<std::string, std::string> headers;  // names lower-cased
 };
 
+// Extra request headers (Authorization, ...); the same type as server.hpp's.
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
 // The largest response body request() accepts.
 inline constexpr size_t client_body_bytes_max = size_t{512} << 20;
 
@@ -35,7 +40,8 @@ inline constexpr size_t client_body_bytes_max = size_t{512} << 20;
 expected<ClientResponse> request(const std::string& host_port, const std::string& method,
                                  const std::string& target, const std::string& body = "",
                                  const std::string& content_type = "application/json",
-                                 std::chrono::milliseconds timeout = std::chrono::seconds(10));
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(10),
+                                 const Headers& headers = {});
 
 // A streaming request: on_chunk gets each piece of the body as it arrives
 // (chunked transfer decoded; pieces need not match the server's chunks) until
@@ -45,6 +51,7 @@ expected<ClientResponse> request(const std::string& host_port, const std::string
 expected<int> stream(const std::string& host_port, const std::string& method,
                      const std::string& target, const std::string& body,
                      const std::function<bool(std::string_view)>& on_chunk,
-                     std::chrono::milliseconds timeout = std::chrono::milliseconds::zero());
+                     std::chrono::milliseconds timeout = std::chrono::milliseconds::zero(),
+                     const Headers& headers = {});
 
 }  // namespace tessera::http

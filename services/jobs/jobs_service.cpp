@@ -6,8 +6,8 @@ namespace tessera::jobs {
 
 expected<std::unique_ptr<JobsService>> JobsService::start(Node& node, JobsServiceConfig c) {
   std::unique_ptr<JobsService> service(new JobsService());
-  auto parts = open_framework_service("jobs", c.registry, c.work_dir, c.http,
-                                      jobs_http_handler(service->handle_));
+  service->guard_ = c.guard;
+  auto parts = open_framework_service("jobs", c.registry, c.work_dir, c.http, service->handler());
   if (!parts)
     return parts.error();
   service->server_ = std::move(parts->server);
@@ -34,6 +34,33 @@ expected<std::unique_ptr<JobsService>> JobsService::start(Node& node, JobsServic
   }
   service->actor_ = *actor;
   return service;
+}
+
+security::RouteAccess jobs_access(const http::Request& r) {
+  using security::Action;
+  security::RouteAccess out;
+  bool read = r.method == "GET" || r.method == "HEAD";
+  const std::string jobs = "/v1/jobs/";
+  if (r.path.size() > jobs.size() && r.path.compare(0, jobs.size(), jobs) == 0) {
+    auto id = r.path.substr(jobs.size());
+    id = id.substr(0, id.find('/'));
+    out.checks.push_back({read ? Action::view_jobs : Action::update_jobs, id});
+    return out;
+  }
+  if (read) {
+    out.checks.push_back({Action::view_jobs, std::nullopt});
+    return out;
+  }
+  auto body = nlohmann::json::parse(r.body, nullptr, false);
+  if (body.is_object() && body.contains("id") && body["id"].is_string())
+    out.checks.push_back({Action::update_jobs, body["id"].get<std::string>()});
+  else
+    out.checks.push_back({Action::update_jobs, std::nullopt});
+  return out;
+}
+
+http::Handler JobsService::handler() const {
+  return security::guarded_handler(guard_, jobs_access, jobs_http_handler(handle_));
 }
 
 JobsService::~JobsService() {

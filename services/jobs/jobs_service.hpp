@@ -8,6 +8,7 @@
 
 #include "runtime/node.hpp"
 #include "services/http/server.hpp"
+#include "services/security/http_guard.hpp"
 #include "services/jobs/jobs_framework.hpp"
 
 #include <memory>
@@ -28,10 +29,21 @@ struct JobsServiceConfig {
   std::string actor_name = "jobs";
   // Set: serve the API on a server of its own. Unset: mount handler().
   std::optional<http::ServerConfig> http;
+  // Set: callers authenticate and are authorized (issue #14; see
+  // jobs_access); null: the API is open.
+  std::shared_ptr<const security::HttpGuard> guard;
   std::string http_address;  // shown in /v1/info when mounted elsewhere
   // Applied over the defaults (store, handle and loaded are filled in).
   JobsConfig tuning;
 };
+
+// What a request to the jobs API needs (ACL actions view_jobs and
+// update_jobs, objects job ids and dotted prefixes): GET /v1/jobs and
+// /v1/info view_jobs of every job; GET /v1/jobs/ID... view_jobs of ID;
+// POST /v1/jobs update_jobs of the id in its body; any other method on
+// /v1/jobs/ID... (update, delete, start a run, kill, schedules)
+// update_jobs of ID.
+security::RouteAccess jobs_access(const http::Request& request);
 
 class JobsService {
  public:
@@ -41,7 +53,8 @@ class JobsService {
   static expected<std::unique_ptr<JobsService>> start(Node& node, JobsServiceConfig config);
   ~JobsService();
 
-  http::Handler handler() const { return jobs_http_handler(handle_); }
+  // The API behind the guard (when one is configured).
+  http::Handler handler() const;
   // "host:port" of its own server; empty when mounted.
   std::string http_address() const { return server_ ? server_->address() : std::string(); }
   const Address& actor() const { return actor_; }
@@ -52,6 +65,7 @@ class JobsService {
  private:
   JobsService() = default;
   std::shared_ptr<JobsHandle> handle_ = std::make_shared<JobsHandle>();
+  std::shared_ptr<const security::HttpGuard> guard_;
   std::unique_ptr<http::Server> server_;
   Address actor_;
   std::string store_desc_;

@@ -8,10 +8,12 @@
 
 namespace tessera {
 
-expected<std::unique_ptr<MasterHttp>> MasterHttp::start(http::ServerConfig config,
-                                                        std::shared_ptr<StateViewHandle> view,
-                                                        std::vector<Mount> mounts) {
-  std::unique_ptr<MasterHttp> edge(new MasterHttp(std::move(view)));
+expected<std::unique_ptr<MasterHttp>> MasterHttp::start(
+    http::ServerConfig config, std::shared_ptr<StateViewHandle> view, std::vector<Mount> mounts,
+    std::shared_ptr<const security::HttpGuard> guard) {
+  if (!guard)
+    guard = std::make_shared<const security::HttpGuard>();
+  std::unique_ptr<MasterHttp> edge(new MasterHttp(std::move(view), std::move(guard)));
   edge->mounts_ = std::move(mounts);
   // Reads wait for a free core rather than take the allocator's.
   config.io_thread_nice = std::max(config.io_thread_nice, master_io_thread_nice);
@@ -36,7 +38,8 @@ void MasterHttp::stop() {
 
 std::vector<std::pair<std::string, double>> MasterHttp::metrics() const {
   const auto& c = server_->counters();
-  return {
+  auto out = guard_->metrics();
+  std::vector<std::pair<std::string, double>> edge = {
       {"tessera_http_connections_open", double(c.connections_open.load())},
       {"tessera_http_connections_accepted_total", double(c.connections_accepted.load())},
       {"tessera_http_connections_refused_total", double(c.connections_refused.load())},
@@ -49,6 +52,8 @@ std::vector<std::pair<std::string, double>> MasterHttp::metrics() const {
       {"tessera_http_streams_evicted_total", double(c.streams_evicted.load())},
       {"tessera_http_overloaded_total", double(overloaded_.load())},
   };
+  out.insert(out.begin(), edge.begin(), edge.end());
+  return out;
 }
 
 void MasterHttp::on_view(const http::Responder& responder, std::function<void(StateView&)> fn) {
@@ -77,10 +82,15 @@ void MasterHttp::handle(http::Request request, http::Responder responder) {
   }
   if (request.method != "GET" && request.method != "HEAD")
     return responder.respond(http::error_response(405, "use GET for " + path));
-  if (path == "/metrics")
-    return on_view(responder, [responder](StateView& v) { v.metrics(true, responder); });
-  if (path == "/metrics/snapshot")
-    return on_view(responder, [responder](StateView& v) { v.metrics(false, responder); });
+  if (path == "/metrics" || path == "/metrics/snapshot") {
+    auto principal = guard_->authenticate(request, responder);
+    if (!principal ||
+        !guard_->authorize(*principal, security::Action::view_cluster, std::nullopt, responder))
+      return;
+    return on_view(responder, [responder, prometheus = path == "/metrics"](StateView& v) {
+      v.metrics(prometheus, responder);
+    });
+  }
   if (path == "/health")
     return responder.respond(http::json_response(200, "{\"healthy\":true}"));
   if (const auto* asset = find_ui_asset(path == "/" ? "/ui/index.html" : path)) {
@@ -94,6 +104,9 @@ void MasterHttp::handle(http::Request request, http::Responder responder) {
 }
 
 void MasterHttp::api(const http::Request& request, const http::Responder& responder) {
+  auto principal = guard_->authenticate(request, responder);
+  if (!principal)
+    return;
   nlohmann::json call;
   try {
     call = nlohmann::json::parse(request.body);
@@ -107,7 +120,8 @@ void MasterHttp::api(const http::Request& request, const http::Responder& respon
         http::error_response(400, "a call is a JSON object with a \"type\" string"));
   }
   on_view(responder,
-          [call = std::move(call), responder](StateView& v) { v.api_call(call, responder); });
+          [call = std::move(call), responder, caller = ViewCaller{std::move(*principal), guard_}](
+              StateView& v) { v.api_call(call, responder, caller); });
 }
 
 }  // namespace tessera

@@ -6,14 +6,20 @@
 //   POST /api/v1           the operator API (calls by "type"; state_view_api.cpp)
 //   GET  /metrics          Prometheus text exposition
 //   GET  /metrics/snapshot Mesos's metric keys, as one JSON object
-//   GET  /health           200 while the edge serves
-//   GET  /, /ui/...        the web UI (static assets built into the binary)
+//   GET  /health           200 while the edge serves (never authenticated)
+//   GET  /, /ui/...        the web UI (static assets built into the binary;
+//                          never authenticated: the UI asks for a token)
 //   /v2/...                mounted routes: the apps framework's API when it
 //                          runs beside the master (MasterHttp::Mount)
 //
 // Errors are JSON {"error": "..."} with the status that fits: 400 for bad
 // JSON or a bad call (counted), 404 for an unknown path, 405 for a wrong
 // method, 503 when the state view is gone or its inbox is full.
+//
+// With a guard that authenticates (security/http_guard.hpp), /api/v1 and
+// /metrics* answer 401 to a request without valid credentials and 403 to
+// a principal the ACLs refuse; the state view filters what each principal
+// may see (ViewCaller). Mounted routes check for themselves.
 
 #include "services/http/server.hpp"
 #include "services/master/state_view.hpp"
@@ -34,9 +40,9 @@ class MasterHttp {
     std::string prefix;  // "/v2"
     http::Handler handler;
   };
-  static expected<std::unique_ptr<MasterHttp>> start(http::ServerConfig config,
-                                                     std::shared_ptr<StateViewHandle> view,
-                                                     std::vector<Mount> mounts = {});
+  static expected<std::unique_ptr<MasterHttp>> start(
+      http::ServerConfig config, std::shared_ptr<StateViewHandle> view,
+      std::vector<Mount> mounts = {}, std::shared_ptr<const security::HttpGuard> guard = nullptr);
   ~MasterHttp();
   void stop();
   std::string address() const { return server_->address(); }
@@ -45,13 +51,16 @@ class MasterHttp {
   std::vector<std::pair<std::string, double>> metrics() const;
 
  private:
-  explicit MasterHttp(std::shared_ptr<StateViewHandle> view) : view_(std::move(view)) {}
+  MasterHttp(std::shared_ptr<StateViewHandle> view,
+             std::shared_ptr<const security::HttpGuard> guard)
+      : view_(std::move(view)), guard_(std::move(guard)) {}
   void handle(http::Request request, http::Responder responder);
   void api(const http::Request& request, const http::Responder& responder);
   // Runs fn on the state view's thread, or answers 503.
   void on_view(const http::Responder& responder, std::function<void(StateView&)> fn);
 
   std::shared_ptr<StateViewHandle> view_;
+  std::shared_ptr<const security::HttpGuard> guard_;  // never null
   std::vector<Mount> mounts_;
   std::unique_ptr<http::Server> server_;
   std::atomic<uint64_t> bad_json_{0};

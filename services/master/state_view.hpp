@@ -27,11 +27,13 @@
 #include "services/common/resources.hpp"
 #include "services/common/wire.hpp"
 #include "services/http/server.hpp"
+#include "services/security/http_guard.hpp"
 
 #include <capnp/operator.capnp.h>
 #include <nlohmann/json.hpp>
 
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -67,6 +69,20 @@ struct StateViewConfig {
   std::function<std::vector<std::pair<std::string, double>>()> extra_metrics;
 };
 
+// Who makes an operator call (issue #14): the principal the HTTP edge
+// authenticated ("" when it authenticates nobody) and the ACLs to check it
+// against (null: everything allowed). Writes need their action (quota:
+// update_quotas, weights: update_weights, teardown: teardown_frameworks of
+// the framework's principal, kill: kill_tasks of the task's role,
+// reserve/unreserve: of each role reserved, drain: drain_agents,
+// deactivate/reactivate: deactivate_agents); reads of agents, roles, flags,
+// metrics and maintenance need view_cluster; frameworks, tasks and
+// executors are filtered by view_frameworks and view_tasks per role.
+struct ViewCaller {
+  std::string principal;
+  std::shared_ptr<const security::HttpGuard> guard;  // null: everything allowed
+};
+
 // How the HTTP edge reaches a StateView: filled in by the actor as it is
 // made, and valid (post() refuses once the actor is gone) for the edge's life.
 struct StateViewHandle {
@@ -83,7 +99,8 @@ class StateView : public Actor {
 
   // -- served on this actor's thread (posted by the HTTP edge) --------------
   // POST /api/v1 with a parsed call.
-  void api_call(const nlohmann::json& call, const http::Responder& responder);
+  void api_call(const nlohmann::json& call, const http::Responder& responder,
+                const ViewCaller& caller = {});
   // GET /metrics (Prometheus text) and GET /metrics/snapshot (Mesos keys).
   // as_call: GET_METRICS's answer ({"type", "get_metrics": {"metrics"}}).
   void metrics(bool prometheus, const http::Responder& responder, bool as_call = false);
@@ -147,9 +164,23 @@ class StateView : public Actor {
   struct Filter {
     std::set<std::string> frameworks;
     std::set<std::string> roles;
+    // What the caller may see (ACLs): null predicates see everything.
+    std::function<bool(const std::string& role)> may_view_framework_role;
+    std::function<bool(const std::string& role)> may_view_task_role;
+    bool may_view_cluster = true;  // agents, roles
+    bool empty() const {
+      return frameworks.empty() && roles.empty() && !may_view_framework_role &&
+             !may_view_task_role && may_view_cluster;
+    }
     bool passes_task(const TaskEntry& t) const;
     bool passes_framework(const FrameworkEntry& f) const;
+    bool passes_framework_roles(const nlohmann::json& roles) const;
   };
+  // The filter of what caller may see; empty() when it may see everything.
+  static Filter access_filter(const ViewCaller& caller);
+  // Whether caller may do action on object; else a 403 is answered.
+  bool allowed(const ViewCaller& caller, security::Action action, security::Object object,
+               const http::Responder& responder);
   struct Subscriber {
     std::shared_ptr<http::Stream> stream;
     Filter filter;
@@ -175,16 +206,18 @@ class StateView : public Actor {
 
   // -- the operator API (state_view_api.cpp) ---------------------------------
   void answer_read(const std::string& type, const nlohmann::json& call,
-                   const http::Responder& responder);
+                   const http::Responder& responder, const ViewCaller& caller);
   void forward_write(const std::string& type, const nlohmann::json& call,
-                     const http::Responder& responder);
-  void subscribe_client(const nlohmann::json& call, const http::Responder& responder);
+                     const http::Responder& responder, const ViewCaller& caller);
+  void subscribe_client(const nlohmann::json& call, const http::Responder& responder,
+                        const ViewCaller& caller);
   // While this view has no state and another master leads: a 307 to the
   // leader's API (true), or nothing known (false).
   bool redirect_to_leader(const http::Responder& responder);
   std::string not_leading_message() const;
-  std::string get_tasks_json(const nlohmann::json& args, std::string& error);
-  nlohmann::json get_frameworks() const;
+  std::string get_tasks_json(const nlohmann::json& args, std::string& error,
+                             const Filter* access = nullptr);
+  nlohmann::json get_frameworks(const Filter* access = nullptr) const;
   nlohmann::json get_roles() const;
   nlohmann::json get_maintenance_status() const;
   std::string state_body(const Filter* filter);
@@ -222,7 +255,7 @@ class StateView : public Actor {
   nlohmann::json agent_json(const AgentEntry& a) const;
   // The same as text, appended: for GET_STATE and GET_AGENTS.
   void append_agent(std::string& out, const AgentEntry& a) const;
-  void append_executors(std::string& out) const;
+  void append_executors(std::string& out, const Filter* filter = nullptr) const;
   std::string agents_text() const;
   void append_agents(std::string& out) const;
   nlohmann::json framework_json(const FrameworkEntry& f) const;

@@ -124,7 +124,8 @@ const std::set<std::string> write_calls = {
 
 }  // namespace
 
-void StateView::api_call(const json& call, const http::Responder& responder) {
+void StateView::api_call(const json& call, const http::Responder& responder,
+                         const ViewCaller& caller) {
   auto type = call.value("type", std::string());
   try {
     if (!ready_ && type != "GET_HEALTH" && type != "GET_VERSION" && type != "GET_FLAGS" &&
@@ -136,11 +137,11 @@ void StateView::api_call(const json& call, const http::Responder& responder) {
           http::error_response(400, "bad " + type + " call: '" + key + "' must be an object"));
     }
     if (type == "SUBSCRIBE")
-      return subscribe_client(call, responder);
+      return subscribe_client(call, responder, caller);
     if (read_calls.count(type))
-      return answer_read(type, call, responder);
+      return answer_read(type, call, responder, caller);
     if (write_calls.count(type))
-      return forward_write(type, call, responder);
+      return forward_write(type, call, responder, caller);
     ++bad_calls_;
     responder.respond(http::error_response(400, "unknown call type '" + type + "'"));
   } catch (const std::exception& e) {
@@ -149,13 +150,45 @@ void StateView::api_call(const json& call, const http::Responder& responder) {
   }
 }
 
+StateView::Filter StateView::access_filter(const ViewCaller& caller) {
+  Filter f;
+  if (!caller.guard || !caller.guard->authorizer()->enabled())
+    return f;
+  auto authorizer = caller.guard->authorizer();
+  const auto& p = caller.principal;
+  using security::Action;
+  for (auto [action, predicate] : {std::pair{Action::view_frameworks, &f.may_view_framework_role},
+                                   std::pair{Action::view_tasks, &f.may_view_task_role}})
+    if (!authorizer->permits_all(p, action))
+      *predicate = [authorizer, p, action = action](const std::string& role) {
+        return authorizer->permits(p, action, role);
+      };
+  f.may_view_cluster = authorizer->permits(p, Action::view_cluster, std::nullopt);
+  return f;
+}
+
+bool StateView::allowed(const ViewCaller& caller, security::Action action, security::Object object,
+                        const http::Responder& responder) {
+  if (!caller.guard)
+    return true;
+  auto d = caller.guard->check(caller.principal, action, object);
+  if (!d)
+    responder.respond(security::HttpGuard::forbidden(d.reason));
+  return d.allowed;
+}
+
 void StateView::answer_read(const std::string& type, const json& call,
-                            const http::Responder& responder) {
+                            const http::Responder& responder, const ViewCaller& caller) {
+  using security::Action;
   if (type == "GET_HEALTH")
     return responder.respond(ok(type, "get_health", {{"healthy", true}}));
   if (type == "GET_VERSION")
     return responder.respond(
         ok(type, "get_version", {{"version_info", {{"version", config_.version}}}}));
+  bool cluster_read = type == "GET_FLAGS" || type == "GET_METRICS" || type == "GET_AGENTS" ||
+                      type == "GET_ROLES" || type == "GET_MAINTENANCE_STATUS";
+  if (cluster_read && !allowed(caller, Action::view_cluster, std::nullopt, responder))
+    return;
   if (type == "GET_FLAGS") {
     auto flags = json::array();
     for (auto& [name, value] : config_.flags)
@@ -167,14 +200,19 @@ void StateView::answer_read(const std::string& type, const json& call,
   if (!ready_)
     return responder.respond(http::error_response(503, not_leading_message()));
   auto args = call.value(key_of(type), json::object());
+  auto access = access_filter(caller);
+  const Filter* filter = access.empty() ? nullptr : &access;
   if (type == "GET_STATE") {
+    if (filter)  // rendered for this caller alone
+      return responder.respond(http::json_response(
+          200, "{\"type\":\"GET_STATE\",\"get_state\":" + state_body(filter) + "}"));
     http::Response r;
     r.shared_body = state_response();
     return responder.respond(std::move(r));
   }
   if (type == "GET_TASKS") {
     std::string error;
-    auto body = get_tasks_json(args, error);
+    auto body = get_tasks_json(args, error, filter);
     if (!error.empty()) {
       ++bad_calls_;
       return responder.respond(http::error_response(400, error));
@@ -186,12 +224,12 @@ void StateView::answer_read(const std::string& type, const json& call,
     return responder.respond(
         http::json_response(200, "{\"type\":\"GET_AGENTS\",\"get_agents\":" + agents_text() + "}"));
   if (type == "GET_FRAMEWORKS")
-    return responder.respond(ok(type, "get_frameworks", get_frameworks()));
+    return responder.respond(ok(type, "get_frameworks", get_frameworks(filter)));
   if (type == "GET_ROLES")
     return responder.respond(ok(type, "get_roles", get_roles()));
   if (type == "GET_EXECUTORS") {
     std::string body = "{\"type\":\"GET_EXECUTORS\",\"get_executors\":";
-    append_executors(body);
+    append_executors(body, filter);
     return responder.respond(http::json_response(200, body + "}"));
   }
   return responder.respond(ok(type, "get_maintenance_status", get_maintenance_status()));
@@ -199,7 +237,7 @@ void StateView::answer_read(const std::string& type, const json& call,
 
 // -- reads --------------------------------------------------------------------
 
-std::string StateView::get_tasks_json(const json& args, std::string& error) {
+std::string StateView::get_tasks_json(const json& args, std::string& error, const Filter* access) {
   std::string framework, agent, state;
   size_t offset = 0, limit = SIZE_MAX;
   try {
@@ -225,7 +263,7 @@ std::string StateView::get_tasks_json(const json& args, std::string& error) {
   }
   auto passes = [&](const TaskEntry& t) {
     return (framework.empty() || t.framework == framework) && (agent.empty() || t.agent == agent) &&
-           (state.empty() || to_string(t.state) == state);
+           (state.empty() || to_string(t.state) == state) && (!access || access->passes_task(t));
   };
   // One page over the live tasks then the completed ones, in a stable
   // order (framework, task; completed in the order they ended).
@@ -336,16 +374,15 @@ void StateView::append_state(std::string& out, const Filter* filter) {
     }
     out += "]}";
   }
-  auto frameworks = json::array();
-  for (auto& [id, f] : frameworks_)
-    if (!filter || filter->passes_framework(f))
-      frameworks.push_back(framework_json(f));
   out += ",\"get_executors\":";
-  append_executors(out);
+  append_executors(out, filter);
   out += ",\"get_frameworks\":";
-  out += json{{"frameworks", frameworks}, {"completed_frameworks", completed_frameworks_}}.dump();
+  out += get_frameworks(filter).dump();
   out += ",\"get_agents\":";
-  append_agents(out);
+  if (filter && !filter->may_view_cluster)
+    out += "{\"agents\":[]}";
+  else
+    append_agents(out);
   out += '}';
 }
 
@@ -396,11 +433,19 @@ void StateView::append_agents(std::string& out) const {
   out += "]}";
 }
 
-json StateView::get_frameworks() const {
+json StateView::get_frameworks(const Filter* filter) const {
   auto frameworks = json::array();
   for (auto& [id, f] : frameworks_)
-    frameworks.push_back(framework_json(f));
-  return {{"frameworks", frameworks}, {"completed_frameworks", completed_frameworks_}};
+    if (!filter || filter->passes_framework(f))
+      frameworks.push_back(framework_json(f));
+  if (!filter || !filter->may_view_framework_role)
+    return {{"frameworks", frameworks}, {"completed_frameworks", completed_frameworks_}};
+  auto completed = json::array();
+  for (auto& c : completed_frameworks_)
+    if (c.contains("framework_info") &&
+        filter->passes_framework_roles(c["framework_info"].value("roles", json::array())))
+      completed.push_back(c);
+  return {{"frameworks", frameworks}, {"completed_frameworks", completed}};
 }
 
 json StateView::get_roles() const {
@@ -467,7 +512,8 @@ json StateView::get_maintenance_status() const {
 // -- writes -------------------------------------------------------------------
 
 void StateView::forward_write(const std::string& type, const json& call,
-                              const http::Responder& responder) {
+                              const http::Responder& responder, const ViewCaller& caller) {
+  using security::Action;
   auto args = call.value(key_of(type), json::object());
   auto refuse = [&](const std::string& why) {
     ++bad_calls_;
@@ -496,6 +542,8 @@ void StateView::forward_write(const std::string& type, const json& call,
     auto resources = scalar_resources(limit);
     if (!resources)
       return refuse(what(resources.error()));
+    if (!allowed(caller, Action::update_quotas, role, responder))
+      return;
     out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
       auto q = b.initUpdateQuota();
       q.setRole(role);
@@ -510,6 +558,9 @@ void StateView::forward_write(const std::string& type, const json& call,
       if (!w.is_object() || !w.contains("role") || !w["role"].is_string() ||
           !w.contains("weight") || !w["weight"].is_number())
         return refuse("each weight info needs a role (string) and a weight (number)");
+    for (auto& w : args["weight_infos"])
+      if (!allowed(caller, Action::update_weights, w["role"].get<std::string>(), responder))
+        return;
     out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
       auto list = b.initUpdateWeights(static_cast<unsigned>(args["weight_infos"].size()));
       unsigned i = 0;
@@ -523,6 +574,13 @@ void StateView::forward_write(const std::string& type, const json& call,
     auto id = id_field(args, "framework_id");
     if (id.empty())
       return refuse("'framework_id' is needed");
+    // Unknown here: only a right over every framework's principal allows it.
+    auto known = frameworks_.find(id);
+    security::Object principal = std::nullopt;
+    if (known != frameworks_.end())
+      principal = known->second.principal;
+    if (!allowed(caller, Action::teardown_frameworks, principal, responder))
+      return;
     out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) { b.setTeardown(id); });
   } else if (type == "KILL") {
     // Ours (Mesos kills through the scheduler API): {task_id, framework_id?}.
@@ -543,6 +601,12 @@ void StateView::forward_write(const std::string& type, const json& call,
       framework = owners.front();
     }
     auto grace_s = number_field(args, "grace_period_seconds", 0);
+    auto task_entry = tasks_.find({framework, task});
+    security::Object role = std::nullopt;  // unknown here: every role's right
+    if (task_entry != tasks_.end())
+      role = task_entry->second.role;
+    if (!allowed(caller, Action::kill_tasks, role, responder))
+      return;
     out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
       auto k = b.initKillTask();
       k.setFrameworkId(framework);
@@ -561,6 +625,14 @@ void StateView::forward_write(const std::string& type, const json& call,
     auto resources = resources_from_json(args["resources"]);
     if (!resources)
       return refuse(what(resources.error()));
+    auto action =
+        type == "RESERVE_RESOURCES" ? Action::reserve_resources : Action::unreserve_resources;
+    auto roles = resources->roles();
+    if (roles.empty() && !allowed(caller, action, std::nullopt, responder))
+      return;
+    for (auto& role : roles)
+      if (!allowed(caller, action, role, responder))
+        return;
     out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
       auto r = type == "RESERVE_RESOURCES" ? b.initReserveResources() : b.initUnreserveResources();
       r.setAgentId(agent);
@@ -575,6 +647,9 @@ void StateView::forward_write(const std::string& type, const json& call,
       grace_s = args["max_grace_period"].is_object()
                     ? number_field(args["max_grace_period"], "nanoseconds", 0) / 1e9
                     : number_field(args, "max_grace_period", 0);
+    auto action = type == "DRAIN_AGENT" ? Action::drain_agents : Action::deactivate_agents;
+    if (!allowed(caller, action, agent, responder))
+      return;
     out = build<wire::OperatorCall>([&](wire::OperatorCall::Builder b) {
       if (type == "DEACTIVATE_AGENT")
         b.setDeactivateAgent(agent);
@@ -624,12 +699,31 @@ std::string StateView::not_leading_message() const {
 
 bool StateView::Filter::passes_task(const TaskEntry& t) const {
   return (frameworks.empty() || frameworks.count(t.framework)) &&
-         (roles.empty() || roles.count(t.role));
+         (roles.empty() || roles.count(t.role)) &&
+         (!may_view_task_role || may_view_task_role(t.role));
+}
+
+bool StateView::Filter::passes_framework_roles(const json& list) const {
+  if (!may_view_framework_role)
+    return true;
+  if (!list.is_array() || list.empty())
+    return may_view_framework_role("*");
+  for (auto& r : list)
+    if (r.is_string() && may_view_framework_role(r.get<std::string>()))
+      return true;
+  return false;
 }
 
 bool StateView::Filter::passes_framework(const FrameworkEntry& f) const {
   if (!frameworks.empty() && !frameworks.count(f.id))
     return false;
+  if (may_view_framework_role) {
+    bool any = f.roles.empty() && may_view_framework_role("*");
+    for (auto& r : f.roles)
+      any = any || may_view_framework_role(r);
+    if (!any)
+      return false;
+  }
   if (roles.empty())
     return true;
   for (auto& r : f.roles)
@@ -638,21 +732,22 @@ bool StateView::Filter::passes_framework(const FrameworkEntry& f) const {
   return false;
 }
 
-void StateView::subscribe_client(const json& call, const http::Responder& responder) {
+void StateView::subscribe_client(const json& call, const http::Responder& responder,
+                                 const ViewCaller& caller) {
   if (!ready_)
     return responder.respond(http::error_response(503, not_leading_message()));
   if (subscribers_.size() >= config_.subscribers_max)
     return responder.respond(http::error_response(
         503, "too many subscribers (" + std::to_string(subscribers_.size()) + ")"));
   auto args = call.value("subscribe", json::object());
-  Filter filter;
+  Filter filter = access_filter(caller);
   filter.frameworks = string_set(args, "framework_ids");
   filter.roles = string_set(args, "roles");
   auto stream = responder.open_stream(200, "application/recordio",
                                       {{"Record-Io-Content-Type", "application/json"}});
   if (!stream)
     return;
-  const Filter* f = filter.frameworks.empty() && filter.roles.empty() ? nullptr : &filter;
+  const Filter* f = filter.empty() ? nullptr : &filter;
   std::string first =
       "{\"type\":\"SUBSCRIBED\",\"sequence\":0,\"subscribed\":{\"get_state\":" + state_body(f) +
       ",\"heartbeat_interval_seconds\":" +
@@ -677,6 +772,8 @@ void StateView::publish(const std::string& type, const json& body, const TaskEnt
       return false;
     if (!task && framework && !s.filter.passes_framework(*framework))
       return false;
+    if (!task && !framework && !s.filter.may_view_cluster)
+      return false;  // agents and roles
     auto text = "{\"sequence\":" + std::to_string(s.sequence++) + "," + rest;
     return !s.stream->write(http::recordio_frame(text));
   });

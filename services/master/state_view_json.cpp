@@ -126,11 +126,16 @@ void StateView::append_agent(std::string& out, const AgentEntry& a) const {
   out += '}';
 }
 
-void StateView::append_executors(std::string& out) const {
+void StateView::append_executors(std::string& out, const Filter* filter) const {
   out += "{\"executors\":[";
   bool first = true;
   for (auto& [key, live] : executors_) {
     auto& [agent, framework, executor] = key;
+    if (filter && filter->may_view_framework_role) {
+      auto f = frameworks_.find(framework);
+      if (f == frameworks_.end() || !filter->passes_framework(f->second))
+        continue;
+    }
     if (!first)
       out += ',';
     first = false;

@@ -16,7 +16,10 @@ short `echo hello-ui; sleep 5`), opens the UI and checks, each check printed:
   - draining an agent from the agents page shows DRAINING or DRAINED there;
   - the page logged no JavaScript error;
   - the apps page lists an app (created through /v2) with its running count,
-    its tasks, and its queue section.
+    its tasks, and its queue section;
+  - against a cluster started with --credentials, the page asks for a token
+    when the API answers 401, and with one made by `tessera token create`
+    the stream goes live again (the token kept in sessionStorage).
 
 Screenshots (overview, tasks, task, agents) go to $TESSERA_SCREENSHOT_DIR
 (default: a new temporary directory; printed). Every process it starts is
@@ -589,6 +592,39 @@ def main():
         if driver.execute_script("return window.__uiTestMarker") != "same page":
             raise Failure("the page was reloaded to reconnect")
         ok(f"the page reconnected without a reload and rebuilt from the new SUBSCRIBED: agents {sorted(rows)}")
+
+        # -- credentials: the page asks for a token, then goes on --------------------------
+        cluster.stop()
+        creds = os.path.join(work, "credentials.json")
+        made = subprocess.run([binary, "token", "create", "--file", creds, "--principal", "ops"],
+                              capture_output=True, text=True, timeout=30)
+        if made.returncode != 0:
+            raise Failure(f"tessera token create failed: {made.stderr}")
+        token = made.stdout.strip()
+        cluster = Proc("cluster 3", [binary, "cluster", "--listen", "127.0.0.1:0", "--http", f"127.0.0.1:{port}",
+                                     "--agents", "2", "--agent-resources", "cpus:4;mem:8192;disk:20480",
+                                     "--credentials", creds, "--work-dir", os.path.join(work, "cluster3")])
+        procs.append(cluster)
+        if not cluster.wait_line(r"web UI: http://", 60):
+            raise Failure(f"a tessera cluster with --credentials did not start:\n" + cluster.tail())
+        wait_for("the token prompt once the API answers 401",
+                 lambda: driver.find_element(By.ID, "auth").is_displayed(), 40)
+        why = driver.find_element(By.ID, "auth-why").text
+        if "credentials are needed" not in why:
+            raise Failure(f"the token prompt does not say why: {why!r}")
+        ok(f"the page asks for a token when the API answers 401 ({why!r})")
+        shot("ui-token.png")
+        driver.find_element(By.ID, "auth-token").send_keys(token)
+        driver.find_element(By.CSS_SELECTOR, "#auth-form button").click()
+        wait_text("the connection indicator after the token was given", "#conn", lambda t: t == "live", 40)
+        if driver.find_element(By.ID, "auth").is_displayed():
+            raise Failure("the token prompt is still shown after a good token")
+        kept = driver.execute_script("return sessionStorage.getItem('tessera.token')")
+        if kept != token:
+            raise Failure("the token is not kept in sessionStorage")
+        wait_for("the agents page to show the third master's agents",
+                 lambda: len(driver.find_elements(By.CSS_SELECTOR, "tr[data-agent-id]")) == 2, 20)
+        ok("with the token (kept in sessionStorage) the stream is live and the agents are listed")
 
         # -- the page's own errors ------------------------------------------------------
         # Failed loads are the network's (the stopped master, an agent's log);

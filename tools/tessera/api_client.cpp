@@ -152,7 +152,7 @@ expected<json> ApiClient::call(const std::string& method, const std::string& tar
   if (!at)
     return at.error();
   for (int hop = 0; hop < 2; ++hop) {
-    auto r = http::request(at_, method, target, body, "application/json", timeout_);
+    auto r = http::request(at_, method, target, body, "application/json", timeout_, auth_headers());
     if (!r) {
       auto reason = what(r.error());
       if (auto prefix = "cannot reach " + at_ + ": "; reason.rfind(prefix, 0) == 0)

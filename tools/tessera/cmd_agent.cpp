@@ -33,6 +33,7 @@
 #include "services/agent/agent_http.hpp"
 #include "services/election/zk_election.hpp"
 #include "tools/tessera/agent_flags.hpp"
+#include "tools/tessera/security_flags.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/endpoints.hpp"
 #include "tools/tessera/tls_flags.hpp"
@@ -62,6 +63,7 @@ struct AgentOptions {
   std::string advertise;
   std::string http;
   std::string work_dir;
+  SecurityFlags security;
   std::string resources;
   std::string attributes;
   std::string hostname;
@@ -203,6 +205,9 @@ int run_agent(const AgentOptions& o) {
   auto http = http_config(o.http, *endpoints);
   if (!http)
     return fail("agent: " + what(http.error()));
+  auto guard = load_guard(o.security, "agent");
+  if (!guard)
+    return fail("agent: " + what(guard.error()));
   auto config = make_config(o);
   if (!config)
     return fail(what(config.error()));
@@ -224,7 +229,7 @@ int run_agent(const AgentOptions& o) {
   if (!node)
     return fail("agent: cannot start its node on " + o.listen + ": " + describe(node.error()));
   config->http = std::make_shared<AgentHttpHandle>();
-  auto edge = AgentHttp::start(*http, config->http);
+  auto edge = AgentHttp::start(*http, config->http, *guard);
   if (!edge) {
     (*node)->stop();
     return fail("agent: " + what(edge.error()));
@@ -372,6 +377,7 @@ Command add_agent_command(CLI::App& app) {
   // Checked in run_agent, not by CLI11: `tessera agent drain ID` (cmd_ops.cpp)
   // is a subcommand of this one and needs neither.
   sub->add_option("--work-dir", options->work_dir, "Directory for sandboxes (required)");
+  add_security_flags(sub, options->security);
   sub->add_option("--resources", options->resources,
                   "e.g. 'cpus:4;mem:8192;ports:[31000-32000]' (default: detected)");
   sub->add_option("--attributes", options->attributes, "e.g. 'rack:r1;zone:a'");

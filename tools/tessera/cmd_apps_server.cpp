@@ -30,6 +30,7 @@ Command add_apps_server_command(CLI::App& app) {
                   ac.role = o.role;
                   ac.name = o.name;
                   ac.http = setup.http;
+                  ac.guard = setup.guard;
                   ac.tuning.failover_timeout = seconds(o.failover_timeout_s);
                   auto service = apps::AppsService::start(node, std::move(ac));
                   if (!service)

@@ -6,6 +6,7 @@
 #include "services/jobs/jobs_service.hpp"
 #include "services/cluster/local_cluster.hpp"
 #include "tools/tessera/agent_flags.hpp"
+#include "tools/tessera/security_flags.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/dns_flags.hpp"
 #include "tools/tessera/endpoints.hpp"
@@ -41,6 +42,7 @@ struct ClusterOptions {
   DnsFlags dns;
   TlsFlags tls;
   TaskFlags tasks;
+  SecurityFlags security;
 };
 
 int run_cluster(const ClusterOptions& o) {
@@ -68,7 +70,11 @@ int run_cluster(const ClusterOptions& o) {
     std::fprintf(stderr,
                  "tessera: cluster: plaintext on loopback (--insecure): for this machine only; "
                  "pass --tls-cert/--tls-key/--tls-ca for mutual TLS\n");
+  auto guard = load_guard(o.security, "cluster");
+  if (!guard)
+    return fail(what(guard.error()));
   LocalClusterConfig config;
+  config.agent_http_guard = *guard;
   apply(*endpoints, config.node);
   config.node.tls = *tls;
   config.agents = o.agents;
@@ -120,6 +126,7 @@ int run_cluster(const ClusterOptions& o) {
     apps::AppsServiceConfig ac;
     ac.master = master;
     ac.work_dir = (std::filesystem::path(config.work_dir) / "apps").string();
+    ac.guard = *guard;
     auto started = apps::AppsService::start((*cluster)->node(), std::move(ac));
     if (!started) {
       (*cluster)->stop();
@@ -135,6 +142,7 @@ int run_cluster(const ClusterOptions& o) {
     jobs::JobsServiceConfig jc;
     jc.master = master;
     jc.work_dir = (std::filesystem::path(config.work_dir) / "jobs").string();
+    jc.guard = *guard;
     auto started = jobs::JobsService::start((*cluster)->node(), std::move(jc));
     if (!started) {
       (*cluster)->stop();
@@ -182,7 +190,7 @@ int run_cluster(const ClusterOptions& o) {
       return out;
     };
   auto window = start_operator_window((*cluster)->node(), master.name, *http, std::move(view),
-                                      std::move(mounts));
+                                      std::move(mounts), *guard);
   if (!window) {
     (*cluster)->stop();
     return fail(what(window.error()));
@@ -232,6 +240,7 @@ Command add_cluster_command(CLI::App& app) {
                   "Each agent's resources, e.g. 'cpus:2;mem:1024'; the rest is detected");
   sub->add_option("--agent-attributes", o->agent_attributes, "Each agent's attributes");
   sub->add_option("--work-dir", o->work_dir, "Directory for sandboxes; default: a new one in /tmp");
+  add_security_flags(sub, o->security);
   add_allocation_flags(sub, o->allocation_interval_s, o->offer_timeout_s);
   sub->add_flag("--process-executors", o->process_executors,
                 "Run executors as processes instead of actors in this process");

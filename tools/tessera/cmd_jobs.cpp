@@ -54,6 +54,7 @@ CLI::App* jobs_command(CLI::App& parent, const char* name, const char* help, Job
                   "The jobs API: HOST:PORT, http://HOST:PORT or zk://HOSTS/PATH (default: "
                   "$TESSERA_JOBS, else the master's HTTP address, $TESSERA_MASTER or "
                   "127.0.0.1:6050)");
+  add_token_flag(sub);
   sub->add_flag("--json", o.as_json, "Print the API's JSON instead of a table");
   sub->add_option("--timeout", o.timeout_s, "Seconds each HTTP call may take")
       ->check(CLI::Range(0.1, 3600.0))

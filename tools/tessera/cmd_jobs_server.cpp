@@ -35,6 +35,7 @@ Command add_jobs_server_command(CLI::App& app) {
                   jc.role = o.role;
                   jc.name = o.name;
                   jc.http = setup.http;
+                  jc.guard = setup.guard;
                   jc.tuning.failover_timeout = seconds(o.failover_timeout_s);
                   jc.tuning.history_max = *history_max;
                   auto service = jobs::JobsService::start(node, std::move(jc));

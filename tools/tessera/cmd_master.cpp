@@ -5,6 +5,7 @@
 #include "services/jobs/jobs_service.hpp"
 #include "services/master/contender.hpp"
 #include "services/master/master.hpp"
+#include "tools/tessera/security_flags.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/dns_flags.hpp"
 #include "tools/tessera/endpoints.hpp"
@@ -27,6 +28,7 @@ struct MasterOptions {
   std::string advertise;
   std::string http;
   std::string work_dir;
+  SecurityFlags security;
   std::string registry = "sqlite";
   bool registry_given = false;
   std::string zk;  // zk://HOSTS/PATH: contend for the lead with other masters
@@ -137,6 +139,9 @@ int run_master(const MasterOptions& o) {
   auto http = http_config(o.http, *endpoints);
   if (!http)
     return fail(what(http.error()));
+  auto guard = load_guard(o.security, "master");
+  if (!guard)
+    return fail(what(guard.error()));
   auto store = make_store(registry, o.work_dir, o.zk_session_timeout_ms);
   if (!store)
     return fail(what(store.error()));
@@ -163,6 +168,7 @@ int run_master(const MasterOptions& o) {
     apps::AppsServiceConfig ac;
     ac.master = (*node)->address_of("master");
     ac.work_dir = (std::filesystem::path(o.work_dir) / "apps").string();
+    ac.guard = *guard;
     auto started = apps::AppsService::start(**node, std::move(ac));
     if (!started) {
       (*node)->stop();
@@ -178,6 +184,7 @@ int run_master(const MasterOptions& o) {
     jobs::JobsServiceConfig jc;
     jc.master = (*node)->address_of("master");
     jc.work_dir = (std::filesystem::path(o.work_dir) / "jobs").string();
+    jc.guard = *guard;
     auto started = jobs::JobsService::start(**node, std::move(jc));
     if (!started) {
       (*node)->stop();
@@ -210,7 +217,8 @@ int run_master(const MasterOptions& o) {
         name = "tessera_dns_" + name;
       return out;
     };
-  auto window = start_operator_window(**node, "master", *http, std::move(view), std::move(mounts));
+  auto window =
+      start_operator_window(**node, "master", *http, std::move(view), std::move(mounts), *guard);
   if (!window) {
     (*node)->stop();
     return fail(what(window.error()));
@@ -324,6 +332,7 @@ Command add_master_command(CLI::App& app) {
   add_tls_flags(sub, o->tls);
   add_http_flag(sub, o->http);
   sub->add_option("--work-dir", o->work_dir, "Directory for the master's state")->required();
+  add_security_flags(sub, o->security);
   sub->add_option(
          "--registry", o->registry,
          "Where the master records what must outlive it: sqlite (registry.db in "

@@ -81,5 +81,8 @@ std::vector<Command> add_apps_commands(CLI::App& app);
 std::vector<Command> add_jobs_commands(CLI::App& app);
 // `tessera certs init|issue` (cmd_certs.cpp): a small CA for mutual TLS.
 std::vector<Command> add_certs_commands(CLI::App& app);
+// `tessera credentials add|remove|list` and `tessera token create|revoke`
+// (cmd_credentials.cpp): entries of an HTTP credentials file.
+std::vector<Command> add_credentials_commands(CLI::App& app);
 
 }  // namespace tessera::cli

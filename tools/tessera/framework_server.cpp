@@ -21,6 +21,7 @@ void add_framework_server_flags(CLI::App* sub, FrameworkServerOptions& o, const 
   add_advertise_flag(sub, o.advertise);
   add_tls_flags(sub, o.tls);
   sub->add_option("--work-dir", o.work_dir, "Directory for the framework's state")->required();
+  add_security_flags(sub, o.security);
   sub->add_option("--registry", o.registry,
                   "Where its state lives: sqlite (in --work-dir), sqlite:PATH, zk://HOSTS/PATH or "
                   "memory")
@@ -61,6 +62,10 @@ int run_framework_server(const FrameworkServerOptions& o, const std::string& wha
   auto http = parse_host_port(o.http);
   if (!http)
     return fail(what + ": bad --http '" + o.http + "': expected HOST:PORT");
+  auto guard = load_guard(o.security, what);
+  if (!guard)
+    return fail(what + ": " + tessera::what(guard.error()));
+  setup.guard = *guard;
   setup.http.host = http->host;
   setup.http.port = http->port;
   auto listen =

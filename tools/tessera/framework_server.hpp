@@ -11,10 +11,9 @@
 #include "services/http/server.hpp"
 #include "tools/tessera/command.hpp"
 #include "tools/tessera/tls_flags.hpp"
+#include "tools/tessera/security_flags.hpp"
 
 #include <functional>
-#include "tools/tessera/tls_flags.hpp"
-
 #include <memory>
 #include <string>
 
@@ -31,6 +30,7 @@ struct FrameworkServerOptions {
   std::string name;  // the command's default
   double failover_timeout_s = 7 * 24 * 3600;
   TlsFlags tls;
+  SecurityFlags security;
 };
 
 // Where the framework finds its master, and the rest of what it is given.
@@ -38,6 +38,7 @@ struct FrameworkServerSetup {
   Address master;
   std::shared_ptr<MasterDetector> detector;
   http::ServerConfig http;
+  std::shared_ptr<const security::HttpGuard> guard;  // from --credentials, --acls
 };
 
 // A started service: the lines to print, how to stop it, and the name of

@@ -173,6 +173,8 @@ int main(int argc, char** argv) {
   commands.insert(commands.end(), jobs.begin(), jobs.end());
   auto certs = cli::add_certs_commands(app);
   commands.insert(commands.end(), certs.begin(), certs.end());
+  auto credentials = cli::add_credentials_commands(app);
+  commands.insert(commands.end(), credentials.begin(), credentials.end());
   commands.push_back(cli::add_dns_command(app));
   auto* bench = add_bench(app, runtime);
   tessera::bench::AllocatorBenchOptions allocator;

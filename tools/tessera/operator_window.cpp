@@ -27,7 +27,8 @@ expected<http::ServerConfig> http_config(const std::string& http, const Endpoint
 
 expected<OperatorWindow> start_operator_window(Node& node, const std::string& master_name,
                                                http::ServerConfig http, StateViewConfig view,
-                                               std::vector<MasterHttp::Mount> mounts) {
+                                               std::vector<MasterHttp::Mount> mounts,
+                                               std::shared_ptr<const security::HttpGuard> guard) {
   OperatorWindow w;
   w.view = std::make_shared<StateViewHandle>();
   view.master = node.address_of(master_name);
@@ -46,7 +47,7 @@ expected<OperatorWindow> start_operator_window(Node& node, const std::string& ma
   auto spawned = node.spawn<StateView>(master_name + ".state", std::move(view), w.view);
   if (!spawned)
     return spawned.error();
-  auto edge = MasterHttp::start(std::move(http), w.view, std::move(mounts));
+  auto edge = MasterHttp::start(std::move(http), w.view, std::move(mounts), std::move(guard));
   if (!edge)
     return edge.error();
   w.edge = std::move(*edge);

@@ -39,8 +39,9 @@ struct OperatorWindow {
 
 // Spawns the state view ("<master_name>.state") on node, following the
 // master named master_name there, and starts the HTTP edge.
-expected<OperatorWindow> start_operator_window(Node& node, const std::string& master_name,
-                                               http::ServerConfig http, StateViewConfig view,
-                                               std::vector<MasterHttp::Mount> mounts = {});
+expected<OperatorWindow> start_operator_window(
+    Node& node, const std::string& master_name, http::ServerConfig http, StateViewConfig view,
+    std::vector<MasterHttp::Mount> mounts = {},
+    std::shared_ptr<const security::HttpGuard> guard = nullptr);
 
 }  // namespace tessera::cli

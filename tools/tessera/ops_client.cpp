@@ -65,6 +65,32 @@ void add_master_http_flag(CLI::App* sub, std::string& master) {
   sub->add_option("--master", master,
                   "The master's HTTP API: HOST:PORT, http://HOST:PORT or zk://HOSTS/PATH "
                   "(default: $TESSERA_MASTER, else 127.0.0.1:6050)");
+  add_token_flag(sub);
+}
+
+namespace {
+
+// One command runs per process: the token its flag gave.
+std::string& token_flag() {
+  static std::string token;
+  return token;
+}
+
+}  // namespace
+
+void add_token_flag(CLI::App* sub) {
+  sub->add_option("--token", token_flag(),
+                  "Bearer token for APIs that need credentials (default: $TESSERA_TOKEN)");
+}
+
+http::Headers auth_headers() {
+  std::string token = token_flag();
+  if (token.empty())
+    if (const char* env = std::getenv("TESSERA_TOKEN"); env && *env)
+      token = env;
+  if (token.empty())
+    return {};
+  return {{"Authorization", "Bearer " + token}};
 }
 
 expected<std::string> OperatorClient::address() {
@@ -87,7 +113,8 @@ expected<nlohmann::json> OperatorClient::call(const nlohmann::json& call) {
   if (!at)
     return at.error();
   for (int hop = 0; hop < 2; ++hop) {
-    auto r = http::request(*at, "POST", "/api/v1", call.dump(), "application/json", timeout_);
+    auto r = http::request(*at, "POST", "/api/v1", call.dump(), "application/json", timeout_,
+                           auth_headers());
     if (!r)
       return make_error(Errc::connect_failed,
                         "cannot reach the master at " + *at + ": " + what(r.error()));
@@ -116,25 +143,28 @@ expected<int> OperatorClient::stream(const nlohmann::json& call,
   http::RecordIoReader reader;
   std::string refusal;
   bool stop = false;
-  auto status = http::stream(*at, "POST", "/api/v1", call.dump(), [&](std::string_view chunk) {
-    reader.feed(chunk);
-    while (auto record = reader.next()) {
-      try {
-        auto event = nlohmann::json::parse(*record);
-        if (!on_record(event)) {
-          stop = true;
+  auto status = http::stream(
+      *at, "POST", "/api/v1", call.dump(),
+      [&](std::string_view chunk) {
+        reader.feed(chunk);
+        while (auto record = reader.next()) {
+          try {
+            auto event = nlohmann::json::parse(*record);
+            if (!on_record(event)) {
+              stop = true;
+              return false;
+            }
+          } catch (const nlohmann::json::exception&) {
+            refusal.append(*record);  // an error body is one plain JSON object, not framed
+          }
+        }
+        if (reader.error()) {
+          refusal.append(chunk);
           return false;
         }
-      } catch (const nlohmann::json::exception&) {
-        refusal.append(*record);  // an error body is one plain JSON object, not framed
-      }
-    }
-    if (reader.error()) {
-      refusal.append(chunk);
-      return false;
-    }
-    return true;
-  });
+        return true;
+      },
+      std::chrono::milliseconds::zero(), auth_headers());
   if (!status)
     return make_error(Errc::connect_failed,
                       "cannot reach the master at " + *at + ": " + what(status.error()));
@@ -145,7 +175,8 @@ expected<int> OperatorClient::stream(const nlohmann::json& call,
 
 expected<nlohmann::json> call_agent(const std::string& agent_http, const nlohmann::json& call,
                                     std::chrono::milliseconds timeout) {
-  auto r = http::request(agent_http, "POST", "/api/v1", call.dump(), "application/json", timeout);
+  auto r = http::request(agent_http, "POST", "/api/v1", call.dump(), "application/json", timeout,
+                         auth_headers());
   if (!r)
     return make_error(Errc::connect_failed,
                       "cannot reach the agent at " + agent_http + ": " + what(r.error()));

@@ -12,6 +12,7 @@
 // line on stderr saying which); 2 a bad command line.
 
 #include "runtime/error.hpp"
+#include "services/http/client.hpp"
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -26,8 +27,14 @@ namespace tessera::cli {
 
 std::string default_master_http();
 
-// Adds --master (and keeps its value in master).
+// Adds --master (and keeps its value in master), and --token.
 void add_master_http_flag(CLI::App* sub, std::string& master);
+
+// --token TOKEN: the bearer token every HTTP call of this command sends
+// (default: $TESSERA_TOKEN), for APIs started with --credentials.
+void add_token_flag(CLI::App* sub);
+// The headers that carry it; empty without a token.
+http::Headers auth_headers();
 
 class OperatorClient {
  public:

@@ -22,6 +22,11 @@
 //     Marathon-style GET /v2/... on this same origin, every 2 s while the
 //     apps page is shown (docs/apps.md).
 //
+// Credentials: when an API answers 401, a prompt asks for a bearer token
+// (`tessera token create`); it is kept in sessionStorage (this tab only) and
+// sent as "Authorization: Bearer" on every request, the stream and the
+// agents' /files/read included. A 403 shows the API's reason as any error.
+//
 // Pages (hash routes): #/ overview, #/agents, #/frameworks,
 // #/tasks[?state=&framework=&agent=&q=], #/tasks/<framework>/<task>, #/roles,
 // #/apps[?app=<app id>].
@@ -154,9 +159,55 @@
     setTimeout(() => el.remove(), ok ? 4000 : 9000);
   }
 
+  // -- credentials -------------------------------------------------------------
+
+  const TOKEN_KEY = 'tessera.token';
+  const authWaiters = [];
+  function token() {
+    try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch (e) { return ''; }
+  }
+  // headers plus the Authorization header, when there is a token.
+  function withAuth(headers = {}) {
+    const t = token();
+    return t ? { ...headers, Authorization: `Bearer ${t}` } : headers;
+  }
+  // After a 401: forgets the token, shows the prompt, resolves once a new
+  // token is entered (every caller waiting shares the one prompt).
+  function needToken(why) {
+    try { sessionStorage.removeItem(TOKEN_KEY); } catch (e) { /* private mode */ }
+    $('#auth-why').textContent = why ? `The API answered: ${why}` : 'This master needs a token.';
+    $('#auth').hidden = false;
+    $('#auth-token').focus();
+    return new Promise((resolve) => authWaiters.push(resolve));
+  }
+  $('#auth-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const t = $('#auth-token').value.trim();
+    if (!t) return;
+    try { sessionStorage.setItem(TOKEN_KEY, t); } catch (err) { /* private mode */ }
+    $('#auth-token').value = '';
+    $('#auth').hidden = true;
+    authWaiters.splice(0).forEach((resolve) => resolve());
+  });
+  // The error text of a refused response's JSON body.
+  async function reasonOf(r) {
+    try {
+      const body = await r.clone().json();
+      return body.error || body.message || r.statusText;
+    } catch (e) { return r.statusText; }
+  }
+  // fetch, asking for a token and trying again while the API answers 401.
+  async function authFetch(url, init = {}) {
+    for (;;) {
+      const r = await fetch(url, { ...init, headers: withAuth(init.headers || {}) });
+      if (r.status !== 401) return r;
+      await needToken(await reasonOf(r));
+    }
+  }
+
   // POST /api/v1; resolves with the parsed answer, rejects with the API's error.
   async function api(call) {
-    const r = await fetch('/api/v1', {
+    const r = await authFetch('/api/v1', {
       method: 'POST',
       headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
       body: JSON.stringify(call),
@@ -286,7 +337,7 @@
     };
     arm();
     try {
-      const r = await fetch('/api/v1', {
+      const r = await authFetch('/api/v1', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Accept: 'application/recordio' },
         body: JSON.stringify({ type: 'SUBSCRIBE' }),
@@ -1215,7 +1266,7 @@
       this.abort = new AbortController();
       const timeout = setTimeout(() => this.abort.abort(), 5000);
       try {
-        const r = await fetch(url, { cache: 'no-store', signal: this.abort.signal });
+        const r = await fetch(url, { headers: withAuth(), cache: 'no-store', signal: this.abort.signal });
         if (!r.ok) {
           let why = '';
           try { why = (await r.json()).error || ''; } catch (e) { /* not JSON */ }
@@ -1504,7 +1555,7 @@
   async function getJSON(path, signal) {
     let r;
     try {
-      r = await fetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store', signal });
+      r = await authFetch(path, { headers: { Accept: 'application/json' }, cache: 'no-store', signal });
     } catch (e) {
       const err = new Error(`GET ${path}: ${e.name === 'AbortError' ? `no answer in ${APPS_TIMEOUT_MS / 1000} s` : 'the master is unreachable'}`);
       err.status = 0;
