@@ -333,8 +333,11 @@ class GuardedScribe : public UniqueScribe {
 
   bool consume(caf::execution_unit* ctx, const void* buf, size_t num_bytes) override {
     last_read_ = steady::now();
+    // The broker reads a header here and asks (configure_read) for the
+    // payload it announces; beyond the limit, that ask was refused.
+    bool more = UniqueScribe::consume(ctx, buf, num_bytes);
     if (refused_bytes_ == 0)
-      return UniqueScribe::consume(ctx, buf, num_bytes);
+      return more;
     auto n = guard_->counters.refused_frames.fetch_add(1, std::memory_order_relaxed) + 1;
     if (TransportGuard::worth_logging(n))
       log().warn(

@@ -13,7 +13,8 @@ cmake --build build --parallel "$(nproc)" --target tessera
 args=("$@")
 [ ${#args[@]} -eq 0 ] && args=(--listen 127.0.0.1:5050 --agents 1)
 echo "up: starting the cluster (Ctrl-C stops it); in another terminal:"
-echo "up:   build/bin/tessera run --master 127.0.0.1:5050 -- sh -c 'echo hello from Tessera'"
+echo "up:   build/bin/tessera run --insecure --master 127.0.0.1:5050 -- sh -c 'echo hello from Tessera'"
+echo "up:   (this local cluster speaks plaintext on 127.0.0.1: --insecure; see docs/security.md for TLS)"
 echo "up:   build/bin/tessera tasks          (the CLI; the web UI: http://127.0.0.1:6050/)"
 echo "up:   build/bin/tessera app add docs/examples/hello-app.json --wait   (a service: docs/apps.md)"
 # exec: Ctrl-C goes straight to tessera, which stops its actors and exits.

@@ -70,6 +70,7 @@
 #include "services/common/resources.hpp"
 #include "services/common/wire.hpp"
 #include "services/registry/registry.hpp"
+#include "services/security/acls.hpp"
 
 #include <capnp/agent.capnp.h>
 #include <capnp/allocator.capnp.h>
@@ -91,6 +92,11 @@ namespace tessera {
 
 struct MasterConfig {
   AllocatorConfig allocator;
+  // The ACLs (--acls) for what frameworks do over the actor transport:
+  // register_frameworks when one subscribes, run_tasks for each task. The
+  // principal is the framework certificate's over TLS (on a plaintext node,
+  // the one its FrameworkInfo claims). Null: everything allowed.
+  std::shared_ptr<const security::Authorizer> authorizer;
   // Where the registry lives; null: a MemoryStore of the master's own, so
   // nothing outlives the actor (tests that do not restart masters).
   std::shared_ptr<RegistryStore> registry;

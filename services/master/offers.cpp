@@ -257,6 +257,15 @@ std::string Master::validate_task(const FrameworkEntry& fw, const AgentEntry& ag
   for (auto e : cmd.getEnvironment())
     if (e.getName().size() == 0 || str(e.getName()).find('=') != std::string::npos)
       return "bad environment variable name '" + str(e.getName()) + "'";
+  if (config_.authorizer) {
+    // The user the task runs as: its own, else its framework's (the agent
+    // decides the same way).
+    auto user = str(cmd.getUser());
+    if (user.empty())
+      user = fw.user;
+    if (auto d = config_.authorizer->authorize(fw.principal, security::Action::run_tasks, user); !d)
+      return "not authorized: " + d.reason;
+  }
   asked = std::move(*r);
   return {};
 }

@@ -143,6 +143,12 @@ void Master::subscribe(const Address& from, const PeerIdentity* who,
   // framework's allocations; a later issue.)
   if (!fresh && fw->roles != roles)
     return refuse_call(from, "a framework cannot change its roles on resubscribe yet");
+  if (config_.authorizer)
+    for (const auto& role : roles)
+      if (auto d =
+              config_.authorizer->authorize(principal, security::Action::register_frameworks, role);
+          !d)
+        return refuse_call(from, "not authorized: " + d.reason);
   if (!fresh && who && who->role == "framework" && fw->principal != principal)
     return refuse_call(from, "framework " + fid + " belongs to principal '" + fw->principal +
                                  "', not '" + principal + "'");

@@ -290,7 +290,7 @@ TEST_CASE("a message with an impossible sender address is rejected", "[delivery]
   auto seen = std::make_shared<Seen>();
   REQUIRE(node->spawn<Probe>("sink", record_pings(seen)));
   Envelope env{capnp::typeId<testwire::Ping>(),
-               Address{"no spaces allowed", "h", 1},
+               Address{"no spaces allowed", node->host(), node->port()},
                node->address_of("sink"),
                0,
                0,

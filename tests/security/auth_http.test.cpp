@@ -24,7 +24,11 @@ namespace {
 
 // reader: sees everything, changes nothing. writer: everything. analyst:
 // only the frameworks and tasks of role analytics (no agents, no metrics).
+// Frameworks (tessera run, the apps framework) reach this plaintext cluster
+// unauthenticated: they may register in any role and run tasks as anyone.
 const char* acls_json = R"({
+  "register_frameworks": [{"principals": {"type": "ANY"}, "roles": {"type": "ANY"}}],
+  "run_tasks": [{"principals": {"type": "ANY"}, "users": {"type": "ANY"}}],
   "view_cluster": [{"principals": {"values": ["reader", "writer"]}}],
   "view_frameworks": [
     {"principals": {"values": ["reader", "writer"]}, "roles": {"type": "ANY"}},

@@ -105,6 +105,7 @@ int run_cluster(const ClusterOptions& o) {
   config.master.registry = *store;
   config.master.allocation_interval = seconds(o.allocation_interval_s);
   config.master.offer_timeout = seconds(o.offer_timeout_s);
+  config.master.authorizer = (*guard)->authorizer();
   if (o.process_executors) {
     config.agent.executor_mode = ExecutorMode::process;
     config.agent.executor_binary = self_path();

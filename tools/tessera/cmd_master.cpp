@@ -236,6 +236,7 @@ int run_master(const MasterOptions& o) {
   mc.agent_task_audit_interval = seconds(o.agent_task_audit_interval_s);
   mc.agent_task_audit_age = seconds(o.agent_task_audit_age_s);
   mc.framework_heartbeat_interval = seconds(o.heartbeat_interval_s);
+  mc.authorizer = (*guard)->authorizer();
   auto bound = nc.host.find(':') == std::string::npos ? nc.host : "[" + nc.host + "]";
   // Single-master mode: the master runs from the start. With --zk, a
   // contender runs it only while this process leads.
