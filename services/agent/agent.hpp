@@ -426,6 +426,9 @@ class Agent : public Actor {
     std::string executor_id;
     wire::TaskState state = wire::TaskState::STAGING;
     Owned<wire::TaskInfo> info;
+    // Its framework's principal (FrameworkInfo.principal), for sandbox reads
+    // after the framework itself is forgotten.
+    std::string principal;
   };
   // A READ_FILE follow stream (agent_follow.cpp).
   struct Follower {

@@ -131,8 +131,10 @@ void Agent::maybe_forget(const Key& key) {
     return;  // its executor still runs; it is forgotten when that exits
   cancel(task.retry_timer);
   if (!task.sandbox.empty()) {
-    completed_.push_back(Completed{key, task.sandbox, task.executor_id, task.stream.latest_state(),
-                                   std::move(task.info)});
+    auto fw = frameworks_.find(key.first);
+    completed_.push_back(Completed{
+        key, task.sandbox, task.executor_id, task.stream.latest_state(), std::move(task.info),
+        fw != frameworks_.end() ? str(fw->second.get().getPrincipal()) : std::string()});
     if (completed_.size() > completed_tasks_max)
       completed_.pop_front();
   }
@@ -163,9 +165,13 @@ void Agent::on_read_sandbox(const Received<wire::ReadSandboxFile>& m) {
   // its own tasks' (by the principal its certificate and FrameworkInfo name).
   if (std::string why; !sender_in_role({"master", "operator"}, &why)) {
     const auto* who = sender_principal();
-    auto fw = frameworks_.find(key.first);
-    bool own = who && who->role == "framework" && fw != frameworks_.end() &&
-               str(fw->second.get().getPrincipal()) == who->name;
+    std::optional<std::string> principal;
+    if (auto fw = frameworks_.find(key.first); fw != frameworks_.end())
+      principal = str(fw->second.get().getPrincipal());
+    for (auto it = completed_.rbegin(); !principal && it != completed_.rend(); ++it)
+      if (it->task == key)
+        principal = it->principal;
+    bool own = who && who->role == "framework" && principal && *principal == who->name;
     if (!own) {
       refuse(metrics_.refused_not_master, "sandbox read of framework '" + key.first + "' from " +
                                               m.sender().to_string() + ": " + why +
