@@ -353,7 +353,12 @@ TlsSession::rw_state TlsSession::read_some(size_t& result, void* buf, size_t len
   if (len == 0)
     return rw_state::indeterminate;
   ERR_clear_error();
-  int n = SSL_read(ssl_, buf, static_cast<int>(len));
+  return transferred(SSL_read(ssl_, buf, static_cast<int>(len)), result);
+}
+
+// What an SSL_read or SSL_write returned, for CAF's stream: bytes, nothing
+// yet (the next event continues), or the end (the peer closed, or an error).
+TlsSession::rw_state TlsSession::transferred(int n, size_t& result) {
   if (n > 0) {
     result = static_cast<size_t>(n);
     return rw_state::success;
@@ -361,9 +366,7 @@ TlsSession::rw_state TlsSession::read_some(size_t& result, void* buf, size_t len
   switch (SSL_get_error(ssl_, n)) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
-      return rw_state::success;  // nothing now; the next event continues
-    case SSL_ERROR_ZERO_RETURN:
-      return rw_state::failure;  // the peer closed the connection
+      return rw_state::success;
     default:
       return rw_state::failure;
   }
@@ -384,18 +387,7 @@ TlsSession::rw_state TlsSession::write_some(size_t& result, const void* buf, siz
   if (len == 0)
     return rw_state::indeterminate;
   ERR_clear_error();
-  int n = SSL_write(ssl_, buf, static_cast<int>(len));
-  if (n > 0) {
-    result = static_cast<size_t>(n);
-    return rw_state::success;
-  }
-  switch (SSL_get_error(ssl_, n)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-      return rw_state::success;
-    default:
-      return rw_state::failure;
-  }
+  return transferred(SSL_write(ssl_, buf, static_cast<int>(len)), result);
 }
 
 bool TlsSession::must_read_more(size_t threshold) const {

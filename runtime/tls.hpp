@@ -135,6 +135,7 @@ class TlsSession {
   // way), failure when it failed.
   rw_state handshake(bool& want_write);
   bool finish_handshake();
+  rw_state transferred(int n, size_t& result);
   rw_state fail(std::string why);
 
   std::shared_ptr<const TlsContext> context_;

@@ -1,5 +1,7 @@
 #include "services/security/certs.hpp"
 
+#include "runtime/tls.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -36,7 +38,6 @@ using BioPtr = std::unique_ptr<BIO, Deleter<BIO, BIO_free_all>>;
 using StorePtr = std::unique_ptr<X509_STORE, Deleter<X509_STORE, X509_STORE_free>>;
 using StoreCtxPtr = std::unique_ptr<X509_STORE_CTX, Deleter<X509_STORE_CTX, X509_STORE_CTX_free>>;
 using BnPtr = std::unique_ptr<BIGNUM, Deleter<BIGNUM, BN_free>>;
-using NamesPtr = std::unique_ptr<GENERAL_NAMES, Deleter<GENERAL_NAMES, GENERAL_NAMES_free>>;
 
 constexpr const char* uri_prefix = "urn:tessera:";
 
@@ -332,30 +333,14 @@ expected<void> issue(const fs::path& dir, const IssueOptions& o) {
 }
 
 expected<CertIdentity> identity_of(const std::string& cert_pem) {
-  auto cert = cert_of_pem(cert_pem);
-  if (!cert)
-    return cert.error();
-  NamesPtr names(static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert->get(), NID_subject_alt_name, nullptr, nullptr)));
-  if (names)
-    for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {
-      const GENERAL_NAME* n = sk_GENERAL_NAME_value(names.get(), i);
-      if (n->type != GEN_URI)
-        continue;
-      const auto* s = n->d.uniformResourceIdentifier;
-      std::string uri(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                      static_cast<size_t>(ASN1_STRING_length(s)));
-      if (uri.rfind(uri_prefix, 0) != 0)
-        continue;
-      auto rest = uri.substr(std::strlen(uri_prefix));
-      auto colon = rest.find(':');
-      auto role = role_from(rest.substr(0, colon));
-      if (colon == std::string::npos || !role || !valid_cert_name(rest.substr(colon + 1)))
-        return make_error(Errc::invalid_argument, "a malformed Tessera identity: " + uri);
-      return CertIdentity{rest.substr(colon + 1), *role};
-    }
-  return make_error(Errc::invalid_argument, "the certificate names no Tessera identity (" +
-                                                std::string(uri_prefix) + "ROLE:NAME)");
+  // One reading of a certificate's identity: the transport's (runtime/tls.hpp).
+  auto identity = identity_of_pem(cert_pem);
+  if (!identity)
+    return identity.error();
+  auto role = role_from(identity->role);
+  if (!role)
+    return make_error(Errc::invalid_argument, "a malformed Tessera identity: " + identity->role);
+  return CertIdentity{identity->name, *role};
 }
 
 expected<void> verify(const fs::path& ca, const fs::path& cert) {
