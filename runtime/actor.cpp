@@ -324,8 +324,9 @@ void Actor::accept(const Envelope& env) {
   // Handlers ask sender_principal() who sent what they handle.
   struct Current {
     const PeerIdentity*& slot;
-    ~Current() { slot = nullptr; }
-  } current{current_principal_};
+    const PeerIdentity* before;
+    ~Current() { slot = before; }  // a handler may redeliver: restore, not clear
+  } current{current_principal_, current_principal_};
   current_principal_ = env.principal.get();
   if (env.reply_to != 0) {
     accept_reply(env);
@@ -350,9 +351,9 @@ void Actor::redeliver(const Envelope& env) {
   auto it = handlers_.find(env.type_id);
   if (it == handlers_.end())
     return;
-  current_principal_ = env.principal.get();
+  auto* before = std::exchange(current_principal_, env.principal.get());
   guarded(env, [&] { it->second(env); });
-  current_principal_ = nullptr;
+  current_principal_ = before;
 }
 
 void Actor::guarded(const Envelope& env, const std::function<void()>& fn) {

@@ -253,17 +253,26 @@ class UniqueScribe : public caf::io::scribe {
                      hdr.operation == basp::message_type::routed_message;
       if (message && hdr.source_actor == caf::invalid_actor_id)
         return refuse(tls_->peer()->to_string() + " sent an anonymous message", c.forged_sources);
+      // A receiver named, not numbered, is one of CAF's own services (a
+      // BASP broker asks a new peer's for its connectivity): not checked
+      // here yet (see admit_content).
+      named_ = message && hdr.has(basp::header::named_receiver_flag);
       operation_ = hdr.operation;
+      response_ = caf::make_message_id(hdr.operation_data).is_response();
       payload_left_ = hdr.payload_len;
       return true;
     }
     payload_left_ = 0;
+    const auto& self = stream_.backend().system().node();
     switch (operation_) {
       case basp::message_type::server_handshake:
       case basp::message_type::client_handshake: {
         caf::node_id node;
         if (source(node) || node == caf::none)
           return refuse("an unreadable handshake", c.forged_sources);
+        // A peer naming this very node would pass for this process itself.
+        if (node == self)
+          return refuse(tls_->peer()->to_string() + " named this node as its own", c.nodes_refused);
         std::string why;
         if (!peers_->bind_node(hdl().id(), node, tls_->peer(), &why))
           return refuse(why, c.nodes_refused);
@@ -274,15 +283,48 @@ class UniqueScribe : public caf::io::scribe {
       case basp::message_type::routed_message:
       case basp::message_type::monitor_message:
       case basp::message_type::down_message: {
+        // From the peer itself, to this node: never forwarded (a forward in
+        // another node's name would make that node cut its own link).
         caf::node_id origin;
-        if (source(origin) || origin != node_)
+        caf::node_id destination;
+        if (source(origin, destination) || origin != node_ || destination != self)
           return refuse(tls_->peer()->to_string() + " sent a message in another node's name",
                         c.forged_sources);
-        return true;
+        if (operation_ != basp::message_type::routed_message)
+          return true;
+        return admit_content(source);
       }
+      case basp::message_type::direct_message:
+        return admit_content(source);
       default:
         return true;
     }
+  }
+
+  // What a message carries, past its header: Tessera's envelopes, a name
+  // lookup, and the answers to requests. CAF's system messages (an exit, an
+  // error, a down, a link) sent by a peer would act on this node's actors
+  // as if this process had sent them; forwarding stacks would route through
+  // it. Read without materialising a value: the stack's length and the
+  // message's type names.
+  bool admit_content(caf::binary_deserializer& source) {
+    auto& c = peers_->counters();
+    size_t stages = 0;
+    uint16_t type_nr = 0;
+    std::string types;
+    if (source.begin_sequence(stages) || stages != 0 || source.end_sequence())
+      return refuse(tls_->peer()->to_string() + " sent a forwarding stack", c.forged_sources);
+    if (source.begin_object(type_nr, types) || type_nr != 0)
+      return refuse(tls_->peer()->to_string() + " sent an unreadable message", c.forged_sources);
+    // CAF's own services exchange messages of many shapes here, so this is
+    // a list of what acts on an actor as if its own process had sent it: an
+    // exit, a down, an error that is not an answer, a link.
+    bool allowed = types != "@<>+@exit" && types != "@<>+@down" &&
+                   types != "@<>+@atom+@strong_actor_ptr" && (response_ || types != "@<>+@error");
+    if (!allowed)
+      return refuse(tls_->peer()->to_string() + " sent a message of type " + types,
+                    c.forged_sources);
+    return true;
   }
 
   TlsSession* tls_ = nullptr;  // owned by stream_'s policy
@@ -292,6 +334,8 @@ class UniqueScribe : public caf::io::scribe {
   bool bound_ = false;
   caf::node_id node_;
   caf::io::basp::message_type operation_ = caf::io::basp::message_type::heartbeat;
+  bool response_ = false;  // the message being read answers a request
+  bool named_ = false;     // ... is for a named CAF service
   uint32_t payload_left_ = 0;
 };
 

@@ -223,6 +223,29 @@ TEST_CASE("mtls: an anonymous message from another node closes its connection",
   CHECK(seen->count == 0);
 }
 
+TEST_CASE("mtls: CAF's system messages from another node never reach an actor",
+          "[security][mtls]") {
+  Pki pki;
+  auto agent = start_node(secure(pki.issue("a1", security::CertRole::agent)));
+  auto rogue = start_node(secure(pki.issue("rogue", security::CertRole::agent)));
+  auto seen = std::make_shared<Seen>();
+  REQUIRE(agent->spawn<Probe>("sink", record(seen)));
+  auto sink = resolve_raw(*rogue, agent->host(), agent->port(), "sink");
+  caf::scoped_actor self{rogue->system()};
+  // An error or an exit would end the actor as if its own process sent it.
+  SECTION("an error") {
+    self->send(sink, caf::make_error(caf::sec::runtime_error));
+  }
+  SECTION("an exit") {
+    self->send(sink, caf::exit_msg{self->address(), caf::exit_reason::kill});
+  }
+  REQUIRE(wait_until([&] { return agent->peers().counters().forged_sources >= 1; }, 20s));
+  // The sink still serves a peer that behaves.
+  auto honest = start_node(secure(pki.issue("m1", security::CertRole::master)));
+  ping_from(*honest, "pinger", agent->address_of("sink"), 7);
+  REQUIRE(wait_until([&] { return seen->count == 1; }, 20s));
+}
+
 TEST_CASE("mtls: in one process a sender is filled by the runtime, never taken from the caller",
           "[security][mtls]") {
   auto node = start_node();
