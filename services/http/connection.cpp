@@ -128,12 +128,8 @@ void Connection::on_read(beast::error_code ec, size_t bytes) {
 
 Connection::Parse Connection::parse_buffered() {
   if (!parser_) {
-    auto& config = core_->config;
     parser_.emplace();
-    parser_->header_limit(static_cast<uint32_t>(
-        std::min<size_t>(config.header_bytes_max, std::numeric_limits<uint32_t>::max())));
-    parser_->body_limit(config.request_body_bytes_max);
-    parser_->eager(true);
+    limit_parser(*parser_, core_->config);
     continue_sent_ = false;
   }
   while (buffer_.size() > 0 && !parser_->is_done()) {

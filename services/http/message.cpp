@@ -4,9 +4,11 @@
 
 #include <boost/beast/http/status.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <charconv>
+#include <limits>
 
 namespace tessera::http::detail {
 
@@ -110,6 +112,13 @@ void append_framing(std::string& out, const Head& head) {
 }
 
 }  // namespace
+
+void limit_parser(RequestParser& parser, const ServerConfig& config) {
+  parser.header_limit(static_cast<uint32_t>(
+      std::min<size_t>(config.header_bytes_max, std::numeric_limits<uint32_t>::max())));
+  parser.body_limit(config.request_body_bytes_max);
+  parser.eager(true);
+}
 
 std::string percent_decode(std::string_view text, bool plus_is_space) {
   std::string out;

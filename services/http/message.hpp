@@ -7,6 +7,7 @@
 #include "services/http/server.hpp"
 
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include <string>
@@ -15,6 +16,11 @@
 namespace tessera::http::detail {
 
 using BeastRequest = boost::beast::http::request<boost::beast::http::string_body>;
+using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+
+// A fresh parser with config's header and body limits, reading bodies
+// eagerly: how every connection parses its requests.
+void limit_parser(RequestParser& parser, const ServerConfig& config);
 
 // %XX sequences decoded (a malformed one is kept as it is); '+' is a space
 // when plus_is_space (query strings, not paths).

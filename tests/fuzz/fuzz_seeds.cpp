@@ -1,0 +1,158 @@
+// Writes the seed corpora that need real encodings (serialized envelope
+// batches, framed checkpoint records): run once when a schema changes, and
+// check in what it writes.
+//
+//   fuzz_seeds tests/fuzz/corpus
+
+#include "runtime/envelope.hpp"
+#include "runtime/message.hpp"
+#include "runtime/simulation.hpp"
+
+#include <capnp/agent.capnp.h>
+#include <capnp/checkpoint.capnp.h>
+#include <capnp/scheduler.capnp.h>
+#include <capnp/testing.capnp.h>
+
+#include <caf/binary_serializer.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace {
+
+namespace fs = std::filesystem;
+using namespace tessera;
+
+void write(const fs::path& file, const void* data, size_t size) {
+  fs::create_directories(file.parent_path());
+  std::ofstream out(file, std::ios::binary | std::ios::trunc);
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+  std::printf("%s: %zu bytes\n", file.c_str(), size);
+}
+
+Envelope envelope_of(const Outgoing& msg, uint64_t request_id) {
+  Envelope env;
+  env.type_id = msg.type_id;
+  env.sender = Address{"peer", "127.0.0.1", 9};
+  env.receiver = Address{"sink", "sim", 10000};
+  env.request_id = request_id;
+  env.payload = msg.payload;
+  return env;
+}
+
+void envelopes(const fs::path& dir) {
+  std::vector<Outgoing> messages = {
+      build<wire::testing::Ping>([](auto b) { b.setSeq(7); }),
+      build<wire::RegisterAgent>([](auto b) {
+        auto info = b.initAgentInfo();
+        info.setAgentId("a1");
+        info.setHostname("host-a");
+      }),
+      build<wire::RunTask>([](auto b) {
+        b.initTask().setTaskId("t1");
+        b.initFrameworkInfo().setFrameworkId("f1");
+      }),
+      build<wire::StatusUpdate>([](auto b) { b.initStatus().setTaskId("t1"); }),
+      build<wire::SchedulerCall>([](auto b) { b.setFrameworkId("f1"); }),
+      build<wire::SchedulerEvent>([](auto) {}),
+  };
+  Simulation sim(1);
+  for (size_t i = 0; i < messages.size(); ++i) {
+    EnvelopeBatch batch;
+    batch.items.push_back(envelope_of(messages[i], i % 2));
+    if (i + 1 < messages.size())
+      batch.items.push_back(envelope_of(messages[i + 1], 0));
+    std::vector<char> bytes;
+    caf::binary_serializer sink(sim.system(), bytes);
+    if (auto err = sink(batch)) {
+      std::fprintf(stderr, "fuzz_seeds: cannot serialize a batch\n");
+      std::exit(1);
+    }
+    write(dir / ("batch-" + std::to_string(i)), bytes.data(), bytes.size());
+  }
+}
+
+// checkpoint.fuzz.cpp's input: kind, id, "frame it", two length bytes and
+// the content, for each file.
+void add_file(std::string& out, uint8_t kind, uint8_t id, const Outgoing& record) {
+  auto words = record.payload.words();
+  auto size = words.size() * sizeof(capnp::word);
+  out.push_back(static_cast<char>(kind));
+  out.push_back(static_cast<char>(id));
+  out.push_back(1);
+  out.push_back(static_cast<char>(size & 0xff));
+  out.push_back(static_cast<char>(size >> 8));
+  out.append(reinterpret_cast<const char*>(words.begin()), size);
+}
+
+void checkpoints(const fs::path& dir) {
+  auto agent = build<wire::AgentRecord>([](auto b) {
+    b.initAgentInfo().setAgentId("a1");
+    b.setMasterAddress("master@127.0.0.1:5050");
+  });
+  auto framework = build<wire::FrameworkRecord>([](auto b) { b.initInfo().setFrameworkId("f1"); });
+  auto run = build<wire::ExecutorRunRecord>([](auto b) {
+    b.setFrameworkId("f1");
+    b.setExecutorId("e1");
+    b.setRunId("r1");
+  });
+  auto task = build<wire::TaskRecord>([](auto b) {
+    b.setFrameworkId("f1");
+    b.setExecutorId("e1");
+    b.setRunId("r1");
+  });
+  std::string whole;
+  add_file(whole, 0, 1, agent);
+  add_file(whole, 1, 1, framework);
+  add_file(whole, 2, 1, run);
+  add_file(whole, 3, 1, task);
+  write(dir / "agent-framework-run-task", whole.data(), whole.size());
+  std::string agent_only;
+  add_file(agent_only, 0, 0, agent);
+  write(dir / "agent", agent_only.data(), agent_only.size());
+}
+
+// dns.fuzz.cpp's input: a transport byte, then a query for name of type,
+// with an EDNS OPT record when edns.
+void dns_query(const fs::path& file, bool tcp, const std::vector<std::string>& labels,
+               uint16_t type, bool edns) {
+  std::string out(1, tcp ? 1 : 0);
+  const uint8_t header[] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns ? 1 : 0};
+  out.append(reinterpret_cast<const char*>(header), sizeof header);
+  for (const auto& label : labels) {
+    out.push_back(static_cast<char>(label.size()));
+    out += label;
+  }
+  out.push_back(0);
+  out.push_back(static_cast<char>(type >> 8));
+  out.push_back(static_cast<char>(type & 0xff));
+  out.append("\0\1", 2);  // class IN
+  if (edns) {
+    const uint8_t opt[] = {0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0};  // 4096 bytes, no options
+    out.append(reinterpret_cast<const char*>(opt), sizeof opt);
+  }
+  write(file, out.data(), out.size());
+}
+
+void dns(const fs::path& dir) {
+  dns_query(dir / "a-task", false, {"web", "shop", "tessera"}, 1, false);
+  dns_query(dir / "srv-task-edns", false, {"_web", "_tcp", "shop", "tessera"}, 33, true);
+  dns_query(dir / "aaaa-agent-tcp", true, {"s1", "agents", "tessera"}, 28, false);
+  dns_query(dir / "leader", false, {"leader", "tessera"}, 1, true);
+  dns_query(dir / "outside", false, {"example", "org"}, 1, false);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: fuzz_seeds CORPUS_DIR\n");
+    return 2;
+  }
+  fs::path root(argv[1]);
+  envelopes(root / "envelope");
+  checkpoints(root / "checkpoint");
+  dns(root / "dns");
+  return 0;
+}
