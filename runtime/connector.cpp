@@ -120,8 +120,17 @@ void finish(Self* self, const Endpoint& key, uint64_t id, Ts&&... result) {
     return;  // abandoned before
   auto attempt = std::move(it->second);
   self->state.pending.erase(it);
+  release_connection(self->system(), std::move(attempt.scribe));
   for (auto& rp : attempt.waiting)
     rp.deliver(result...);
+}
+
+// Who listens at key proved to be, for attempt id; null on a plaintext node.
+PrincipalPtr dialled_identity(Self* self, const Endpoint& key, uint64_t id) {
+  auto it = self->state.pending.find(key);
+  if (it == self->state.pending.end() || it->second.id != id)
+    return nullptr;
+  return connection_identity(it->second.scribe);
 }
 
 void start_attempt(Self* self, const Endpoint& key, caf::response_promise rp,
@@ -144,11 +153,12 @@ void start_attempt(Self* self, const Endpoint& key, caf::response_promise rp,
   auto basp = system.middleman().named_broker<caf::io::basp_broker>(caf::atom("BASP"));
   self->request(basp, caf::infinite, caf::connect_atom::value, std::move(scribe), key.second)
       .then(
-          [self, key, id, scribe](caf::node_id& nid, caf::strong_actor_ptr& router,
-                                  std::set<std::string>& sigs) {
+          [self, key, id](caf::node_id& nid, caf::strong_actor_ptr& router,
+                          std::set<std::string>& sigs) {
             // Whoever listens at the address dialled proved who it is: the
             // address is that identity's (PeerTable, sender binding).
-            if (auto identity = connection_identity(scribe); identity && self->state.peers)
+            auto identity = dialled_identity(self, key, id);
+            if (identity && self->state.peers)
               self->state.peers->bind_address_verified(Address{"", key.first, key.second}.node_id(),
                                                        identity);
             if (nid && router) {

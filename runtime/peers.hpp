@@ -16,7 +16,15 @@
 //     host:port to an identity comes first from the node's own dialling (the
 //     certificate of whoever listens there: verified) and otherwise from the
 //     first identity that speaks for it; a verified binding replaces an
-//     unverified one.
+//     unverified one. One identity holds at most
+//     address_bindings_per_principal_max unverified bindings, so no peer can
+//     fill the table and push out another's.
+// A CAF node id is only a claim (CAF cannot prove one), so the first identity
+// to name a node keeps it while it has a connection, and for
+// node_rebind_grace after its last one closes: a certified peer that names
+// another's node id is refused and counted (nodes_refused), never let in, at
+// the cost that it can keep the rightful peer out while it holds the id
+// (denial of service by a principal the logs name, not impersonation).
 // Roles are the actors' business (Actor::principal()): an agent obeys only
 // a master's certificate, a master admits only agents' certificates as
 // agents.
@@ -35,6 +43,8 @@
 #include <caf/node_id.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,12 +65,21 @@ struct PeerCounters {
 
 class PeerTable {
  public:
-  // At most this many host:port bindings are kept; beyond it, unverified
-  // ones are forgotten first.
-  static constexpr size_t address_bindings_max = 65536;
+  using Clock = std::function<std::chrono::steady_clock::time_point()>;
 
-  // context: the node's TLS, or null for a plaintext node.
-  explicit PeerTable(std::shared_ptr<const TlsContext> context);
+  // At most this many host:port bindings are kept; when full, a new
+  // unverified one is refused and a verified one takes an unverified one's
+  // place.
+  static constexpr size_t address_bindings_max = 65536;
+  static constexpr size_t address_bindings_per_principal_max = 1024;
+  // At most this many CAF nodes are remembered (bound or in their grace).
+  static constexpr size_t node_bindings_max = 65536;
+  static constexpr std::chrono::seconds node_rebind_grace{60};
+
+  // context: the node's TLS, or null for a plaintext node. now: the clock
+  // of the rebinding grace (tests give their own).
+  explicit PeerTable(std::shared_ptr<const TlsContext> context,
+                     Clock now = std::chrono::steady_clock::now);
 
   bool secure() const { return context_ != nullptr; }
   const std::shared_ptr<const TlsContext>& context() const { return context_; }
@@ -94,15 +113,21 @@ class PeerTable {
   struct NodeBinding {
     PrincipalPtr identity;
     size_t connections = 0;
+    std::chrono::steady_clock::time_point released{};  // when connections reached 0
   };
   struct AddressBinding {
     PrincipalPtr identity;
     bool verified = false;
   };
   void bump() { generation_.fetch_add(1, std::memory_order_acq_rel); }
-  void make_room();
+  void forget_released_nodes();
+  // Adds an unverified binding; false (and *why) when its identity has too
+  // many or the table is full.
+  bool bind_unverified(const std::string& node_id, const PrincipalPtr& identity, std::string* why);
+  void drop_address(std::unordered_map<std::string, AddressBinding>::iterator it);
 
   std::shared_ptr<const TlsContext> context_;
+  Clock now_;
   PrincipalPtr own_;
   PeerCounters counters_;
   std::atomic<uint64_t> generation_{1};
@@ -110,6 +135,7 @@ class PeerTable {
   std::map<caf::node_id, NodeBinding> nodes_;
   std::unordered_map<uint64_t, caf::node_id> connections_;
   std::unordered_map<std::string, AddressBinding> addresses_;
+  std::unordered_map<std::string, size_t> unverified_of_;  // by principal (to_string())
 };
 
 bool same_principal(const PeerIdentity& a, const PeerIdentity& b);

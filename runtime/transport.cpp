@@ -535,6 +535,13 @@ void abandon_connection(caf::actor_system& system, caf::io::scribe_ptr scribe) {
       [&mx, scribe = std::move(scribe)] { static_cast<UniqueScribe&>(*scribe).close_now(&mx); });
 }
 
+void release_connection(caf::actor_system& system, caf::io::scribe_ptr scribe) {
+  if (!scribe)
+    return;
+  auto& mx = static_cast<net::default_multiplexer&>(system.middleman().backend());
+  mx.post([scribe = std::move(scribe)]() mutable { scribe.reset(); });
+}
+
 const TransportCounters& GuardedListener::counters() const {
   return guard->counters;
 }

@@ -103,6 +103,12 @@ PrincipalPtr connection_identity(const caf::io::scribe_ptr& scribe);
 // the multiplexer thread; nothing if it has closed already.
 void abandon_connection(caf::actor_system& system, caf::io::scribe_ptr scribe);
 
+// Drops a reference to such a connection on the multiplexer thread. Every
+// connection must end there: its guard's sweep walks the live connections
+// there, and a connection destroyed on another thread meanwhile would be
+// used after it is freed.
+void release_connection(caf::actor_system& system, caf::io::scribe_ptr scribe);
+
 expected<GuardedListener> listen_guarded(caf::actor_system& system, const caf::actor& router,
                                          const std::string& host, uint16_t port,
                                          const TransportLimits& limits,

@@ -4,6 +4,7 @@
 // the refusal to start without either TLS or --insecure.
 
 #include "services/security/certs.hpp"
+#include "security/pki.hpp"
 #include "support/test_support.hpp"
 
 #include <catch2/catch.hpp>
@@ -23,21 +24,6 @@ std::vector<std::string> without_insecure(std::vector<std::string> argv) {
   argv.insert(argv.begin(), {"env", "-u", "TESSERA_INSECURE", TESSERA_BIN});
   return argv;
 }
-
-struct Pki {
-  TempDir dir;
-  fs::path root = dir.path() / "pki";
-  Pki() { REQUIRE(security::init_ca(root)); }
-  std::vector<std::string> flags(const std::string& name, security::CertRole role) {
-    security::IssueOptions o;
-    o.name = name;
-    o.role = role;
-    REQUIRE(security::issue(root, o));
-    return {"--tls-cert", (root / (name + ".crt")).string(),
-            "--tls-key",  (root / (name + ".key")).string(),
-            "--tls-ca",   (root / "ca.crt").string()};
-  }
-};
 
 std::string word_after(const std::string& line, const std::string& marker) {
   auto at = line.find(marker);
