@@ -1,6 +1,7 @@
 #include "services/security/certs.hpp"
 
 #include "runtime/tls.hpp"
+#include "services/security/files.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -57,47 +58,6 @@ KeyPtr new_key() {
   return KeyPtr(EVP_EC_gen("P-256"));
 }
 
-expected<std::string> read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    return make_error(Errc::invalid_argument,
-                      "cannot read " + path.string() + ": " + std::strerror(errno));
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Writes bytes to path atomically (a temporary file renamed over it) with mode.
-expected<void> write_file(const fs::path& path, const std::string& bytes, mode_t mode) {
-  auto tmp = path;
-  tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0)
-    return make_error(Errc::os_error, "cannot write " + tmp.string() + ": " + std::strerror(errno));
-  if (::fchmod(fd, mode) != 0) {  // whatever the umask
-    auto err = std::strerror(errno);
-    ::close(fd);
-    return make_error(Errc::os_error, "cannot set the mode of " + tmp.string() + ": " + err);
-  }
-  size_t done = 0;
-  while (done < bytes.size()) {
-    auto n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n <= 0) {
-      auto err = std::strerror(errno);
-      ::close(fd);
-      return make_error(Errc::os_error, "cannot write " + tmp.string() + ": " + err);
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0)
-    return make_error(Errc::os_error, "cannot write " + tmp.string() + ": " + std::strerror(errno));
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec)
-    return make_error(Errc::os_error, "cannot write " + path.string() + ": " + ec.message());
-  return {};
-}
-
 expected<std::string> pem_of_key(EVP_PKEY* key) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio || PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) != 1)
@@ -125,9 +85,9 @@ expected<void> write_pair(EVP_PKEY* key, X509* cert, const fs::path& key_path,
   auto cert_pem = pem_of_cert(cert);
   if (!cert_pem)
     return cert_pem.error();
-  if (auto r = write_file(key_path, *key_pem, 0600); !r)
+  if (auto r = write_file_atomically(key_path, *key_pem, 0600); !r)
     return r;
-  return write_file(cert_path, *cert_pem, 0644);
+  return write_file_atomically(cert_path, *cert_pem, 0644);
 }
 
 expected<CertPtr> cert_of_pem(const std::string& pem) {

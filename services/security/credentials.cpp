@@ -1,4 +1,5 @@
 #include "services/security/credentials.hpp"
+#include "services/security/files.hpp"
 
 #include "runtime/log.hpp"
 #include "services/agent/base64.hpp"  // header-only, no link to the agent
@@ -138,49 +139,12 @@ std::string now_utc() {
   return buf;
 }
 
-expected<std::string> read_text(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in)
-    return make_error(Errc::invalid_argument, "cannot read the credentials file " + file.string() +
-                                                  ": " + std::strerror(errno));
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-expected<void> write_atomically(const fs::path& path, const std::string& bytes) {
-  auto tmp = path;
-  tmp += ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return make_error(Errc::os_error, "cannot write " + tmp.string() + ": " + std::strerror(errno));
-  bool ok = ::fchmod(fd, 0600) == 0;  // whatever the umask
-  size_t done = 0;
-  while (ok && done < bytes.size()) {
-    auto n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR)
-      continue;
-    ok = n > 0;
-    done += ok ? size_t(n) : 0;
-  }
-  ok = ok && ::fsync(fd) == 0;
-  auto err = errno;
-  ok = ::close(fd) == 0 && ok;
-  if (!ok)
-    return make_error(Errc::os_error, "cannot write " + tmp.string() + ": " + std::strerror(err));
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec)
-    return make_error(Errc::os_error, "cannot write " + path.string() + ": " + ec.message());
-  return {};
-}
-
 // The document of file, {"principals": []} when it does not exist.
 expected<json> read_document(const fs::path& file) {
   std::error_code ec;
   if (!fs::exists(file, ec))
     return json{{"principals", json::array()}};
-  auto text = read_text(file);
+  auto text = read_file(file);
   if (!text)
     return text.error();
   try {
@@ -194,14 +158,7 @@ expected<json> read_document(const fs::path& file) {
 expected<void> write_document(const fs::path& file, const json& doc) {
   if (auto parsed = Credentials::parse(doc); !parsed)
     return parsed.error();
-  return write_atomically(file, doc.dump(2) + "\n");
-}
-
-json* find_principal(json& doc, const std::string& principal) {
-  for (auto& p : doc["principals"])
-    if (p.is_object() && p.value("principal", "") == principal)
-      return &p;
-  return nullptr;
+  return write_file_atomically(file, doc.dump(2) + "\n", 0600);
 }
 
 // doc after a read: an object with a list of principals, else an error.
@@ -210,6 +167,33 @@ expected<void> check_shape(const json& doc, const fs::path& file) {
     return make_error(Errc::invalid_argument,
                       file.string() + ": a credentials file is {\"principals\": [...]}");
   return {};
+}
+
+// The document of file, to edit: read and of the right shape.
+expected<json> read_for_edit(const fs::path& file) {
+  auto doc = read_document(file);
+  if (!doc)
+    return doc.error();
+  if (auto shape = check_shape(*doc, file); !shape)
+    return shape.error();
+  return doc;
+}
+
+expected<void> check_principal_name(const std::string& principal) {
+  if (valid_principal(principal))
+    return {};
+  return make_error(
+      Errc::invalid_argument,
+      "'" + principal + "' is not a principal name (1 to 128 of A-Z a-z 0-9 . _ @ -)");
+}
+
+// principal's entry in doc, added when it has none.
+json& entry_of(json& doc, const std::string& principal) {
+  for (auto& p : doc["principals"])
+    if (p.is_object() && p.value("principal", "") == principal)
+      return p;
+  doc["principals"].push_back({{"principal", principal}});
+  return doc["principals"].back();
 }
 
 }  // namespace
@@ -347,7 +331,7 @@ expected<std::shared_ptr<Credentials>> Credentials::load(const fs::path& file) {
         "the credentials file {} may be read by anyone: it holds only salted hashes, "
         "but chmod 600 it",
         file.string());
-  auto text = read_text(file);
+  auto text = read_file(file);
   if (!text)
     return text.error();
   json doc;
@@ -446,31 +430,21 @@ expected<std::string> Credentials::basic(std::string_view encoded) const {
 
 expected<void> put_principal(const fs::path& file, const std::string& principal,
                              const std::string& secret_hash) {
-  if (!valid_principal(principal))
-    return make_error(
-        Errc::invalid_argument,
-        "'" + principal + "' is not a principal name (1 to 128 of A-Z a-z 0-9 . _ @ -)");
-  auto doc = read_document(file);
+  if (auto name = check_principal_name(principal); !name)
+    return name;
+  auto doc = read_for_edit(file);
   if (!doc)
     return doc.error();
-  if (auto shape = check_shape(*doc, file); !shape)
-    return shape;
-  auto* p = find_principal(*doc, principal);
-  if (!p) {
-    (*doc)["principals"].push_back({{"principal", principal}});
-    p = &(*doc)["principals"].back();
-  }
+  auto& entry = entry_of(*doc, principal);
   if (!secret_hash.empty())
-    (*p)["secret"] = secret_hash;
+    entry["secret"] = secret_hash;
   return write_document(file, *doc);
 }
 
 expected<void> remove_principal(const fs::path& file, const std::string& principal) {
-  auto doc = read_document(file);
+  auto doc = read_for_edit(file);
   if (!doc)
     return doc.error();
-  if (auto shape = check_shape(*doc, file); !shape)
-    return shape;
   auto& list = (*doc)["principals"];
   auto before = list.size();
   for (size_t i = 0; i < list.size(); ++i)
@@ -485,20 +459,12 @@ expected<void> remove_principal(const fs::path& file, const std::string& princip
 }
 
 expected<NewToken> add_token(const fs::path& file, const std::string& principal) {
-  if (!valid_principal(principal))
-    return make_error(
-        Errc::invalid_argument,
-        "'" + principal + "' is not a principal name (1 to 128 of A-Z a-z 0-9 . _ @ -)");
-  auto doc = read_document(file);
+  if (auto name = check_principal_name(principal); !name)
+    return name.error();
+  auto doc = read_for_edit(file);
   if (!doc)
     return doc.error();
-  if (auto shape = check_shape(*doc, file); !shape)
-    return shape.error();
-  auto* p = find_principal(*doc, principal);
-  if (!p) {
-    (*doc)["principals"].push_back({{"principal", principal}});
-    p = &(*doc)["principals"].back();
-  }
+  auto* p = &entry_of(*doc, principal);
   auto token = make_token();
   if (!p->contains("tokens"))
     (*p)["tokens"] = json::array();
@@ -509,11 +475,9 @@ expected<NewToken> add_token(const fs::path& file, const std::string& principal)
 }
 
 expected<void> revoke_token(const fs::path& file, const std::string& id) {
-  auto doc = read_document(file);
+  auto doc = read_for_edit(file);
   if (!doc)
     return doc.error();
-  if (auto shape = check_shape(*doc, file); !shape)
-    return shape;
   for (auto& p : (*doc)["principals"]) {
     if (!p.is_object() || !p.contains("tokens") || !p["tokens"].is_array())
       continue;
