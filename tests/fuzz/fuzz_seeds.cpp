@@ -118,7 +118,8 @@ void checkpoints(const fs::path& dir) {
 void dns_query(const fs::path& file, bool tcp, const std::vector<std::string>& labels,
                uint16_t type, bool edns) {
   std::string out(1, tcp ? 1 : 0);
-  const uint8_t header[] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns ? 1 : 0};
+  const uint8_t header[] = {0x12, 0x34, 0x01, 0x00, 0, 1,
+                            0,    0,    0,    0,    0, static_cast<uint8_t>(edns ? 1 : 0)};
   out.append(reinterpret_cast<const char*>(header), sizeof header);
   for (const auto& label : labels) {
     out.push_back(static_cast<char>(label.size()));
