@@ -1,12 +1,14 @@
 // Writes the seed corpora that need real encodings (serialized envelope
-// batches, framed checkpoint records): run once when a schema changes, and
-// check in what it writes.
+// batches, framed checkpoint records) or the record bytes of flows through
+// the dispatch targets' templates: run once when a schema or a template
+// list changes, and check in what it writes.
 //
 //   fuzz_seeds tests/fuzz/corpus
 
 #include "runtime/envelope.hpp"
 #include "runtime/message.hpp"
 #include "runtime/simulation.hpp"
+#include "tests/fuzz/master_templates.hpp"
 
 #include <capnp/agent.capnp.h>
 #include <capnp/checkpoint.capnp.h>
@@ -144,6 +146,52 @@ void dns(const fs::path& dir) {
   dns_query(dir / "outside", false, {"example", "org"}, 1, false);
 }
 
+void write(const fs::path& file, const std::string& bytes) {
+  write(file, bytes.data(), bytes.size());
+}
+
+// Record bodies (fuzz_world.hpp): as a request, as the reply to request 1,
+// the template with a few patches, and raw payload bytes.
+const std::string as_request("\4\0", 2);
+const std::string as_reply("\x08\1\0\0", 4);
+const std::string patched("\0\3\0\1\x90\3\0\0\2\0\x40", 11);
+const std::string raw_bytes("\3\0\0\0\0\1\0\0\0", 9);
+
+void master_dispatch(const fs::path& dir) {
+  using fuzz::record;
+  using K = fuzz::MasterKind;
+  using F = fuzz::MasterFrom;
+  auto flow = fuzz::master_flow();
+  write(dir / "flow", flow);
+  write(dir / "lifecycle",
+        flow + record(K::acknowledge, F::framework1) + record(K::kill, F::framework1) +
+            record(K::update_finished, F::agent1) + record(K::acknowledge, F::framework1) +
+            record(K::reconcile, F::framework1) + record(K::teardown, F::framework1));
+  write(dir / "group",
+        record(K::register_agent, F::agent1) + record(K::subscribe, F::framework1) +
+            record(K::advance_time, 1) + record(K::accept_group, F::framework1) +
+            record(K::executor_message, F::agent1) + record(K::framework_message, F::framework1) +
+            record(K::exited_executor, F::agent1) + record(K::shutdown_executor, F::framework1));
+  std::string ops = flow;
+  for (uint8_t k = K::op_quota; k <= K::metrics; ++k)
+    ops += record(k, F::operator1, as_request);
+  write(dir / "operator", ops);
+  write(dir / "reregister",
+        record(K::subscribe, F::framework2) + record(K::reregister_agent, F::agent2) +
+            record(K::reconcile, F::framework2) + record(K::advance_time, 1) +
+            record(K::pong, F::agent2, as_reply) + record(K::decline, F::framework2) +
+            record(K::suppress, F::framework2) + record(K::revive, F::framework2) +
+            record(K::advance_time, 6));
+  write(dir / "timeouts", flow + record(K::advance_time, 4) + record(K::advance_time, 7) +
+                              record(K::advance_time, 7));
+  write(dir / "strangers",
+        record(K::allocator_offers, F::nobody) + record(K::register_agent, F::agent2, patched) +
+            record(K::subscribe, F::framework2, raw_bytes) + record(K::update_running, F::nobody));
+}
+
+
+
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -155,5 +203,6 @@ int main(int argc, char** argv) {
   envelopes(root / "envelope");
   checkpoints(root / "checkpoint");
   dns(root / "dns");
+  master_dispatch(root / "master_dispatch");
   return 0;
 }
