@@ -9,6 +9,7 @@
 #include "runtime/message.hpp"
 #include "runtime/simulation.hpp"
 #include "tests/fuzz/master_templates.hpp"
+#include "tests/fuzz/scheduler_templates.hpp"
 
 #include <capnp/agent.capnp.h>
 #include <capnp/checkpoint.capnp.h>
@@ -189,6 +190,27 @@ void master_dispatch(const fs::path& dir) {
             record(K::subscribe, F::framework2, raw_bytes) + record(K::update_running, F::nobody));
 }
 
+void scheduler_dispatch(const fs::path& dir) {
+  using fuzz::record;
+  using K = fuzz::SchedulerKind;
+  using F = fuzz::SchedulerFrom;
+  auto subscribed = record(K::subscribed, F::master);
+  write(dir / "flow",
+        subscribed + record(K::offers, F::master) + record(K::update_running, F::master) +
+            record(K::sandbox_file, F::agent, as_reply) + record(K::update_failed, F::master) +
+            record(K::update_reconciled, F::master) + record(K::executor_message, F::master) +
+            record(K::failure, F::master) + record(K::rescind, F::master) +
+            record(K::heartbeat, F::master));
+  write(dir / "heartbeats-missed", subscribed + record(K::advance_time, 3) +
+                                       record(K::advance_time, 5) + record(K::advance_time, 5) +
+                                       subscribed + record(K::offers, F::master));
+  write(dir / "leader-and-error", subscribed + record(K::not_leader, F::master) +
+                                      record(K::advance_time, 1) + subscribed +
+                                      record(K::error, F::master) + record(K::offers, F::master));
+  write(dir / "strangers", record(K::offers, F::nobody) + subscribed +
+                               record(K::offers, F::master, patched) +
+                               record(K::update_running, F::agent, raw_bytes));
+}
 
 
 
@@ -204,5 +226,6 @@ int main(int argc, char** argv) {
   checkpoints(root / "checkpoint");
   dns(root / "dns");
   master_dispatch(root / "master_dispatch");
+  scheduler_dispatch(root / "scheduler_dispatch");
   return 0;
 }
