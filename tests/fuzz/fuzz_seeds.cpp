@@ -213,6 +213,20 @@ void scheduler_dispatch(const fs::path& dir) {
 }
 
 
+// operator_api.fuzz.cpp's records: [kind][length u16][body]; kinds 0..21
+// are its calls[], 22 raw JSON, 23 advance time.
+void operator_api(const fs::path& dir) {
+  auto call = [](uint8_t kind, const std::string& body) {
+    return std::string{static_cast<char>(kind), static_cast<char>(body.size()), 0} + body;
+  };
+  for (uint8_t kind = 0; kind < 22; ++kind)
+    write(dir / ("call-" + std::to_string(kind)), call(kind, std::string(1, '\0')));
+  write(dir / "raw-and-time", call(22, R"({"type":"GET_TASKS","get_tasks":{"limit":1}})") +
+                                  call(23, std::string(1, '\1')) + call(4, std::string(1, '\0')));
+  write(dir / "writes", call(16, std::string(1, '\0')) + call(17, std::string(1, '\0')) +
+                            call(14, std::string(1, '\0')) + call(13, std::string(1, '\0')) +
+                            call(7, std::string(1, '\0')));
+}
 
 }  // namespace
 
@@ -227,5 +241,6 @@ int main(int argc, char** argv) {
   dns(root / "dns");
   master_dispatch(root / "master_dispatch");
   scheduler_dispatch(root / "scheduler_dispatch");
+  operator_api(root / "operator_api");
   return 0;
 }
