@@ -8,6 +8,7 @@
 #include "runtime/envelope.hpp"
 #include "runtime/message.hpp"
 #include "runtime/simulation.hpp"
+#include "tests/fuzz/agent_templates.hpp"
 #include "tests/fuzz/master_templates.hpp"
 #include "tests/fuzz/scheduler_templates.hpp"
 
@@ -212,6 +213,25 @@ void scheduler_dispatch(const fs::path& dir) {
                                record(K::update_running, F::agent, raw_bytes));
 }
 
+void agent_dispatch(const fs::path& dir) {
+  using fuzz::record;
+  using K = fuzz::AgentKind;
+  using F = fuzz::AgentFrom;
+  write(dir / "master", record(K::registered, F::master) + record(K::ping, F::master, as_request) +
+                            record(K::kill_task, F::master) + record(K::ack, F::master) +
+                            record(K::framework_message, F::master) +
+                            record(K::shutdown_executor, F::master) +
+                            record(K::shutdown_framework, F::master) + record(K::advance_time, 2) +
+                            record(K::reregistered, F::master) + record(K::not_leader, F::master) +
+                            record(K::advance_time, 3) + record(K::shutdown_agent, F::master));
+  write(dir / "readers", record(K::container_usage, F::reader, as_request) +
+                             record(K::read_sandbox, F::reader, as_request) +
+                             record(K::read_sandbox, F::nobody, patched));
+  write(dir / "executor", record(K::executor_subscribe, F::executor) +
+                              record(K::executor_update, F::executor) +
+                              record(K::executor_message, F::executor) +
+                              record(K::executor_update, F::executor, raw_bytes));
+}
 
 // operator_api.fuzz.cpp's records: [kind][length u16][body]; kinds 0..21
 // are its calls[], 22 raw JSON, 23 advance time.
@@ -241,6 +261,7 @@ int main(int argc, char** argv) {
   dns(root / "dns");
   master_dispatch(root / "master_dispatch");
   scheduler_dispatch(root / "scheduler_dispatch");
+  agent_dispatch(root / "agent_dispatch");
   operator_api(root / "operator_api");
   return 0;
 }
