@@ -124,10 +124,17 @@ struct ResponderState {
   uint64_t request_seq = 0;
   size_t stream_buffer_bytes_max = 0;
   std::atomic<bool> answered{false};
+  // Set (instead of a connection and gate): answers go to this function,
+  // on the thread that answers; a stream's chunks are dropped. For callers
+  // in-process that have no socket (the operator API's fuzz target).
+  std::function<void(Response)> sink;
 
   // The last copy went away unanswered: answer 500 "no response".
   ~ResponderState();
 };
+
+// A Responder whose answer (a stream's status and headers) goes to sink.
+Responder sink_responder(std::function<void(Response)> sink);
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:

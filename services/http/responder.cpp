@@ -139,10 +139,20 @@ void StreamState::post_evict() {
 ResponderState::~ResponderState() {
   if (answered.load())
     return;
+  if (sink) {
+    sink(error_response(500, "no response"));
+    return;
+  }
   gate->post([connection = connection, seq = request_seq] {
     if (auto c = connection.lock())
       c->respond(seq, error_response(500, "no response"));
   });
+}
+
+Responder sink_responder(std::function<void(Response)> sink) {
+  auto state = std::make_shared<ResponderState>();
+  state->sink = std::move(sink);
+  return Responder(std::move(state));
 }
 
 }  // namespace tessera::http::detail
@@ -155,6 +165,10 @@ Responder::Responder(std::shared_ptr<detail::ResponderState> state) : state_(std
 void Responder::respond(Response r) const {
   if (!state_ || state_->answered.exchange(true))
     return;
+  if (state_->sink) {
+    state_->sink(std::move(r));
+    return;
+  }
   state_->gate->post(
       [connection = state_->connection, seq = state_->request_seq, r = std::move(r)]() mutable {
         if (auto c = connection.lock())
@@ -175,6 +189,14 @@ std::shared_ptr<Stream> Responder::open_stream(int status, std::string content_t
   auto stream = std::shared_ptr<Stream>(new Stream(state));
   if (state_->answered.exchange(true)) {
     state->finish();  // answered already: this stream never opens
+    return stream;
+  }
+  if (state_->sink) {
+    Response head;
+    head.status = status;
+    head.content_type = std::move(content_type);
+    head.headers = std::move(headers);
+    state_->sink(std::move(head));
     return stream;
   }
   bool posted = state_->gate->post([connection = state_->connection, seq = state_->request_seq,

@@ -23,6 +23,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace tessera;
+using namespace tessera::checkpoint;
 
 // What the agent would have written: the message re-framed, when it is one.
 std::string framed(std::string_view content) {

@@ -25,15 +25,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   uint64_t start = 0;
   for (int i = 0; i < 4; ++i)
     start = (start << 16) | in.u16();
-  auto schedule = tessera::parse_cron(in.rest());
+  auto schedule = tessera::jobs::parse_cron(in.rest());
   if (!schedule)
     return 0;
-  auto zone = tessera::find_time_zone(zone_name);
+  auto zone = tessera::jobs::find_time_zone(zone_name);
   if (!zone)
     std::abort();  // the system's database lacks a zone every Debian has
   // Within 1970..2100: what jobs are scheduled in.
-  auto after = tessera::SysTime(std::chrono::seconds(start % 4'102'444'800ULL));
-  auto next = tessera::next_run(*schedule, *zone, after);
+  auto after = tessera::jobs::SysTime(std::chrono::seconds(start % 4'102'444'800ULL));
+  auto next = tessera::jobs::next_run(*schedule, *zone, after);
   if (next && *next <= after)
     std::abort();
   return 0;

@@ -68,7 +68,9 @@ struct World {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static World world;
+  // Never destroyed: an actor system torn down among the exit-time
+  // destructors of other statics corrupts the heap.
+  static World& world = *new World;
   EnvelopeBatch batch;
   caf::binary_deserializer source(world.sim.system(), reinterpret_cast<const char*>(data), size);
   if (auto err = source(batch))

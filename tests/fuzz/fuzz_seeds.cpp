@@ -1,12 +1,16 @@
 // Writes the seed corpora that need real encodings (serialized envelope
-// batches, framed checkpoint records): run once when a schema changes, and
-// check in what it writes.
+// batches, framed checkpoint records) or the record bytes of flows through
+// the dispatch targets' templates: run once when a schema or a template
+// list changes, and check in what it writes.
 //
 //   fuzz_seeds tests/fuzz/corpus
 
 #include "runtime/envelope.hpp"
 #include "runtime/message.hpp"
 #include "runtime/simulation.hpp"
+#include "tests/fuzz/agent_templates.hpp"
+#include "tests/fuzz/master_templates.hpp"
+#include "tests/fuzz/scheduler_templates.hpp"
 
 #include <capnp/agent.capnp.h>
 #include <capnp/checkpoint.capnp.h>
@@ -118,7 +122,8 @@ void checkpoints(const fs::path& dir) {
 void dns_query(const fs::path& file, bool tcp, const std::vector<std::string>& labels,
                uint16_t type, bool edns) {
   std::string out(1, tcp ? 1 : 0);
-  const uint8_t header[] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, edns ? 1 : 0};
+  const uint8_t header[] = {0x12, 0x34, 0x01, 0x00, 0, 1,
+                            0,    0,    0,    0,    0, static_cast<uint8_t>(edns ? 1 : 0)};
   out.append(reinterpret_cast<const char*>(header), sizeof header);
   for (const auto& label : labels) {
     out.push_back(static_cast<char>(label.size()));
@@ -143,6 +148,106 @@ void dns(const fs::path& dir) {
   dns_query(dir / "outside", false, {"example", "org"}, 1, false);
 }
 
+void write(const fs::path& file, const std::string& bytes) {
+  write(file, bytes.data(), bytes.size());
+}
+
+// Record bodies (fuzz_world.hpp): as a request, as the reply to request 1,
+// the template with a few patches, and raw payload bytes.
+const std::string as_request("\4\0", 2);
+const std::string as_reply("\x08\1\0\0", 4);
+const std::string patched("\0\3\0\1\x90\3\0\0\2\0\x40", 11);
+const std::string raw_bytes("\3\0\0\0\0\1\0\0\0", 9);
+
+void master_dispatch(const fs::path& dir) {
+  using fuzz::record;
+  using K = fuzz::MasterKind;
+  using F = fuzz::MasterFrom;
+  auto flow = fuzz::master_flow();
+  write(dir / "flow", flow);
+  write(dir / "lifecycle",
+        flow + record(K::acknowledge, F::framework1) + record(K::kill, F::framework1) +
+            record(K::update_finished, F::agent1) + record(K::acknowledge, F::framework1) +
+            record(K::reconcile, F::framework1) + record(K::teardown, F::framework1));
+  write(dir / "group",
+        record(K::register_agent, F::agent1) + record(K::subscribe, F::framework1) +
+            record(K::advance_time, 1) + record(K::accept_group, F::framework1) +
+            record(K::executor_message, F::agent1) + record(K::framework_message, F::framework1) +
+            record(K::exited_executor, F::agent1) + record(K::shutdown_executor, F::framework1));
+  std::string ops = flow;
+  for (uint8_t k = K::op_quota; k <= K::metrics; ++k)
+    ops += record(k, F::operator1, as_request);
+  write(dir / "operator", ops);
+  write(dir / "reregister",
+        record(K::subscribe, F::framework2) + record(K::reregister_agent, F::agent2) +
+            record(K::reconcile, F::framework2) + record(K::advance_time, 1) +
+            record(K::pong, F::agent2, as_reply) + record(K::decline, F::framework2) +
+            record(K::suppress, F::framework2) + record(K::revive, F::framework2) +
+            record(K::advance_time, 6));
+  write(dir / "timeouts", flow + record(K::advance_time, 4) + record(K::advance_time, 7) +
+                              record(K::advance_time, 7));
+  write(dir / "strangers",
+        record(K::allocator_offers, F::nobody) + record(K::register_agent, F::agent2, patched) +
+            record(K::subscribe, F::framework2, raw_bytes) + record(K::update_running, F::nobody));
+}
+
+void scheduler_dispatch(const fs::path& dir) {
+  using fuzz::record;
+  using K = fuzz::SchedulerKind;
+  using F = fuzz::SchedulerFrom;
+  auto subscribed = record(K::subscribed, F::master);
+  write(dir / "flow",
+        subscribed + record(K::offers, F::master) + record(K::update_running, F::master) +
+            record(K::sandbox_file, F::agent, as_reply) + record(K::update_failed, F::master) +
+            record(K::update_reconciled, F::master) + record(K::executor_message, F::master) +
+            record(K::failure, F::master) + record(K::rescind, F::master) +
+            record(K::heartbeat, F::master));
+  write(dir / "heartbeats-missed", subscribed + record(K::advance_time, 3) +
+                                       record(K::advance_time, 5) + record(K::advance_time, 5) +
+                                       subscribed + record(K::offers, F::master));
+  write(dir / "leader-and-error", subscribed + record(K::not_leader, F::master) +
+                                      record(K::advance_time, 1) + subscribed +
+                                      record(K::error, F::master) + record(K::offers, F::master));
+  write(dir / "strangers", record(K::offers, F::nobody) + subscribed +
+                               record(K::offers, F::master, patched) +
+                               record(K::update_running, F::agent, raw_bytes));
+}
+
+void agent_dispatch(const fs::path& dir) {
+  using fuzz::record;
+  using K = fuzz::AgentKind;
+  using F = fuzz::AgentFrom;
+  write(dir / "master", record(K::registered, F::master) + record(K::ping, F::master, as_request) +
+                            record(K::kill_task, F::master) + record(K::ack, F::master) +
+                            record(K::framework_message, F::master) +
+                            record(K::shutdown_executor, F::master) +
+                            record(K::shutdown_framework, F::master) + record(K::advance_time, 2) +
+                            record(K::reregistered, F::master) + record(K::not_leader, F::master) +
+                            record(K::advance_time, 3) + record(K::shutdown_agent, F::master));
+  write(dir / "readers", record(K::container_usage, F::reader, as_request) +
+                             record(K::read_sandbox, F::reader, as_request) +
+                             record(K::read_sandbox, F::nobody, patched));
+  write(dir / "executor", record(K::executor_subscribe, F::executor) +
+                              record(K::executor_update, F::executor) +
+                              record(K::executor_message, F::executor) +
+                              record(K::executor_update, F::executor, raw_bytes));
+}
+
+// operator_api.fuzz.cpp's records: [kind][length u16][body]; kinds 0..21
+// are its calls[], 22 raw JSON, 23 advance time.
+void operator_api(const fs::path& dir) {
+  auto call = [](uint8_t kind, const std::string& body) {
+    return std::string{static_cast<char>(kind), static_cast<char>(body.size()), 0} + body;
+  };
+  for (uint8_t kind = 0; kind < 22; ++kind)
+    write(dir / ("call-" + std::to_string(kind)), call(kind, std::string(1, '\0')));
+  write(dir / "raw-and-time", call(22, R"({"type":"GET_TASKS","get_tasks":{"limit":1}})") +
+                                  call(23, std::string(1, '\1')) + call(4, std::string(1, '\0')));
+  write(dir / "writes", call(16, std::string(1, '\0')) + call(17, std::string(1, '\0')) +
+                            call(14, std::string(1, '\0')) + call(13, std::string(1, '\0')) +
+                            call(7, std::string(1, '\0')));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,5 +259,9 @@ int main(int argc, char** argv) {
   envelopes(root / "envelope");
   checkpoints(root / "checkpoint");
   dns(root / "dns");
+  master_dispatch(root / "master_dispatch");
+  scheduler_dispatch(root / "scheduler_dispatch");
+  agent_dispatch(root / "agent_dispatch");
+  operator_api(root / "operator_api");
   return 0;
 }

@@ -27,13 +27,13 @@ void check(bool ok) {
 
 void round_trips(const Resources& r) {
   auto again = Resources::parse(r.to_string());
-  check(again.has_value() && *again == r);
+  check(static_cast<bool>(again) && *again == r);
   capnp::MallocMessageBuilder message;
   auto list = message.initRoot<capnp::AnyPointer>().initAs<capnp::List<tessera::wire::Resource>>(
       tessera::wire_size(r));
   tessera::to_wire(r, list);
   auto back = tessera::from_wire(list.asReader());
-  check(back.has_value() && *back == r);
+  check(static_cast<bool>(back) && *back == r);
 }
 
 void resources(std::string_view a_text, std::string_view b_text) {
@@ -58,7 +58,7 @@ void attributes(std::string_view text) {
   if (!parsed)
     return;
   auto again = tessera::parse_attributes(tessera::to_string(*parsed));
-  check(again.has_value() && *again == *parsed);
+  check(static_cast<bool>(again) && *again == *parsed);
 }
 
 void from_json(std::string_view text) {
@@ -69,7 +69,7 @@ void from_json(std::string_view text) {
   if (!r)
     return;
   auto back = tessera::resources_from_json(tessera::resources_json(*r));
-  check(back.has_value() && *back == *r);
+  check(static_cast<bool>(back) && *back == *r);
 }
 
 }  // namespace
