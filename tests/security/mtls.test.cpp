@@ -6,6 +6,7 @@
 #include "runtime/actor.hpp"
 #include "runtime/atoms.hpp"
 #include "runtime/node.hpp"
+#include "security/pki_support.hpp"
 #include "services/security/certs.hpp"
 #include "support/nodes.hpp"
 #include "support/ping_pong.hpp"
@@ -28,25 +29,6 @@ using namespace std::chrono_literals;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A CA and certificates under one temporary directory.
-struct Pki {
-  TempDir dir;
-  fs::path root = dir.path() / "pki";
-
-  Pki() { REQUIRE(security::init_ca(root)); }
-
-  TlsConfig issue(const std::string& name, security::CertRole role,
-                  std::vector<std::string> hosts = {}) {
-    security::IssueOptions o;
-    o.name = name;
-    o.role = role;
-    o.hosts = std::move(hosts);
-    REQUIRE(security::issue(root, o));
-    return TlsConfig{(root / (name + ".crt")).string(), (root / (name + ".key")).string(),
-                     (root / "ca.crt").string()};
-  }
-};
 
 NodeConfig secure(TlsConfig tls) {
   NodeConfig c;
