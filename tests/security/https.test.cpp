@@ -73,7 +73,7 @@ bool has(const std::string& text, const std::string& part) {
 
 }  // namespace
 
-TEST_CASE("https: a client that trusts the CA is answered; a client certificate names it",
+TEST_CASE("https: a client that trusts the CA is answered, and a client certificate names it",
           "[security][https]") {
   Pki pki;
   auto server = whoami_server(server_tls(pki.issue("m1", security::CertRole::master)));
