@@ -193,6 +193,23 @@ expected<std::shared_ptr<const TlsContext>> TlsContext::load(const TlsConfig& co
                           std::string(config.cert_file.empty() ? "--tls-cert " : "") +
                           (config.key_file.empty() ? "--tls-key " : "") +
                           (config.ca_file.empty() ? "--tls-ca" : ""));
+  return make(config);
+}
+
+expected<std::shared_ptr<const TlsContext>> TlsContext::load_client(const TlsConfig& config) {
+  if (config.ca_file.empty())
+    return make_error(Errc::invalid_argument,
+                      "--tls-ca is missing: a TLS client needs the CA the server's certificate "
+                      "chains to");
+  if (config.cert_file.empty() != config.key_file.empty())
+    return make_error(Errc::invalid_argument,
+                      "a client certificate needs both --tls-cert and --tls-key");
+  return make(config);
+}
+
+// The context of load() and load_client(): without a certificate (a client
+// only), own() stays empty.
+expected<std::shared_ptr<const TlsContext>> TlsContext::make(const TlsConfig& config) {
   ERR_clear_error();
   SSL_CTX* ctx = SSL_CTX_new(TLS_method());
   if (!ctx)
@@ -209,15 +226,17 @@ expected<std::shared_ptr<const TlsContext>> TlsContext::load(const TlsConfig& co
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
   // CAF's stream hands SSL_write what is left of a buffer it may have moved.
   SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (SSL_CTX_load_verify_locations(ctx, config.ca_file.c_str(), nullptr) != 1)
+    return fail("cannot load the CA " + config.ca_file);
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  if (config.cert_file.empty())
+    return std::shared_ptr<const TlsContext>(new TlsContext(ctx, {}));
   if (SSL_CTX_use_certificate_chain_file(ctx, config.cert_file.c_str()) != 1)
     return fail("cannot load the certificate " + config.cert_file);
   if (SSL_CTX_use_PrivateKey_file(ctx, config.key_file.c_str(), SSL_FILETYPE_PEM) != 1)
     return fail("cannot load the key " + config.key_file);
   if (SSL_CTX_check_private_key(ctx) != 1)
     return fail("the key " + config.key_file + " does not match " + config.cert_file);
-  if (SSL_CTX_load_verify_locations(ctx, config.ca_file.c_str(), nullptr) != 1)
-    return fail("cannot load the CA " + config.ca_file);
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
   // Our own certificate must verify against the CA we demand of peers, or
   // every peer would refuse us: say so now rather than at each connection.
   X509* own = SSL_CTX_get0_certificate(ctx);

@@ -75,6 +75,10 @@ class TlsContext {
   // Loads and checks the three files: the certificate must match the key,
   // chain to the CA and name a Tessera identity. Errors name the file.
   static expected<std::shared_ptr<const TlsContext>> load(const TlsConfig& config);
+  // The same for a client that may have no certificate of its own (the CLI
+  // calling an HTTPS edge): the CA is required, the certificate and key are
+  // both given or both left out; own() is empty without them.
+  static expected<std::shared_ptr<const TlsContext>> load_client(const TlsConfig& config);
   ~TlsContext();
   TlsContext(const TlsContext&) = delete;
   TlsContext& operator=(const TlsContext&) = delete;
@@ -85,6 +89,7 @@ class TlsContext {
 
  private:
   TlsContext(SSL_CTX* ctx, PeerIdentity own) : ctx_(ctx), own_(std::move(own)) {}
+  static expected<std::shared_ptr<const TlsContext>> make(const TlsConfig& config);
   SSL_CTX* ctx_;
   PeerIdentity own_;
 };

@@ -93,6 +93,7 @@ expected<std::unique_ptr<AgentHttp>> LocalCluster::start_agent_http(AgentConfig&
   http::ServerConfig server;
   server.host = config_.agent_http_host;
   server.port = 0;
+  server.tls = config_.agent_http_tls;
   ac.http = std::make_shared<AgentHttpHandle>();
   auto edge = AgentHttp::start(server, ac.http, config_.agent_http_guard);
   if (!edge)

@@ -44,6 +44,8 @@ struct LocalClusterConfig {
   std::string agent_http_host;
   // Who may call those agents' APIs (null: everyone).
   std::shared_ptr<const security::HttpGuard> agent_http_guard;
+  // Set: those APIs serve HTTPS with it (http::ServerConfig::tls).
+  std::shared_ptr<const TlsContext> agent_http_tls;
 
   static IsolationConfig no_isolator() {
     IsolationConfig c;

@@ -1,10 +1,15 @@
 #include "services/http/client.hpp"
 
+#include "services/http/tls.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -91,12 +96,17 @@ std::map<std::string, std::string> header_map(const bhttp::fields& fields) {
   return out;
 }
 
-// One call's connection and deadline, and the translation of its failures
-// into Tessera errors (once, here at the edge).
+// One call's connection (TCP, and TLS over it when asked) and deadline, and
+// the translation of its failures into Tessera errors (once, here at the
+// edge).
 class Call {
  public:
-  Call(net::io_context& ioc, std::string host_port, std::chrono::milliseconds timeout)
-      : stream(ioc), host_port_(std::move(host_port)), timeout_(timeout) {
+  Call(net::io_context& ioc, std::string host_port, std::chrono::milliseconds timeout,
+       const std::shared_ptr<const TlsContext>& tls)
+      : stream(ioc),
+        tls_context_(tls ? detail::asio_context(*tls) : nullptr),
+        host_port_(std::move(host_port)),
+        timeout_(timeout) {
     if (timeout.count() > 0)
       deadline_ = steady::now() + timeout;
     // Beast reads at most what the buffer has room for (512 bytes when it
@@ -125,10 +135,43 @@ class Call {
     auto [cec, endpoint] = co_await stream.async_connect(endpoints, as_result);
     if (cec)
       co_return unreachable(cec);
+    if (tls_context_)
+      co_return co_await handshake(where->host);
     co_return caf::error{};
   }
 
-  caf::error failure(beast::error_code ec, const char* doing) const {
+  // The server must prove it is the host called (see client.hpp).
+  net::awaitable<caf::error> handshake(const std::string& host) {
+    tls.emplace(stream, *tls_context_);
+    auto* ssl = tls->native_handle();
+    boost::system::error_code parse_ec;
+    net::ip::make_address(host, parse_ec);
+    if (parse_ec)  // a DNS name: tell the server which (SNI)
+      SSL_set_tlsext_host_name(ssl, host.c_str());
+    arm();
+    auto [ec] = co_await tls->async_handshake(net::ssl::stream_base::client, as_result);
+    auto refused = [&](const std::string& why) {
+      return make_error(Errc::connect_failed,
+                        "TLS handshake with " + host_port_ + " failed: " + why);
+    };
+    if (ec == beast::error::timeout)
+      co_return refused("no handshake within " + std::to_string(timeout_.count()) + " ms");
+    if (ec)
+      co_return refused(detail::tls_failure(ec, ssl));
+    auto identity = detail::peer_identity_of(ssl);
+    if (!identity || !*identity)
+      co_return refused("the server's certificate names no Tessera identity");
+    if (!(*identity)->serves_host(host))
+      co_return refused("the certificate of " + (*identity)->to_string() +
+                        " does not name the host called, " + host);
+    co_return caf::error{};
+  }
+
+  caf::error failure(beast::error_code ec, const char* doing) {
+    if (ec.category() == net::error::get_ssl_category() && ec != net::ssl::error::stream_truncated)
+      return make_error(Errc::connect_failed,
+                        "TLS with " + host_port_ + " failed " + doing + ": " +
+                            detail::tls_failure(ec, tls ? tls->native_handle() : nullptr));
     if (ec == beast::error::timeout)
       return make_error(Errc::timeout, host_port_ + ": no answer within " +
                                            std::to_string(timeout_.count()) + " ms (" + doing +
@@ -143,6 +186,7 @@ class Call {
   bool timed_out(beast::error_code ec) const { return ec == beast::error::timeout; }
 
   beast::tcp_stream stream;
+  std::optional<net::ssl::stream<beast::tcp_stream&>> tls;  // over stream, once connected
   beast::flat_buffer buffer;
 
  private:
@@ -151,19 +195,28 @@ class Call {
     return make_error(Errc::connect_failed, "cannot reach " + host_port_ + ": " + reason);
   }
 
+  std::shared_ptr<net::ssl::context> tls_context_;  // null: plain HTTP
   std::string host_port_;
   std::chrono::milliseconds timeout_;
   std::optional<steady::time_point> deadline_;
 };
 
-net::awaitable<void> exchange(Call& call, bhttp::request<bhttp::string_body> req,
-                              expected<ClientResponse>& out) {
-  if (auto err = co_await call.connect()) {
-    out = std::move(err);
-    co_return;
-  }
+// fn(stream): co_awaits fn on the call's TLS stream when it has one, else on
+// its TCP stream.
+template <class Fn>
+net::awaitable<void> on_stream(Call& call, Fn fn) {
+  if (call.tls)
+    co_await fn(*call.tls);
+  else
+    co_await fn(call.stream);
+}
+
+template <class Stream>
+net::awaitable<void> exchange_on(Call& call, Stream& stream,
+                                 bhttp::request<bhttp::string_body>& req,
+                                 expected<ClientResponse>& out) {
   call.arm();
-  auto [wec, written] = co_await bhttp::async_write(call.stream, req, as_result);
+  auto [wec, written] = co_await bhttp::async_write(stream, req, as_result);
   if (wec) {
     out = call.failure(wec, "sending the request");
     co_return;
@@ -171,7 +224,7 @@ net::awaitable<void> exchange(Call& call, bhttp::request<bhttp::string_body> req
   bhttp::response_parser<bhttp::string_body> parser;
   parser.body_limit(client_body_bytes_max);
   call.arm();
-  auto [rec, read] = co_await bhttp::async_read(call.stream, call.buffer, parser, as_result);
+  auto [rec, read] = co_await bhttp::async_read(stream, call.buffer, parser, as_result);
   if (rec) {
     out = call.failure(rec, "reading the response");
     co_return;
@@ -181,9 +234,20 @@ net::awaitable<void> exchange(Call& call, bhttp::request<bhttp::string_body> req
                        header_map(response.base())};
 }
 
+net::awaitable<void> exchange(Call& call, bhttp::request<bhttp::string_body> req,
+                              expected<ClientResponse>& out) {
+  if (auto err = co_await call.connect()) {
+    out = std::move(err);
+    co_return;
+  }
+  co_await on_stream(call, [&](auto& stream) { return exchange_on(call, stream, req, out); });
+}
+
 // Reads the body piece by piece, as it arrives. Returns false when the
 // connection failed before the body ended (out holds the error).
-net::awaitable<void> read_pieces(Call& call, bhttp::response_parser<bhttp::buffer_body>& parser,
+template <class Stream>
+net::awaitable<void> read_pieces(Call& call, Stream& stream,
+                                 bhttp::response_parser<bhttp::buffer_body>& parser,
                                  const std::function<bool(std::string_view)>& on_chunk,
                                  expected<int>& out) {
   std::string piece(stream_piece_bytes, '\0');
@@ -191,7 +255,7 @@ net::awaitable<void> read_pieces(Call& call, bhttp::response_parser<bhttp::buffe
     parser.get().body().data = piece.data();
     parser.get().body().size = piece.size();
     call.arm();
-    auto [ec, n] = co_await bhttp::async_read_some(call.stream, call.buffer, parser, as_result);
+    auto [ec, n] = co_await bhttp::async_read_some(stream, call.buffer, parser, as_result);
     size_t got = piece.size() - parser.get().body().size;
     if (got > 0 && !on_chunk(std::string_view(piece.data(), got)))
       co_return;
@@ -206,15 +270,13 @@ net::awaitable<void> read_pieces(Call& call, bhttp::response_parser<bhttp::buffe
   }
 }
 
-net::awaitable<void> stream_exchange(Call& call, bhttp::request<bhttp::string_body> req,
-                                     const std::function<bool(std::string_view)>& on_chunk,
-                                     expected<int>& out) {
-  if (auto err = co_await call.connect()) {
-    out = std::move(err);
-    co_return;
-  }
+template <class Stream>
+net::awaitable<void> stream_exchange_on(Call& call, Stream& stream,
+                                        bhttp::request<bhttp::string_body>& req,
+                                        const std::function<bool(std::string_view)>& on_chunk,
+                                        expected<int>& out) {
   call.arm();
-  auto [wec, written] = co_await bhttp::async_write(call.stream, req, as_result);
+  auto [wec, written] = co_await bhttp::async_write(stream, req, as_result);
   if (wec) {
     out = call.failure(wec, "sending the request");
     co_return;
@@ -222,21 +284,33 @@ net::awaitable<void> stream_exchange(Call& call, bhttp::request<bhttp::string_bo
   bhttp::response_parser<bhttp::buffer_body> parser;
   parser.body_limit(boost::none);  // a stream has no end we could bound
   call.arm();
-  auto [hec, head] = co_await bhttp::async_read_header(call.stream, call.buffer, parser, as_result);
+  auto [hec, head] = co_await bhttp::async_read_header(stream, call.buffer, parser, as_result);
   if (hec) {
     out = call.failure(hec, "reading the response head");
     co_return;
   }
   out = static_cast<int>(parser.get().result_int());
-  co_await read_pieces(call, parser, on_chunk, out);
+  co_await read_pieces(call, stream, parser, on_chunk, out);
+}
+
+net::awaitable<void> stream_exchange(Call& call, bhttp::request<bhttp::string_body> req,
+                                     const std::function<bool(std::string_view)>& on_chunk,
+                                     expected<int>& out) {
+  if (auto err = co_await call.connect()) {
+    out = std::move(err);
+    co_return;
+  }
+  co_await on_stream(
+      call, [&](auto& stream) { return stream_exchange_on(call, stream, req, on_chunk, out); });
 }
 
 // Runs one call's coroutine to completion on a private io_context, on this
 // thread. The Call is destroyed before the io_context its socket belongs to.
 template <class Body>
-void run_call(const std::string& host_port, std::chrono::milliseconds timeout, Body body) {
+void run_call(const std::string& host_port, std::chrono::milliseconds timeout,
+              const std::shared_ptr<const TlsContext>& tls, Body body) {
   net::io_context ioc{1};
-  Call call(ioc, host_port, timeout);
+  Call call(ioc, host_port, timeout, tls);
   net::co_spawn(ioc, body(call), net::detached);
   ioc.run();
 }
@@ -246,9 +320,10 @@ void run_call(const std::string& host_port, std::chrono::milliseconds timeout, B
 expected<ClientResponse> request(const std::string& host_port, const std::string& method,
                                  const std::string& target, const std::string& body,
                                  const std::string& content_type, std::chrono::milliseconds timeout,
-                                 const Headers& headers) {
+                                 const Headers& headers,
+                                 const std::shared_ptr<const TlsContext>& tls) {
   expected<ClientResponse> out = make_error(Errc::stopped, "http: request did not run");
-  run_call(host_port, timeout, [&](Call& call) {
+  run_call(host_port, timeout, tls, [&](Call& call) {
     return exchange(call, make_request(host_port, method, target, body, content_type, headers),
                     out);
   });
@@ -258,9 +333,10 @@ expected<ClientResponse> request(const std::string& host_port, const std::string
 expected<int> stream(const std::string& host_port, const std::string& method,
                      const std::string& target, const std::string& body,
                      const std::function<bool(std::string_view)>& on_chunk,
-                     std::chrono::milliseconds timeout, const Headers& headers) {
+                     std::chrono::milliseconds timeout, const Headers& headers,
+                     const std::shared_ptr<const TlsContext>& tls) {
   expected<int> out = make_error(Errc::stopped, "http: stream did not run");
-  run_call(host_port, timeout, [&](Call& call) {
+  run_call(host_port, timeout, tls, [&](Call& call) {
     return stream_exchange(
         call, make_request(host_port, method, target, body, "application/json", headers), on_chunk,
         out);

@@ -1,5 +1,7 @@
 #include "services/http/connection.hpp"
 
+#include "services/http/tls.hpp"
+
 #include "runtime/log.hpp"
 
 #include <boost/asio/write.hpp>
@@ -10,6 +12,7 @@
 #include <array>
 #include <cassert>
 #include <limits>
+#include <utility>
 
 namespace tessera::http::detail {
 
@@ -69,7 +72,52 @@ void Connection::start() {
   socket.non_blocking(true, ec);
   core_->live.emplace(this, weak_from_this());
   core_->counters.connections_open.fetch_add(1, std::memory_order_relaxed);
+  if (core_->tls)
+    return handshake();
   read_request();
+}
+
+// ---- TLS ----------------------------------------------------------------------
+
+void Connection::handshake() {
+  tls_.emplace(stream_, *core_->tls);
+  // Asks for a client certificate without demanding one (the context would).
+  tls_->set_verify_mode(net::ssl::verify_peer);
+  expire_in(core_->config.request_timeout_ms);
+  reading_ = true;
+  tls_->async_handshake(
+      net::ssl::stream_base::server,
+      [self = shared_from_this()](beast::error_code ec) { self->on_handshake(ec); });
+}
+
+void Connection::on_handshake(beast::error_code ec) {
+  reading_ = false;
+  if (phase_ == Phase::closed)
+    return;
+  std::string why;
+  if (!ec) {
+    auto identity = peer_identity_of(tls_->native_handle());
+    if (identity) {
+      peer_identity_ = std::move(*identity);
+      return read_request();
+    }
+    why = "its certificate is refused: " + what(identity.error());
+  } else if (ec == beast::error::timeout) {
+    why = "no handshake within " + std::to_string(core_->config.request_timeout_ms.count()) + " ms";
+  } else {
+    why = tls_failure(ec, tls_->native_handle());
+  }
+  if (bump(core_->counters.tls_handshake_failed) == 1)
+    log().warn("http: TLS handshake with {} failed: {} (logged once; see tls_handshake_failed)",
+               peer_, why);
+  if (!plain_http_sent(ec))
+    return close();
+  tls_.reset();
+  keep_alive_ = false;
+  send_response(error_response(
+      400,
+      "this port speaks HTTPS only: the request was sent in plain HTTP (use https://; "
+      "`tessera` needs --tls-ca)"));
 }
 
 // ---- reading a request ------------------------------------------------------
@@ -103,8 +151,11 @@ void Connection::read_more() {
     stream_.expires_at(request_deadline_);
   reading_ = true;
   auto space = buffer_.prepare(phase_ == Phase::idle ? idle_read_bytes : request_read_bytes);
-  stream_.async_read_some(
-      space, [self = shared_from_this()](beast::error_code ec, size_t n) { self->on_read(ec, n); });
+  with_stream([&](auto& stream) {
+    stream.async_read_some(space, [self = shared_from_this()](beast::error_code ec, size_t n) {
+      self->on_read(ec, n);
+    });
+  });
 }
 
 void Connection::on_read(beast::error_code ec, size_t bytes) {
@@ -200,7 +251,9 @@ void Connection::dispatch() {
   if (buffer_.size() == 0)
     buffer_.shrink_to_fit();  // an idle subscriber should hold no read buffer
   watch_peer();
-  call_handler(make_request(std::move(message), peer_));
+  auto request = make_request(std::move(message), peer_);
+  request.peer_identity = peer_identity_;
+  call_handler(std::move(request));
 }
 
 void Connection::call_handler(Request request) {
@@ -250,9 +303,19 @@ void Connection::on_peer_readable(beast::error_code ec) {
       return linger_read();
     return;
   }
-  // Treats a half-close like a disconnect: a subscriber that shuts its side
-  // down is gone, and few HTTP clients half-close while awaiting an answer.
-  if (ec || !take_pipelined())
+  if (ec)
+    return close();
+  if (tls_ && writing_) {
+    peer_readable_later_ = true;  // on_written reads
+    return;
+  }
+  peer_readable();
+}
+
+// Treats a half-close like a disconnect: a subscriber that shuts its side
+// down is gone, and few HTTP clients half-close while awaiting an answer.
+void Connection::peer_readable() {
+  if (!take_pipelined())
     return close();
   if (phase_ == Phase::lingering)
     return linger_read();
@@ -261,7 +324,9 @@ void Connection::on_peer_readable(beast::error_code ec) {
 
 bool Connection::take_pipelined() {
   beast::error_code ec;
-  auto n = stream_.socket().read_some(buffer_.prepare(pipelined_read_bytes), ec);
+  size_t n = 0;
+  with_stream(
+      [&](auto& stream) { n = stream.read_some(buffer_.prepare(pipelined_read_bytes), ec); });
   if (ec == net::error::would_block || ec == net::error::try_again)
     return true;
   if (ec)
@@ -316,13 +381,15 @@ void Connection::flush() {
   in_flight_shared_ = std::move(out_shared_);
   out_shared_.reset();
   auto done = [self = shared_from_this()](beast::error_code ec, size_t) { self->on_written(ec); };
-  if (in_flight_shared_)
-    net::async_write(
-        stream_,
-        std::array<net::const_buffer, 2>{net::buffer(in_flight_), net::buffer(*in_flight_shared_)},
-        std::move(done));
-  else
-    net::async_write(stream_, net::buffer(in_flight_), std::move(done));
+  with_stream([&](auto& stream) {
+    if (in_flight_shared_)
+      net::async_write(stream,
+                       std::array<net::const_buffer, 2>{net::buffer(in_flight_),
+                                                        net::buffer(*in_flight_shared_)},
+                       std::move(done));
+    else
+      net::async_write(stream, net::buffer(in_flight_), std::move(done));
+  });
 }
 
 void Connection::on_written(beast::error_code ec) {
@@ -340,6 +407,11 @@ void Connection::on_written(beast::error_code ec) {
   in_flight_stream_bytes_ = 0;
   in_flight_shared_.reset();
   release_if_large(in_flight_);
+  if (std::exchange(peer_readable_later_, false)) {
+    peer_readable();
+    if (phase_ == Phase::closed || phase_ == Phase::lingering)
+      return;
+  }
   if (!out_.empty() || out_shared_)
     return flush();
   if (phase_ == Phase::writing)
@@ -450,7 +522,8 @@ void Connection::expire_in(std::chrono::milliseconds timeout) {
 void Connection::lingering_close() {
   phase_ = Phase::lingering;
   beast::error_code ec;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (!tls_)
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);  // TLS: close_notify instead
   if (ec)
     return close();
   auto request_timeout = core_->config.request_timeout_ms;
@@ -471,6 +544,14 @@ void Connection::linger_read() {
     return close();
   stream_.expires_at(linger_deadline_);
   reading_ = true;
+  if (tls_) {
+    // Sends close_notify and waits (within the deadline) for the peer's.
+    tls_->async_shutdown([self = shared_from_this()](beast::error_code) {
+      self->reading_ = false;
+      self->close();
+    });
+    return;
+  }
   stream_.async_read_some(buffer_.prepare(pipelined_read_bytes),
                           [self = shared_from_this()](beast::error_code ec, size_t n) {
                             self->reading_ = false;

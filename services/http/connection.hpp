@@ -16,6 +16,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -67,6 +68,7 @@ struct Core {
   ServerConfig config;
   Handler handler;
   ServerCounters counters;
+  std::shared_ptr<net::ssl::context> tls;  // null: plain HTTP
   std::shared_ptr<Gate> gate;
   std::unordered_map<Connection*, std::weak_ptr<Connection>> live;  // for stop()
   std::atomic<bool> handler_threw{false};                           // logged once
@@ -158,6 +160,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
   enum class Phase { idle, reading, busy, writing, streaming, lingering, closed };
   enum class Parse { done, need_more, failed };
 
+  void handshake();
+  void on_handshake(beast::error_code ec);
+  // fn(stream): the TLS stream when the connection has one, else the TCP one.
+  template <class Fn>
+  void with_stream(Fn&& fn) {
+    if (tls_)
+      fn(*tls_);
+    else
+      fn(stream_);
+  }
+
   void read_request();
   void read_more();
   void on_read(beast::error_code ec, size_t bytes);
@@ -169,6 +182,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void watch_peer();
   void on_peer_readable(beast::error_code ec);
+  void peer_readable();
   bool take_pipelined();
 
   void send_response(const Response& response);
@@ -181,7 +195,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void linger_read();
 
   std::shared_ptr<Core> core_;
-  beast::tcp_stream stream_;
+  beast::tcp_stream stream_;  // the TCP layer: its timeouts bound TLS operations too
+  // With TLS: over stream_. Reset when the handshake found plain HTTP, whose
+  // 400 then goes out in plain text.
+  std::optional<net::ssl::stream<beast::tcp_stream&>> tls_;
+  std::shared_ptr<const PeerIdentity> peer_identity_;  // the client certificate's, if any
   std::string peer_;
   Phase phase_ = Phase::idle;
 
@@ -190,6 +208,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::chrono::steady_clock::time_point request_deadline_;
   bool reading_ = false;   // an async_read_some on stream_ is pending
   bool watching_ = false;  // a readiness wait on the socket is pending (busy, streaming)
+  // TLS: the peer became readable while a write was in flight; its bytes are
+  // read once the write is done (an SSL read may write, which must not
+  // interleave with the write in flight).
+  bool peer_readable_later_ = false;
   bool continue_sent_ = false;
 
   uint64_t seq_ = 0;  // of the request being answered

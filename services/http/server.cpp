@@ -1,6 +1,7 @@
 #include "services/http/server.hpp"
 
 #include "services/http/connection.hpp"
+#include "services/http/tls.hpp"
 
 #include "runtime/log.hpp"
 
@@ -190,6 +191,8 @@ expected<std::unique_ptr<Server>> Server::start(ServerConfig config, Handler han
   impl.core->config = std::move(config);
   impl.core->handler = std::move(handler);
   impl.core->gate = std::make_shared<detail::Gate>(impl.ioc);
+  if (impl.core->config.tls)
+    impl.core->tls = detail::asio_context(*impl.core->config.tls);
   if (auto err = impl.listen())
     return err;
   impl.accept();
@@ -218,8 +221,33 @@ std::string Server::address() const {
   return host_port(impl_->core->config.host, impl_->port);
 }
 
+bool Server::https() const {
+  return impl_->core->tls != nullptr;
+}
+
+std::string Server::url() const {
+  return (https() ? "https://" : "http://") + address();
+}
+
 const ServerCounters& Server::counters() const {
   return impl_->core->counters;
+}
+
+std::vector<std::pair<std::string, double>> counter_metrics(const ServerCounters& c,
+                                                            uint64_t bad_requests_more) {
+  return {
+      {"tessera_http_connections_open", double(c.connections_open.load())},
+      {"tessera_http_connections_accepted_total", double(c.connections_accepted.load())},
+      {"tessera_http_connections_refused_total", double(c.connections_refused.load())},
+      {"tessera_http_requests_total", double(c.requests.load())},
+      {"tessera_http_bad_requests_total", double(c.bad_requests.load() + bad_requests_more)},
+      {"tessera_http_too_large_total", double(c.too_large.load())},
+      {"tessera_http_timed_out_total", double(c.timed_out.load())},
+      {"tessera_http_idle_closed_total", double(c.idle_closed.load())},
+      {"tessera_http_streams_open", double(c.streams_open.load())},
+      {"tessera_http_streams_evicted_total", double(c.streams_evicted.load())},
+      {"tessera_http_tls_handshake_failed_total", double(c.tls_handshake_failed.load())},
+  };
 }
 
 Response json_response(int status, std::string body) {

@@ -23,6 +23,16 @@
 // One request is served at a time per connection; pipelined requests wait in
 // the buffer until the one before them is answered.
 //
+// TLS (ServerConfig::tls set): every connection starts with a TLS 1.3
+// handshake, within request_timeout_ms, against the runtime's context
+// (runtime/tls.hpp). A client certificate is asked for, not required
+// (browsers and token users have none); one that is presented must chain to
+// the context's CA, or the handshake fails. A failed handshake is counted
+// (tls_handshake_failed) and closed; a plain HTTP request on the TLS port is
+// answered 400 in plain text before the close, so its client can say why.
+// The identity a client certificate names is on each Request it sends
+// (peer_identity), for the guard (services/security/http_guard.hpp).
+//
 // Lifetimes. Connections are reference-counted by their pending operations;
 // handles (Responder, Stream) hold them weakly, so a client that goes away
 // frees its connection even while the application still holds its handles.
@@ -38,6 +48,11 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+namespace tessera {
+class TlsContext;
+struct PeerIdentity;
+}  // namespace tessera
 
 namespace tessera::http {
 
@@ -55,6 +70,8 @@ struct ServerConfig {
   // edge that yields the CPU to the actors it serves (the master's does, so
   // operators' reads cannot slow scheduling on a busy machine).
   int io_thread_nice = 0;
+  // Set: HTTPS only (see the top of this file); null: plain HTTP.
+  std::shared_ptr<const TlsContext> tls;
 };
 
 using Headers = std::vector<std::pair<std::string, std::string>>;
@@ -67,6 +84,9 @@ struct Request {
   std::map<std::string, std::string> headers;     // names lower-cased; repeats joined by ", "
   std::string body;
   std::string peer;  // "ip:port"
+  // Who the connection's client certificate names (TLS only); null when the
+  // client presented none.
+  std::shared_ptr<const PeerIdentity> peer_identity;
 
   // The first value of key in the query, else fallback.
   std::string query_value(const std::string& key, const std::string& fallback = "") const;
@@ -154,8 +174,14 @@ struct ServerCounters {
   std::atomic<uint64_t> timed_out{0};     // request or response write past request_timeout_ms
   std::atomic<uint64_t> idle_closed{0};   // keep-alive past idle_timeout_ms
   std::atomic<uint64_t> streams_open{0};
-  std::atomic<uint64_t> streams_evicted{0};  // subscribers past stream_buffer_bytes_max
+  std::atomic<uint64_t> streams_evicted{0};       // subscribers past stream_buffer_bytes_max
+  std::atomic<uint64_t> tls_handshake_failed{0};  // no handshake in time, refused, or plain HTTP
 };
+
+// The counters as Prometheus samples (tessera_http_*), for an edge's
+// /metrics; bad_requests_more adds the edge's own 400s to the server's.
+std::vector<std::pair<std::string, double>> counter_metrics(const ServerCounters& c,
+                                                            uint64_t bad_requests_more = 0);
 
 class Server {
  public:
@@ -173,6 +199,9 @@ class Server {
 
   uint16_t port() const;
   std::string address() const;  // "host:port" bound
+  bool https() const;           // ServerConfig::tls was set
+  // "https://host:port" or "http://host:port".
+  std::string url() const;
   const ServerCounters& counters() const;
 
  private:

@@ -37,21 +37,9 @@ void MasterHttp::stop() {
 }
 
 std::vector<std::pair<std::string, double>> MasterHttp::metrics() const {
-  const auto& c = server_->counters();
   auto out = guard_->metrics();
-  std::vector<std::pair<std::string, double>> edge = {
-      {"tessera_http_connections_open", double(c.connections_open.load())},
-      {"tessera_http_connections_accepted_total", double(c.connections_accepted.load())},
-      {"tessera_http_connections_refused_total", double(c.connections_refused.load())},
-      {"tessera_http_requests_total", double(c.requests.load())},
-      {"tessera_http_bad_requests_total", double(c.bad_requests.load() + bad_json_.load())},
-      {"tessera_http_too_large_total", double(c.too_large.load())},
-      {"tessera_http_timed_out_total", double(c.timed_out.load())},
-      {"tessera_http_idle_closed_total", double(c.idle_closed.load())},
-      {"tessera_http_streams_open", double(c.streams_open.load())},
-      {"tessera_http_streams_evicted_total", double(c.streams_evicted.load())},
-      {"tessera_http_overloaded_total", double(overloaded_.load())},
-  };
+  auto edge = http::counter_metrics(server_->counters(), bad_json_.load());
+  edge.push_back({"tessera_http_overloaded_total", double(overloaded_.load())});
   out.insert(out.begin(), edge.begin(), edge.end());
   return out;
 }

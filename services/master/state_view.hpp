@@ -65,6 +65,9 @@ struct StateViewConfig {
     std::string http;
   };
   std::function<Leader()> leader;
+  // The scheme of the masters' HTTP APIs, for a standby's redirect: "https"
+  // when they serve TLS (every master of a deployment shares its TLS).
+  std::string http_scheme = "http";
   // More gauges and counters for GET /metrics (the HTTP edge's own).
   std::function<std::vector<std::pair<std::string, double>>()> extra_metrics;
 };

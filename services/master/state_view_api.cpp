@@ -683,7 +683,7 @@ bool StateView::redirect_to_leader(const http::Responder& responder) {
     return false;
   // 307 keeps the method and body: a POST is sent again, to the leader.
   auto r = http::error_response(307, "this master is not leading; " + leader.http + " leads");
-  r.headers.push_back({"Location", "http://" + leader.http + "/api/v1"});
+  r.headers.push_back({"Location", config_.http_scheme + "://" + leader.http + "/api/v1"});
   responder.respond(std::move(r));
   return true;
 }

@@ -1,6 +1,7 @@
 #include "services/security/http_guard.hpp"
 
 #include "runtime/log.hpp"
+#include "runtime/tls.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -28,9 +29,12 @@ HttpGuard::HttpGuard(HttpSecurity security)
 }
 
 expected<std::string> HttpGuard::principal_of(const http::Request& request) const {
+  auto it = request.headers.find("authorization");
+  bool token = security_.credentials && it != request.headers.end();
+  if (!token && request.peer_identity)
+    return request.peer_identity->name;
   if (!security_.credentials)
     return std::string();
-  auto it = request.headers.find("authorization");
   auto principal = security_.credentials->authenticate(
       it == request.headers.end() ? std::string_view() : std::string_view(it->second));
   if (!principal) {

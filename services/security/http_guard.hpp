@@ -3,10 +3,14 @@
 // per process, shared by every edge it runs (the master's operator API,
 // the apps and jobs APIs mounted on it or served alone, an agent's API).
 //
-// With credentials configured, a request without a valid Authorization
-// header is answered 401 with `WWW-Authenticate: Bearer realm="tessera"`;
-// without them every caller is anonymous (principal ""), which ACLs allow
-// only through rules whose principals are {"type": "ANY"}. A principal the
+// Who a request comes from: the principal of its bearer token when it sends
+// an Authorization header and credentials are configured; else, on an HTTPS
+// edge, the name of the client certificate its connection proved (the
+// NAME of urn:tessera:ROLE:NAME, as the transport names a node's principal;
+// any role); else nobody. With credentials configured, nobody (or a token
+// that does not check out) is answered 401 with `WWW-Authenticate: Bearer
+// realm="tessera"`; without them nobody is anonymous (principal ""), which
+// ACLs allow only through rules whose principals are {"type": "ANY"}. A principal the
 // ACLs refuse is answered 403 with the reason. Both are counted
 // (tessera_http_unauthenticated_total, tessera_http_forbidden_total) and
 // logged (the first ten, then every thousandth). Error bodies carry the
@@ -44,8 +48,8 @@ class HttpGuard {
   // Whether callers must authenticate.
   bool authenticating() const { return security_.credentials != nullptr; }
 
-  // The caller's principal ("" when credentials are not configured), or
-  // why it is refused: then answer unauthorized(reason).
+  // The caller's principal (see above; "" for nobody without credentials),
+  // or why it is refused: then answer unauthorized(reason).
   expected<std::string> principal_of(const http::Request& request) const;
   // The same, answering the 401 itself (nullopt then).
   std::optional<std::string> authenticate(const http::Request& request,

@@ -1,6 +1,7 @@
 #include "tools/tessera/api_client.hpp"
 
 #include "tools/tessera/ops_client.hpp"
+#include "tools/tessera/tls_flags.hpp"
 
 #include <cerrno>
 #include <cmath>
@@ -151,8 +152,12 @@ expected<json> ApiClient::call(const std::string& method, const std::string& tar
   auto at = address();
   if (!at)
     return at.error();
+  auto tls = client_tls();
+  if (!tls)
+    return tls.error();
   for (int hop = 0; hop < 2; ++hop) {
-    auto r = http::request(at_, method, target, body, "application/json", timeout_, auth_headers());
+    auto r = http::request(at_, method, target, body, "application/json", timeout_, auth_headers(),
+                           *tls);
     if (!r) {
       auto reason = what(r.error());
       if (auto prefix = "cannot reach " + at_ + ": "; reason.rfind(prefix, 0) == 0)

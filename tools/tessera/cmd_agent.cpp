@@ -222,6 +222,10 @@ int run_agent(const AgentOptions& o) {
   auto tls = tls_config(o.tls);
   if (!tls)
     return fail("agent: " + what(tls.error()));
+  auto https = edge_tls(*tls);
+  if (!https)
+    return fail("agent: HTTPS: " + what(https.error()));
+  http->tls = *https;
   NodeConfig node_config;
   node_config.tls = *tls;
   apply(*endpoints, node_config);
@@ -259,7 +263,7 @@ int run_agent(const AgentOptions& o) {
   }
   std::printf("tessera agent listening on %s, master %s\n", agent->to_string().c_str(),
               master.c_str());
-  std::printf("tessera agent: HTTP API on http://%s/\n", http_address.c_str());
+  std::printf("tessera agent: HTTP API on %s://%s/\n", scheme_of(http->tls), http_address.c_str());
   std::fflush(stdout);
   // Until the operator's signal, or the agent's own end (the master's
   // ShutdownAgent, a failed start).

@@ -38,7 +38,8 @@ Command add_apps_server_command(CLI::App& app) {
                   std::shared_ptr<apps::AppsService> s = std::move(*service);
                   return FrameworkServerRunning{
                       {"framework " + o.name + " following " + o.master + "; store " + s->store(),
-                       "Marathon API on http://" + s->http_address() + "/v2/apps"},
+                       std::string("Marathon API on ") + scheme_of(setup.http.tls) + "://" +
+                           s->http_address() + "/v2/apps"},
                       [s] { s->stop(); },
                       "apps"};
                 });

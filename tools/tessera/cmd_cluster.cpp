@@ -73,8 +73,13 @@ int run_cluster(const ClusterOptions& o) {
   auto guard = load_guard(o.security, "cluster");
   if (!guard)
     return fail(what(guard.error()));
+  auto https = edge_tls(*tls);  // plaintext unless given certificates
+  if (!https)
+    return fail("cluster: HTTPS: " + what(https.error()));
+  http->tls = *https;
   LocalClusterConfig config;
   config.agent_http_guard = *guard;
+  config.agent_http_tls = *https;
   apply(*endpoints, config.node);
   config.node.tls = *tls;
   config.agents = o.agents;
@@ -198,14 +203,15 @@ int run_cluster(const ClusterOptions& o) {
   }
   std::printf("tessera cluster: master at %s:%u with %zu agent(s), work dir %s\n",
               master.host.c_str(), master.port, o.agents, config.work_dir.c_str());
-  std::printf("HTTP API and web UI: http://%s/\n", window->edge->address().c_str());
+  const char* scheme = scheme_of(http->tls);
+  std::printf("HTTP API and web UI: %s://%s/\n", scheme, window->edge->address().c_str());
   std::printf("run a task:   tessera run --master %s:%u -- echo hello\n", master.host.c_str(),
               master.port);
   if (apps)
-    std::printf("apps:         http://%s/v2/apps (tessera app add FILE --apps %s)\n",
+    std::printf("apps:         %s://%s/v2/apps (tessera app add FILE --apps %s)\n", scheme,
                 window->edge->address().c_str(), window->edge->address().c_str());
   if (jobs)
-    std::printf("jobs:         http://%s/v1/jobs (tessera job add FILE --jobs %s)\n",
+    std::printf("jobs:         %s://%s/v1/jobs (tessera job add FILE --jobs %s)\n", scheme,
                 window->edge->address().c_str(), window->edge->address().c_str());
   if (dns)
     std::printf("dns:          %s (dig @%s -p %s leader.%s)\n", dns_banner(*dns).c_str(),

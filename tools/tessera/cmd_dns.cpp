@@ -156,6 +156,7 @@ Command add_dns_command(CLI::App& app) {
                   "The master's HTTP API: HOST:PORT, or zk://HOST:PORT[,...]/PATH to follow the "
                   "leader (default $TESSERA_MASTER, else 127.0.0.1:6050)")
       ->capture_default_str();
+  add_token_flag(sub);  // and the client's --tls-*: the master's API may be HTTPS
   add_dns_flags(sub, o->flags, false);
   return {sub, [o] { return run_dns(*o); }};
 }

@@ -44,7 +44,8 @@ Command add_jobs_server_command(CLI::App& app) {
                   std::shared_ptr<jobs::JobsService> s = std::move(*service);
                   return FrameworkServerRunning{
                       {"framework " + o.name + " following " + o.master + "; store " + s->store(),
-                       "Metronome API on http://" + s->http_address() + "/v1/jobs"},
+                       std::string("Metronome API on ") + scheme_of(setup.http.tls) + "://" +
+                           s->http_address() + "/v1/jobs"},
                       [s] { s->stop(); },
                       "jobs"};
                 });

@@ -148,6 +148,10 @@ int run_master(const MasterOptions& o) {
   auto tls = tls_config(o.tls);
   if (!tls)
     return fail("master: " + what(tls.error()));
+  auto https = edge_tls(*tls);
+  if (!https)
+    return fail("master: HTTPS: " + what(https.error()));
+  http->tls = *https;
   NodeConfig nc;
   apply(*endpoints, nc);
   nc.tls = *tls;
@@ -275,10 +279,12 @@ int run_master(const MasterOptions& o) {
     (*node)->stop();
     return fail("cannot start the master: " + describe(master.error()));
   }
-  std::printf("tessera master: HTTP API and web UI on http://%s/\n",
+  const char* scheme = scheme_of(http->tls);
+  std::printf("tessera master: HTTP API and web UI on %s://%s/\n", scheme,
               window->edge->address().c_str());
   if (jobs)
-    std::printf("tessera master: jobs API on http://%s/v1/jobs\n", window->edge->address().c_str());
+    std::printf("tessera master: jobs API on %s://%s/v1/jobs\n", scheme,
+                window->edge->address().c_str());
   if (dns)
     std::printf("tessera master: DNS on %s\n", dns_banner(*dns).c_str());
   std::printf("tessera master %s on %s (bound to %s:%u; work dir %s; registry %s%s%s)\n",

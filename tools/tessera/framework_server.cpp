@@ -76,6 +76,10 @@ int run_framework_server(const FrameworkServerOptions& o, const std::string& wha
   auto tls = tls_config(o.tls);
   if (!tls)
     return fail(what + ": " + tessera::what(tls.error()));
+  auto https = edge_tls(*tls);
+  if (!https)
+    return fail(what + ": HTTPS: " + tessera::what(https.error()));
+  setup.http.tls = *https;
   auto nc = NodeConfig::lean();
   apply(*endpoints, nc);
   nc.tls = *tls;

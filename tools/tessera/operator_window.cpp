@@ -35,6 +35,7 @@ expected<OperatorWindow> start_operator_window(Node& node, const std::string& ma
   view.allocator = node.address_of(master_name + ".allocator");
   if (view.version.empty())
     view.version = TESSERA_VERSION;
+  view.http_scheme = http.tls ? "https" : "http";
   // The edge's counters, and whatever the caller adds (the DNS server's).
   view.extra_metrics = [slot = w.edge_slot, more = std::move(view.extra_metrics)] {
     auto* edge = slot->load();

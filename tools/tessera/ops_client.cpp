@@ -3,6 +3,7 @@
 #include "services/election/zk_election.hpp"
 #include "services/http/client.hpp"
 #include "services/http/recordio.hpp"
+#include "tools/tessera/tls_flags.hpp"
 
 #include <openssl/evp.h>
 
@@ -33,10 +34,12 @@ expected<std::string> leader_http(const std::string& spec, std::chrono::millisec
   }
 }
 
-// HOST:PORT of an http:// URL's authority, or text itself.
+// HOST:PORT of an http:// or https:// URL's authority, or text itself.
 std::string strip_scheme(std::string text) {
   if (text.rfind("http://", 0) == 0)
     text = text.substr(7);
+  else if (text.rfind("https://", 0) == 0)
+    text = text.substr(8);
   if (auto slash = text.find('/'); slash != std::string::npos)
     text.resize(slash);
   return text;
@@ -81,6 +84,7 @@ std::string& token_flag() {
 void add_token_flag(CLI::App* sub) {
   sub->add_option("--token", token_flag(),
                   "Bearer token for APIs that need credentials (default: $TESSERA_TOKEN)");
+  add_client_tls_flags(sub);
 }
 
 http::Headers auth_headers() {
@@ -112,9 +116,12 @@ expected<nlohmann::json> OperatorClient::call(const nlohmann::json& call) {
   auto at = address();
   if (!at)
     return at.error();
+  auto tls = client_tls();
+  if (!tls)
+    return tls.error();
   for (int hop = 0; hop < 2; ++hop) {
     auto r = http::request(*at, "POST", "/api/v1", call.dump(), "application/json", timeout_,
-                           auth_headers());
+                           auth_headers(), *tls);
     if (!r)
       return make_error(Errc::connect_failed,
                         "cannot reach the master at " + *at + ": " + what(r.error()));
@@ -140,6 +147,9 @@ expected<int> OperatorClient::stream(const nlohmann::json& call,
   auto at = address();
   if (!at)
     return at.error();
+  auto tls = client_tls();
+  if (!tls)
+    return tls.error();
   http::RecordIoReader reader;
   std::string refusal;
   bool stop = false;
@@ -164,7 +174,7 @@ expected<int> OperatorClient::stream(const nlohmann::json& call,
         }
         return true;
       },
-      std::chrono::milliseconds::zero(), auth_headers());
+      std::chrono::milliseconds::zero(), auth_headers(), *tls);
   if (!status)
     return make_error(Errc::connect_failed,
                       "cannot reach the master at " + *at + ": " + what(status.error()));
@@ -175,8 +185,11 @@ expected<int> OperatorClient::stream(const nlohmann::json& call,
 
 expected<nlohmann::json> call_agent(const std::string& agent_http, const nlohmann::json& call,
                                     std::chrono::milliseconds timeout) {
+  auto tls = client_tls();
+  if (!tls)
+    return tls.error();
   auto r = http::request(agent_http, "POST", "/api/v1", call.dump(), "application/json", timeout,
-                         auth_headers());
+                         auth_headers(), *tls);
   if (!r)
     return make_error(Errc::connect_failed,
                       "cannot reach the agent at " + agent_http + ": " + what(r.error()));

@@ -2,7 +2,7 @@
 // What the operator commands (`tessera agents`, `tasks`, `quota set`, ...)
 // share: finding the master's HTTP API, calling it, and printing tables.
 //
-// --master is the master's HTTP address: HOST:PORT, http://HOST:PORT, or
+// --master is the master's HTTP address: HOST:PORT, http(s)://HOST:PORT, or
 // zk://HOSTS/PATH (the leading master's, read from its election node). The
 // default is $TESSERA_MASTER, else 127.0.0.1:6050 (a master listening on
 // 5050 serves HTTP on 6050). A standby master answers 307 with the leader's
@@ -31,7 +31,10 @@ std::string default_master_http();
 void add_master_http_flag(CLI::App* sub, std::string& master);
 
 // --token TOKEN: the bearer token every HTTP call of this command sends
-// (default: $TESSERA_TOKEN), for APIs started with --credentials.
+// (default: $TESSERA_TOKEN), for APIs started with --credentials. Also adds
+// the client's --tls-cert, --tls-key and --tls-ca (tls_flags.hpp), which
+// every HTTP call of the command (OperatorClient, call_agent, ApiClient)
+// then speaks HTTPS with.
 void add_token_flag(CLI::App* sub);
 // The headers that carry it; empty without a token.
 http::Headers auth_headers();

@@ -1258,7 +1258,8 @@
           : task ? 'log unavailable: the agent has no HTTP address' : 'log unavailable: unknown task', true);
         return this.later(2000);
       }
-      const base = /^https?:\/\//.test(address) ? address.replace(/\/+$/, '') : 'http://' + address;
+      // An HTTPS master's agents serve HTTPS too (they share the deployment's TLS).
+      const base = /^https?:\/\//.test(address) ? address.replace(/\/+$/, '') : location.protocol + '//' + address;
       const url = `${base}/files/read?framework_id=${encodeURIComponent(this.fid)}` +
         `&task_id=${encodeURIComponent(this.tid)}&path=${encodeURIComponent(this.file)}` +
         `&offset=${this.offset}&length=${LOG_CHUNK}`;
