@@ -77,7 +77,9 @@ caf::error Allocator::check() const {
         if (r.empty())
           return broken("framework '" + fid + "' keeps an empty holding as '" + role + "' on '" +
                         agent + "'");
-        if (std::count_if(roles.begin(), roles.end(), [&](auto& e) { return e.first == role; }) > 1)
+        // A named copy: clang 14 cannot capture a structured binding.
+        const auto& name = role;
+        if (std::count_if(roles.begin(), roles.end(), [&](auto& e) { return e.first == name; }) > 1)
           return broken("framework '" + fid + "' has two entries for '" + role + "' on '" + agent +
                         "'");
         held_on[agent] += r;

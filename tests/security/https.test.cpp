@@ -9,7 +9,7 @@
 #include "services/http/client.hpp"
 #include "services/http/server.hpp"
 #include "services/security/http_guard.hpp"
-#include "security/pki_support.hpp"
+#include "security/pki.hpp"
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>

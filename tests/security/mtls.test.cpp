@@ -6,7 +6,6 @@
 #include "runtime/actor.hpp"
 #include "runtime/atoms.hpp"
 #include "runtime/node.hpp"
-#include "security/pki_support.hpp"
 #include "services/security/certs.hpp"
 #include "security/pki.hpp"
 #include "support/nodes.hpp"

@@ -28,9 +28,9 @@ struct Pki {
     o.role = role;
     o.hosts = std::move(hosts);
     REQUIRE(security::issue(root, o));
-    return TlsConfig{(root / (name + ".crt")).string(), (root / (name + ".key")).string(),
-                     (root / "ca.crt").string()};
+    return TlsConfig{(root / (name + ".crt")).string(), (root / (name + ".key")).string(), ca()};
   }
+  std::string ca() const { return (root / "ca.crt").string(); }
 
   // The same as a process's flags.
   std::vector<std::string> flags(const std::string& name, security::CertRole role) {
