@@ -567,6 +567,21 @@ void Agent::shutdown_agent(const std::string& reason) {
 // it stood for is over, so a later start with this work dir registers as a
 // new agent.
 void Agent::finish_shutdown() {
+  bool unacknowledged = std::any_of(tasks_.begin(), tasks_.end(), [](const auto& t) {
+    return t.second.stream.front() != nullptr;
+  });
+  if (unacknowledged && !shutdown_ack_waited_) {
+    // Called again by on_ack, or by the deadline. An agent between its
+    // (re)registration and the answer sends them once the answer comes.
+    if (shutdown_ack_timer_ == 0)
+      shutdown_ack_timer_ = after(config_.shutdown_ack_wait_ms, [this] {
+        shutdown_ack_waited_ = true;
+        log().warn("{}: shutting down without acknowledgements for some updates", me().to_string());
+        finish_shutdown();
+      });
+    return;
+  }
+  cancel(shutdown_ack_timer_);
   forget_all_checkpoints();
   stop();
 }

@@ -154,6 +154,10 @@ struct AgentConfig {
   // After an executor process exits with tasks not yet ended, how long its
   // last updates (still in flight on its connection) may take to arrive.
   std::chrono::milliseconds executor_exit_drain_ms{1000};
+  // A shutdown that forgets the checkpoints (a drain) first waits this long
+  // at most for the master to acknowledge the last updates: once the
+  // checkpoints are gone nothing would resend them.
+  std::chrono::milliseconds shutdown_ack_wait_ms{1000};
   // The master counts as lost after this many ping intervals without a Ping.
   uint32_t ping_timeout_intervals = 5;
   uint64_t seed = 0;  // backoff jitter and update uuids; 0: std::random_device
@@ -619,6 +623,8 @@ class Agent : public Actor {
   // master's ShutdownAgent): no later agent recovers anything, so updates
   // are forwarded without waiting for their records.
   bool forgetting_ = false;
+  TimerId shutdown_ack_timer_ = 0;  // a shutdown waits for acks until it fires
+  bool shutdown_ack_waited_ = false;
   bool recovered_ = false;  // agent_id_ came from a checkpoint; no master has taken it yet
   // What the checkpoint writer's thread tells the actor about failed writes.
   struct CheckpointHealth {

@@ -118,6 +118,8 @@ void Agent::on_ack(const Received<wire::StatusUpdateAck>& m) {
   checkpoint_task_later(key);
   forward(task);
   maybe_forget(key);
+  if (shutting_down_ && forgetting_ && executors_.empty())
+    finish_shutdown();  // it may have waited for this acknowledgement
 }
 
 void Agent::maybe_forget(const Key& key) {

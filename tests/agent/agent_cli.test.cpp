@@ -229,9 +229,13 @@ TEST_CASE("SIGTERM stops a tessera agent and keeps its tasks, SIGUSR1 drains",
       wait_until([&] { return master.with([](MasterState& s) { return s.reregisters; }) >= 1; }));
   CHECK(master.with([](MasterState& s) { return s.reregistered_tasks; }) ==
         std::vector<std::string>{"sleeper TASK_RUNNING"});
+  // A drain forgets the checkpoints that would resend updates, so the agent
+  // exits only once its last ones are acknowledged: by its exit the master
+  // has the task's end.
   agent.signal(SIGUSR1);
-  master.wait_state("sleeper", State::KILLED);
   CHECK(agent.exit_code() == 0);
+  INFO("the restarted agent's log:\n" << agent.out() << agent.err());
+  master.wait_state("sleeper", State::KILLED, 0ms);
   CHECK_FALSE(std::filesystem::exists(work / "meta"));
   CHECK(wait_until([&] { return ::kill(pid, 0) != 0; }));
 }

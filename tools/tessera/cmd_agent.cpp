@@ -87,7 +87,7 @@ constexpr double gc_delay_s_max = 100 * 365 * 86400.0;
 // How long the agent may take to register before the command says it waits.
 constexpr std::chrono::seconds registration_notice_after{2};
 // Beyond the executors' shutdown grace, what a clean stop may take.
-constexpr std::chrono::seconds stop_slack{2};
+constexpr std::chrono::seconds stop_slack{3};  // with the last updates' acknowledgements (1 s)
 
 // "HOST:PORT" as an address of actor name; a host name becomes its first IPv4
 // address, because the master's messages carry the host it advertises and the
