@@ -4,6 +4,7 @@
 #   tools/fuzz.sh dns --seconds 600        one target for ten minutes
 #   tools/fuzz.sh --runs 10000000          every target for 10 million executions
 #   tools/fuzz.sh --list                   the targets
+#   tools/fuzz.sh dns --no-build           run what build-fuzz/ holds, without building
 # Builds in build-fuzz/ with clang-14 (libFuzzer, ASan, UBSan), installing
 # clang-14, libclang-rt-14-dev and libfuzzer-14-dev when they are missing.
 # A target's working corpus is build-fuzz/corpus/NAME, started from the
@@ -20,12 +21,14 @@ targets=()
 seconds=60
 runs=0
 list=0
+build_first=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --list) list=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --no-build) build_first=0; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     -*) echo "fuzz.sh: unknown option $1" >&2; exit 2 ;;
     *) targets+=("$1"); shift ;;
   esac
@@ -46,22 +49,24 @@ for t in "${targets[@]}"; do
 done
 case "$seconds$runs" in *[!0-9]*) echo "fuzz.sh: --seconds and --runs take numbers" >&2; exit 2 ;; esac
 
-tools/bootstrap.sh
-missing=()
-for p in clang-14 libclang-rt-14-dev libfuzzer-14-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "fuzz.sh: installing ${missing[*]}"
-  sudo_cmd=()
-  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
-
 build=build-fuzz
-CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DTESSERA_FUZZ=ON \
-  -DTESSERA_WERROR=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" --parallel "$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
+if [ "$build_first" = 1 ]; then
+  tools/bootstrap.sh
+  missing=()
+  for p in clang-14 libclang-rt-14-dev libfuzzer-14-dev; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "fuzz.sh: installing ${missing[*]}"
+    sudo_cmd=()
+    [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+
+  CC=clang-14 CXX=clang++-14 cmake -S . -B "$build" -G Ninja -DTESSERA_FUZZ=ON \
+    -DTESSERA_WERROR=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build "$build" --parallel "$(nproc)" --target $(printf 'fuzz_%s ' "${targets[@]}")
+fi
 
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:allocator_may_return_null=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

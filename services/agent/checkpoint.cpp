@@ -497,8 +497,9 @@ class Walker {
     std::vector<std::string> kept;
     for (auto& [name, is_dir] : *entries) {
       auto path = dir / name;
+      const auto& entry = name;  // clang 14 cannot capture a structured binding
       bool named_dir =
-          std::any_of(dirs.begin(), dirs.end(), [&](const char* d) { return name == d; });
+          std::any_of(dirs.begin(), dirs.end(), [&](const char* d) { return entry == d; });
       if (is_dir && (named_dir || (any_dir && check_id("id", name))))
         kept.push_back(std::move(name));
       else if (!is_dir && record_name && name == record_name)

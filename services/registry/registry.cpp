@@ -170,7 +170,10 @@ RegistryChange role_removal(const std::string& role) {
 expected<RegistryState> decode_registry(const RegistrySnapshot& snapshot) {
   RegistryState state;
   state.version = snapshot.version;
-  for (const auto& [key, bytes] : snapshot.records) {
+  for (const auto& record : snapshot.records) {
+    // Named, not bound: clang 14 cannot capture a structured binding.
+    const auto& key = record.first;
+    const auto& bytes = record.second;
     caf::error err;
     if (key == master_key) {
       err = read_record<wire::RegistryMaster>(key, bytes, [&](wire::RegistryMaster::Reader r) {
