@@ -303,4 +303,7 @@ class StateView : public Actor {
   uint64_t state_reuses_ = 0;   // GET_STATEs answered with the last rendering
 };
 
+// Every call type the operator API serves (reads, writes, SUBSCRIBE).
+std::vector<std::string> operator_call_types();
+
 }  // namespace tessera

@@ -795,4 +795,11 @@ void StateView::close_streams() {
   subscribers_.clear();
 }
 
+std::vector<std::string> operator_call_types() {
+  std::vector<std::string> out(read_calls.begin(), read_calls.end());
+  out.insert(out.end(), write_calls.begin(), write_calls.end());
+  out.push_back("SUBSCRIBE");
+  return out;
+}
+
 }  // namespace tessera

@@ -234,7 +234,8 @@ void agent_dispatch(const fs::path& dir) {
 }
 
 // operator_api.fuzz.cpp's records: [kind][length u16][body]; kinds 0..21
-// are its calls[], 22 raw JSON, 23 advance time.
+// are its calls() (operator_call_types() and one unknown type), 22 raw JSON,
+// 23 advance time.
 void operator_api(const fs::path& dir) {
   auto call = [](uint8_t kind, const std::string& body) {
     return std::string{static_cast<char>(kind), static_cast<char>(body.size()), 0} + body;

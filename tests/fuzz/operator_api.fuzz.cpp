@@ -33,29 +33,15 @@ namespace {
 using namespace tessera;
 using json = nlohmann::json;
 
-const char* const calls[] = {"GET_HEALTH",
-                             "GET_VERSION",
-                             "GET_FLAGS",
-                             "GET_METRICS",
-                             "GET_STATE",
-                             "GET_AGENTS",
-                             "GET_FRAMEWORKS",
-                             "GET_TASKS",
-                             "GET_ROLES",
-                             "GET_EXECUTORS",
-                             "GET_MAINTENANCE_STATUS",
-                             "UPDATE_QUOTA",
-                             "UPDATE_WEIGHTS",
-                             "TEARDOWN",
-                             "KILL",
-                             "DRAIN_AGENT",
-                             "DEACTIVATE_AGENT",
-                             "REACTIVATE_AGENT",
-                             "RESERVE_RESOURCES",
-                             "UNRESERVE_RESOURCES",
-                             "SUBSCRIBE",
-                             "NOT_A_CALL"};
-constexpr size_t calls_count = std::size(calls);
+// What the API serves, and a type it does not.
+const std::vector<std::string>& calls() {
+  static const auto all = [] {
+    auto out = operator_call_types();
+    out.push_back("NOT_A_CALL");
+    return out;
+  }();
+  return all;
+}
 
 const char* const keys[] = {"framework_id",  "agent_id",
                             "task_id",       "state",
@@ -217,6 +203,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
   fuzz::Input in(data, size);
   for (int records = 0; records < 32 && !in.empty(); ++records) {
+    const auto calls_count = calls().size();
     auto kind = in.u8() % (calls_count + 2);
     auto body_bytes = in.piece(4096);
     fuzz::Input body(reinterpret_cast<const uint8_t*>(body_bytes.data()), body_bytes.size());
@@ -230,7 +217,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (kind == calls_count) {
       call = json::parse(body.rest(), nullptr, false);
     } else {
-      call = template_call(calls[kind], *world.words);
+      call = template_call(calls()[kind], *world.words);
       JsonPatcher patcher(body, *world.words);
       for (int patches = body.u8() % 8; patches > 0; --patches)
         patcher.patch(call);
