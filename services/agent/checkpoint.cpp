@@ -96,7 +96,15 @@ expected<Owned<T>> read_checked(const fs::path& file, Disk& disk, Check check) {
   auto record = read_record<T>(file, disk);
   if (!record)
     return record.error();
-  if (auto why = check(record->get()); !why.empty())
+  // A well-framed record can still hold a pointer of the wrong kind where a
+  // field is read (bit rot, another schema): Cap'n Proto throws then.
+  std::string why;
+  try {
+    why = check(record->get());
+  } catch (const kj::Exception& e) {
+    why = std::string("not a record of its kind: ") + e.getDescription().cStr();
+  }
+  if (!why.empty())
     return make_error(Errc::malformed, file.string() + ": " + why);
   return record;
 }
