@@ -24,8 +24,10 @@ list=0
 build_first=1
 while [ $# -gt 0 ]; do
   case "$1" in
-    --seconds) seconds="$2"; shift 2 ;;
-    --runs) runs="$2"; shift 2 ;;
+    --seconds|--runs)
+      [ $# -ge 2 ] || { echo "fuzz.sh: $1 takes a number" >&2; exit 2; }
+      if [ "$1" = --seconds ]; then seconds="$2"; else runs="$2"; fi
+      shift 2 ;;
     --list) list=1; shift ;;
     --no-build) build_first=0; shift ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
@@ -47,7 +49,7 @@ fi
 for t in "${targets[@]}"; do
   [ -f "tests/fuzz/$t.fuzz.cpp" ] || { echo "fuzz.sh: no target $t (tools/fuzz.sh --list)" >&2; exit 2; }
 done
-case "$seconds$runs" in *[!0-9]*) echo "fuzz.sh: --seconds and --runs take numbers" >&2; exit 2 ;; esac
+case "$seconds,$runs" in *[!0-9,]*|,*|*,) echo "fuzz.sh: --seconds and --runs take numbers" >&2; exit 2 ;; esac
 
 build=build-fuzz
 if [ "$build_first" = 1 ]; then
