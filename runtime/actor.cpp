@@ -411,7 +411,7 @@ void Actor::route(Envelope env) {
                           make_error(Errc::unknown_actor, env.receiver.to_string()));
       return;
     }
-    enqueue(target, true, std::move(env));
+    add_to_outbox(target, true, std::move(env));
     return;
   }
   // A peer closes a connection that carries a frame beyond its limit, which
@@ -424,7 +424,7 @@ void Actor::route(Envelope env) {
     return;
   }
   if (auto it = peers_.find(env.receiver); it != peers_.end()) {
-    enqueue(it->second, false, std::move(env));
+    add_to_outbox(it->second, false, std::move(env));
     return;
   }
   auto [it, first] = resolving_.try_emplace(env.receiver);
@@ -452,7 +452,7 @@ void Actor::fail_request_soon(uint64_t request_id, caf::error why) {
   });
 }
 
-void Actor::enqueue(const caf::actor& target, bool local, Envelope env) {
+void Actor::add_to_outbox(const caf::actor& target, bool local, Envelope env) {
   auto box = std::find_if(outboxes_.begin(), outboxes_.end(),
                           [&](const Outbox& b) { return b.target == target; });
   if (box == outboxes_.end()) {
@@ -557,7 +557,7 @@ void Actor::on_resolved(const Address& peer, const caf::strong_actor_ptr& target
   auto queued = std::move(it->second.queued);
   resolving_.erase(it);
   for (auto& env : queued)
-    enqueue(handle, false, std::move(env));
+    add_to_outbox(handle, false, std::move(env));
 }
 
 void Actor::on_unreachable(const Address& peer, const caf::error& why) {

@@ -199,7 +199,7 @@ class Actor : public caf::event_based_actor {
 
   // Sending.
   void route(Envelope env);
-  void enqueue(const caf::actor& target, bool local, Envelope env);
+  void add_to_outbox(const caf::actor& target, bool local, Envelope env);
   void flush();
   void flush_one(Outbox& box);
   void resolve(const Address& peer);

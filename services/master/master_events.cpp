@@ -131,19 +131,30 @@ void Master::send_snapshot(const Address& to) {
     event_sequence_ = total;
   uint64_t sequence = event_sequence_ - total;
   BatchWriter w(sequence, started_at_ns_, events_per_batch_max);
-  for (auto& [id, a] : agents_)
+  // Named references, not structured bindings: the lambdas capture them.
+  for (auto& entry : agents_) {
+    auto& a = entry.second;
     w.add([this, &a](wire::MasterEvent::Builder e) { agent_to_wire(a, e.initAgentAdded()); });
-  for (auto& [id, fw] : frameworks_)
+  }
+  for (auto& entry : frameworks_) {
+    auto& fw = entry.second;
     w.add([this, &fw](wire::MasterEvent::Builder e) {
       framework_view_to_wire(fw, e.initFrameworkAdded());
     });
-  for (auto& [id, fw] : frameworks_)
-    for (auto& [tid, t] : fw.tasks)
+  }
+  for (auto& entry : frameworks_)
+    for (auto& task : entry.second.tasks) {
+      auto& t = task.second;
       w.add([this, &t](wire::MasterEvent::Builder e) { task_to_wire(t, e.initTaskAdded()); });
-  for (auto& [id, o] : offers_)
+    }
+  for (auto& entry : offers_) {
+    auto& o = entry.second;
     w.add([this, &o](wire::MasterEvent::Builder e) { offer_to_wire(o, e.initOfferAdded()); });
-  for (auto& [role, r] : roles_)
+  }
+  for (auto& entry : roles_) {
+    auto& r = entry.second;
     w.add([&r](wire::MasterEvent::Builder e) { role_to_wire(r, e.initRoleUpdated()); });
+  }
   w.finish([this, &to](const Outgoing& out) { send(to, out); }, true, true);
 }
 

@@ -32,7 +32,9 @@ MasterView Master::view() const {
   for (const auto& [fid, fw] : frameworks_) {
     if (fw.connected)
       v.frameworks_connected.push_back(fid);
-    for (const auto& [tid, t] : fw.tasks) {
+    for (const auto& entry : fw.tasks) {
+      const auto& tid = entry.first;
+      const auto& t = entry.second;
       v.tasks.push_back(MasterView::Task{fid, tid, t.agent, t.state, t.resources_freed});
       if (t.resources_freed)
         continue;

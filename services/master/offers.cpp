@@ -65,7 +65,9 @@ void Master::on_grants(const Received<wire::AllocatorOffers>& m) {
     mark_offer(offer.id);
     offers_.emplace(offer.id, std::move(offer));
   }
-  for (auto& [fid, ids] : by_framework) {
+  for (auto& entry : by_framework) {
+    const auto& fid = entry.first;
+    const auto& ids = entry.second;
     auto& fw = frameworks_.at(fid);
     counters_.offers_sent += ids.size();
     send_event(fw, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {

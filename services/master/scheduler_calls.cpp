@@ -390,7 +390,8 @@ void Master::removed_framework(const FrameworkId& id, const std::string& why) {
 }
 
 void Master::heartbeat() {
-  for (auto& [id, fw] : frameworks_)
+  for (auto& entry : frameworks_) {
+    auto& fw = entry.second;
     send_event(fw, build<wire::SchedulerEvent>([&](wire::SchedulerEvent::Builder b) {
                  auto roles = b.initHeartbeat().initSuppressedRoles(
                      static_cast<unsigned>(fw.suppressed_roles.size()));
@@ -398,6 +399,7 @@ void Master::heartbeat() {
                  for (const auto& r : fw.suppressed_roles)
                    roles.set(i++, r);
                }));
+  }
   after(config_.framework_heartbeat_interval, [this] { heartbeat(); });
 }
 
