@@ -297,6 +297,15 @@ std::optional<Errc> Actor::check_payload(const Envelope& env) {
   return code;
 }
 
+uint64_t Actor::read_limit_words(const Envelope& env) const {
+  const auto& c = node_->config();
+  uint64_t words = env.payload.size_bytes() / sizeof(capnp::word);
+  uint64_t per_word = std::max<uint64_t>(1, c.traversal_per_payload_word);
+  uint64_t scaled =
+      words > c.traversal_limit_words / per_word ? c.traversal_limit_words : words * per_word;
+  return std::min(c.traversal_limit_words, std::max(c.traversal_floor_words, scaled));
+}
+
 void Actor::report_decode_failure(const Envelope& env, const char* what) {
   // Cap'n Proto reports both its traversal and nesting limits as "limit"
   // failures; anything else is a malformed message.

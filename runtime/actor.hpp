@@ -180,6 +180,8 @@ class Actor : public caf::event_based_actor {
   std::optional<Errc> check_payload(const Envelope& env);
   template <class T>
   bool decode_and_call(const Envelope& env, const std::function<void(const Received<T>&)>& fn);
+  // The words env's message may name (NodeConfig::traversal_per_payload_word).
+  uint64_t read_limit_words(const Envelope& env) const;
   void report_decode_failure(const Envelope& env, const char* what);
 
   // Receiving.
@@ -274,7 +276,7 @@ bool Actor::decode_and_call(const Envelope& env,
   // through its work; the reader's traversal budget is twice the limit, so
   // after validation (which may use up to the limit) the handler still has
   // a full limit's worth to read with.
-  auto limit_words = node_->config().traversal_limit_words;
+  auto limit_words = read_limit_words(env);
   capnp::ReaderOptions options;
   options.traversalLimitInWords = 2 * limit_words;
   options.nestingLimit = static_cast<int>(node_->config().nesting_limit);

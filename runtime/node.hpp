@@ -50,6 +50,12 @@ struct NodeConfig {
   uint16_t advertise_port = 0;
   size_t message_bytes_max = size_t{64} << 20;
   uint64_t traversal_limit_words = uint64_t{64} << 17;  // 64 MiB of words
+  // Cap'n Proto pointers may share their targets, so a few hundred bytes can
+  // name millions of words for a handler to walk. A message is read as at
+  // most this many times its own size (at least traversal_floor_words, at
+  // most traversal_limit_words); more is refused as a traversal_limit.
+  uint64_t traversal_per_payload_word = 8;
+  uint64_t traversal_floor_words = uint64_t{1} << 16;  // 512 KiB
   uint32_t nesting_limit = 64;
   std::chrono::milliseconds resolve_timeout_ms{5000};
   size_t pending_per_peer_max = 65536;  // envelopes queued while connecting

@@ -198,6 +198,49 @@ TEST_CASE("the traversal limit rejects messages that are too expensive to read",
   CHECK(node->stats().rejected(Reject::traversal_limit) == 1);
 }
 
+// Cap'n Proto lets two pointers share one target, so a message can name more
+// words than it holds (nested, exponentially more: the envelope fuzzer's
+// 214 bytes kept a handler busy for seconds). A message is read as at most
+// traversal_per_payload_word times its size.
+TEST_CASE("a message that names more words than it holds is refused", "[delivery][reject]") {
+  NodeConfig config;
+  config.traversal_per_payload_word = 1;
+  config.traversal_floor_words = 16;
+  auto node = start_node(config);
+  auto seen = std::make_shared<Seen>();
+  REQUIRE(node->spawn<Probe>("sink", [seen](Probe& self) {
+    self.on<testwire::Blob>([seen](const Received<testwire::Blob>&) { ++seen->count; });
+  }));
+  auto sink = node->address_of("sink");
+  auto blob = build<testwire::Blob>([](testwire::Blob::Builder b) { b.initValues(1200); });
+  // One segment, so values' pointer (1200 x 32 bits) is found among the
+  // words; bytes, the pointer before it, is made to name the same 4800 bytes.
+  capnp::MallocMessageBuilder message(2048);
+  message.initRoot<testwire::Blob>().initValues(1200);
+  auto words = capnp::messageToFlatArray(message);
+  auto* raw = reinterpret_cast<uint64_t*>(words.begin());
+  size_t at = 1;
+  while (at < words.size() && !((raw[at] >> 32) == (uint64_t{1200} << 3 | 4) && (raw[at] & 3) == 1))
+    ++at;
+  REQUIRE(at < words.size());
+  auto target = at + 1 + static_cast<uint32_t>(raw[at]) / 4;
+  raw[at - 1] = (uint64_t{4800} << 3 | 2) << 32 | ((target - at) << 2) | 1;
+  {
+    capnp::FlatArrayMessageReader reader(words);
+    auto aliased = reader.getRoot<testwire::Blob>();
+    REQUIRE(aliased.getBytes().size() == 4800);
+    REQUIRE(aliased.getValues().size() == 1200);
+    REQUIRE(aliased.totalSize().wordCount > words.size());
+  }
+  node->send_envelope(Envelope{capnp::typeId<testwire::Blob>(), Address{}, sink, 0, 0, 0,
+                               Payload(std::move(words))});
+  node->send(sink, blob);  // the same words, each named once: read
+  REQUIRE(wait_until([&] { return seen->count == 1; }));
+  REQUIRE(node->settle());
+  CHECK(seen->count == 1);
+  CHECK(node->stats().rejected(Reject::traversal_limit) == 1);
+}
+
 TEST_CASE("a message for an unknown local actor is counted and dropped", "[delivery][reject]") {
   auto node = start_node();
   node->send(node->address_of("nobody"), make_ping(1));
