@@ -11,8 +11,8 @@
 //
 // Text form (agent --resources, the CLI), ';'-separated:
 //   "cpus:4;mem:8192;disk:20000;ports:[31000-32000];cpus(analytics):2;zones:{a,b}"
-// to_string() prints a canonical form (sorted by name, then role) that parse()
-// reads back to an equal value.
+// to_string() prints a canonical form (by name, then role) that parse() reads
+// back to an equal value when no name has two kinds (a sum of agents' can).
 //
 // Value type: copyable, no shared state, not thread-safe to mutate concurrently.
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdlib>
+#include <map>
 #include <string>
 
 namespace {
@@ -25,9 +26,27 @@ void check(bool ok) {
     std::abort();
 }
 
+// Whether some name has two kinds: a sum of values parsed apart can give
+// one name a scalar and ranges, say; parse() refuses such a text.
+bool mixes_kinds(const Resources& r) {
+  std::map<std::string, int> kinds;
+  bool mixed = false;
+  auto note = [&](const std::string& name, int kind) {
+    auto [it, fresh] = kinds.emplace(name, kind);
+    mixed = mixed || (!fresh && it->second != kind);
+  };
+  r.visit([&](const std::string& name, const std::string&, tessera::Milli) { note(name, 0); },
+          [&](const std::string& name, const std::string&, const auto&) { note(name, 1); },
+          [&](const std::string& name, const std::string&, const auto&) { note(name, 2); });
+  return mixed;
+}
+
 void round_trips(const Resources& r) {
   auto again = Resources::parse(r.to_string());
-  check(static_cast<bool>(again) && *again == r);
+  if (mixes_kinds(r))
+    check(!again);
+  else
+    check(static_cast<bool>(again) && *again == r);
   capnp::MallocMessageBuilder message;
   auto list = message.initRoot<capnp::AnyPointer>().initAs<capnp::List<tessera::wire::Resource>>(
       tessera::wire_size(r));

@@ -113,6 +113,22 @@ TEST_CASE("to_string is canonical and parses back to an equal value", "[resource
   }
 }
 
+// Two agents may give one name two kinds, as Mesos's could: their sum keeps
+// both apart, and its text, which no operator could have meant, is refused.
+TEST_CASE("a sum that gives a name two kinds keeps both, and its text is refused", "[resources]") {
+  auto sum = parsed("cpus:4;mem:8192") + parsed("mem:[300-400]");
+  CHECK(sum.get("mem") == 8192);
+  CHECK(sum.get_ranges("mem") == std::vector<Range>{{300, 400}});
+  CHECK(sum.contains(parsed("mem:8192")));
+  CHECK(sum.contains(parsed("mem:[300-400]")));
+  CHECK(sum - parsed("mem:[300-400]") == parsed("cpus:4;mem:8192"));
+  CHECK(sum.to_string() == "cpus:4;mem:8192;mem:[300-400]");
+  auto again = Resources::parse(sum.to_string());
+  REQUIRE_FALSE(again);
+  CHECK_THAT(tessera::describe(again.error()),
+             Catch::Contains("'mem' was already given as a scalar"));
+}
+
 TEST_CASE("bad resources are invalid_argument errors that name the item", "[resources]") {
   struct Case {
     const char* text;
