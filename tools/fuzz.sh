@@ -91,7 +91,10 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   execs=${execs:-0}
   result=ok
-  if [ $rc -ne 0 ]; then
+  if [ $rc -ne 0 ] && grep -q 'libFuzzer: run interrupted' "$log"; then
+    result="interrupted (clean until then)"
+    failed=1
+  elif [ $rc -ne 0 ]; then
     result="CRASH (see $log and $crashes/)"
     failed=1
   fi
